@@ -1,0 +1,1 @@
+//! The reference P2P agent: many cloudlets presented as one OpenStack.

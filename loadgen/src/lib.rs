@@ -1,0 +1,1 @@
+//! Concurrent-boot experiments against any OpenStack, with honest latency.

@@ -1,0 +1,1 @@
+//! Reports comparing P2P and standard runs: Markdown, CSV, HTML with SVG charts.

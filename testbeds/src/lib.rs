@@ -1,0 +1,1 @@
+//! Standard and P2P testbeds (embedded or Docker) and the compare experiment.
