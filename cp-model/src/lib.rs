@@ -1,0 +1,1 @@
+//! Sans-IO performance model of one OpenStack control plane.
