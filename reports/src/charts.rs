@@ -96,7 +96,10 @@ fn cause_name(o: Outcome, message: &str) -> String {
 }
 
 fn time_unit(prepared: &[Prepared<'_>]) -> &'static str {
-    if prepared.iter().any(|p| (p.run.time_scale - 1.0).abs() > 1e-12) {
+    if prepared
+        .iter()
+        .any(|p| (p.run.time_scale - 1.0).abs() > 1e-12)
+    {
         "model seconds"
     } else {
         "s"
@@ -110,7 +113,10 @@ pub fn build(prepared: &[Prepared<'_>]) -> Vec<Chart> {
     let unit = time_unit(prepared);
     let color = |i: usize| system_color(prepared[i].kind, i).to_string();
     let lv = |p: &Prepared<'_>, f: &dyn Fn(&LevelResult) -> f64| -> Vec<(f64, f64)> {
-        p.levels.iter().map(|l| (f64::from(l.level), f(l))).collect()
+        p.levels
+            .iter()
+            .map(|l| (f64::from(l.level), f(l)))
+            .collect()
     };
     let mut charts = Vec::new();
 
@@ -118,7 +124,11 @@ pub fn build(prepared: &[Prepared<'_>]) -> Vec<Chart> {
     let mut series = Vec::new();
     for (i, p) in prepared.iter().enumerate() {
         for (name, dash, f) in [
-            ("p50", None, (|l: &LevelResult| l.boot_time.p50_s) as fn(&LevelResult) -> f64),
+            (
+                "p50",
+                None,
+                (|l: &LevelResult| l.boot_time.p50_s) as fn(&LevelResult) -> f64,
+            ),
             ("p95", Some("7 4"), |l: &LevelResult| l.boot_time.p95_s),
             ("p99", Some("2 3"), |l: &LevelResult| l.boot_time.p99_s),
         ] {
@@ -171,7 +181,11 @@ pub fn build(prepared: &[Prepared<'_>]) -> Vec<Chart> {
         .collect();
     let mut req: Vec<(f64, f64)> = prepared
         .iter()
-        .flat_map(|p| p.levels.iter().map(|l| (f64::from(l.level), f64::from(l.requested))))
+        .flat_map(|p| {
+            p.levels
+                .iter()
+                .map(|l| (f64::from(l.level), f64::from(l.requested)))
+        })
         .collect();
     req.sort_by(|a, b| a.0.total_cmp(&b.0));
     req.dedup_by(|a, b| a.0 == b.0);
@@ -270,7 +284,11 @@ pub fn build(prepared: &[Prepared<'_>]) -> Vec<Chart> {
                     .iter()
                     .zip(&per_level)
                     .map(|(l, cs)| {
-                        let c = cs.iter().find(|(k, _)| k == n).map(|(_, v)| *v).unwrap_or(0);
+                        let c = cs
+                            .iter()
+                            .find(|(k, _)| k == n)
+                            .map(|(_, v)| *v)
+                            .unwrap_or(0);
                         f64::from(c) / f64::from(l.requested.max(1))
                     })
                     .collect(),

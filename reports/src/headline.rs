@@ -128,6 +128,7 @@ impl Ratio {
     /// `4.20×`, `∞ (standard is 0)` or `undefined (0 / 0)`.
     pub fn display(&self) -> String {
         match (self.kind, self.value) {
+            (RatioKind::Finite, Some(v)) if v != 0.0 && v.abs() < 0.1 => format!("{v:.3}×"),
             (RatioKind::Finite, Some(v)) => format!("{v:.2}×"),
             (RatioKind::Infinite, _) => "∞ (standard is 0)".to_string(),
             _ => "undefined (0 / 0)".to_string(),

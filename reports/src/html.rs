@@ -79,7 +79,11 @@ pub fn warnings(prepared: &[Prepared<'_>]) -> Vec<String> {
                     "level {} ({} leftover{})",
                     l.level,
                     l.audit.leftovers.len(),
-                    if l.audit.leftovers.len() == 1 { "" } else { "s" }
+                    if l.audit.leftovers.len() == 1 {
+                        ""
+                    } else {
+                        "s"
+                    }
                 )
             })
             .collect();
@@ -130,13 +134,16 @@ pub fn rerun_facts(p: &Prepared<'_>) -> Vec<(String, String)> {
                 .join(" "),
         ),
         ("experiment".into(), r.experiment.clone()),
-        ("system".into(), format!(
-            "{} (kind {}, {} cloudlet(s), {} compute(s))",
-            s.label,
-            opt(&s.kind),
-            opt(&s.cloudlets),
-            opt(&s.computes)
-        )),
+        (
+            "system".into(),
+            format!(
+                "{} (kind {}, {} cloudlet(s), {} compute(s))",
+                s.label,
+                opt(&s.kind),
+                opt(&s.cloudlets),
+                opt(&s.computes)
+            ),
+        ),
         ("backend".into(), opt(&s.backend)),
         ("profile".into(), opt(&s.profile)),
         ("profile sha-256".into(), opt(&s.profile_hash)),
@@ -161,10 +168,7 @@ pub fn rerun_facts(p: &Prepared<'_>) -> Vec<(String, String)> {
                 opt(&r.target.image)
             ),
         ),
-        (
-            "tool".into(),
-            format!("{} {}", r.tool.name, r.tool.version),
-        ),
+        ("tool".into(), format!("{} {}", r.tool.name, r.tool.version)),
         ("git revision".into(), opt(&r.tool.git_revision)),
         ("host CPUs".into(), r.host.cpus.to_string()),
         ("host-bound".into(), opt(&r.host.host_bound)),
@@ -191,7 +195,14 @@ fn limits_table(h: Option<&Headline>, prepared: &[Prepared<'_>]) -> String {
     let mut s = String::from(
         "<table id=\"limits\"><thead><tr><th>system at its limit</th><th class=\"num\">level</th><th class=\"num\">VMs ACTIVE</th><th class=\"num\">makespan</th><th class=\"num\">mean boot</th><th class=\"num\">p95 boot</th><th class=\"num\">error rate</th></tr></thead><tbody>\n",
     );
-    let mut row = |label: &str, level: u32, ok: u32, req: u32, mk: f64, mean: f64, p95: f64, er: f64| {
+    let mut row = |label: &str,
+                   level: u32,
+                   ok: u32,
+                   req: u32,
+                   mk: f64,
+                   mean: f64,
+                   p95: f64,
+                   er: f64| {
         s.push_str(&format!(
             "<tr><td>{}</td><td class=\"num\">{level}</td><td class=\"num\">{ok} / {req}</td><td class=\"num\">{} s</td><td class=\"num\">{} s</td><td class=\"num\">{} s</td><td class=\"num\">{}</td></tr>\n",
             escape(label),
@@ -204,13 +215,31 @@ fn limits_table(h: Option<&Headline>, prepared: &[Prepared<'_>]) -> String {
     match h {
         Some(h) => {
             for x in [&h.standard, &h.p2p] {
-                row(&x.label, x.limit_level, x.succeeded, x.requested, x.makespan_s, x.mean_boot_s, x.p95_boot_s, x.error_rate);
+                row(
+                    &x.label,
+                    x.limit_level,
+                    x.succeeded,
+                    x.requested,
+                    x.makespan_s,
+                    x.mean_boot_s,
+                    x.p95_boot_s,
+                    x.error_rate,
+                );
             }
         }
         None => {
             for p in prepared {
                 let l = p.limit_level();
-                row(&p.label, l.level, l.succeeded, l.requested, l.makespan_s, l.boot_time.mean_s, l.boot_time.p95_s, l.error_rate);
+                row(
+                    &p.label,
+                    l.level,
+                    l.succeeded,
+                    l.requested,
+                    l.makespan_s,
+                    l.boot_time.mean_s,
+                    l.boot_time.p95_s,
+                    l.error_rate,
+                );
             }
         }
     }

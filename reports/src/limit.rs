@@ -30,14 +30,18 @@ impl LimitRule {
     /// One sentence defining the limit, for the report itself.
     pub fn definition(&self) -> String {
         match self {
-            LimitRule::MostSuccessful => "A system's performance limit is the concurrency level at which the most \
+            LimitRule::MostSuccessful => {
+                "A system's performance limit is the concurrency level at which the most \
                  servers reached ACTIVE; a tie goes to the level with the lower error rate, \
                  then to the lower concurrency."
-                .to_string(),
-            LimitRule::MaxThroughput => "A system's performance limit is the concurrency level with the highest \
+                    .to_string()
+            }
+            LimitRule::MaxThroughput => {
+                "A system's performance limit is the concurrency level with the highest \
                  throughput (servers reaching ACTIVE per model second of makespan); a tie goes \
                  to the level with the lower error rate, then to the lower concurrency."
-                .to_string(),
+                    .to_string()
+            }
             LimitRule::LastBelowErrorRate(t) => format!(
                 "A system's performance limit is the highest concurrency level whose error rate \
                  (failed / requested) is at most {}.",
@@ -177,8 +181,8 @@ mod tests {
     #[test]
     fn max_throughput_and_error_threshold() {
         let ls = [
-            level(50, 50, 0, 40.0),    // 1.25/s, 0%
-            level(100, 92, 8, 95.0),   // 0.968/s, 8%
+            level(50, 50, 0, 40.0),     // 1.25/s, 0%
+            level(100, 92, 8, 95.0),    // 0.968/s, 8%
             level(200, 120, 80, 300.0), // 0.4/s, 40%
         ];
         let refs: Vec<&LevelResult> = ls.iter().collect();
@@ -195,7 +199,10 @@ mod tests {
     #[test]
     fn rules_parse_and_print() {
         for s in ["most-successful", "max-throughput", "error-below:0.05"] {
-            assert_eq!(s.parse::<LimitRule>().map(|r| r.to_string()).as_deref(), Ok(s));
+            assert_eq!(
+                s.parse::<LimitRule>().map(|r| r.to_string()).as_deref(),
+                Ok(s)
+            );
         }
         assert!("error-below:2".parse::<LimitRule>().is_err());
         assert!("fastest".parse::<LimitRule>().is_err());

@@ -13,7 +13,11 @@ use clap::{Parser, Subcommand};
 use reports::{LimitRule, ReportOptions};
 
 #[derive(Parser)]
-#[command(name = "report", version, about = "Reports comparing P2P and standard OpenStack runs")]
+#[command(
+    name = "report",
+    version,
+    about = "Reports comparing P2P and standard OpenStack runs"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

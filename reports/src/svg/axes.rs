@@ -15,7 +15,13 @@ pub struct Scale {
 
 impl Scale {
     pub fn map(&self, v: f64) -> f64 {
-        let f = |x: f64| if self.log { x.max(f64::MIN_POSITIVE).log2() } else { x };
+        let f = |x: f64| {
+            if self.log {
+                x.max(f64::MIN_POSITIVE).log2()
+            } else {
+                x
+            }
+        };
         let (a, b) = (f(self.d0), f(self.d1));
         if (b - a).abs() < f64::EPSILON {
             return (self.r0 + self.r1) / 2.0;
@@ -84,7 +90,14 @@ pub fn y_axis(svg: &mut Svg, fr: &Frame, y: &Scale, ticks: &[f64], fmt: TickForm
     for &t in ticks {
         let py = y.map(t);
         svg.line(fr.left, py, fr.right, py, GRID, 1.0);
-        svg.text(fr.left - 6.0, py + 4.0, 11.0, "end", MUTED, &fmt_tick(t, fmt));
+        svg.text(
+            fr.left - 6.0,
+            py + 4.0,
+            11.0,
+            "end",
+            MUTED,
+            &fmt_tick(t, fmt),
+        );
     }
     let cy = (fr.top + fr.bottom) / 2.0;
     svg.raw(&format!(
@@ -144,7 +157,13 @@ mod tests {
 
     #[test]
     fn log_scale_maps_doublings_evenly() {
-        let s = Scale { log: true, d0: 50.0, d1: 800.0, r0: 0.0, r1: 400.0 };
+        let s = Scale {
+            log: true,
+            d0: 50.0,
+            d1: 800.0,
+            r0: 0.0,
+            r1: 400.0,
+        };
         assert!((s.map(100.0) - 100.0).abs() < 1e-9);
         assert!((s.map(400.0) - 300.0).abs() < 1e-9);
     }

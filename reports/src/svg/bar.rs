@@ -69,7 +69,13 @@ impl BarChart {
             .y_max
             .unwrap_or_else(|| totals.iter().copied().fold(0.0, f64::max));
         let (yt, ylo, yhi) = nice_ticks(0.0, ymax, 5);
-        let y = Scale { log: false, d0: ylo, d1: yhi, r0: fr.bottom, r1: fr.top };
+        let y = Scale {
+            log: false,
+            d0: ylo,
+            d1: yhi,
+            r0: fr.bottom,
+            r1: fr.top,
+        };
         y_axis(&mut svg, &fr, &y, &yt, self.y_format, &self.y_label);
         let n = self.categories.len() as f64;
         let slot = (fr.right - fr.left) / n;

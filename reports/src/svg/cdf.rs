@@ -16,7 +16,10 @@ pub enum CdfSource {
 }
 
 /// (model seconds, cumulative fraction) points, ascending, and their source.
-pub fn points(summary: &LatencySummary, requests: &[RequestRecord]) -> (Vec<(f64, f64)>, CdfSource) {
+pub fn points(
+    summary: &LatencySummary,
+    requests: &[RequestRecord],
+) -> (Vec<(f64, f64)>, CdfSource) {
     if let Ok(h) = summary.histogram() {
         let total = h.len();
         if total > 0 {
@@ -42,7 +45,12 @@ pub fn points(summary: &LatencySummary, requests: &[RequestRecord]) -> (Vec<(f64
         boots.sort_by(f64::total_cmp);
         let n = boots.len() as f64;
         let mut pts = vec![(boots[0], 0.0)];
-        pts.extend(boots.iter().enumerate().map(|(i, v)| (*v, (i + 1) as f64 / n)));
+        pts.extend(
+            boots
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (*v, (i + 1) as f64 / n)),
+        );
         return (thin(pts, 400), CdfSource::Requests);
     }
     let s = summary;
@@ -92,7 +100,16 @@ mod tests {
 
     #[test]
     fn cdf_falls_back_to_percentiles() {
-        let sum = LatencySummary { count: 10, min_s: 1.0, p50_s: 2.0, p90_s: 3.0, p95_s: 3.5, p99_s: 3.9, max_s: 4.0, ..Default::default() };
+        let sum = LatencySummary {
+            count: 10,
+            min_s: 1.0,
+            p50_s: 2.0,
+            p90_s: 3.0,
+            p95_s: 3.5,
+            p99_s: 3.9,
+            max_s: 4.0,
+            ..Default::default()
+        };
         let (pts, src) = points(&sum, &[]);
         assert_eq!(src, CdfSource::Percentiles);
         assert_eq!(pts.len(), 6);

@@ -78,7 +78,13 @@ impl LineChart {
             .y_max
             .unwrap_or_else(|| pts.iter().map(|p| p.1).fold(0.0, f64::max));
         let (yt, ylo, yhi) = nice_ticks(0.0, ymax, 5);
-        let y = Scale { log: false, d0: ylo, d1: yhi, r0: fr.bottom, r1: fr.top };
+        let y = Scale {
+            log: false,
+            d0: ylo,
+            d1: yhi,
+            r0: fr.bottom,
+            r1: fr.top,
+        };
         y_axis(&mut svg, &fr, &y, &yt, self.y_format, &self.y_label);
 
         let mut xs: Vec<f64> = pts.iter().map(|p| p.0).collect();
@@ -89,13 +95,32 @@ impl LineChart {
         let (x, xticks): (Scale, Vec<f64>) = match self.x_ticks {
             XTicks::Data => {
                 let log = xmin > 0.0 && xmax / xmin >= 8.0;
-                let s = Scale { log, d0: xmin, d1: xmax, r0: fr.left + pad, r1: fr.right - pad };
-                let ticks = if xs.len() <= 16 { xs.clone() } else { nice_ticks(xmin, xmax, 6).0 };
+                let s = Scale {
+                    log,
+                    d0: xmin,
+                    d1: xmax,
+                    r0: fr.left + pad,
+                    r1: fr.right - pad,
+                };
+                let ticks = if xs.len() <= 16 {
+                    xs.clone()
+                } else {
+                    nice_ticks(xmin, xmax, 6).0
+                };
                 (s, ticks)
             }
             XTicks::Nice => {
                 let (t, lo, hi) = nice_ticks(xmin.min(0.0), xmax, 6);
-                (Scale { log: false, d0: lo, d1: hi, r0: fr.left, r1: fr.right }, t)
+                (
+                    Scale {
+                        log: false,
+                        d0: lo,
+                        d1: hi,
+                        r0: fr.left,
+                        r1: fr.right,
+                    },
+                    t,
+                )
             }
         };
         let tick_px: Vec<(f64, String)> = xticks

@@ -22,7 +22,9 @@ pub const GRID: &str = "#e4e7eb";
 /// Colour of the n-th system: standard orange, P2P teal, then a
 /// colour-blind-safe palette.
 pub fn system_color(kind: crate::SystemKind, n: usize) -> &'static str {
-    const OTHERS: [&str; 6] = ["#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"];
+    const OTHERS: [&str; 6] = [
+        "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666",
+    ];
     match kind {
         crate::SystemKind::Standard => "#d95f02",
         crate::SystemKind::P2p => "#1b9e77",
