@@ -369,7 +369,7 @@ pub fn build(prepared: &[Prepared<'_>]) -> Vec<Chart> {
         let l = p.limit_level();
         if !l.placement.is_empty() {
             let mut cats: Vec<(&String, u32)> = l.placement.iter().map(|(k, v)| (k, *v)).collect();
-            cats.sort_by(|a, b| natural_key(a.0).cmp(&natural_key(b.0)));
+            cats.sort_by_key(|c| natural_key(c.0));
             let total: u32 = cats.iter().map(|c| c.1).sum();
             let mean = f64::from(total) / cats.len() as f64;
             let (lo, hi) = (

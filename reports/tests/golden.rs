@@ -242,7 +242,12 @@ fn render_finds_the_pair_by_kind_and_skips_the_headline_otherwise() {
     assert!(dir.path().join("headline.json").exists());
 
     // One run: no headline, and no stale headline.json left behind.
-    let none = reports::render(&[p.clone()], dir.path(), &ReportOptions::default()).unwrap();
+    let none = reports::render(
+        std::slice::from_ref(&p),
+        dir.path(),
+        &ReportOptions::default(),
+    )
+    .unwrap();
     assert!(none.is_none());
     assert!(!dir.path().join("headline.json").exists());
     let csv = read(dir.path(), "summary.csv");
