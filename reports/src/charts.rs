@@ -316,6 +316,7 @@ pub fn build(prepared: &[Prepared<'_>]) -> Vec<Chart> {
                 show_legend: true,
                 note,
                 y_max: Some(if max_rate > 0.0 { max_rate } else { 0.1 }),
+                total_labels: true,
             }
             .render(),
         });
@@ -407,6 +408,7 @@ pub fn build(prepared: &[Prepared<'_>]) -> Vec<Chart> {
                     show_legend: false,
                     note: Some(format!("min {lo} · mean {} · max {hi}", short(mean))),
                     y_max: None,
+                    total_labels: cats.len() <= 16,
                 }
                 .render(),
             });

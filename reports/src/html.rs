@@ -26,10 +26,14 @@ h3 { font-size: 15px; margin: 18px 0 6px; }
 .verdict .big.good { color: var(--good); background: var(--goodbg); }
 .verdict .big.bad { color: var(--bad); background: var(--badbg); }
 .verdict p { margin: 0; font-size: 15px; }
-.cols { display: grid; grid-template-columns: 1.25fr 1fr; gap: 16px; }
+.cols { display: grid; grid-template-columns: 1fr; gap: 0; }
+.cols .card h3 { margin: 0 0 4px; }
 table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
 th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
-th { font-size: 12px; color: var(--muted); font-weight: 600; text-transform: uppercase; letter-spacing: .02em; }
+th { font-size: 12.5px; color: var(--muted); font-weight: 600; white-space: nowrap; }
+td.num { white-space: nowrap; }
+.tag { display: inline-block; margin-left: 6px; padding: 0 6px; border-radius: 8px; background: #1f6feb; color: #fff; font-size: 11px; font-weight: 600; }
+table.levels { font-size: 13px; }
 td.num, th.num { text-align: right; }
 tr.limit td { background: #eef6ff; font-weight: 600; }
 .yes, .no { display: inline-block; padding: 1px 8px; border-radius: 10px; font-weight: 700; font-size: 12px; white-space: nowrap; }
@@ -306,7 +310,7 @@ fn definitions(opts: &ReportOptions) -> String {
 }
 
 fn level_tables(prepared: &[Prepared<'_>]) -> String {
-    let mut s = String::from("<h2>Every level</h2>\n<div class=\"runs\">\n");
+    let mut s = String::from("<h2>Every level</h2>\n<div>\n");
     for p in prepared {
         s.push_str(&format!(
             "<section class=\"card\"><h3 style=\"margin-top:0\">{} <small style=\"color:#52606d\">({})</small></h3>\n<table class=\"levels\"><thead><tr><th class=\"num\">level</th><th class=\"num\">ok / requested</th><th class=\"num\">error rate</th><th class=\"num\">makespan (s)</th><th class=\"num\">throughput (/s)</th><th class=\"num\">boot p50</th><th class=\"num\">p95</th><th class=\"num\">p99</th></tr></thead><tbody>\n",
@@ -319,7 +323,7 @@ fn level_tables(prepared: &[Prepared<'_>]) -> String {
                 "<tr{}><td class=\"num\">{}{}</td><td class=\"num\">{} / {}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.3}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
                 if i == p.limit { " class=\"limit\"" } else { "" },
                 l.level,
-                if i == p.limit { " ◀ limit" } else { "" },
+                if i == p.limit { "<span class=\"tag\">limit</span>" } else { "" },
                 l.succeeded,
                 l.requested,
                 pct(l.error_rate),

@@ -24,6 +24,8 @@ pub struct BarChart {
     pub note: Option<String>,
     /// Fix the top of the y axis.
     pub y_max: Option<f64>,
+    /// Write each bar's total above it.
+    pub total_labels: bool,
 }
 
 impl BarChart {
@@ -107,6 +109,19 @@ impl BarChart {
                     )),
                 );
                 base += v;
+            }
+            if self.total_labels {
+                let label = super::axes::fmt_tick(totals[i], self.y_format);
+                if bw >= super::text_width(&label, 10.0) - 6.0 {
+                    svg.text(
+                        *cx,
+                        y.map(totals[i]) - 4.0,
+                        10.0,
+                        "middle",
+                        super::INK,
+                        &label,
+                    );
+                }
             }
         }
         x_axis(&mut svg, &fr, &ticks, &self.x_label);
