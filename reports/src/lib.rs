@@ -43,17 +43,17 @@ pub struct ReportOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("{}: {source}", path.display())]
+    // The cause is part of the message (one line names file and reason), so
+    // it is not also exposed as `source()`, which would print it twice.
+    #[error("{}: {error}", path.display())]
     Load {
         path: PathBuf,
-        #[source]
-        source: results::SchemaError,
+        error: results::SchemaError,
     },
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("no runs to report")]
     NoRuns,
@@ -65,13 +65,13 @@ pub enum ReportError {
 
 /// Reads and validates one results file; errors name the file.
 pub fn load(path: &Path) -> Result<results::RunResults, ReportError> {
-    let bytes = std::fs::read(path).map_err(|source| ReportError::Io {
+    let bytes = std::fs::read(path).map_err(|error| ReportError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
-    results::parse(&bytes).map_err(|source| ReportError::Load {
+    results::parse(&bytes).map_err(|error| ReportError::Load {
         path: path.to_path_buf(),
-        source,
+        error,
     })
 }
 
@@ -227,7 +227,7 @@ pub fn compare(
 
 fn write_file(dir: &Path, name: &str, content: &str) -> Result<(), ReportError> {
     let path = dir.join(name);
-    std::fs::write(&path, content).map_err(|source| ReportError::Io { path, source })
+    std::fs::write(&path, content).map_err(|error| ReportError::Io { path, error })
 }
 
 fn write_all(
@@ -236,9 +236,9 @@ fn write_all(
     out_dir: &Path,
     opts: &ReportOptions,
 ) -> Result<(), ReportError> {
-    std::fs::create_dir_all(out_dir).map_err(|source| ReportError::Io {
+    std::fs::create_dir_all(out_dir).map_err(|error| ReportError::Io {
         path: out_dir.to_path_buf(),
-        source,
+        error,
     })?;
     let charts = charts::build(prepared);
     for chart in &charts {
@@ -262,9 +262,9 @@ fn write_all(
         None => {
             // A stale headline from an earlier report would mislead.
             if headline_path.exists() {
-                std::fs::remove_file(&headline_path).map_err(|source| ReportError::Io {
+                std::fs::remove_file(&headline_path).map_err(|error| ReportError::Io {
                     path: headline_path.clone(),
-                    source,
+                    error,
                 })?;
             }
         }

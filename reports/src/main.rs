@@ -8,7 +8,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use reports::{LimitRule, ReportOptions};
 
@@ -73,8 +72,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .iter()
                 .map(|p| reports::load(p))
                 .collect::<Result<Vec<_>, _>>()?;
-            let headline = reports::render(&runs, &common.out, &options(&common))
-                .with_context(|| format!("writing the report to {}", common.out.display()))?;
+            let headline = reports::render(&runs, &common.out, &options(&common))?;
             if let Some(h) = headline {
                 print!("{}", h.table());
             } else {
@@ -89,8 +87,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let b = reports::load(&baseline)?;
             let c = reports::load(&candidate)?;
-            let h = reports::compare(&b, &c, &common.out, &options(&common))
-                .with_context(|| format!("writing the report to {}", common.out.display()))?;
+            let h = reports::compare(&b, &c, &common.out, &options(&common))?;
             print!("{}", h.table());
             println!("report: {}", common.out.join("index.html").display());
         }
