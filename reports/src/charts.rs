@@ -11,7 +11,7 @@ use results::{LevelResult, Outcome};
 use crate::svg::axes::TickFormat;
 use crate::svg::bar::{BarChart, Stack};
 use crate::svg::cdf::{self, CdfSource};
-use crate::svg::line::{LineChart, Series, XTicks};
+use crate::svg::line::{LineChart, Mark, Series, XTicks};
 use crate::svg::{system_color, CATEGORY};
 use crate::text::{pct, short};
 use crate::{Prepared, SystemKind};
@@ -106,6 +106,15 @@ fn time_unit(prepared: &[Prepared<'_>]) -> &'static str {
     }
 }
 
+/// "model seconds" or "seconds (time scale 1)" for prose.
+pub fn time_unit_words(prepared: &[Prepared<'_>]) -> &'static str {
+    if time_unit(prepared) == "s" {
+        "seconds (time scale 1: model = wall)"
+    } else {
+        "model seconds"
+    }
+}
+
 const X_LABEL: &str = "concurrency (boot requests per level)";
 
 /// Builds every chart for the runs.
@@ -162,6 +171,7 @@ pub fn build(prepared: &[Prepared<'_>]) -> Vec<Chart> {
             y_format: TickFormat::Number,
             y_max: None,
             note: None,
+            marks: vec![],
         }
         .render(),
     });
@@ -210,6 +220,7 @@ pub fn build(prepared: &[Prepared<'_>]) -> Vec<Chart> {
             y_format: TickFormat::Number,
             y_max: None,
             note: None,
+            marks: limit_marks(prepared, &|l| f64::from(l.succeeded)),
         }
         .render(),
     });
@@ -241,6 +252,7 @@ pub fn build(prepared: &[Prepared<'_>]) -> Vec<Chart> {
             y_format: TickFormat::Number,
             y_max: None,
             note: None,
+            marks: limit_marks(prepared, &|l| l.throughput_per_s),
         }
         .render(),
     });
@@ -357,6 +369,7 @@ pub fn build(prepared: &[Prepared<'_>]) -> Vec<Chart> {
             y_format: TickFormat::Percent,
             y_max: Some(1.0),
             note: approx.then(|| "some curves approximated through min/p50/p90/p95/p99/max".to_string()),
+            marks: vec![],
         }
         .render(),
     });
@@ -372,6 +385,8 @@ pub fn build(prepared: &[Prepared<'_>]) -> Vec<Chart> {
             let mut cats: Vec<(&String, u32)> = l.placement.iter().map(|(k, v)| (k, *v)).collect();
             cats.sort_by_key(|c| natural_key(c.0));
             let total: u32 = cats.iter().map(|c| c.1).sum();
+            let names: Vec<String> = cats.iter().map(|c| c.0.clone()).collect();
+            let (short_names, prefix) = strip_common_prefix(&names);
             let mean = f64::from(total) / cats.len() as f64;
             let (lo, hi) = (
                 cats.iter().map(|c| c.1).min().unwrap_or(0),
@@ -396,9 +411,13 @@ pub fn build(prepared: &[Prepared<'_>]) -> Vec<Chart> {
                 ),
                 svg: BarChart {
                     title: format!("VMs per cloudlet at the limit — {} (level {})", p.label, l.level),
-                    x_label: "cloudlet".into(),
+                    x_label: if prefix.is_empty() {
+                        "cloudlet".to_string()
+                    } else {
+                        format!("cloudlet ({prefix}…)")
+                    },
                     y_label: "servers ACTIVE".into(),
-                    categories: cats.iter().map(|c| c.0.clone()).collect(),
+                    categories: short_names,
                     stacks: vec![Stack {
                         name: "servers ACTIVE".into(),
                         color: color(i),
@@ -444,12 +463,58 @@ pub fn build(prepared: &[Prepared<'_>]) -> Vec<Chart> {
                     y_format: TickFormat::Percent,
                     y_max: Some(1.0),
                     note: None,
+                    marks: vec![],
                 }
                 .render(),
             });
         }
     }
     charts
+}
+
+/// A ring on each system's limit level.
+fn limit_marks(prepared: &[Prepared<'_>], f: &dyn Fn(&LevelResult) -> f64) -> Vec<Mark> {
+    prepared
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let l = p.limit_level();
+            Mark {
+                x: f64::from(l.level),
+                y: f(l),
+                color: system_color(p.kind, i).to_string(),
+                label: format!("{} limit", p.label),
+            }
+        })
+        .collect()
+}
+
+/// The categories without their common prefix (`cloudlet-1` → `1`), and
+/// the prefix.
+fn strip_common_prefix(cats: &[String]) -> (Vec<String>, String) {
+    let Some(first) = cats.first() else {
+        return (vec![], String::new());
+    };
+    let mut prefix: &str = first;
+    for c in cats {
+        while !c.starts_with(prefix) {
+            let mut chars = prefix.chars();
+            chars.next_back();
+            prefix = chars.as_str();
+        }
+    }
+    // Cut only after a separator, and keep something of every label.
+    let cut = prefix
+        .rfind(['-', '_', '.', ' ', '/'])
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    if cut == 0 || cats.len() < 2 || cats.iter().any(|c| c.len() <= cut) {
+        return (cats.to_vec(), String::new());
+    }
+    (
+        cats.iter().map(|c| c[cut..].to_string()).collect(),
+        first[..cut].to_string(),
+    )
 }
 
 /// Sort key that orders `c2` before `c10`.
@@ -472,6 +537,20 @@ fn natural_key(s: &str) -> (String, u64, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn common_prefix_is_cut_at_a_separator() {
+        let v: Vec<String> = ["cloudlet-1", "cloudlet-12"].map(String::from).to_vec();
+        assert_eq!(
+            strip_common_prefix(&v),
+            (
+                vec!["1".to_string(), "12".to_string()],
+                "cloudlet-".to_string()
+            )
+        );
+        let v: Vec<String> = ["east", "eu"].map(String::from).to_vec();
+        assert_eq!(strip_common_prefix(&v).1, "");
+    }
 
     #[test]
     fn natural_order() {

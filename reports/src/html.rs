@@ -305,7 +305,11 @@ fn definitions(opts: &ReportOptions) -> String {
         escape(&opts.limit.definition()),
         short(t.vms_min_ratio),
         short(t.time_max_ratio),
-        short(t.error_below_ratio)
+        if (t.error_below_ratio - 1.0 / 3.0).abs() < 1e-12 {
+            "1/3".to_string()
+        } else {
+            short(t.error_below_ratio)
+        }
     )
 }
 
@@ -367,7 +371,7 @@ pub fn page(
         })
         .collect();
     s.push_str(&format!(
-        "<h1>{}</h1><p class=\"sub\">{} · experiment {} · times in model seconds</p>\n",
+        "<h1>{}</h1><p class=\"sub\">{} · experiment {} · times in {}</p>\n",
         escape(&title),
         escape(&systems.join(" vs ")),
         escape(
@@ -375,7 +379,8 @@ pub fn page(
                 .first()
                 .map(|p| p.run.experiment.clone())
                 .unwrap_or_default()
-        )
+        ),
+        crate::charts::time_unit_words(prepared)
     ));
     for w in warnings(prepared) {
         s.push_str(&format!("<div class=\"banner\">⚠ {}</div>\n", escape(&w)));

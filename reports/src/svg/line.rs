@@ -37,6 +37,17 @@ pub struct LineChart {
     pub y_max: Option<f64>,
     /// A note under the legend (e.g. "approximated from percentiles").
     pub note: Option<String>,
+    /// Points to ring and label (e.g. each system's limit).
+    pub marks: Vec<Mark>,
+}
+
+/// A ringed, labelled point.
+#[derive(Debug, Clone)]
+pub struct Mark {
+    pub x: f64,
+    pub y: f64,
+    pub color: String,
+    pub label: String,
 }
 
 impl LineChart {
@@ -182,6 +193,29 @@ impl LineChart {
                     ));
                 }
             }
+        }
+        for m in &self.marks {
+            if !(m.x.is_finite() && m.y.is_finite()) {
+                continue;
+            }
+            let (px, py) = (x.map(m.x), y.map(m.y));
+            svg.raw(&format!(
+                "<circle cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"7\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"/>",
+                m.color
+            ));
+            // Label above the point, kept inside the plot.
+            let w = super::text_width(&m.label, 11.0);
+            let lx = px.clamp(fr.left + w / 2.0, fr.right - w / 2.0);
+            let ly = if py - 12.0 < fr.top + 10.0 {
+                py + 20.0
+            } else {
+                py - 12.0
+            };
+            svg.raw(&format!(
+                "<text x=\"{lx:.1}\" y=\"{ly:.1}\" font-size=\"11\" font-weight=\"600\" text-anchor=\"middle\" fill=\"{}\" stroke=\"#ffffff\" stroke-width=\"3\" paint-order=\"stroke\">{}</text>",
+                m.color,
+                crate::text::escape(&m.label)
+            ));
         }
         svg.finish()
     }
