@@ -339,8 +339,8 @@ pub fn build(prepared: &[Prepared<'_>]) -> Vec<Chart> {
     let series = prepared
         .iter()
         .enumerate()
-        .map(|(i, p)| {
-            let l = p.limit_level();
+        .filter_map(|(i, p)| p.limit_level().map(|l| (i, p, l)))
+        .map(|(i, p, l)| {
             let (points, src) = cdf::points(&l.boot_time, &l.requests);
             approx |= src == CdfSource::Percentiles;
             Series {
@@ -380,8 +380,8 @@ pub fn build(prepared: &[Prepared<'_>]) -> Vec<Chart> {
         if !is_p2p {
             continue;
         }
-        let l = p.limit_level();
-        if !l.placement.is_empty() {
+        let limit = p.limit_level();
+        if let Some(l) = limit.filter(|l| !l.placement.is_empty()) {
             let mut cats: Vec<(&String, u32)> = l.placement.iter().map(|(k, v)| (k, *v)).collect();
             cats.sort_by_key(|c| natural_key(c.0));
             let total: u32 = cats.iter().map(|c| c.1).sum();
@@ -477,14 +477,12 @@ fn limit_marks(prepared: &[Prepared<'_>], f: &dyn Fn(&LevelResult) -> f64) -> Ve
     prepared
         .iter()
         .enumerate()
-        .map(|(i, p)| {
-            let l = p.limit_level();
-            Mark {
-                x: f64::from(l.level),
-                y: f(l),
-                color: system_color(p.kind, i).to_string(),
-                label: format!("{} limit", p.label),
-            }
+        .filter_map(|(i, p)| p.limit_level().map(|l| (i, p, l)))
+        .map(|(i, p, l)| Mark {
+            x: f64::from(l.level),
+            y: f(l),
+            color: system_color(p.kind, i).to_string(),
+            label: format!("{} limit", p.label),
         })
         .collect()
 }

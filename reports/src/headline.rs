@@ -68,9 +68,10 @@ pub struct SystemAtLimit {
 }
 
 impl SystemAtLimit {
-    fn of(p: &Prepared<'_>) -> Self {
-        let l = p.limit_level();
-        Self {
+    /// `None` when the run has no limit.
+    pub(crate) fn of(p: &Prepared<'_>) -> Option<Self> {
+        let l = p.limit_level()?;
+        Some(Self {
             label: p.label.clone(),
             limit_level: l.level,
             requested: l.requested,
@@ -81,7 +82,7 @@ impl SystemAtLimit {
             throughput_per_s: l.throughput_per_s,
             mean_boot_s: l.boot_time.mean_s,
             p95_boot_s: l.boot_time.p95_s,
-        }
+        })
     }
 }
 
@@ -186,9 +187,14 @@ pub struct Headline {
 }
 
 impl Headline {
-    pub(crate) fn compute(std: &Prepared<'_>, p2p: &Prepared<'_>, opts: &ReportOptions) -> Self {
-        let s = SystemAtLimit::of(std);
-        let p = SystemAtLimit::of(p2p);
+    /// `None` when either run has no limit.
+    pub(crate) fn compute(
+        std: &Prepared<'_>,
+        p2p: &Prepared<'_>,
+        opts: &ReportOptions,
+    ) -> Option<Self> {
+        let s = SystemAtLimit::of(std)?;
+        let p = SystemAtLimit::of(p2p)?;
         let th = &opts.claims;
         let ratios = Ratios {
             vms: Ratio::new(f64::from(p.succeeded), f64::from(s.succeeded)),
@@ -302,7 +308,7 @@ impl Headline {
             pct(s.error_rate),
             claims_reproduced
         );
-        Headline {
+        Some(Headline {
             schema: HEADLINE_SCHEMA.into(),
             schema_version: HEADLINE_SCHEMA_VERSION,
             limit_rule: opts.limit.to_string(),
@@ -314,7 +320,7 @@ impl Headline {
             claims_reproduced,
             p2p_beat_standard,
             verdict,
-        }
+        })
     }
 
     /// The plain-text headline table (what `testbed compare` prints).

@@ -6,7 +6,7 @@
 use results::RunResults;
 
 use crate::charts::Chart;
-use crate::headline::Headline;
+use crate::headline::{Headline, SystemAtLimit};
 use crate::text::{escape, pct, secs, short};
 use crate::{Prepared, ReportOptions};
 
@@ -100,6 +100,11 @@ pub fn warnings(prepared: &[Prepared<'_>]) -> Vec<String> {
         }
         if p.levels.is_empty() {
             out.push(format!("{}: the run has no levels.", p.label));
+        } else if p.limit.is_none() {
+            out.push(format!(
+                "{}: no level qualifies as the performance limit under the chosen rule.",
+                p.label
+            ));
         }
     }
     out
@@ -199,52 +204,33 @@ fn limits_table(h: Option<&Headline>, prepared: &[Prepared<'_>]) -> String {
     let mut s = String::from(
         "<table id=\"limits\"><thead><tr><th>system at its limit</th><th class=\"num\">level</th><th class=\"num\">VMs ACTIVE</th><th class=\"num\">makespan</th><th class=\"num\">mean boot</th><th class=\"num\">p95 boot</th><th class=\"num\">error rate</th></tr></thead><tbody>\n",
     );
-    let mut row = |label: &str,
-                   level: u32,
-                   ok: u32,
-                   req: u32,
-                   mk: f64,
-                   mean: f64,
-                   p95: f64,
-                   er: f64| {
-        s.push_str(&format!(
-            "<tr><td>{}</td><td class=\"num\">{level}</td><td class=\"num\">{ok} / {req}</td><td class=\"num\">{} s</td><td class=\"num\">{} s</td><td class=\"num\">{} s</td><td class=\"num\">{}</td></tr>\n",
-            escape(label),
-            short(mk),
-            short(mean),
-            short(p95),
-            pct(er)
-        ));
+    let rows: Vec<(String, Option<SystemAtLimit>)> = match h {
+        Some(h) => vec![
+            (h.standard.label.clone(), Some(h.standard.clone())),
+            (h.p2p.label.clone(), Some(h.p2p.clone())),
+        ],
+        None => prepared
+            .iter()
+            .map(|p| (p.label.clone(), SystemAtLimit::of(p)))
+            .collect(),
     };
-    match h {
-        Some(h) => {
-            for x in [&h.standard, &h.p2p] {
-                row(
-                    &x.label,
-                    x.limit_level,
-                    x.succeeded,
-                    x.requested,
-                    x.makespan_s,
-                    x.mean_boot_s,
-                    x.p95_boot_s,
-                    x.error_rate,
-                );
-            }
-        }
-        None => {
-            for p in prepared {
-                let l = p.limit_level();
-                row(
-                    &p.label,
-                    l.level,
-                    l.succeeded,
-                    l.requested,
-                    l.makespan_s,
-                    l.boot_time.mean_s,
-                    l.boot_time.p95_s,
-                    l.error_rate,
-                );
-            }
+    for (label, x) in rows {
+        match x {
+            Some(x) => s.push_str(&format!(
+                "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{} / {}</td><td class=\"num\">{} s</td><td class=\"num\">{} s</td><td class=\"num\">{} s</td><td class=\"num\">{}</td></tr>\n",
+                escape(&label),
+                x.limit_level,
+                x.succeeded,
+                x.requested,
+                short(x.makespan_s),
+                short(x.mean_boot_s),
+                short(x.p95_boot_s),
+                pct(x.error_rate)
+            )),
+            None => s.push_str(&format!(
+                "<tr><td>{}</td><td colspan=\"6\">no level qualifies as the limit</td></tr>\n",
+                escape(&label)
+            )),
         }
     }
     s.push_str("</tbody></table>\n");
@@ -325,9 +311,9 @@ fn level_tables(prepared: &[Prepared<'_>]) -> String {
             let b = &l.boot_time;
             s.push_str(&format!(
                 "<tr{}><td class=\"num\">{}{}</td><td class=\"num\">{} / {}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.3}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
-                if i == p.limit { " class=\"limit\"" } else { "" },
+                if p.is_limit(i) { " class=\"limit\"" } else { "" },
                 l.level,
-                if i == p.limit { "<span class=\"tag\">limit</span>" } else { "" },
+                if p.is_limit(i) { "<span class=\"tag\">limit</span>" } else { "" },
                 l.succeeded,
                 l.requested,
                 pct(l.error_rate),

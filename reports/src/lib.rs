@@ -123,17 +123,23 @@ pub struct Prepared<'a> {
     pub kind: SystemKind,
     /// Levels sorted by concurrency.
     pub levels: Vec<&'a results::LevelResult>,
-    /// Index into `levels` of the performance limit.
-    pub limit: usize,
+    /// Index into `levels` of the performance limit; `None` when no level
+    /// qualifies (no levels, or none under an error-rate threshold).
+    pub limit: Option<usize>,
 }
 
 impl<'a> Prepared<'a> {
-    pub fn limit_level(&self) -> &'a results::LevelResult {
-        self.levels[self.limit]
+    pub fn limit_level(&self) -> Option<&'a results::LevelResult> {
+        self.limit.map(|i| self.levels[i])
+    }
+
+    pub fn is_limit(&self, index: usize) -> bool {
+        self.limit == Some(index)
     }
 }
 
-/// Sorts levels, picks limits and makes labels unique.
+/// Sorts levels, picks limits and makes labels unique. A run without a
+/// limit (e.g. interrupted before its first level) is still reported.
 pub fn prepare<'a>(
     runs: &'a [results::RunResults],
     rule: &LimitRule,
@@ -162,10 +168,7 @@ pub fn prepare<'a>(
         }
         let mut levels: Vec<&results::LevelResult> = run.levels.iter().collect();
         levels.sort_by_key(|l| l.level);
-        let limit = limit::select(&levels, rule).ok_or_else(|| ReportError::NoLimit {
-            label: label.clone(),
-            rule: rule.to_string(),
-        })?;
+        let limit = limit::select(&levels, rule);
         out.push(Prepared {
             run,
             label,
@@ -178,7 +181,8 @@ pub fn prepare<'a>(
     Ok(out)
 }
 
-/// The standard and P2P runs when there is exactly one of each.
+/// The standard and P2P runs when there is exactly one of each and both
+/// have a limit.
 fn pair<'p, 'a>(prepared: &'p [Prepared<'a>]) -> Option<(&'p Prepared<'a>, &'p Prepared<'a>)> {
     let std: Vec<_> = prepared
         .iter()
@@ -189,27 +193,30 @@ fn pair<'p, 'a>(prepared: &'p [Prepared<'a>]) -> Option<(&'p Prepared<'a>, &'p P
         .filter(|p| p.kind == SystemKind::P2p)
         .collect();
     match (std.as_slice(), p2p.as_slice()) {
-        ([s], [p]) => Some((s, p)),
+        ([s], [p]) if s.limit.is_some() && p.limit.is_some() => Some((s, p)),
         _ => None,
     }
 }
 
 /// Renders a report for any set of runs into `out_dir` (created if
 /// missing). Returns the headline when the runs are exactly one standard
-/// and one P2P system (by `system.kind`, else by label).
+/// and one P2P system (by `system.kind`, else by label) and both have a
+/// performance limit under `opts.limit`.
 pub fn render(
     runs: &[results::RunResults],
     out_dir: &Path,
     opts: &ReportOptions,
 ) -> Result<Option<Headline>, ReportError> {
     let prepared = prepare(runs, &opts.limit)?;
-    let headline = pair(&prepared).map(|(s, p)| Headline::compute(s, p, opts));
+    let headline = pair(&prepared).and_then(|(s, p)| Headline::compute(s, p, opts));
     write_all(&prepared, headline.as_ref(), out_dir, opts)?;
     Ok(headline)
 }
 
 /// Compares a baseline (the standard system) with a candidate (the P2P
-/// system), whatever their labels say, and writes the report.
+/// system), whatever their labels say, and writes the report. Fails with
+/// [`ReportError::NoLimit`] (writing nothing) when either has no level
+/// that qualifies as its limit.
 pub fn compare(
     baseline: &results::RunResults,
     candidate: &results::RunResults,
@@ -220,7 +227,20 @@ pub fn compare(
     let mut prepared = prepare(&runs, &opts.limit)?;
     prepared[0].kind = SystemKind::Standard;
     prepared[1].kind = SystemKind::P2p;
-    let headline = Headline::compute(&prepared[0], &prepared[1], opts);
+    for p in &prepared {
+        if p.limit.is_none() {
+            return Err(ReportError::NoLimit {
+                label: p.label.clone(),
+                rule: opts.limit.to_string(),
+            });
+        }
+    }
+    let headline = Headline::compute(&prepared[0], &prepared[1], opts).ok_or_else(|| {
+        ReportError::NoLimit {
+            label: prepared[0].label.clone(),
+            rule: opts.limit.to_string(),
+        }
+    })?;
     write_all(&prepared, Some(&headline), out_dir, opts)?;
     Ok(headline)
 }

@@ -38,7 +38,7 @@ pub fn csv(prepared: &[Prepared<'_>]) -> String {
                 csv_field(&p.label),
                 p.kind.to_string(),
                 l.level.to_string(),
-                (i == p.limit).to_string(),
+                p.is_limit(i).to_string(),
                 l.requested.to_string(),
                 l.succeeded.to_string(),
                 l.failed.to_string(),
@@ -127,7 +127,7 @@ pub fn markdown(
         out.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for (i, l) in p.levels.iter().enumerate() {
             let b = &l.boot_time;
-            let level = if i == p.limit {
+            let level = if p.is_limit(i) {
                 format!("**{}** (limit)", l.level)
             } else {
                 l.level.to_string()

@@ -330,3 +330,48 @@ fn warnings_and_escaping() {
     let md = read(dir.path(), "summary.md");
     assert!(md.contains("> **Warning:** standard: the run is incomplete"));
 }
+
+#[test]
+fn a_run_without_a_limit_is_still_reported() {
+    // Interrupted before its first level: no levels, so no limit.
+    let (mut s, p) = runs();
+    s.levels.clear();
+    s.complete = false;
+    s.incomplete_reason = Some("testbed crashed".into());
+    let dir = tempfile::tempdir().unwrap();
+    let h = reports::render(
+        &[s.clone(), p.clone()],
+        dir.path(),
+        &ReportOptions::default(),
+    )
+    .unwrap();
+    assert!(h.is_none(), "no headline without both limits");
+    let html = read(dir.path(), "index.html");
+    assert!(html.contains("the run is incomplete (testbed crashed)"));
+    assert!(html.contains("the run has no levels"));
+    assert!(html.contains("no level qualifies as the limit"));
+    assert_eq!(read(dir.path(), "summary.csv").lines().count(), 1 + 5);
+
+    // compare() insists on both limits and names the system and rule.
+    let err = reports::compare(&s, &p, dir.path(), &ReportOptions::default()).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("\"standard\"") && msg.contains("most-successful"),
+        "{msg}"
+    );
+
+    // error-below:0.001: the standard system has level 50 (0%); P2P too.
+    // With the standard's level 50 failing, nothing qualifies for it.
+    let (mut s, p) = runs();
+    s.levels[0].failed = 1;
+    s.levels[0].error_rate = 0.02;
+    let opts = ReportOptions {
+        limit: LimitRule::LastBelowErrorRate(0.001),
+        ..ReportOptions::default()
+    };
+    let err = reports::compare(&s, &p, dir.path(), &opts).unwrap_err();
+    assert!(err.to_string().contains("error-below:0.001"), "{err}");
+    let none = reports::render(&[s, p], dir.path(), &opts).unwrap();
+    assert!(none.is_none());
+    assert!(read(dir.path(), "index.html").contains("no level qualifies as the performance limit"));
+}
