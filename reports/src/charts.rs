@@ -115,6 +115,11 @@ pub fn time_unit_words(prepared: &[Prepared<'_>]) -> &'static str {
     }
 }
 
+/// Most legend entries an error chart shows; rarer causes are merged
+/// into [`OTHER_CAUSES`].
+pub const MAX_CAUSES: usize = 8;
+pub const OTHER_CAUSES: &str = "other causes";
+
 const X_LABEL: &str = "concurrency (boot requests per level)";
 
 /// Builds every chart for the runs.
@@ -258,10 +263,45 @@ pub fn build(prepared: &[Prepared<'_>]) -> Vec<Chart> {
     });
 
     // 4. Error causes, one chart per system, colours shared across systems.
+    // At most MAX_CAUSES legend entries: the rarest causes are merged.
+    let mut totals: Vec<(String, u64)> = Vec::new();
+    for p in prepared {
+        for l in &p.levels {
+            for (c, n) in causes(l) {
+                match totals.iter_mut().find(|(k, _)| *k == c) {
+                    Some((_, t)) => *t += u64::from(n),
+                    None => totals.push((c, u64::from(n))),
+                }
+            }
+        }
+    }
+    let keep: Option<Vec<String>> = (totals.len() > MAX_CAUSES).then(|| {
+        let mut by_count = totals.clone();
+        by_count.sort_by_key(|b| std::cmp::Reverse(b.1));
+        by_count
+            .into_iter()
+            .take(MAX_CAUSES - 1)
+            .map(|(c, _)| c)
+            .collect()
+    });
+    let folded = |l: &LevelResult| -> Vec<(String, u32)> {
+        let mut out: Vec<(String, u32)> = Vec::new();
+        for (c, n) in causes(l) {
+            let name = match &keep {
+                Some(k) if !k.contains(&c) => OTHER_CAUSES.to_string(),
+                _ => c,
+            };
+            match out.iter_mut().find(|(k, _)| *k == name) {
+                Some((_, v)) => *v += n,
+                None => out.push((name, n)),
+            }
+        }
+        out
+    };
     let mut all_causes: Vec<String> = Vec::new();
     for p in prepared {
         for l in &p.levels {
-            for (c, _) in causes(l) {
+            for (c, _) in folded(l) {
                 if !all_causes.contains(&c) {
                     all_causes.push(c);
                 }
@@ -277,7 +317,7 @@ pub fn build(prepared: &[Prepared<'_>]) -> Vec<Chart> {
         .flat_map(|p| p.levels.iter().map(|l| l.error_rate))
         .fold(0.0, f64::max);
     for p in prepared {
-        let per_level: Vec<Vec<(String, u32)>> = p.levels.iter().map(|l| causes(l)).collect();
+        let per_level: Vec<Vec<(String, u32)>> = p.levels.iter().map(|l| folded(l)).collect();
         let mut names: Vec<String> = Vec::new();
         for cs in &per_level {
             for (c, _) in cs {

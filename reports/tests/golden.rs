@@ -375,3 +375,31 @@ fn a_run_without_a_limit_is_still_reported() {
     assert!(none.is_none());
     assert!(read(dir.path(), "index.html").contains("no level qualifies as the performance limit"));
 }
+
+#[test]
+fn rare_error_causes_are_merged_and_messages_escaped() {
+    let (mut s, _) = runs();
+    let l = &mut s.levels[4];
+    l.errors
+        .retain(|e| e.outcome != results::Outcome::ErrorState);
+    // 150 ERROR-state failures over 12 distinct fault messages.
+    for i in 0..12u32 {
+        l.errors.push(results::ErrorCount {
+            outcome: results::Outcome::ErrorState,
+            message: format!("Fault {i}: <odd> & broke"),
+            count: if i < 11 { 12 } else { 18 },
+        });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    reports::render(&[s], dir.path(), &ReportOptions::default()).unwrap();
+    let svg = read(dir.path(), "errors-standard.svg");
+    assert!(svg.contains(reports::charts::OTHER_CAUSES));
+    assert!(svg.contains("Fault 11: &lt;odd&gt; &amp; broke"));
+    assert!(!svg.contains("<odd>"));
+    // Legend entries: at most MAX_CAUSES distinct swatches.
+    let legend_swatches = svg.matches("width=\"12.0\" height=\"12.0\"").count();
+    assert!(
+        legend_swatches <= reports::charts::MAX_CAUSES,
+        "{legend_swatches}"
+    );
+}
