@@ -913,6 +913,11 @@ impl Engine {
                     }
                     None => continue,
                 };
+                let host = self.nodes[node].spec.name.clone();
+                self.emit(Effect::Scheduled {
+                    instance: inst,
+                    host,
+                });
                 self.emit(Effect::TaskState {
                     instance: inst,
                     task_state: TaskState::Networking,

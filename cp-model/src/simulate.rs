@@ -356,7 +356,7 @@ impl Driver {
                     self.user_free(engine, t);
                 }
             }
-            Effect::TaskState { .. } => {}
+            Effect::TaskState { .. } | Effect::Scheduled { .. } => {}
         }
     }
 }
