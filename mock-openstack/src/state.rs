@@ -3,7 +3,7 @@
 //! Locks are never held across an `.await`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -180,6 +180,7 @@ pub struct State {
     inner: Mutex<Inner>,
     pub times: Arc<dyn StageTimes>,
     pub metrics: Metrics,
+    token_issues: AtomicU64,
 }
 
 impl State {
@@ -238,6 +239,7 @@ impl State {
             inner: Mutex::new(inner),
             times,
             metrics: Metrics::default(),
+            token_issues: AtomicU64::new(0),
         }
     }
 
@@ -274,8 +276,9 @@ impl State {
     pub fn store_token(&self, token: Token) -> String {
         let id = format!("gAAAAA{}", uuid::Uuid::new_v4().simple());
         let mut map = self.tokens.write().unwrap_or_else(|p| p.into_inner());
-        // Drop expired tokens now and then so a long run does not grow forever.
-        if map.len() >= 10_000 && map.len() % 1000 == 0 {
+        // Drop expired tokens every 1024 issues so a long run does not grow
+        // forever.
+        if self.token_issues.fetch_add(1, Ordering::Relaxed) & 1023 == 1023 {
             let now = Utc::now();
             map.retain(|_, t| t.expires_at > now);
         }

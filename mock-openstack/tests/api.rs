@@ -354,12 +354,22 @@ async fn bad_input_gets_json_errors_in_the_right_envelope() {
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(r.body["code"], 405);
     // Every response: request id + JSON content type.
-    for h in [&r.headers] {
-        assert!(h["x-openstack-request-id"]
-            .to_str()
-            .expect("ascii")
-            .starts_with("req-"));
-        assert_eq!(h["content-type"], "application/json");
+    for (uri, tok) in [
+        ("/identity", None),
+        ("/compute/v2.1/flavors", Some(t.as_str())),
+        ("/compute/v2.1/flavors", None),
+        ("/nowhere", None),
+        ("/image/v2/images", Some(t.as_str())),
+    ] {
+        let h = call(&app, Method::GET, uri, tok, None).await.headers;
+        assert!(
+            h["x-openstack-request-id"]
+                .to_str()
+                .expect("ascii")
+                .starts_with("req-"),
+            "{uri}"
+        );
+        assert_eq!(h["content-type"], "application/json", "{uri}");
     }
     // Bad server bodies.
     for (body, what) in [

@@ -536,7 +536,7 @@ async fn list_impl(
         .filter(|s| host.is_none_or(|h| s.lc.host.as_deref() == Some(h)))
         .collect();
     // Newest first, like nova's default sort (created_at desc).
-    items.sort_unstable_by(|a, b| b.seq.cmp(&a.seq));
+    items.sort_unstable_by_key(|s| std::cmp::Reverse(s.seq));
     items.truncate(limit);
     let list: Vec<Value> = items
         .iter()
