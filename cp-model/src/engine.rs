@@ -338,6 +338,11 @@ impl Engine {
     /// Process every event with time <= `to`, in time order (ties in the
     /// order they were scheduled), and return the effects with their times.
     pub fn advance(&mut self, to: ModelTime) -> Vec<(ModelTime, Effect)> {
+        // Background work never ends: an infinite or NaN target would never return.
+        if !to.is_finite() {
+            self.invalid_inputs += 1;
+            return std::mem::take(&mut self.out);
+        }
         while let Some(top) = self.heap.peek() {
             if top.at > to {
                 break;
@@ -346,7 +351,7 @@ impl Engine {
             self.now = s.at.max(self.now);
             self.handle(s.ev);
         }
-        if to.is_finite() && to > self.now {
+        if to > self.now {
             self.now = to;
         }
         std::mem::take(&mut self.out)

@@ -322,3 +322,22 @@ fn fault_set_is_plain_json() {
     };
     assert_eq!(back, set);
 }
+
+#[test]
+fn non_finite_times_are_refused_not_looped_on() {
+    let mut e = engine(devstack_with(""), big_nodes(1), 1);
+    assert!(e.advance(f64::INFINITY).is_empty());
+    assert!(e.advance(f64::NAN).is_empty());
+    assert!(e
+        .try_submit(f64::NAN, Input::Delete { instance: 1 })
+        .is_err());
+    assert!(e
+        .try_submit(
+            0.0,
+            Input::LoseNode {
+                name: "nope".into()
+            }
+        )
+        .is_err());
+    assert_eq!(e.stats().invalid_inputs, 2);
+}
