@@ -68,6 +68,9 @@ pub async fn envelope(AxState(st): AxState<Arc<State>>, req: Request, next: Next
             h.insert("x-compute-request-id", v);
         }
     }
+    if service == Service::Compute {
+        crate::compute::microversion_headers(h);
+    }
     if status != StatusCode::NO_CONTENT && !h.contains_key(header::CONTENT_TYPE) {
         h.insert(
             header::CONTENT_TYPE,

@@ -6,8 +6,7 @@ pub mod servers;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State as AxState};
-use axum::middleware::{self, Next};
+use axum::extract::{Path, State as AxState};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -74,13 +73,11 @@ pub fn routes() -> Router<Arc<State>> {
         .route("/compute/v2.1/os-availability-zone", get(azs))
         .route("/compute/v2.1/os-availability-zone/detail", get(azs))
         .merge(servers::routes())
-        .layer(middleware::from_fn(microversion))
 }
 
-/// Echoes the (only) microversion we speak, as nova does on every response.
-async fn microversion(req: Request, next: Next) -> Response {
-    let mut resp = next.run(req).await;
-    let h = resp.headers_mut();
+/// Echoes the (only) microversion we speak, as nova does on every response
+/// (called by the envelope middleware for every `/compute` response).
+pub fn microversion_headers(h: &mut HeaderMap) {
     h.insert(
         "openstack-api-version",
         HeaderValue::from_static("compute 2.1"),
@@ -93,7 +90,6 @@ async fn microversion(req: Request, next: Next) -> Response {
         http::header::VARY,
         HeaderValue::from_static("OpenStack-API-Version, X-OpenStack-Nova-API-Version"),
     );
-    resp
 }
 
 fn version_obj(base: &str) -> Value {
