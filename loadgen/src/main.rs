@@ -13,7 +13,11 @@ use loadgen::{
 use os_client::{cloudsyaml, Credentials, ReqwestTransport, SharedTransport};
 
 #[derive(Parser, Debug)]
-#[command(name = "loadgen", version, about = "Concurrent-boot experiments against any OpenStack, with honest latency")]
+#[command(
+    name = "loadgen",
+    version,
+    about = "Concurrent-boot experiments against any OpenStack, with honest latency"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -62,7 +62,11 @@ pub fn summary_table(r: &RunResults) -> String {
         "{}{label}: {} entr{} ({}), time scale {} ({}), seed {}{}\n",
         r.experiment,
         r.target.entries.len(),
-        if r.target.entries.len() == 1 { "y" } else { "ies" },
+        if r.target.entries.len() == 1 {
+            "y"
+        } else {
+            "ies"
+        },
         r.target.entry_policy,
         r.time_scale,
         r.time_scale_source,
@@ -70,7 +74,8 @@ pub fn summary_table(r: &RunResults) -> String {
         if r.complete { "" } else { "  ** INCOMPLETE **" },
     ));
     out.push_str("durations in model seconds\n");
-    let header = format!(
+    let header =
+        format!(
         "{:>7} {:>7} {:>7} {:>7} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6}  {}\n",
         "level", "sent", "active", "failed", "err%", "makespan", "boots/s", "boot p50", "boot p95",
         "boot max", "post p50", "del p50", "late", "drop", "audit"

@@ -65,12 +65,21 @@ async fn prepare_entry(
     session
         .endpoint(compute::SERVICE)
         .map_err(|e| LoadgenError::target(&url, "catalog", &e))?;
-    let flavor = step(&url, "flavor lookup", compute::find_flavor(&session, &cfg.flavor)).await?;
+    let flavor = step(
+        &url,
+        "flavor lookup",
+        compute::find_flavor(&session, &cfg.flavor),
+    )
+    .await?;
     // Without an image (network) service in the catalog, the value is used as an ID.
     let image_id = if session.endpoint(image::SERVICE).is_ok() {
-        step(&url, "image lookup", image::find_image(&session, &cfg.image))
-            .await?
-            .id
+        step(
+            &url,
+            "image lookup",
+            image::find_image(&session, &cfg.image),
+        )
+        .await?
+        .id
     } else {
         cfg.image.clone()
     };

@@ -554,7 +554,9 @@ async fn run(
         let r = match &plan {
             Plan::Burst(l) => run_burst_level(&mut st, index, l[index]).await,
             Plan::Closed(c, d) => run_closed_level(&mut st, index, c[index], *d).await,
-            Plan::Open(r, d, m, late) => run_open_level(&mut st, index, r[index], *d, *m, *late).await,
+            Plan::Open(r, d, m, late) => {
+                run_open_level(&mut st, index, r[index], *d, *m, *late).await
+            }
         };
         tracing::info!(
             level = r.level,

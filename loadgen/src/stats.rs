@@ -194,7 +194,10 @@ mod tests {
             normalize_message("Instance 0b6f2c4e-3a1d-4c47-9a47-6f4ba6b8a1de could not be found."),
             "Instance <id> could not be found."
         );
-        assert_eq!(normalize_message("No valid host was found. "), "No valid host was found. ");
+        assert_eq!(
+            normalize_message("No valid host was found. "),
+            "No valid host was found. "
+        );
     }
 
     #[test]

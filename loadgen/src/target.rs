@@ -116,7 +116,11 @@ mod tests {
         let t = Target::resolve(
             None,
             &flags,
-            vec!["http://a/identity".into(), "http://a/identity".into(), "http://b/identity".into()],
+            vec![
+                "http://a/identity".into(),
+                "http://a/identity".into(),
+                "http://b/identity".into(),
+            ],
             EntryPolicy::RoundRobin,
             &env,
         )
@@ -125,9 +129,15 @@ mod tests {
         assert_eq!(t.credentials.auth_url, "http://env/identity");
         assert_eq!(t.entry_urls(), ["http://a/identity", "http://b/identity"]);
         let none = |_: &str| None;
-        let e = Target::resolve(None, &Credentials::default(), vec![], EntryPolicy::Single, &none)
-            .unwrap_err()
-            .to_string();
+        let e = Target::resolve(
+            None,
+            &Credentials::default(),
+            vec![],
+            EntryPolicy::Single,
+            &none,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("missing"), "{e}");
     }
 }

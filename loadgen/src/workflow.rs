@@ -80,7 +80,8 @@ pub async fn boot(
 ) -> Finished {
     let _guard = InFlight::enter(&ctx.in_flight);
     let entry = &ctx.entries[entry_index];
-    let mut rng = ChaCha8Rng::seed_from_u64(ctx.seed ^ (u64::from(index) << 20) ^ entry_index as u64);
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(ctx.seed ^ (u64::from(index) << 20) ^ entry_index as u64);
     let mut record = RequestRecord {
         index,
         server_id: None,
@@ -203,7 +204,12 @@ pub async fn boot(
 /// Deletes `id` (via entry `entry_index`, falling back to the other entries
 /// on transport errors) and waits until it is gone. Returns model seconds
 /// from DELETE to 404.
-pub async fn delete(ctx: &LevelCtx, entry_index: usize, id: &str, seed: u64) -> Result<f64, String> {
+pub async fn delete(
+    ctx: &LevelCtx,
+    entry_index: usize,
+    id: &str,
+    seed: u64,
+) -> Result<f64, String> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let n = ctx.entries.len();
     let mut which = entry_index % n.max(1);
@@ -230,7 +236,10 @@ pub async fn delete(ctx: &LevelCtx, entry_index: usize, id: &str, seed: u64) -> 
         }
         if Instant::now() >= deadline {
             return Err(if deleted {
-                format!("{id}: still present {} model s after DELETE", ctx.delete_timeout_s)
+                format!(
+                    "{id}: still present {} model s after DELETE",
+                    ctx.delete_timeout_s
+                )
             } else {
                 format!("{id}: DELETE failed: {last}")
             });
