@@ -95,10 +95,13 @@ fn progress_bar(quiet: bool, index: usize, level: u32, len: u64) -> indicatif::P
     pb
 }
 
+/// In-flight series and timer lateness samples (wall µs).
+type SamplerOutput = (Vec<(f64, u32)>, Vec<u64>);
+
 /// Samples the in-flight count and the sampler's own timer lateness.
 struct Sampler {
     stop: CancellationToken,
-    handle: tokio::task::JoinHandle<(Vec<(f64, u32)>, Vec<u64>)>,
+    handle: tokio::task::JoinHandle<SamplerOutput>,
 }
 
 impl Sampler {
@@ -497,6 +500,10 @@ async fn finish_model_level(
     )
 }
 
+fn positive(x: f64) -> bool {
+    x.is_finite() && x > 0.0
+}
+
 fn now_rfc3339() -> String {
     os_wire::time::rfc3339(chrono::Utc::now())
 }
@@ -676,7 +683,7 @@ pub async fn run_boot_delete(
             concurrency,
             duration_s,
         } => {
-            if concurrency.is_empty() || concurrency.contains(&0) || !(*duration_s > 0.0) {
+            if concurrency.is_empty() || concurrency.contains(&0) || !positive(*duration_s) {
                 return Err(LoadgenError::Config(
                     "closed model needs --concurrency > 0 and --duration > 0".into(),
                 ));
@@ -691,8 +698,8 @@ pub async fn run_boot_delete(
         } => {
             if rates.is_empty()
                 || rates.iter().any(|r| !(r.is_finite() && *r > 0.0))
-                || !(*duration_s > 0.0)
-                || !(*max_lateness_s >= 0.0)
+                || !positive(*duration_s)
+                || !(positive(*max_lateness_s) || *max_lateness_s == 0.0)
             {
                 return Err(LoadgenError::Config(
                     "open model needs --rate > 0, --duration > 0 and --max-lateness >= 0".into(),

@@ -155,7 +155,7 @@ impl Respond for Responder {
             ("POST", "/compute/v2.1/servers") => {
                 let n = self.posts.fetch_add(1, Ordering::SeqCst) + 1;
                 if let Some(every) = self.opts.quota_every {
-                    if n % every == 0 {
+                    if n.is_multiple_of(every) {
                         return json_resp(403, json!({"forbidden": {"code": 403, "message": "Quota exceeded for instances: Requested 1, but already used 10 of 10 instances"}}))
                             .set_delay(self.opts.post_delay);
                     }
@@ -164,7 +164,7 @@ impl Respond for Responder {
                 let name = body["server"]["name"].as_str().unwrap_or("").to_string();
                 let id = uuid::Uuid::new_v4().to_string();
                 let error = match &self.opts.error_every {
-                    Some((every, msg)) if n % every == 0 => Some(msg.clone()),
+                    Some((every, msg)) if n.is_multiple_of(*every) => Some(msg.clone()),
                     _ => None,
                 };
                 self.servers.lock().unwrap().insert(
@@ -183,7 +183,7 @@ impl Respond for Responder {
                 let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(1000);
                 let servers = self.servers.lock().unwrap();
                 let mut rows: Vec<Value> = Vec::new();
-                let mut started = q.get("marker").is_none();
+                let mut started = !q.contains_key("marker");
                 for (id, s) in servers.iter() {
                     if s.deleted && !self.opts.leak {
                         continue;
