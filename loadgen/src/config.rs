@@ -97,6 +97,11 @@ pub struct BurstConfig {
     pub audit_page_size: u32,
     /// Ask for servers of every project in the audit (admin only).
     pub audit_all_tenants: bool,
+    /// Audit at every entry, not only the first that answers. Needed when
+    /// the entries are separate clouds; a federation (P2P agents) shows
+    /// every server at any entry.
+    #[serde(default)]
+    pub audit_every_entry: bool,
     /// Filled into the results as is.
     #[serde(skip)]
     pub system: results::SystemInfo,
@@ -125,6 +130,7 @@ impl Default for BurstConfig {
             name_prefix: "lg".into(),
             audit_page_size: 1000,
             audit_all_tenants: false,
+            audit_every_entry: false,
             system: results::SystemInfo::default(),
             command_line: Vec::new(),
             events: None,

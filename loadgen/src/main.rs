@@ -130,6 +130,9 @@ struct Common {
     /// Audit with all_tenants=1 (admin).
     #[arg(long)]
     all_tenants: bool,
+    /// Audit at every entry (entries are separate clouds, not a federation).
+    #[arg(long)]
+    audit_every_entry: bool,
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
@@ -174,6 +177,7 @@ impl Common {
             quiet: self.quiet,
             record_requests: !self.no_requests,
             audit_all_tenants: self.all_tenants,
+            audit_every_entry: self.audit_every_entry,
             system: results::SystemInfo {
                 label: self.label.clone(),
                 kind: Some("external".into()),

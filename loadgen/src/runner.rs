@@ -188,11 +188,14 @@ async fn cleanup_and_audit(
     audit
 }
 
-/// Lists servers at the first entry that answers and reports every server
-/// this level created (by ID, or by its name prefix for boots whose answer
-/// was lost) that is still listed.
+/// Lists servers at the first entry that answers (every entry with
+/// `audit_every_entry`) and reports every server this level created (by
+/// ID, or by its name prefix for boots whose answer was lost) that is still
+/// listed.
 async fn audit(st: &RunState<'_>, created: &HashSet<String>, prefix: &str) -> Audit {
     let mut errors = Vec::new();
+    let mut leftovers: Vec<String> = Vec::new();
+    let mut listed_somewhere = false;
     for entry in &st.prep.entries {
         match compute::list_servers(
             &entry.session,
@@ -202,28 +205,28 @@ async fn audit(st: &RunState<'_>, created: &HashSet<String>, prefix: &str) -> Au
         .await
         {
             Ok(list) => {
-                let mut leftovers: Vec<String> = list
-                    .into_iter()
-                    .filter(|s| {
-                        created.contains(&s.id)
-                            || s.name.as_deref().is_some_and(|n| n.starts_with(prefix))
-                    })
-                    .map(|s| s.id)
-                    .collect();
-                leftovers.sort();
-                leftovers.dedup();
-                return Audit {
-                    clean: leftovers.is_empty(),
-                    leftovers,
-                    delete_failures: Vec::new(),
-                };
+                listed_somewhere = true;
+                leftovers.extend(
+                    list.into_iter()
+                        .filter(|s| {
+                            created.contains(&s.id)
+                                || s.name.as_deref().is_some_and(|n| n.starts_with(prefix))
+                        })
+                        .map(|s| s.id),
+                );
+                if !st.cfg.audit_every_entry {
+                    errors.clear();
+                    break;
+                }
             }
             Err(e) => errors.push(format!("audit list at {}: {e}", entry.url)),
         }
     }
+    leftovers.sort();
+    leftovers.dedup();
     Audit {
-        clean: false,
-        leftovers: Vec::new(),
+        clean: listed_somewhere && leftovers.is_empty() && errors.is_empty(),
+        leftovers,
         delete_failures: errors,
     }
 }

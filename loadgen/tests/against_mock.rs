@@ -139,3 +139,33 @@ async fn runs_in_process_without_sockets() {
     assert_eq!(r.levels[0].succeeded, 6, "{:?}", r.levels[0].errors);
     assert!(r.levels[0].audit.clean);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_robin_spreads_boots_over_entries_and_audits_each_level() {
+    let a = mock_openstack::start(mock_cfg()).await.unwrap();
+    let b = mock_openstack::start(mock_cfg()).await.unwrap();
+    let mut target = admin(a.auth_url());
+    target.entries = vec![a.auth_url(), b.auth_url()];
+    let mut c = burst(vec![6]);
+    c.audit_every_entry = true;
+    let r = run_boot_burst(&c, &target, transport(), CancellationToken::new())
+        .await
+        .unwrap();
+    let l = &r.levels[0];
+    assert_eq!(l.succeeded, 6);
+    let on_a = l
+        .requests
+        .iter()
+        .filter(|q| q.entry == a.auth_url())
+        .count();
+    let on_b = l
+        .requests
+        .iter()
+        .filter(|q| q.entry == b.auth_url())
+        .count();
+    assert_eq!((on_a, on_b), (3, 3));
+    assert_eq!(r.target.entries.len(), 2);
+    assert!(l.audit.clean, "{:?}", l.audit);
+    a.shutdown().await;
+    b.shutdown().await;
+}
