@@ -10,6 +10,26 @@
 //! authenticates once and shares its session; every HTTP call goes through
 //! [`os_client::Transport`]. Results follow the [`results`] schema, durations
 //! in model seconds.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), loadgen::LoadgenError> {
+//! use std::sync::Arc;
+//! use loadgen::{BurstConfig, CancellationToken, EntryPolicy, Target};
+//!
+//! let target = Target::password(
+//!     vec!["http://127.0.0.1:8080/identity".into()],
+//!     "admin", "secret", "admin",
+//!     EntryPolicy::RoundRobin,
+//! );
+//! let (tx, _events) = tokio::sync::mpsc::unbounded_channel();
+//! let cfg = BurstConfig { levels: vec![16, 32], events: Some(tx), ..BurstConfig::default() };
+//! let transport: os_client::SharedTransport = Arc::new(
+//!     os_client::ReqwestTransport::new(std::time::Duration::from_secs(60)).expect("client"),
+//! );
+//! let results = loadgen::run_boot_burst(&cfg, &target, transport, CancellationToken::new()).await?;
+//! println!("{}", loadgen::summary_table(&results));
+//! # Ok(()) }
+//! ```
 
 pub mod clock;
 pub mod config;

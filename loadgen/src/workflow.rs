@@ -195,8 +195,18 @@ pub async fn boot(
                 record.message = Some(format!("server vanished while building: {message}"));
                 return finish(record, agent, None);
             }
-            // Transient poll failures: keep polling, report if they last.
-            Err(e) => last_error = Some(describe(&e)),
+            // Transient poll failures: keep polling (no sooner than a
+            // Retry-After asks), report them if they last until the timeout.
+            Err(e) => {
+                if let ClientError::Api {
+                    retry_after: Some(d),
+                    ..
+                } = &e
+                {
+                    wait = wait.max(*d);
+                }
+                last_error = Some(describe(&e));
+            }
         }
     }
 }
