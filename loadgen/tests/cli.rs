@@ -188,3 +188,58 @@ async fn ctrl_c_cleans_up_and_writes_an_incomplete_file() {
     assert_eq!(r.levels[0].delete_time.count, 4);
     mock.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn os_cloud_reads_clouds_yaml_from_os_client_config_file() {
+    let mock = mock_openstack::start(mock_cfg(3.0)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("clouds.yaml");
+    std::fs::write(
+        &yaml,
+        mock_openstack::clouds_yaml("lgtest", &mock.auth_url(), "RegionOne"),
+    )
+    .unwrap();
+    let o = tokio::process::Command::new(BIN)
+        .args([
+            "boot-burst",
+            "--os-cloud",
+            "lgtest-demo",
+            "--levels",
+            "2",
+            "--poll-interval",
+            "0.5",
+            "--quiet",
+        ])
+        .env("OS_CLIENT_CONFIG_FILE", &yaml)
+        .env_remove("OS_AUTH_URL")
+        .env_remove("OS_PASSWORD")
+        .env_remove("OS_USERNAME")
+        .current_dir(dir.path())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{stdout} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(stdout.contains("clean"), "{stdout}");
+    let o = tokio::process::Command::new(BIN)
+        .args([
+            "boot-burst",
+            "--os-cloud",
+            "nosuch",
+            "--levels",
+            "2",
+            "--quiet",
+        ])
+        .env("OS_CLIENT_CONFIG_FILE", &yaml)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("lgtest-demo"));
+    mock.shutdown().await;
+}

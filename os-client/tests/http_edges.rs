@@ -312,3 +312,47 @@ async fn missing_compute_service_is_named() {
     let e = s.endpoint("compute").unwrap_err();
     assert!(e.to_string().contains("compute"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_tasks_seeing_401_cause_one_reauth() {
+    let server = MockServer::start().await;
+    auth_mock(&server, "t1", Some(1)).await;
+    Mock::given(method("POST"))
+        .and(path("/identity/v3/auth/tokens"))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .insert_header("X-Subject-Token", "t2")
+                .set_body_json(token_body(&server.uri())),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(header("x-auth-token", "t1"))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(header("x-auth-token", "t2"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"server": {"id": "x", "status": "ACTIVE"}})),
+        )
+        .mount(&server)
+        .await;
+    let s = Arc::new(
+        OpenStackSession::connect(transport(), creds(&server))
+            .await
+            .unwrap(),
+    );
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { compute::get_server(&s, &format!("id{i}")).await })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap().status, "ACTIVE");
+    }
+    // `expect(1)` on the second auth is verified when `server` drops.
+}
