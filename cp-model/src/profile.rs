@@ -35,6 +35,8 @@ pub struct ConductorParams {
     pub workers: u32,
     /// `build_instances` / `schedule_and_build_instances` work per attempt.
     pub build_s: f64,
+    /// Work after the scheduler answers (instance records, cast to the compute).
+    pub after_schedule_s: f64,
     /// Compute's final `instance.save()` through the conductor (an RPC call).
     pub complete_s: f64,
     /// `instance.destroy()` on delete.
@@ -209,6 +211,10 @@ impl Profile {
             ("api.delete_s", self.api.delete_s),
             ("api.timeout_s", self.api.timeout_s),
             ("conductor.build_s", self.conductor.build_s),
+            (
+                "conductor.after_schedule_s",
+                self.conductor.after_schedule_s,
+            ),
             ("conductor.complete_s", self.conductor.complete_s),
             ("conductor.delete_s", self.conductor.delete_s),
             (

@@ -54,6 +54,8 @@ pub struct BootOutcome {
     pub posted_at: ModelTime,
     pub ended_at: Option<ModelTime>,
     pub result: BootResult,
+    /// When the instance was gone after a `delete_after` delete.
+    pub deleted_at: Option<ModelTime>,
 }
 
 impl BootOutcome {
@@ -266,6 +268,7 @@ impl Driver {
                 posted_at: t,
                 ended_at: None,
                 result: BootResult::Unfinished,
+                deleted_at: None,
             },
         );
         engine.submit(
@@ -342,6 +345,9 @@ impl Driver {
                 instance, fault, ..
             } => self.end(engine, t, instance, BootResult::Error { fault }),
             Effect::Deleted { instance } => {
+                if let Some(o) = self.outcomes.get_mut(&instance) {
+                    o.deleted_at = Some(t);
+                }
                 let was_active = self
                     .outcomes
                     .get(&instance)
@@ -350,7 +356,7 @@ impl Driver {
                     self.user_free(engine, t);
                 }
             }
-            Effect::TaskState { .. } => {}
+            Effect::TaskState { .. } | Effect::Scheduled { .. } => {}
         }
     }
 }

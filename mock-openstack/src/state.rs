@@ -3,7 +3,7 @@
 //! Locks are never held across an `.await`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -89,6 +89,8 @@ pub struct Server {
     pub launched_at: Option<DateTime<Utc>>,
     pub fault_at: Option<DateTime<Utc>>,
     pub lc: Lifecycle,
+    /// nova's `hostId`, computed once when the host is chosen.
+    pub host_id: String,
 }
 
 impl Server {
@@ -166,11 +168,66 @@ pub struct Provider {
     pub hostname: String,
 }
 
-/// Per-(service, status) request counters for `/metrics`.
-#[derive(Default)]
+/// Services in `/metrics` labels, in counter-array order.
+pub const SERVICE_LABELS: [&str; 6] = [
+    "identity",
+    "compute",
+    "image",
+    "network",
+    "placement",
+    "control",
+];
+
+/// Lock-free request counters for `/metrics`: one per (service, status).
 pub struct Metrics {
-    pub requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
+    requests: Box<[AtomicU64]>,
     pub in_flight: AtomicU64,
+    rid_prefix: u64,
+    rid_counter: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            requests: (0..SERVICE_LABELS.len() * 600)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            in_flight: AtomicU64::new(0),
+            rid_prefix: uuid::Uuid::new_v4().as_u64_pair().0,
+            rid_counter: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn count(&self, service: usize, status: u16) {
+        let i = service.min(SERVICE_LABELS.len() - 1) * 600 + usize::from(status.min(599));
+        if let Some(c) = self.requests.get(i) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Non-zero counters as (service label, status, count).
+    pub fn snapshot(&self) -> Vec<(&'static str, u16, u64)> {
+        self.requests
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let n = c.load(Ordering::Relaxed);
+                (n > 0).then(|| (SERVICE_LABELS[i / 600], (i % 600) as u16, n))
+            })
+            .collect()
+    }
+
+    /// A unique `req-<uuid>` without a syscall per request.
+    pub fn request_id(&self) -> String {
+        let n = self.rid_counter.fetch_add(1, Ordering::Relaxed);
+        let u = uuid::Builder::from_random_bytes(
+            ((u128::from(self.rid_prefix) << 64) | u128::from(n)).to_be_bytes(),
+        )
+        .into_uuid();
+        format!("req-{u}")
+    }
 }
 
 pub struct State {
@@ -180,6 +237,7 @@ pub struct State {
     inner: Mutex<Inner>,
     pub times: Arc<dyn StageTimes>,
     pub metrics: Metrics,
+    token_issues: AtomicU64,
 }
 
 impl State {
@@ -238,6 +296,7 @@ impl State {
             inner: Mutex::new(inner),
             times,
             metrics: Metrics::default(),
+            token_issues: AtomicU64::new(0),
         }
     }
 
@@ -274,8 +333,9 @@ impl State {
     pub fn store_token(&self, token: Token) -> String {
         let id = format!("gAAAAA{}", uuid::Uuid::new_v4().simple());
         let mut map = self.tokens.write().unwrap_or_else(|p| p.into_inner());
-        // Drop expired tokens now and then so a long run does not grow forever.
-        if map.len() >= 10_000 && map.len() % 1000 == 0 {
+        // Drop expired tokens every 1024 issues so a long run does not grow
+        // forever.
+        if self.token_issues.fetch_add(1, Ordering::Relaxed) & 1023 == 1023 {
             let now = Utc::now();
             map.retain(|_, t| t.expires_at > now);
         }
@@ -381,7 +441,11 @@ impl State {
                 s.launched_at = Some(now);
                 g.boots_active += 1;
             }
-            BuildStage::Schedule => {}
+            BuildStage::Schedule => {
+                if let Some(h) = &s.lc.host {
+                    s.host_id = host_id(s.project_id, h);
+                }
+            }
         }
         true
     }
@@ -411,6 +475,18 @@ impl State {
             g.deletes_done += 1;
         }
     }
+}
+
+/// nova's hostId: sha224(project_id + host) in hex.
+pub fn host_id(project: &str, host: &str) -> String {
+    use sha2::Digest;
+    use std::fmt::Write as _;
+    let d = sha2::Sha224::digest(format!("{project}{host}").as_bytes());
+    let mut out = String::with_capacity(56);
+    for b in d {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
 }
 
 /// The three timed build stages (their ends).

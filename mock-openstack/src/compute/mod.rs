@@ -252,7 +252,10 @@ async fn hypervisor_show(
     require_admin(&st.authenticate(&headers, S)?)?;
     hypervisor_views(&st, true)
         .into_iter()
-        .find(|h| h["id"].to_string() == id || h["hypervisor_hostname"] == id.as_str())
+        .find(|h| {
+            h["id"].as_u64().is_some_and(|n| id.parse() == Ok(n))
+                || h["hypervisor_hostname"] == id.as_str()
+        })
         .map(|h| ok(json!({ "hypervisor": h })))
         .ok_or_else(|| ApiErr::not_found(S, format!("Hypervisor with ID {id} could not be found.")))
 }
