@@ -63,7 +63,11 @@ pub async fn run_sweep(
     };
     let sweep = loadgen::run_boot_burst(&cfg, &target, transport, cancel);
     tokio::pin!(sweep);
+    // Kills wait for their moment in a select branch, so that the sweep
+    // future keeps being polled meanwhile.
+    let mut pending_kill: Option<(tokio::time::Instant, usize)> = None;
     let outcome = loop {
+        let kill_at = pending_kill.map(|(at, _)| at);
         tokio::select! {
             res = &mut sweep => break res,
             Some(ev) = rx.recv() => {
@@ -71,12 +75,17 @@ pub async fn run_sweep(
                     if kill_count > 0 && tb.spec.kind == Kind::P2p {
                         // "Middle of the level": a few model seconds after the
                         // burst, while boots are in flight.
-                        tokio::time::sleep(Duration::from_secs_f64(args.kill_after * time_scale)).await;
-                        let seed = args.seed.wrapping_add(index as u64);
-                        for v in scenario::choose_victims(tb.spec.members, kill_count, seed) {
-                            tracing::info!(member = v, level = index, "stopping cloudlet");
-                            tb.kill(v);
-                        }
+                        let delay = Duration::from_secs_f64((args.kill_after * time_scale).max(0.0));
+                        pending_kill = Some((tokio::time::Instant::now() + delay, index));
+                    }
+                }
+            }
+            _ = sleep_until_opt(kill_at) => {
+                if let Some((_, index)) = pending_kill.take() {
+                    let seed = args.seed.wrapping_add(index as u64);
+                    for v in scenario::choose_victims(tb.spec.members, kill_count, seed) {
+                        tracing::info!(member = v, level = index, "stopping cloudlet");
+                        tb.kill(v);
                     }
                 }
             }
@@ -84,4 +93,11 @@ pub async fn run_sweep(
     };
     ctrl_c.abort();
     outcome.context("loadgen failed")
+}
+
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
