@@ -853,10 +853,25 @@ impl Engine {
             return;
         }
         let (req, tried) = (i.resources, i.tried.clone());
+        // Only draw from the RNG when the cap bites, so small runs keep their stream.
+        let offset = if considered < self.nodes.len() {
+            self.rng.gen_range(0..self.nodes.len())
+        } else {
+            0
+        };
         let Some(views) = self.views.get_mut(worker as usize) else {
             return;
         };
-        let chosen = scheduler::choose(views, &mut self.nodes, considered, &req, &tried, now, down);
+        let chosen = scheduler::choose(
+            views,
+            &mut self.nodes,
+            offset,
+            considered,
+            &req,
+            &tried,
+            now,
+            down,
+        );
         let Some(node) = chosen else {
             self.fail_build(inst, NO_VALID_HOST.to_string());
             return;
