@@ -499,6 +499,9 @@ impl Engine {
                 return;
             };
             let Some(job) = self.jobs.get_mut(&id) else {
+                // Cannot happen (jobs leave the map only when served), but
+                // never leave a worker busy forever.
+                self.stations[stage as usize].release(worker);
                 continue;
             };
             job.worker = Some(worker);
