@@ -7,10 +7,12 @@ use std::process::Output;
 
 use mock_openstack::{MockConfig, MockHandle};
 
+/// `<workspace>/.venv/bin/<name>`; `P2PSTACK_VENV` points elsewhere.
 fn venv_bin(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../.venv/bin")
-        .join(name)
+    let venv = std::env::var_os("P2PSTACK_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv"));
+    venv.join("bin").join(name)
 }
 
 /// `Some(path)` if the tool is installed; otherwise skip (or fail on CI).

@@ -100,3 +100,81 @@ async fn graceful_shutdown_closes_the_listener() {
         .expect("shutdown finishes");
     assert!(TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn bad_listen_address_is_a_typed_error() {
+    let err = start(MockConfig {
+        listen: "256.0.0.1:99999".into(),
+        ..MockConfig::default()
+    })
+    .await
+    .err()
+    .expect("must fail");
+    assert!(
+        matches!(err, mock_openstack::MockError::Bind { .. }),
+        "{err}"
+    );
+    let err = start(MockConfig {
+        time_scale: f64::NAN,
+        ..cfg()
+    })
+    .await
+    .err()
+    .expect("must fail");
+    assert!(matches!(err, mock_openstack::MockError::Config(_)), "{err}");
+}
+
+/// The binary: flags and TOML, the printed URL, and a clouds.yaml whose
+/// auth_url has the real port.
+#[tokio::test]
+async fn binary_prints_url_and_writes_clouds_yaml() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let toml = dir.path().join("mock.toml");
+    std::fs::write(&toml, "name = \"edge7\"\ncomputes = 3\nseed = 7\n").expect("toml");
+    let clouds = dir.path().join("clouds.yaml");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mock-openstack"))
+        .arg("--config")
+        .arg(&toml)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--time-scale",
+            "0.5",
+            "--clouds-yaml",
+        ])
+        .arg(&clouds)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("prints in time")
+        .expect("read")
+        .expect("a line");
+    let url = line
+        .strip_prefix("mock-openstack listening on ")
+        .expect("the URL line")
+        .to_string();
+    let yaml = std::fs::read_to_string(&clouds).expect("clouds.yaml");
+    assert!(
+        yaml.contains("\"edge7\":") && yaml.contains("\"edge7-demo\":"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains(&format!("auth_url: \"{url}/identity\"")),
+        "{yaml}"
+    );
+    let addr: std::net::SocketAddr = url.trim_start_matches("http://").parse().expect("addr");
+    let info = raw_get(addr, "/mock/v1/info").await.expect("info");
+    assert!(
+        info.contains("\"computes\":3") && info.contains("\"time_scale\":0.5"),
+        "{info}"
+    );
+    assert!(info.contains("\"name\":\"edge7\""), "{info}");
+    child.kill().await.expect("kill");
+}
