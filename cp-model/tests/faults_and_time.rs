@@ -341,3 +341,38 @@ fn non_finite_times_are_refused_not_looped_on() {
         .is_err());
     assert_eq!(e.stats().invalid_inputs, 2);
 }
+
+#[test]
+fn calls_waiting_through_a_long_freeze_time_out() {
+    let mut e = engine(devstack_with(""), big_nodes(1), 1);
+    e.submit(0.0, Input::FreezeController { duration_s: 100.0 });
+    e.submit(
+        1.0,
+        Input::ApiCall {
+            req: 1,
+            kind: ApiKind::Get,
+        },
+    );
+    boot_burst(&mut e, 1.0, 10, 1);
+    let fx = run_until(&mut e, 200.0);
+    let api: Vec<&(f64, Effect)> = fx
+        .iter()
+        .filter(|(_, e)| matches!(e, Effect::ApiRejected { .. } | Effect::ApiDone { .. }))
+        .collect();
+    assert_eq!(api.len(), 1);
+    let (t, ref answer) = *api[0];
+    assert!(matches!(
+        answer,
+        Effect::ApiRejected {
+            req: 1,
+            status: 504,
+            ..
+        }
+    ));
+    assert!((t - 61.0).abs() < 1e-9, "answered at {t}");
+    // The boot's build cast waits out the freeze; its RPC call to the
+    // scheduler is only sent afterwards, so it still succeeds.
+    let act = actives(&fx);
+    assert_eq!(act.len(), 1);
+    assert!(act[0].0 > 100.0);
+}
