@@ -168,8 +168,15 @@ impl Profile {
                 .as_str()
                 .ok_or_else(|| parse_err("`base` must be a string".into()))?
                 .to_string();
-            let base_text =
-                builtin_text(&base_name).ok_or(ModelError::UnknownProfile(base_name))?;
+            let base_text = builtin_text(&base_name)
+                .ok_or_else(|| ModelError::UnknownProfile(base_name.clone()))?;
+            // A derived profile must not pass for its base in reports.
+            if !value.contains_key("name") {
+                value.insert(
+                    "name".into(),
+                    toml::Value::String(format!("{base_name}+{origin}")),
+                );
+            }
             let mut merged: toml::Table = base_text
                 .parse()
                 .map_err(|e: toml::de::Error| parse_err(e.to_string()))?;
@@ -351,6 +358,7 @@ mod tests {
             .expect("parses");
         let base = Profile::builtin("openstack-2017").expect("builtin");
         assert_eq!(p.scheduler.workers, 4);
+        assert_eq!(p.name, "openstack-2017+t");
         assert_eq!(p.scheduler.base_s, base.scheduler.base_s);
         assert_ne!(p.hash(), base.hash());
     }
