@@ -1032,3 +1032,43 @@ async fn info_and_metrics_need_no_token() {
         r.text
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn multi_create_schedules_in_request_order() {
+    let app = router(MockConfig {
+        compute_vcpus: 1,
+        cpu_allocation_ratio: 2.0,
+        ..cfg()
+    })
+    .expect("router");
+    let t = token(&app, "admin", "admin").await;
+    let mut b = boot("many");
+    b["server"]["min_count"] = json!(3);
+    b["server"]["max_count"] = json!(3);
+    create(&app, &t, b).await;
+    sleep(4.0).await;
+    let l = get(&app, "/compute/v2.1/servers/detail", &t).await.body;
+    let mut got: Vec<(String, String)> = l["servers"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap_or("").to_string(),
+                s["status"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    let want = [
+        ("many-1", "ACTIVE"),
+        ("many-2", "ACTIVE"),
+        ("many-3", "ERROR"),
+    ];
+    assert_eq!(
+        got,
+        want.map(|(a, b)| (a.to_string(), b.to_string())).to_vec()
+    );
+    let r = get(&app, "/compute/v2.1/os-services", &t).await.body;
+    assert_eq!(r["services"].as_array().map(Vec::len), Some(3));
+}

@@ -254,10 +254,8 @@ async fn create(
         }
         ids
     };
-    for id in &ids {
-        driver::spawn_boot(st.clone(), id.clone());
-    }
     let first = ids.first().cloned().unwrap_or_default();
+    driver::spawn_boots(st.clone(), ids);
     let self_url = format!("{base}/compute/v2.1/servers/{first}");
     let body = json!({"server": {
         "id": first,
