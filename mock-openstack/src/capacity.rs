@@ -38,9 +38,9 @@ impl ComputeNode {
 
     pub fn fits(&self, r: Resources) -> bool {
         let l = self.limits();
-        self.used.vcpus + r.vcpus <= l.vcpus
-            && self.used.ram_mb + r.ram_mb <= l.ram_mb
-            && self.used.disk_gb + r.disk_gb <= l.disk_gb
+        self.used.vcpus.saturating_add(r.vcpus) <= l.vcpus
+            && self.used.ram_mb.saturating_add(r.ram_mb) <= l.ram_mb
+            && self.used.disk_gb.saturating_add(r.disk_gb) <= l.disk_gb
     }
 
     pub fn free_ram_mb(&self) -> u64 {
