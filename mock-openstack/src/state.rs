@@ -385,8 +385,21 @@ impl State {
         ids
     }
 
-    /// Applies one build stage; returns whether the build goes on.
+    /// Applies one build stage, placing by the mock's own books; returns
+    /// whether the build goes on.
     pub fn advance_build(&self, id: &str, stage: BuildStage) -> bool {
+        self.advance_build_with(id, stage, Placement::Books)
+    }
+
+    /// Applies one build stage; at [`BuildStage::Schedule`], `placement`
+    /// says who picks the host (seam: the cp-model engine decides and the
+    /// mock's books follow). Returns whether the build goes on.
+    pub fn advance_build_with(
+        &self,
+        id: &str,
+        stage: BuildStage,
+        placement: Placement<'_>,
+    ) -> bool {
         let mut g = self.lock();
         let g = &mut *g;
         let Some(s) = g.servers.get_mut(id) else {
@@ -397,10 +410,19 @@ impl State {
         }
         let now = Utc::now();
         let event = match stage {
-            BuildStage::Schedule => match g.capacity.claim(s.resources()) {
-                Some(host) => Event::Scheduled { host },
-                None => Event::NoValidHost,
-            },
+            BuildStage::Schedule => {
+                let chosen = match placement {
+                    Placement::Books => g.capacity.claim(s.resources()),
+                    Placement::Host(h) => {
+                        g.capacity.claim_on(h, s.resources()).then(|| h.to_string())
+                    }
+                    Placement::NoValidHost => None,
+                };
+                match chosen {
+                    Some(host) => Event::Scheduled { host },
+                    None => Event::NoValidHost,
+                }
+            }
             BuildStage::Network => Event::Networked,
             BuildStage::Spawn => Event::Spawned,
         };
@@ -489,6 +511,17 @@ pub fn host_id(project: &str, host: &str) -> String {
     out
 }
 
+/// Who picks the host when a build is scheduled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement<'a> {
+    /// The mock's own capacity books (most free RAM first).
+    Books,
+    /// A host chosen elsewhere (the cp-model engine); unknown → no valid host.
+    Host(&'a str),
+    /// The scheduler found nothing: ERROR "No valid host was found."
+    NoValidHost,
+}
+
 /// The three timed build stages (their ends).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BuildStage {
@@ -521,4 +554,100 @@ pub fn truthy(v: &str) -> bool {
         v.to_ascii_lowercase().as_str(),
         "false" | "0" | "no" | "off" | "f" | "n"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::TaskState;
+
+    fn state_with_server() -> (State, String) {
+        let st = State::new(MockConfig {
+            computes: 2,
+            ..MockConfig::default()
+        });
+        let id = {
+            let mut g = st.lock();
+            let id = g.new_uuid();
+            let now = Utc::now();
+            let server = Server {
+                id: id.clone(),
+                seq: 1,
+                name: "s".into(),
+                project_id: defaults::DEMO_PROJECT_ID,
+                user_id: defaults::DEMO_USER_ID,
+                flavor: &defaults::FLAVORS[0],
+                image_id: defaults::IMAGE_ID.into(),
+                networks: defaults::NETWORKS.iter().take(1).collect(),
+                addresses: vec![],
+                metadata: Map::new(),
+                key_name: None,
+                security_groups: vec![],
+                availability_zone: "nova".into(),
+                config_drive: String::new(),
+                created: now,
+                updated: now,
+                launched_at: None,
+                fault_at: None,
+                lc: Lifecycle::new(),
+                host_id: String::new(),
+            };
+            g.servers.insert(id.clone(), server);
+            id
+        };
+        (st, id)
+    }
+
+    #[test]
+    fn outside_placement_is_followed_and_released_on_delete() {
+        let (st, id) = state_with_server();
+        assert!(st.advance_build_with(
+            &id,
+            BuildStage::Schedule,
+            Placement::Host("devstack-compute-2")
+        ));
+        assert_eq!(st.lock().capacity.nodes[1].used.vcpus, 1);
+        assert!(st.advance_build(&id, BuildStage::Network));
+        assert_eq!(st.lock().servers[&id].addresses.len(), 1);
+        assert!(st.advance_build(&id, BuildStage::Spawn));
+        assert_eq!(st.lock().servers[&id].lc.status(), "ACTIVE");
+        assert_eq!(st.lock().servers[&id].host_id.len(), 56);
+        assert!(st.request_delete(&id));
+        assert_eq!(
+            st.lock().servers[&id].lc.task_state,
+            Some(TaskState::Deleting)
+        );
+        st.finish_delete(&id);
+        assert!(st.lock().servers.is_empty());
+        assert_eq!(st.lock().capacity.used().vcpus, 0);
+        assert!(st.lock().tombstones.contains_key(&id));
+    }
+
+    #[test]
+    fn no_valid_host_stops_the_build_with_a_fault() {
+        let (st, id) = state_with_server();
+        assert!(!st.advance_build_with(&id, BuildStage::Schedule, Placement::NoValidHost));
+        let g = st.lock();
+        let s = &g.servers[&id];
+        assert_eq!(s.lc.status(), "ERROR");
+        assert!(s.fault_at.is_some());
+        assert_eq!(g.boots_error, 1);
+    }
+
+    #[test]
+    fn build_steps_after_delete_are_ignored() {
+        let (st, id) = state_with_server();
+        assert!(st.request_delete(&id));
+        assert!(!st.advance_build(&id, BuildStage::Schedule));
+        assert_eq!(st.lock().capacity.used().vcpus, 0);
+        assert!(!st.advance_build("unknown", BuildStage::Schedule));
+    }
+
+    #[test]
+    fn query_helpers() {
+        let q = parse_query(Some("a=1&b=x%20y&a=2"));
+        assert_eq!(super::q(&q, "a"), Some("1"));
+        assert_eq!(super::q(&q, "b"), Some("x y"));
+        assert!(!truthy("False") && !truthy("0") && truthy("True") && truthy("1"));
+    }
 }
