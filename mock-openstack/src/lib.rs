@@ -1,1 +1,93 @@
-//! One OpenStack deployment (1 controller + K computes) that real clients accept, with a calibrated control-plane model.
+//! One OpenStack deployment (1 controller + K computes) that real clients
+//! accept: Keystone, Nova, Glance, Neutron and Placement on one port with
+//! the DevStack path layout.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), mock_openstack::MockError> {
+//! let mock = mock_openstack::start(mock_openstack::MockConfig {
+//!     listen: "127.0.0.1:0".into(),
+//!     ..Default::default()
+//! })
+//! .await?;
+//! println!("auth_url = {}", mock.auth_url());
+//! mock.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Layout: pure logic in `capacity`, `lifecycle`, `pagination`; state in
+//! `state`; timers in `driver` (the seam for the cp-model engine); one
+//! module per service for the HTTP handlers.
+
+pub mod capacity;
+mod compute;
+pub mod config;
+mod control;
+pub mod defaults;
+mod driver;
+pub mod error;
+mod http;
+mod identity;
+mod image;
+pub mod lifecycle;
+mod network;
+pub mod pagination;
+mod placement;
+mod server;
+pub mod state;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use tower::ServiceBuilder;
+
+pub use config::MockConfig;
+pub use error::MockError;
+pub use server::{start, MockHandle};
+
+/// The whole deployment as an in-process service (no socket). Must be
+/// called inside a tokio runtime (boots spawn timer tasks).
+pub fn router(config: MockConfig) -> Result<Router, MockError> {
+    config.validate()?;
+    Ok(router_with_state(Arc::new(state::State::new(config))))
+}
+
+/// The router over a given state (tests and the future cp-model driver).
+pub fn router_with_state(st: Arc<state::State>) -> Router {
+    let inner = Router::new()
+        .merge(identity::routes())
+        .merge(compute::routes())
+        .merge(image::routes())
+        .merge(network::routes())
+        .merge(placement::routes())
+        .merge(control::routes())
+        .layer(DefaultBodyLimit::max(http::MAX_BODY))
+        .with_state(st.clone());
+    let svc = ServiceBuilder::new()
+        .layer(axum::middleware::from_fn_with_state(st, http::envelope))
+        .map_request(http::normalize)
+        .service(inner);
+    Router::new().fallback_service(svc)
+}
+
+/// A clouds.yaml with two clouds: `{cloud}` (admin/admin) and
+/// `{cloud}-demo` (demo/demo), usable with `openstack --os-cloud {cloud}`.
+pub fn clouds_yaml(cloud: &str, auth_url: &str, region: &str) -> String {
+    let q = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+    let entry = |name: &str, user: &str| {
+        format!(
+            "  {}:\n    auth:\n      auth_url: {}\n      username: {}\n      password: {}\n      project_name: {}\n      user_domain_name: Default\n      project_domain_name: Default\n    region_name: {}\n    identity_api_version: 3\n    interface: public\n",
+            q(name),
+            q(auth_url),
+            q(user),
+            q(defaults::PASSWORD),
+            q(user),
+            q(region)
+        )
+    };
+    format!(
+        "clouds:\n{}{}",
+        entry(cloud, "admin"),
+        entry(&format!("{cloud}-demo"), "demo")
+    )
+}

@@ -1,1 +1,16 @@
-//! Standard and P2P testbeds (embedded or Docker) and the compare experiment.
+//! Standard and P2P testbeds of equal compute capacity, and the `compare`
+//! experiment that runs the same concurrent-boot sweep against both.
+//!
+//! - [`topology`]: sizing both testbeds to the same capacity (pure).
+//! - [`embedded`]: every mock and agent in this process on loopback ports.
+//! - [`scenario`]: steady or cloudlet-loss, with seeded victim choice (pure).
+//! - [`hostmon`]: timer lag and CPU use, to flag host-bound runs.
+//! - [`clouds_yaml`]: clouds.yaml for a testbed's entry points.
+//! - [`compare`]: the experiment itself.
+
+pub mod clouds_yaml;
+pub mod compare;
+pub mod embedded;
+pub mod hostmon;
+pub mod scenario;
+pub mod topology;

@@ -1,3 +1,111 @@
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("testbed: not built yet")
+//! `testbed`: start a standard or P2P testbed, or run the compare experiment.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use testbeds::compare::{self, CompareArgs};
+use testbeds::embedded::{EmbeddedTestbed, TestbedSpec};
+use testbeds::topology::{self, Kind};
+
+#[derive(Parser)]
+#[command(name = "testbed", version, about = "N cloudlets versus one monolith of equal capacity")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log filter (RUST_LOG syntax).
+    #[arg(long, global = true, default_value = "warn")]
+    log: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a testbed, print its entry points, run until Ctrl-C.
+    Up(UpArgs),
+    /// Run the boot-burst sweep against both testbeds and write the report.
+    Compare(Box<CompareArgs>),
+}
+
+#[derive(Args)]
+struct UpArgs {
+    #[arg(long, value_enum)]
+    kind: Kind,
+    /// Compute nodes of the standard testbed.
+    #[arg(long, default_value_t = 4)]
+    computes: u32,
+    /// Cloudlets of the P2P testbed.
+    #[arg(long, default_value_t = 4)]
+    cloudlets: u32,
+    /// Size nodes so this many concurrent m1.tiny boots fit twice over.
+    #[arg(long, default_value_t = 256)]
+    capacity_for: u32,
+    #[arg(long, default_value = "devstack")]
+    profile: String,
+    #[arg(long, default_value_t = 1.0)]
+    time_scale: f64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, default_value_t = 2)]
+    retries: u32,
+    /// Write a clouds.yaml with entries `testbed` and `testbed-<i>`.
+    #[arg(long)]
+    clouds_yaml: Option<PathBuf>,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Up(args) => up(args).await,
+            Command::Compare(args) => compare::run(*args).await.map(|_| ()),
+        }
+    })
+}
+
+async fn up(args: UpArgs) -> Result<()> {
+    let members = match args.kind {
+        Kind::Standard => args.computes,
+        Kind::P2p => args.cloudlets,
+    };
+    if members == 0 {
+        bail!("a testbed needs at least one compute node or cloudlet");
+    }
+    let spec = TestbedSpec {
+        kind: args.kind,
+        members,
+        sizing: topology::size_for(members, args.capacity_for, topology::M1_TINY, 2.0),
+        profile: args.profile,
+        time_scale: args.time_scale,
+        seed: args.seed,
+        retries: args.retries,
+        cluster_secret: compare::random_secret(args.seed),
+    };
+    let tb = EmbeddedTestbed::start(spec)
+        .await
+        .context("cannot start the testbed")?;
+    let entries = tb.entries();
+    println!("{} testbed with {} members is up; entry points:", args.kind.label(), members);
+    for (i, e) in entries.iter().enumerate() {
+        println!("  testbed-{}  {}", i + 1, e);
+    }
+    if let Some(path) = &args.clouds_yaml {
+        let text = testbeds::clouds_yaml::render(&entries, &Default::default());
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("clouds.yaml written to {} (use: openstack --os-cloud testbed …)", path.display());
+    }
+    println!("Ctrl-C to stop.");
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot wait for Ctrl-C")?;
+    println!("stopping…");
+    tb.shutdown().await;
+    Ok(())
 }

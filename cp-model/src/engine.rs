@@ -1,0 +1,1280 @@
+//! The discrete-event engine: one event heap, the stations, the nodes and the
+//! instances, and the rules that move a boot from one stage to the next.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, LogNormal, StandardNormal};
+
+use crate::error::ModelError;
+use crate::faults::{
+    CompiledFaults, FaultReason, FaultSet, Window, NO_VALID_HOST, NO_VALID_HOST_RETRIES, VIF_FAILED,
+};
+use crate::profile::Profile;
+use crate::stages::node::{ImageCache, Node};
+use crate::stages::scheduler::{self, HostView};
+use crate::stages::station::{JobId, Station};
+use crate::stats::{ApiStats, BackgroundStats, BootStats, ComputeStats, Stats};
+use crate::types::{
+    ApiKind, Effect, Input, InstanceId, ModelTime, NodeSpec, NodeUsage, RequestId, Resources,
+    TaskState,
+};
+
+/// The controller's stations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    Api = 0,
+    Conductor = 1,
+    Scheduler = 2,
+    Networking = 3,
+}
+
+const STAGE_NAMES: [&str; 4] = ["api", "conductor", "scheduler", "networking"];
+
+/// What a station job is for; decides what happens when it completes.
+#[derive(Clone, Debug)]
+enum JobKind {
+    Api { req: RequestId },
+    Build { inst: InstanceId, gen: u32 },
+    Schedule { inst: InstanceId, gen: u32 },
+    Complete { inst: InstanceId, gen: u32 },
+    DeleteRecord { inst: InstanceId, gen: u32 },
+    PortCreate { inst: InstanceId, gen: u32 },
+    DeviceUp { inst: InstanceId, gen: u32 },
+    PortDelete { inst: InstanceId, gen: u32 },
+    Report { node: usize },
+    Tracker { node: usize, usage: Resources },
+    AgentReport { node: usize },
+}
+
+impl JobKind {
+    fn background(&self) -> bool {
+        matches!(
+            self,
+            JobKind::Report { .. } | JobKind::Tracker { .. } | JobKind::AgentReport { .. }
+        )
+    }
+}
+
+#[derive(Debug)]
+struct Job {
+    stage: Stage,
+    kind: JobKind,
+    enqueued_at: ModelTime,
+    service_s: f64,
+    worker: Option<u32>,
+    abandoned: bool,
+    done: bool,
+}
+
+#[derive(Clone, Debug)]
+enum Ev {
+    Input(Input),
+    StageDone { job: JobId },
+    JobTimeout { job: JobId },
+    Kick,
+    ImageReady { node: usize },
+    SpawnDone { inst: InstanceId, gen: u32 },
+    AgentSeen { inst: InstanceId, gen: u32 },
+    VifTimeout { inst: InstanceId, gen: u32 },
+    DestroyDone { inst: InstanceId, gen: u32 },
+    ReportDue { node: usize },
+    TrackerDue { node: usize },
+    AgentReportDue { node: usize },
+}
+
+struct Scheduled {
+    at: ModelTime,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    // Reversed: BinaryHeap is a max-heap and we want the earliest (then the
+    // first scheduled) on top, so ties resolve in submission order.
+    fn cmp(&self, other: &Self) -> Ordering {
+        other
+            .at
+            .total_cmp(&self.at)
+            .then_with(|| other.seq.cmp(&self.seq))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Building,
+    Active,
+    Error,
+    Deleting,
+    /// Cast to a node that was already lost: nothing will ever answer.
+    Stuck,
+}
+
+#[derive(Debug)]
+struct Instance {
+    resources: Resources,
+    gen: u32,
+    phase: Phase,
+    host: Option<usize>,
+    claimed: bool,
+    holds_slot: bool,
+    attempts: u32,
+    tried: Vec<usize>,
+    delete_requested: bool,
+    spawn_done: bool,
+    vif_done: bool,
+    injected: Option<String>,
+    submitted_at: ModelTime,
+}
+
+/// One OpenStack control plane (1 controller + the given compute nodes).
+pub struct Engine {
+    profile: Profile,
+    profile_hash: String,
+    seed: u64,
+    rng: ChaCha8Rng,
+    now: ModelTime,
+    seq: u64,
+    heap: BinaryHeap<Scheduled>,
+    out: Vec<(ModelTime, Effect)>,
+    stations: [Station; 4],
+    jobs: HashMap<JobId, Job>,
+    next_job: JobId,
+    nodes: Vec<Node>,
+    views: Vec<Vec<HostView>>,
+    instances: BTreeMap<InstanceId, Instance>,
+    faults: CompiledFaults,
+    boots: BootStats,
+    api: ApiStats,
+    background: BackgroundStats,
+    spawns_started: u64,
+    image_downloads: u64,
+    active_time_total: f64,
+    invalid_inputs: u64,
+}
+
+impl Engine {
+    /// Build an engine; periodic background work of every node starts at a
+    /// seeded random phase so that reports do not all land at once.
+    pub fn new(profile: Profile, nodes: Vec<NodeSpec>, seed: u64) -> Result<Engine, ModelError> {
+        profile.validate()?;
+        let mut seen = std::collections::BTreeSet::new();
+        for n in &nodes {
+            let bad = |m: &str| ModelError::InvalidNode {
+                name: n.name.clone(),
+                message: m.to_string(),
+            };
+            if !seen.insert(n.name.clone()) {
+                return Err(bad("duplicate node name"));
+            }
+            for r in [
+                n.cpu_allocation_ratio,
+                n.ram_allocation_ratio,
+                n.disk_allocation_ratio,
+            ] {
+                if !(r.is_finite() && r > 0.0) {
+                    return Err(bad("allocation ratios must be finite and > 0"));
+                }
+            }
+        }
+        let stations = [
+            Station::new(profile.api.workers),
+            Station::new(profile.conductor.workers),
+            Station::new(profile.scheduler.workers),
+            Station::new(profile.networking.workers),
+        ];
+        let views =
+            vec![vec![HostView::default(); nodes.len()]; profile.scheduler.workers as usize];
+        let mut engine = Engine {
+            profile_hash: profile.hash(),
+            profile,
+            seed,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            now: 0.0,
+            seq: 0,
+            heap: BinaryHeap::new(),
+            out: Vec::new(),
+            stations,
+            jobs: HashMap::new(),
+            next_job: 0,
+            nodes: nodes.into_iter().map(Node::new).collect(),
+            views,
+            instances: BTreeMap::new(),
+            faults: CompiledFaults::default(),
+            boots: BootStats::default(),
+            api: ApiStats::default(),
+            background: BackgroundStats::default(),
+            spawns_started: 0,
+            image_downloads: 0,
+            active_time_total: 0.0,
+            invalid_inputs: 0,
+        };
+        let bg = engine.profile.background.clone();
+        for node in 0..engine.nodes.len() {
+            let r = engine.rng.gen::<f64>();
+            engine.push(r * bg.report_interval_s, Ev::ReportDue { node });
+            let r = engine.rng.gen::<f64>();
+            engine.push(r * bg.resource_tracker_interval_s, Ev::TrackerDue { node });
+            let r = engine.rng.gen::<f64>();
+            engine.push(r * bg.agent_report_interval_s, Ev::AgentReportDue { node });
+        }
+        Ok(engine)
+    }
+
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Model time of the last processed event or `advance` target.
+    pub fn now(&self) -> ModelTime {
+        self.now
+    }
+
+    /// Queue an input at model time `now` (clamped to the engine's time, so
+    /// an input can never land in the past). Invalid inputs are counted in
+    /// `Stats::invalid_inputs` and otherwise ignored; see [`Engine::try_submit`].
+    pub fn submit(&mut self, now: ModelTime, input: Input) {
+        if self.try_submit(now, input).is_err() {
+            self.invalid_inputs += 1;
+        }
+    }
+
+    /// Like [`Engine::submit`] but says why an input is refused.
+    pub fn try_submit(&mut self, now: ModelTime, input: Input) -> Result<(), ModelError> {
+        if !now.is_finite() {
+            return Err(ModelError::InvalidInput(format!(
+                "time {now} is not finite"
+            )));
+        }
+        match &input {
+            Input::LoseNode { name } if !self.nodes.iter().any(|n| &n.spec.name == name) => {
+                return Err(ModelError::InvalidInput(format!("unknown node `{name}`")));
+            }
+            Input::FreezeController { duration_s } | Input::ApiUnavailable { duration_s }
+                if !(duration_s.is_finite() && *duration_s >= 0.0) =>
+            {
+                return Err(ModelError::InvalidInput(format!(
+                    "bad duration {duration_s}"
+                )));
+            }
+            Input::SetFaults(set) => {
+                CompiledFaults::compile(set.clone())?;
+            }
+            _ => {}
+        }
+        let at = now.max(self.now);
+        self.push(at, Ev::Input(input));
+        Ok(())
+    }
+
+    /// Install a fault set now (compiles regexes; errors leave the old set).
+    pub fn set_faults(&mut self, now: ModelTime, faults: FaultSet) -> Result<(), ModelError> {
+        CompiledFaults::compile(faults.clone())?;
+        self.try_submit(now, Input::SetFaults(faults))
+    }
+
+    pub fn faults(&self) -> &FaultSet {
+        &self.faults.set
+    }
+
+    /// Earliest pending event. Background work never stops, so this is
+    /// `Some` as long as there is at least one compute node.
+    pub fn next_deadline(&self) -> Option<ModelTime> {
+        self.heap.peek().map(|s| s.at)
+    }
+
+    /// Process every event with time <= `to`, in time order (ties in the
+    /// order they were scheduled), and return the effects with their times.
+    pub fn advance(&mut self, to: ModelTime) -> Vec<(ModelTime, Effect)> {
+        while let Some(top) = self.heap.peek() {
+            if top.at > to {
+                break;
+            }
+            let Some(s) = self.heap.pop() else { break };
+            self.now = s.at.max(self.now);
+            self.handle(s.ev);
+        }
+        if to.is_finite() && to > self.now {
+            self.now = to;
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    pub fn nodes(&self) -> Vec<NodeUsage> {
+        self.nodes.iter().map(Node::usage).collect()
+    }
+
+    pub fn stats(&self) -> Stats {
+        let mut stages = BTreeMap::new();
+        for (i, st) in self.stations.iter().enumerate() {
+            stages.insert(STAGE_NAMES[i].to_string(), st.stats(self.now));
+        }
+        let bg = &self.profile.background;
+        let n = self.nodes.iter().filter(|n| n.up).count() as f64;
+        let mut boots = self.boots.clone();
+        boots.mean_time_to_active_s = if boots.active > 0 {
+            self.active_time_total / boots.active as f64
+        } else {
+            0.0
+        };
+        Stats {
+            now: self.now,
+            profile: self.profile.name.clone(),
+            profile_hash: self.profile_hash.clone(),
+            seed: self.seed,
+            stages,
+            api: self.api.clone(),
+            boots,
+            compute: ComputeStats {
+                nodes: self.nodes.len() as u64,
+                nodes_up: n as u64,
+                builds_in_flight: self.nodes.iter().map(|n| u64::from(n.building)).sum(),
+                builds_queued: self.nodes.iter().map(|n| n.build_queue.len() as u64).sum(),
+                max_concurrent_builds_seen: self
+                    .nodes
+                    .iter()
+                    .map(|n| n.max_building_seen)
+                    .max()
+                    .unwrap_or(0),
+                spawns_started: self.spawns_started,
+                image_downloads: self.image_downloads,
+            },
+            background: BackgroundStats {
+                offered_conductor_workers: n
+                    * (bg.report_cost_s / bg.report_interval_s
+                        + bg.resource_tracker_cost_s / bg.resource_tracker_interval_s),
+                offered_networking_workers: n * bg.agent_report_cost_s / bg.agent_report_interval_s,
+                ..self.background.clone()
+            },
+            invalid_inputs: self.invalid_inputs,
+        }
+    }
+
+    // ----- plumbing -------------------------------------------------------
+
+    fn push(&mut self, at: ModelTime, ev: Ev) {
+        self.seq += 1;
+        self.heap.push(Scheduled {
+            at,
+            seq: self.seq,
+            ev,
+        });
+    }
+
+    fn emit(&mut self, effect: Effect) {
+        self.out.push((self.now, effect));
+    }
+
+    /// Log-normal multiplier with mean 1 and the profile's coefficient of variation.
+    fn jitter(&mut self) -> f64 {
+        let cv = self.profile.service_time_cv;
+        if cv <= 0.0 {
+            return 1.0;
+        }
+        let sigma2 = (1.0 + cv * cv).ln();
+        let z: f64 = self.rng.sample(StandardNormal);
+        (-sigma2 / 2.0 + sigma2.sqrt() * z).exp()
+    }
+
+    fn lognormal(&mut self, median: f64, sigma: f64) -> f64 {
+        if sigma <= 0.0 || median <= 0.0 {
+            return median.max(0.0);
+        }
+        match LogNormal::new(median.ln(), sigma) {
+            Ok(d) => d.sample(&mut self.rng),
+            Err(_) => median,
+        }
+    }
+
+    fn enqueue(
+        &mut self,
+        stage: Stage,
+        kind: JobKind,
+        base_s: f64,
+        timeout_s: Option<f64>,
+    ) -> JobId {
+        let extra = {
+            let l = &self.faults.set.extra_latency;
+            match stage {
+                Stage::Api => l.api_s,
+                Stage::Conductor => l.conductor_s,
+                Stage::Scheduler => l.scheduler_s,
+                Stage::Networking => l.networking_s,
+            }
+        };
+        let service_s = base_s * self.jitter() + extra;
+        let id = self.next_job;
+        self.next_job += 1;
+        self.jobs.insert(
+            id,
+            Job {
+                stage,
+                kind,
+                enqueued_at: self.now,
+                service_s,
+                worker: None,
+                abandoned: false,
+                done: false,
+            },
+        );
+        self.stations[stage as usize].enqueue(self.now, id);
+        if let Some(t) = timeout_s {
+            self.push(self.now + t, Ev::JobTimeout { job: id });
+        }
+        self.try_start(stage);
+        id
+    }
+
+    fn frozen(&self) -> Option<Window> {
+        self.faults.frozen_at(self.now)
+    }
+
+    fn try_start(&mut self, stage: Stage) {
+        if self.frozen().is_some() {
+            return;
+        }
+        loop {
+            let st = &mut self.stations[stage as usize];
+            let Some(worker) = st.free_worker() else {
+                return;
+            };
+            let Some(id) = st.start(self.now, worker) else {
+                return;
+            };
+            let Some(job) = self.jobs.get_mut(&id) else {
+                continue;
+            };
+            job.worker = Some(worker);
+            let wait = self.now - job.enqueued_at;
+            let (service, bgnd) = (job.service_s, job.kind.background());
+            self.stations[stage as usize].record_start(wait, service, bgnd);
+            self.push(self.now + service, Ev::StageDone { job: id });
+        }
+    }
+
+    fn try_start_all(&mut self) {
+        for s in [
+            Stage::Api,
+            Stage::Conductor,
+            Stage::Scheduler,
+            Stage::Networking,
+        ] {
+            self.try_start(s);
+        }
+    }
+
+    // ----- event dispatch -------------------------------------------------
+
+    fn handle(&mut self, ev: Ev) {
+        match ev {
+            Ev::Input(input) => self.on_input(input),
+            Ev::StageDone { job } => self.on_stage_done(job),
+            Ev::JobTimeout { job } => self.on_job_timeout(job),
+            Ev::Kick => self.try_start_all(),
+            Ev::ImageReady { node } => self.on_image_ready(node),
+            Ev::SpawnDone { inst, gen } => {
+                if let Some(i) = self.live(inst, gen) {
+                    i.spawn_done = true;
+                    self.maybe_finish_spawn(inst);
+                }
+            }
+            Ev::AgentSeen { inst, gen } => {
+                if self.live(inst, gen).is_some() {
+                    let s = self.profile.networking.device_up_s;
+                    self.enqueue(Stage::Networking, JobKind::DeviceUp { inst, gen }, s, None);
+                }
+            }
+            Ev::VifTimeout { inst, gen } => self.on_vif_timeout(inst, gen),
+            Ev::DestroyDone { inst, gen } => {
+                if self.live(inst, gen).is_some() {
+                    let s = self.profile.networking.port_delete_s;
+                    self.enqueue(
+                        Stage::Networking,
+                        JobKind::PortDelete { inst, gen },
+                        s,
+                        None,
+                    );
+                }
+            }
+            Ev::ReportDue { node } => self.on_report_due(node),
+            Ev::TrackerDue { node } => self.on_tracker_due(node),
+            Ev::AgentReportDue { node } => self.on_agent_report_due(node),
+        }
+    }
+
+    /// The instance if it still exists and `gen` is current (older events
+    /// belong to an abandoned attempt and are ignored).
+    fn live(&mut self, inst: InstanceId, gen: u32) -> Option<&mut Instance> {
+        self.instances.get_mut(&inst).filter(|i| i.gen == gen)
+    }
+
+    fn on_input(&mut self, input: Input) {
+        match input {
+            Input::ApiCall { req, kind } => self.on_api_call(req, kind),
+            Input::Boot {
+                instance,
+                resources,
+                name,
+            } => self.on_boot(instance, resources, name),
+            Input::Delete { instance } => self.on_delete(instance),
+            Input::SetFaults(set) => match CompiledFaults::compile(set) {
+                Ok(c) => {
+                    let lost = c.set.lost_nodes.clone();
+                    let ends: Vec<f64> = c.set.controller_frozen.iter().map(|w| w.end_s).collect();
+                    self.faults = c;
+                    for end in ends {
+                        if end >= self.now {
+                            self.push(end, Ev::Kick);
+                        }
+                    }
+                    for name in lost {
+                        self.lose_node(&name);
+                    }
+                }
+                Err(_) => self.invalid_inputs += 1,
+            },
+            Input::LoseNode { name } => {
+                if !self.faults.set.lost_nodes.contains(&name) {
+                    self.faults.set.lost_nodes.push(name.clone());
+                }
+                self.lose_node(&name);
+            }
+            Input::FreezeController { duration_s } => {
+                let w = Window {
+                    start_s: self.now,
+                    end_s: self.now + duration_s,
+                };
+                self.faults.set.controller_frozen.push(w);
+                self.push(w.end_s, Ev::Kick);
+            }
+            Input::ApiUnavailable { duration_s } => {
+                let w = Window {
+                    start_s: self.now,
+                    end_s: self.now + duration_s,
+                };
+                self.faults.set.api_unavailable.push(w);
+            }
+        }
+    }
+
+    fn on_api_call(&mut self, req: RequestId, kind: ApiKind) {
+        if self.faults.api_unavailable(self.now) {
+            self.api.rejected_unavailable_503 += 1;
+            self.emit(Effect::ApiRejected {
+                req,
+                status: 503,
+                message: "Service Unavailable: the compute API is not available".into(),
+            });
+            return;
+        }
+        let api = &self.profile.api;
+        if self.stations[Stage::Api as usize].queue.len() >= api.backlog as usize {
+            self.api.rejected_backlog_503 += 1;
+            self.emit(Effect::ApiRejected {
+                req,
+                status: 503,
+                message: "Service Unavailable: API backlog is full".into(),
+            });
+            return;
+        }
+        let base = match kind {
+            ApiKind::Get => api.get_s,
+            ApiKind::Post => api.post_s,
+            ApiKind::Delete => api.delete_s,
+        };
+        let timeout = api.timeout_s;
+        self.enqueue(Stage::Api, JobKind::Api { req }, base, Some(timeout));
+    }
+
+    fn on_boot(&mut self, id: InstanceId, resources: Resources, name: Option<String>) {
+        if self.instances.contains_key(&id) {
+            self.invalid_inputs += 1;
+            return;
+        }
+        // Draw the injected-fault decision now so the RNG stream does not
+        // depend on how far the build gets.
+        let injected = match name.as_deref().and_then(|n| self.faults.boot_rule(n)) {
+            Some((rate, fault)) => {
+                let fault = fault.to_string();
+                (self.rng.gen::<f64>() < rate).then_some(fault)
+            }
+            None => None,
+        };
+        self.boots.submitted += 1;
+        self.instances.insert(
+            id,
+            Instance {
+                resources,
+                gen: 0,
+                phase: Phase::Building,
+                host: None,
+                claimed: false,
+                holds_slot: false,
+                attempts: 0,
+                tried: Vec::new(),
+                delete_requested: false,
+                spawn_done: false,
+                vif_done: false,
+                injected,
+                submitted_at: self.now,
+            },
+        );
+        self.emit(Effect::TaskState {
+            instance: id,
+            task_state: TaskState::Scheduling,
+        });
+        let s = self.profile.conductor.build_s;
+        self.enqueue(
+            Stage::Conductor,
+            JobKind::Build { inst: id, gen: 0 },
+            s,
+            None,
+        );
+    }
+
+    fn on_stage_done(&mut self, id: JobId) {
+        // A frozen controller finishes nothing: the rest of the service runs
+        // after the freeze.
+        if let Some(w) = self.frozen() {
+            self.push(w.end_s + (self.now - w.start_s), Ev::StageDone { job: id });
+            return;
+        }
+        let Some(mut job) = self.jobs.remove(&id) else {
+            return;
+        };
+        job.done = true;
+        let worker = job.worker.unwrap_or(0);
+        self.stations[job.stage as usize].finish(worker, job.abandoned);
+        let abandoned = job.abandoned;
+        self.dispatch_done(job.kind, worker, abandoned);
+        self.try_start(job.stage);
+    }
+
+    fn dispatch_done(&mut self, kind: JobKind, worker: u32, abandoned: bool) {
+        match kind {
+            JobKind::Api { req } => {
+                if !abandoned {
+                    self.api.done += 1;
+                    self.emit(Effect::ApiDone { req });
+                }
+            }
+            JobKind::Build { inst, gen } => self.on_build_done(inst, gen),
+            JobKind::Schedule { inst, gen } => {
+                if !abandoned {
+                    self.on_schedule_done(inst, gen, worker);
+                }
+            }
+            JobKind::PortCreate { inst, gen } => self.on_port_created(inst, gen),
+            JobKind::DeviceUp { inst, gen } => {
+                if let Some(i) = self.live(inst, gen) {
+                    i.vif_done = true;
+                    self.maybe_finish_spawn(inst);
+                }
+            }
+            JobKind::Complete { inst, gen } => {
+                if !abandoned {
+                    self.on_complete_done(inst, gen);
+                }
+            }
+            JobKind::PortDelete { inst, gen } => {
+                if self.live(inst, gen).is_some() {
+                    let s = self.profile.conductor.delete_s;
+                    self.enqueue(
+                        Stage::Conductor,
+                        JobKind::DeleteRecord { inst, gen },
+                        s,
+                        None,
+                    );
+                }
+            }
+            JobKind::DeleteRecord { inst, gen } => {
+                if self.live(inst, gen).is_some() {
+                    self.finish_delete(inst);
+                }
+            }
+            JobKind::Report { node } => {
+                if let Some(n) = self.nodes.get_mut(node) {
+                    n.report_outstanding = false;
+                    if n.up {
+                        n.last_report = self.now;
+                    }
+                }
+            }
+            JobKind::Tracker { node, usage } => {
+                let lag = self.profile.scheduler.host_state_lag_s;
+                let now = self.now;
+                if let Some(n) = self.nodes.get_mut(node) {
+                    n.tracker_outstanding = false;
+                    if n.up {
+                        n.write_record(now, usage, lag);
+                    }
+                }
+            }
+            JobKind::AgentReport { node } => {
+                if let Some(n) = self.nodes.get_mut(node) {
+                    n.agent_outstanding = false;
+                }
+            }
+        }
+    }
+
+    fn on_job_timeout(&mut self, id: JobId) {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        if job.done {
+            return;
+        }
+        job.abandoned = true;
+        match job.kind.clone() {
+            JobKind::Api { req } => {
+                self.api.rejected_timeout_504 += 1;
+                self.emit(Effect::ApiRejected {
+                    req,
+                    status: 504,
+                    message: "Gateway Timeout: the compute API did not answer in time".into(),
+                });
+            }
+            JobKind::Schedule { inst, gen } | JobKind::Complete { inst, gen }
+                if self.live(inst, gen).is_some() =>
+            {
+                let msg_id: u128 = self.rng.gen();
+                let fault = format!(
+                    "MessagingTimeout: Timed out waiting for a reply to message ID {msg_id:032x}"
+                );
+                self.fail_build(inst, fault);
+            }
+            _ => {}
+        }
+    }
+
+    // ----- boot path ------------------------------------------------------
+
+    fn on_build_done(&mut self, inst: InstanceId, gen: u32) {
+        let max_attempts = self.profile.scheduler.max_attempts;
+        let Some(i) = self.live(inst, gen) else {
+            return;
+        };
+        if i.delete_requested {
+            self.finish_delete(inst);
+            return;
+        }
+        // populate_retry: the conductor refuses a further attempt.
+        if i.attempts >= max_attempts {
+            self.fail_build(inst, NO_VALID_HOST_RETRIES.to_string());
+            return;
+        }
+        i.attempts += 1;
+        let considered = self
+            .nodes
+            .len()
+            .min(self.profile.scheduler.max_hosts_considered as usize);
+        let s =
+            self.profile.scheduler.base_s + self.profile.scheduler.per_host_s * considered as f64;
+        let timeout = self.profile.conductor.rpc_response_timeout_s;
+        self.enqueue(
+            Stage::Scheduler,
+            JobKind::Schedule { inst, gen },
+            s,
+            Some(timeout),
+        );
+    }
+
+    fn on_schedule_done(&mut self, inst: InstanceId, gen: u32, worker: u32) {
+        let considered = self
+            .nodes
+            .len()
+            .min(self.profile.scheduler.max_hosts_considered as usize);
+        let down = self.profile.background.service_down_time_s;
+        let now = self.now;
+        let Some(i) = self.instances.get(&inst).filter(|i| i.gen == gen) else {
+            return;
+        };
+        if i.delete_requested {
+            self.finish_delete(inst);
+            return;
+        }
+        let (req, tried) = (i.resources, i.tried.clone());
+        let Some(views) = self.views.get_mut(worker as usize) else {
+            return;
+        };
+        let chosen = scheduler::choose(views, &mut self.nodes, considered, &req, &tried, now, down);
+        let Some(node) = chosen else {
+            self.fail_build(inst, NO_VALID_HOST.to_string());
+            return;
+        };
+        if let Some(i) = self.instances.get_mut(&inst) {
+            i.host = Some(node);
+        }
+        if !self.nodes[node].up {
+            // The cast sits in a queue nobody reads: the instance stays in BUILD.
+            self.boots.lost_in_transit += 1;
+            if let Some(i) = self.instances.get_mut(&inst) {
+                i.phase = Phase::Stuck;
+            }
+            return;
+        }
+        self.nodes[node].build_queue.push_back(inst);
+        self.start_builds(node);
+    }
+
+    /// Give free build slots to queued builds; each claims on entry.
+    fn start_builds(&mut self, node: usize) {
+        let max = self.profile.compute.max_concurrent_builds;
+        while self.nodes[node].up && self.nodes[node].building < max {
+            let Some(inst) = self.nodes[node].build_queue.pop_front() else {
+                return;
+            };
+            let Some(i) = self.instances.get(&inst) else {
+                continue;
+            };
+            if i.delete_requested {
+                self.finish_delete(inst);
+                continue;
+            }
+            let req = i.resources;
+            let lag = self.profile.scheduler.host_state_lag_s;
+            let now = self.now;
+            let n = &mut self.nodes[node];
+            if n.claim(&req) {
+                n.building += 1;
+                n.max_building_seen = n.max_building_seen.max(n.building);
+                let used = n.used;
+                n.write_record(now, used, lag);
+                let gen = match self.instances.get_mut(&inst) {
+                    Some(i) => {
+                        i.claimed = true;
+                        i.holds_slot = true;
+                        i.gen
+                    }
+                    None => continue,
+                };
+                self.emit(Effect::TaskState {
+                    instance: inst,
+                    task_state: TaskState::Networking,
+                });
+                let s = self.profile.networking.port_create_s;
+                self.enqueue(
+                    Stage::Networking,
+                    JobKind::PortCreate { inst, gen },
+                    s,
+                    None,
+                );
+            } else {
+                // RescheduledException: back to the conductor, this host excluded.
+                self.boots.reschedules += 1;
+                let gen = match self.instances.get_mut(&inst) {
+                    Some(i) => {
+                        i.tried.push(node);
+                        i.host = None;
+                        i.gen
+                    }
+                    None => continue,
+                };
+                let s = self.profile.conductor.build_s;
+                self.enqueue(Stage::Conductor, JobKind::Build { inst, gen }, s, None);
+            }
+        }
+    }
+
+    fn on_port_created(&mut self, inst: InstanceId, gen: u32) {
+        let Some(i) = self.live(inst, gen) else {
+            return;
+        };
+        let Some(node) = i.host else { return };
+        self.emit(Effect::TaskState {
+            instance: inst,
+            task_state: TaskState::Spawning,
+        });
+        match &mut self.nodes[node].image {
+            ImageCache::Cached => self.start_spawn(inst),
+            ImageCache::Downloading(waiters) => waiters.push(inst),
+            ImageCache::Absent => {
+                self.nodes[node].image = ImageCache::Downloading(vec![inst]);
+                self.image_downloads += 1;
+                let at = self.now + self.profile.compute.first_boot_image_s;
+                self.push(at, Ev::ImageReady { node });
+            }
+        }
+    }
+
+    fn on_image_ready(&mut self, node: usize) {
+        let waiters = match std::mem::replace(&mut self.nodes[node].image, ImageCache::Cached) {
+            ImageCache::Downloading(w) => w,
+            _ => Vec::new(),
+        };
+        for inst in waiters {
+            if self
+                .instances
+                .get(&inst)
+                .is_some_and(|i| i.phase == Phase::Building)
+            {
+                self.start_spawn(inst);
+            }
+        }
+    }
+
+    /// Spawn and VIF plugging run in parallel; nova waits for both
+    /// (the domain starts paused until `network-vif-plugged` arrives).
+    fn start_spawn(&mut self, inst: InstanceId) {
+        let Some(gen) = self.instances.get(&inst).map(|i| i.gen) else {
+            return;
+        };
+        self.spawns_started += 1;
+        let c = self.profile.compute.clone();
+        let n = self.profile.networking.clone();
+        let spawn = self.lognormal(c.spawn_median_s, c.spawn_sigma)
+            + self.faults.set.extra_latency.compute_s;
+        let agent = self.lognormal(n.agent_delay_median_s, n.agent_delay_sigma);
+        self.push(self.now + spawn, Ev::SpawnDone { inst, gen });
+        self.push(self.now + agent, Ev::AgentSeen { inst, gen });
+        self.push(
+            self.now + n.vif_plugging_timeout_s,
+            Ev::VifTimeout { inst, gen },
+        );
+    }
+
+    fn on_vif_timeout(&mut self, inst: InstanceId, gen: u32) {
+        let fatal = self.profile.networking.vif_plugging_is_fatal;
+        let Some(i) = self.live(inst, gen) else {
+            return;
+        };
+        if i.vif_done || i.phase != Phase::Building {
+            return;
+        }
+        if fatal {
+            self.fail_build(
+                inst,
+                format!("Build of instance {inst} aborted: {VIF_FAILED}"),
+            );
+        } else {
+            i.vif_done = true;
+            self.maybe_finish_spawn(inst);
+        }
+    }
+
+    fn maybe_finish_spawn(&mut self, inst: InstanceId) {
+        let Some(i) = self.instances.get_mut(&inst) else {
+            return;
+        };
+        if !(i.spawn_done && i.vif_done) || i.phase != Phase::Building {
+            return;
+        }
+        // Guard against a second trigger (both flags already set).
+        i.spawn_done = false;
+        let gen = i.gen;
+        if let Some(fault) = i.injected.take() {
+            self.fail_build(inst, fault);
+            return;
+        }
+        let s = self.profile.conductor.complete_s;
+        let timeout = self.profile.conductor.rpc_response_timeout_s;
+        self.enqueue(
+            Stage::Conductor,
+            JobKind::Complete { inst, gen },
+            s,
+            Some(timeout),
+        );
+    }
+
+    fn on_complete_done(&mut self, inst: InstanceId, gen: u32) {
+        let now = self.now;
+        let Some(i) = self.live(inst, gen) else {
+            return;
+        };
+        let node = i.host;
+        let delete = i.delete_requested;
+        i.phase = Phase::Active;
+        let took = now - i.submitted_at;
+        self.release_slot(inst);
+        let Some(node) = node else { return };
+        if delete {
+            self.begin_delete(inst);
+            return;
+        }
+        self.boots.active += 1;
+        self.active_time_total += took;
+        let host = self.nodes[node].spec.name.clone();
+        self.emit(Effect::Active {
+            instance: inst,
+            host,
+        });
+    }
+
+    fn release_slot(&mut self, inst: InstanceId) {
+        let Some(i) = self.instances.get_mut(&inst) else {
+            return;
+        };
+        if !i.holds_slot {
+            return;
+        }
+        i.holds_slot = false;
+        if let Some(node) = i.host {
+            self.nodes[node].building = self.nodes[node].building.saturating_sub(1);
+            self.start_builds(node);
+        }
+    }
+
+    /// Free what a build held and put it in ERROR (or just delete it if the
+    /// user already asked for that).
+    fn fail_build(&mut self, inst: InstanceId, fault: String) {
+        self.release_slot(inst);
+        let lag = self.profile.scheduler.host_state_lag_s;
+        let now = self.now;
+        let Some(i) = self.instances.get_mut(&inst) else {
+            return;
+        };
+        i.gen += 1;
+        i.phase = Phase::Error;
+        let host = if i.claimed { i.host } else { None };
+        if i.claimed {
+            i.claimed = false;
+            if let Some(node) = i.host {
+                let n = &mut self.nodes[node];
+                n.release(&i.resources);
+                let used = n.used;
+                n.write_record(now, used, lag);
+            }
+        }
+        if i.delete_requested {
+            self.remove_deleted(inst);
+            return;
+        }
+        self.boots.errors += 1;
+        *self
+            .boots
+            .errors_by_reason
+            .entry(FaultReason::classify(&fault).label().to_string())
+            .or_insert(0) += 1;
+        let host = host.map(|n| self.nodes[n].spec.name.clone());
+        self.emit(Effect::Error {
+            instance: inst,
+            fault,
+            host,
+        });
+    }
+
+    // ----- delete path ----------------------------------------------------
+
+    fn on_delete(&mut self, inst: InstanceId) {
+        self.boots.deletes += 1;
+        let Some(i) = self.instances.get_mut(&inst) else {
+            self.invalid_inputs += 1;
+            return;
+        };
+        match i.phase {
+            Phase::Deleting => {}
+            Phase::Error | Phase::Stuck => self.remove_deleted(inst),
+            Phase::Building => {
+                if !i.delete_requested {
+                    i.delete_requested = true;
+                    self.emit(Effect::TaskState {
+                        instance: inst,
+                        task_state: TaskState::Deleting,
+                    });
+                }
+            }
+            Phase::Active => {
+                self.emit(Effect::TaskState {
+                    instance: inst,
+                    task_state: TaskState::Deleting,
+                });
+                self.begin_delete(inst);
+            }
+        }
+    }
+
+    /// Compute destroys the domain, neutron deletes the port, the conductor
+    /// destroys the record; a lost host means a local delete at the API.
+    fn begin_delete(&mut self, inst: InstanceId) {
+        let destroy = self.profile.compute.destroy_s;
+        let Some(i) = self.instances.get_mut(&inst) else {
+            return;
+        };
+        i.phase = Phase::Deleting;
+        i.gen += 1;
+        let gen = i.gen;
+        match i.host {
+            Some(node) if self.nodes[node].up => {
+                self.push(self.now + destroy, Ev::DestroyDone { inst, gen });
+            }
+            _ => self.finish_delete(inst),
+        }
+    }
+
+    fn finish_delete(&mut self, inst: InstanceId) {
+        self.release_slot(inst);
+        let lag = self.profile.scheduler.host_state_lag_s;
+        let now = self.now;
+        if let Some(i) = self.instances.get_mut(&inst) {
+            if i.claimed {
+                i.claimed = false;
+                if let Some(node) = i.host {
+                    let n = &mut self.nodes[node];
+                    n.release(&i.resources);
+                    let used = n.used;
+                    n.write_record(now, used, lag);
+                }
+            }
+        }
+        self.remove_deleted(inst);
+    }
+
+    fn remove_deleted(&mut self, inst: InstanceId) {
+        if self.instances.remove(&inst).is_some() {
+            self.boots.deleted += 1;
+            self.emit(Effect::Deleted { instance: inst });
+        }
+    }
+
+    // ----- faults ---------------------------------------------------------
+
+    fn lose_node(&mut self, name: &str) {
+        let Some(node) = self.nodes.iter().position(|n| n.spec.name == name) else {
+            self.invalid_inputs += 1;
+            return;
+        };
+        if !self.nodes[node].up {
+            return;
+        }
+        self.nodes[node].up = false;
+        let fault = format!("Compute host {name} lost");
+        let on_node: Vec<InstanceId> = self
+            .instances
+            .iter()
+            .filter(|(_, i)| {
+                i.host == Some(node) && i.phase != Phase::Stuck && i.phase != Phase::Error
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        self.nodes[node].build_queue.clear();
+        for inst in on_node {
+            let Some(i) = self.instances.get_mut(&inst) else {
+                continue;
+            };
+            match i.phase {
+                Phase::Building => {
+                    // The build slot and claim die with the node.
+                    i.holds_slot = false;
+                    self.fail_build(inst, fault.clone());
+                }
+                Phase::Active => {
+                    i.phase = Phase::Error;
+                    i.gen += 1;
+                    self.boots.errors += 1;
+                    *self
+                        .boots
+                        .errors_by_reason
+                        .entry(FaultReason::HostLost.label().to_string())
+                        .or_insert(0) += 1;
+                    self.emit(Effect::Error {
+                        instance: inst,
+                        fault: fault.clone(),
+                        host: Some(name.to_string()),
+                    });
+                }
+                Phase::Deleting => self.remove_deleted(inst),
+                Phase::Error | Phase::Stuck => {}
+            }
+        }
+        self.nodes[node].building = 0;
+    }
+
+    // ----- background load ------------------------------------------------
+
+    fn on_report_due(&mut self, node: usize) {
+        let bg = self.profile.background.clone();
+        self.push(self.now + bg.report_interval_s, Ev::ReportDue { node });
+        let Some(n) = self.nodes.get_mut(node) else {
+            return;
+        };
+        if !n.up {
+            return;
+        }
+        if n.report_outstanding {
+            self.background.skipped += 1;
+            return;
+        }
+        n.report_outstanding = true;
+        self.background.service_reports += 1;
+        self.enqueue(
+            Stage::Conductor,
+            JobKind::Report { node },
+            bg.report_cost_s,
+            None,
+        );
+    }
+
+    fn on_tracker_due(&mut self, node: usize) {
+        let bg = self.profile.background.clone();
+        self.push(
+            self.now + bg.resource_tracker_interval_s,
+            Ev::TrackerDue { node },
+        );
+        let Some(n) = self.nodes.get_mut(node) else {
+            return;
+        };
+        if !n.up {
+            return;
+        }
+        if n.tracker_outstanding {
+            self.background.skipped += 1;
+            return;
+        }
+        n.tracker_outstanding = true;
+        // The usage is computed now and written when the conductor gets to it.
+        let usage = n.used;
+        let cost = bg.resource_tracker_cost_s
+            + bg.resource_tracker_per_instance_s * f64::from(n.instances);
+        self.background.tracker_updates += 1;
+        self.enqueue(
+            Stage::Conductor,
+            JobKind::Tracker { node, usage },
+            cost,
+            None,
+        );
+    }
+
+    fn on_agent_report_due(&mut self, node: usize) {
+        let bg = self.profile.background.clone();
+        self.push(
+            self.now + bg.agent_report_interval_s,
+            Ev::AgentReportDue { node },
+        );
+        let Some(n) = self.nodes.get_mut(node) else {
+            return;
+        };
+        if !n.up {
+            return;
+        }
+        if n.agent_outstanding {
+            self.background.skipped += 1;
+            return;
+        }
+        n.agent_outstanding = true;
+        self.background.agent_reports += 1;
+        self.enqueue(
+            Stage::Networking,
+            JobKind::AgentReport { node },
+            bg.agent_report_cost_s,
+            None,
+        );
+    }
+}

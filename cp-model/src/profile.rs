@@ -1,0 +1,361 @@
+//! Model parameters, loaded from TOML.
+//!
+//! Built-in profiles live in `cp-model/profiles/*.toml`. A user file may start
+//! with `base = "openstack-2017"` and override only the keys it names, so one
+//! parameter can be changed without copying the whole profile.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ModelError;
+
+const DEVSTACK: &str = include_str!("../profiles/devstack.toml");
+const OPENSTACK_2017: &str = include_str!("../profiles/openstack-2017.toml");
+
+/// Names of the built-in profiles.
+pub const BUILTIN: [&str; 2] = ["devstack", "openstack-2017"];
+
+/// nova-api (with keystonemiddleware token validation).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiParams {
+    pub workers: u32,
+    pub get_s: f64,
+    pub post_s: f64,
+    pub delete_s: f64,
+    /// Calls waiting for a worker beyond this many are refused with 503.
+    pub backlog: u32,
+    /// A call still unanswered after this long gets 504 (load balancer timeout).
+    pub timeout_s: f64,
+}
+
+/// nova-conductor and the message bus in front of it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConductorParams {
+    pub workers: u32,
+    /// `build_instances` / `schedule_and_build_instances` work per attempt.
+    pub build_s: f64,
+    /// Compute's final `instance.save()` through the conductor (an RPC call).
+    pub complete_s: f64,
+    /// `instance.destroy()` on delete.
+    pub delete_s: f64,
+    /// oslo.messaging `rpc_response_timeout`: an RPC call unanswered this long fails.
+    pub rpc_response_timeout_s: f64,
+}
+
+/// nova-scheduler (filter scheduler).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerParams {
+    pub workers: u32,
+    /// s0: fixed cost of one `select_destinations`.
+    pub base_s: f64,
+    /// s1: cost per compute node considered (host state load + filters).
+    pub per_host_s: f64,
+    /// Cap on hosts considered (`max_placement_results`).
+    pub max_hosts_considered: u32,
+    /// `[scheduler] max_attempts`.
+    pub max_attempts: u32,
+    /// Delay before a compute node record written to the DB is visible to the scheduler.
+    pub host_state_lag_s: f64,
+}
+
+/// neutron-server plus the L2 agent on each compute.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkingParams {
+    pub workers: u32,
+    /// Port create + binding requested by nova-compute.
+    pub port_create_s: f64,
+    pub port_delete_s: f64,
+    /// neutron-server handling `update_device_up` and notifying nova.
+    pub device_up_s: f64,
+    /// L2 agent loop latency before it reports the tap device (log-normal).
+    pub agent_delay_median_s: f64,
+    pub agent_delay_sigma: f64,
+    /// nova `vif_plugging_timeout`.
+    pub vif_plugging_timeout_s: f64,
+    /// nova `vif_plugging_is_fatal`.
+    pub vif_plugging_is_fatal: bool,
+}
+
+/// nova-compute and the hypervisor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComputeParams {
+    /// `[compute] max_concurrent_builds` per node.
+    pub max_concurrent_builds: u32,
+    /// Spawn time (image prep + domain start), log-normal.
+    pub spawn_median_s: f64,
+    pub spawn_sigma: f64,
+    /// First boot on a node fetches the image from glance (later boots hit the cache).
+    pub first_boot_image_s: f64,
+    /// Domain destroy + cleanup on delete.
+    pub destroy_s: f64,
+}
+
+/// Periodic load that every compute node puts on the controller, booting or not.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackgroundParams {
+    /// nova `report_interval`: service heartbeat through the conductor.
+    pub report_interval_s: f64,
+    pub report_cost_s: f64,
+    /// Resource tracker `update_available_resource` period and conductor cost.
+    pub resource_tracker_interval_s: f64,
+    pub resource_tracker_cost_s: f64,
+    pub resource_tracker_per_instance_s: f64,
+    /// neutron L2 agent `report_interval` and neutron-server cost.
+    pub agent_report_interval_s: f64,
+    pub agent_report_cost_s: f64,
+    /// nova `service_down_time`: a node without a report this long is filtered out.
+    pub service_down_time_s: f64,
+}
+
+/// A complete, self-describing set of model parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub name: String,
+    pub description: String,
+    /// Coefficient of variation of every station's service time (log-normal, mean kept).
+    pub service_time_cv: f64,
+    pub api: ApiParams,
+    pub conductor: ConductorParams,
+    pub scheduler: SchedulerParams,
+    pub networking: NetworkingParams,
+    pub compute: ComputeParams,
+    pub background: BackgroundParams,
+}
+
+impl Profile {
+    /// One of the profiles shipped with the crate.
+    pub fn builtin(name: &str) -> Result<Profile, ModelError> {
+        let text =
+            builtin_text(name).ok_or_else(|| ModelError::UnknownProfile(name.to_string()))?;
+        Profile::from_toml(name, text)
+    }
+
+    /// A built-in name, or a path to a TOML file (which may name a `base`).
+    pub fn load(name_or_path: &str) -> Result<Profile, ModelError> {
+        if builtin_text(name_or_path).is_some() {
+            return Profile::builtin(name_or_path);
+        }
+        let path = std::path::Path::new(name_or_path);
+        if !path.exists() {
+            return Err(ModelError::UnknownProfile(name_or_path.to_string()));
+        }
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+            path: name_or_path.to_string(),
+            source,
+        })?;
+        Profile::from_toml(name_or_path, &text)
+    }
+
+    /// Parse TOML text; a top-level `base = "<builtin>"` is merged underneath.
+    pub fn from_toml(origin: &str, text: &str) -> Result<Profile, ModelError> {
+        let parse_err = |message: String| ModelError::ProfileParse {
+            name: origin.to_string(),
+            message,
+        };
+        let mut value: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| parse_err(e.to_string()))?;
+        if let Some(base) = value.remove("base") {
+            let base_name = base
+                .as_str()
+                .ok_or_else(|| parse_err("`base` must be a string".into()))?
+                .to_string();
+            let base_text =
+                builtin_text(&base_name).ok_or(ModelError::UnknownProfile(base_name))?;
+            let mut merged: toml::Table = base_text
+                .parse()
+                .map_err(|e: toml::de::Error| parse_err(e.to_string()))?;
+            merge(&mut merged, value);
+            value = merged;
+        }
+        let profile: Profile = toml::Value::Table(value)
+            .try_into()
+            .map_err(|e: toml::de::Error| parse_err(e.to_string()))?;
+        profile.validate()?;
+        Ok(profile)
+    }
+
+    /// The effective parameters as TOML (what a report should cite).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot serialize profile: {e}\n"))
+    }
+
+    /// Stable 64-bit FNV-1a hash of [`Profile::to_toml`], as 16 hex digits.
+    pub fn hash(&self) -> String {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in self.to_toml().bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("{h:016x}")
+    }
+
+    /// Reject values the engine cannot run with (zero workers, negative or NaN times).
+    pub fn validate(&self) -> Result<(), ModelError> {
+        let bad = |field: &str, message: &str| ModelError::InvalidParameter {
+            field: field.to_string(),
+            message: message.to_string(),
+        };
+        let times = [
+            ("service_time_cv", self.service_time_cv),
+            ("api.get_s", self.api.get_s),
+            ("api.post_s", self.api.post_s),
+            ("api.delete_s", self.api.delete_s),
+            ("api.timeout_s", self.api.timeout_s),
+            ("conductor.build_s", self.conductor.build_s),
+            ("conductor.complete_s", self.conductor.complete_s),
+            ("conductor.delete_s", self.conductor.delete_s),
+            (
+                "conductor.rpc_response_timeout_s",
+                self.conductor.rpc_response_timeout_s,
+            ),
+            ("scheduler.base_s", self.scheduler.base_s),
+            ("scheduler.per_host_s", self.scheduler.per_host_s),
+            (
+                "scheduler.host_state_lag_s",
+                self.scheduler.host_state_lag_s,
+            ),
+            ("networking.port_create_s", self.networking.port_create_s),
+            ("networking.port_delete_s", self.networking.port_delete_s),
+            ("networking.device_up_s", self.networking.device_up_s),
+            (
+                "networking.agent_delay_median_s",
+                self.networking.agent_delay_median_s,
+            ),
+            (
+                "networking.agent_delay_sigma",
+                self.networking.agent_delay_sigma,
+            ),
+            (
+                "networking.vif_plugging_timeout_s",
+                self.networking.vif_plugging_timeout_s,
+            ),
+            ("compute.spawn_median_s", self.compute.spawn_median_s),
+            ("compute.spawn_sigma", self.compute.spawn_sigma),
+            (
+                "compute.first_boot_image_s",
+                self.compute.first_boot_image_s,
+            ),
+            ("compute.destroy_s", self.compute.destroy_s),
+            ("background.report_cost_s", self.background.report_cost_s),
+            (
+                "background.resource_tracker_cost_s",
+                self.background.resource_tracker_cost_s,
+            ),
+            (
+                "background.resource_tracker_per_instance_s",
+                self.background.resource_tracker_per_instance_s,
+            ),
+            (
+                "background.agent_report_cost_s",
+                self.background.agent_report_cost_s,
+            ),
+            (
+                "background.service_down_time_s",
+                self.background.service_down_time_s,
+            ),
+        ];
+        for (field, v) in times {
+            if !v.is_finite() || v < 0.0 {
+                return Err(bad(field, "must be a finite number >= 0"));
+            }
+        }
+        // Periods of 0 would schedule infinitely many events at one instant.
+        let periods = [
+            (
+                "background.report_interval_s",
+                self.background.report_interval_s,
+            ),
+            (
+                "background.resource_tracker_interval_s",
+                self.background.resource_tracker_interval_s,
+            ),
+            (
+                "background.agent_report_interval_s",
+                self.background.agent_report_interval_s,
+            ),
+        ];
+        for (field, v) in periods {
+            if !v.is_finite() || v <= 0.0 {
+                return Err(bad(field, "must be a finite number > 0"));
+            }
+        }
+        let counts = [
+            ("api.workers", self.api.workers),
+            ("conductor.workers", self.conductor.workers),
+            ("scheduler.workers", self.scheduler.workers),
+            ("scheduler.max_attempts", self.scheduler.max_attempts),
+            ("networking.workers", self.networking.workers),
+            (
+                "compute.max_concurrent_builds",
+                self.compute.max_concurrent_builds,
+            ),
+        ];
+        for (field, v) in counts {
+            if v == 0 {
+                return Err(bad(field, "must be >= 1"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn builtin_text(name: &str) -> Option<&'static str> {
+    match name {
+        "devstack" => Some(DEVSTACK),
+        "openstack-2017" => Some(OPENSTACK_2017),
+        _ => None,
+    }
+}
+
+/// Deep-merge `over` into `base` (tables recursively, everything else replaced).
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_parse_and_validate() {
+        for name in BUILTIN {
+            let p = Profile::builtin(name).expect("builtin parses");
+            assert_eq!(p.name, name);
+            assert_eq!(p.hash().len(), 16);
+        }
+    }
+
+    #[test]
+    fn override_one_key_on_a_base() {
+        let p = Profile::from_toml("t", "base = \"openstack-2017\"\n[scheduler]\nworkers = 4\n")
+            .expect("parses");
+        let base = Profile::builtin("openstack-2017").expect("builtin");
+        assert_eq!(p.scheduler.workers, 4);
+        assert_eq!(p.scheduler.base_s, base.scheduler.base_s);
+        assert_ne!(p.hash(), base.hash());
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_errors() {
+        assert!(
+            Profile::from_toml("t", "base = \"devstack\"\n[scheduler]\nworkerz = 4\n").is_err()
+        );
+        assert!(Profile::from_toml("t", "base = \"devstack\"\n[api]\nworkers = 0\n").is_err());
+        assert!(Profile::from_toml("t", "base = \"nope\"\n").is_err());
+        assert!(Profile::load("/nonexistent/profile.toml").is_err());
+    }
+}

@@ -1,0 +1,613 @@
+//! Nova v2.1 (max microversion 2.1): discovery, flavors, hypervisors,
+//! quotas, limits, server groups, keypairs. Servers live in `servers.rs`.
+
+pub mod servers;
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State as AxState};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use chrono::Utc;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use os_wire::time::rfc3339;
+use os_wire::Service;
+use serde_json::{json, Value};
+
+use crate::defaults::{self, Flavor, FLAVORS};
+use crate::error::{ApiErr, ApiResult};
+use crate::http::{json_body, ok};
+use crate::state::{AuthCtx, Keypair, ServerGroup, State};
+
+pub(crate) const S: Service = Service::Compute;
+
+pub fn routes() -> Router<Arc<State>> {
+    Router::new()
+        .route("/compute", get(versions))
+        .route("/compute/v2.1", get(version))
+        .route("/compute/v2.1/flavors", get(flavors_list))
+        .route("/compute/v2.1/flavors/detail", get(flavors_detail))
+        .route("/compute/v2.1/flavors/{id}", get(flavor_show))
+        .route(
+            "/compute/v2.1/flavors/{id}/os-extra_specs",
+            get(extra_specs),
+        )
+        .route("/compute/v2.1/os-hypervisors", get(hypervisors_list))
+        .route(
+            "/compute/v2.1/os-hypervisors/detail",
+            get(hypervisors_detail),
+        )
+        .route(
+            "/compute/v2.1/os-hypervisors/statistics",
+            get(hypervisor_stats),
+        )
+        .route("/compute/v2.1/os-hypervisors/{id}", get(hypervisor_show))
+        .route("/compute/v2.1/os-quota-sets/{project}", get(quota_show))
+        .route(
+            "/compute/v2.1/os-quota-sets/{project}/defaults",
+            get(quota_defaults),
+        )
+        .route(
+            "/compute/v2.1/os-quota-sets/{project}/detail",
+            get(quota_detail),
+        )
+        .route("/compute/v2.1/limits", get(limits))
+        .route(
+            "/compute/v2.1/os-server-groups",
+            get(groups_list).post(groups_create),
+        )
+        .route(
+            "/compute/v2.1/os-server-groups/{id}",
+            get(group_show).delete(group_delete),
+        )
+        .route(
+            "/compute/v2.1/os-keypairs",
+            get(keypairs_list).post(keypair_create),
+        )
+        .route(
+            "/compute/v2.1/os-keypairs/{name}",
+            get(keypair_show).delete(keypair_delete),
+        )
+        .route("/compute/v2.1/os-availability-zone", get(azs))
+        .route("/compute/v2.1/os-availability-zone/detail", get(azs))
+        .merge(servers::routes())
+        .layer(middleware::from_fn(microversion))
+}
+
+/// Echoes the (only) microversion we speak, as nova does on every response.
+async fn microversion(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        "openstack-api-version",
+        HeaderValue::from_static("compute 2.1"),
+    );
+    h.insert(
+        "x-openstack-nova-api-version",
+        HeaderValue::from_static("2.1"),
+    );
+    h.insert(
+        http::header::VARY,
+        HeaderValue::from_static("OpenStack-API-Version, X-OpenStack-Nova-API-Version"),
+    );
+    resp
+}
+
+fn version_obj(base: &str) -> Value {
+    json!({
+        "id": "v2.1", "status": "CURRENT", "version": "2.1", "min_version": "2.1",
+        "updated": "2013-07-23T11:33:21Z",
+        "links": [
+            {"rel": "self", "href": format!("{base}/compute/v2.1/")},
+            {"rel": "describedby", "type": "text/html", "href": "http://docs.openstack.org/"}
+        ],
+        "media-types": [{"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2.1"}],
+    })
+}
+
+async fn versions(AxState(st): AxState<Arc<State>>, headers: HeaderMap) -> Response {
+    ok(json!({"versions": [version_obj(&st.base_url(&headers))]}))
+}
+
+async fn version(AxState(st): AxState<Arc<State>>, headers: HeaderMap) -> Response {
+    ok(json!({"version": version_obj(&st.base_url(&headers))}))
+}
+
+// ---- flavors -----------------------------------------------------------
+
+fn flavor_links(base: &str, id: &str) -> Value {
+    json!([
+        {"rel": "self", "href": format!("{base}/compute/v2.1/flavors/{id}")},
+        {"rel": "bookmark", "href": format!("{base}/compute/flavors/{id}")},
+    ])
+}
+
+fn flavor_detail(base: &str, f: &Flavor) -> Value {
+    json!({
+        "id": f.id, "name": f.name, "ram": f.ram_mb, "disk": f.disk_gb, "vcpus": f.vcpus,
+        "swap": "", "OS-FLV-EXT-DATA:ephemeral": 0, "os-flavor-access:is_public": true,
+        "OS-FLV-DISABLED:disabled": false, "rxtx_factor": 1.0,
+        "links": flavor_links(base, f.id),
+    })
+}
+
+async fn flavors_list(AxState(st): AxState<Arc<State>>, headers: HeaderMap) -> ApiResult<Response> {
+    st.authenticate(&headers, S)?;
+    let base = st.base_url(&headers);
+    let list: Vec<Value> = FLAVORS
+        .iter()
+        .map(|f| json!({"id": f.id, "name": f.name, "links": flavor_links(&base, f.id)}))
+        .collect();
+    Ok(ok(json!({ "flavors": list })))
+}
+
+async fn flavors_detail(
+    AxState(st): AxState<Arc<State>>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    st.authenticate(&headers, S)?;
+    let base = st.base_url(&headers);
+    let list: Vec<Value> = FLAVORS.iter().map(|f| flavor_detail(&base, f)).collect();
+    Ok(ok(json!({ "flavors": list })))
+}
+
+fn flavor_or_404(id: &str) -> ApiResult<&'static Flavor> {
+    defaults::flavor(id)
+        .ok_or_else(|| ApiErr::not_found(S, format!("Flavor {id} could not be found.")))
+}
+
+async fn flavor_show(
+    AxState(st): AxState<Arc<State>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    st.authenticate(&headers, S)?;
+    let f = flavor_or_404(&id)?;
+    Ok(ok(
+        json!({"flavor": flavor_detail(&st.base_url(&headers), f)}),
+    ))
+}
+
+async fn extra_specs(
+    AxState(st): AxState<Arc<State>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    st.authenticate(&headers, S)?;
+    flavor_or_404(&id)?;
+    Ok(ok(json!({"extra_specs": {}})))
+}
+
+// ---- hypervisors -------------------------------------------------------
+
+fn require_admin(ctx: &AuthCtx) -> ApiResult<()> {
+    if ctx.is_admin {
+        Ok(())
+    } else {
+        Err(ApiErr::forbidden(
+            S,
+            "Policy doesn't allow os_compute_api:os-hypervisors to be performed.",
+        ))
+    }
+}
+
+fn hypervisor_views(st: &State, detail: bool) -> Vec<Value> {
+    let g = st.lock();
+    g.capacity
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let id = i + 1;
+            let mut v = json!({
+                "id": id, "hypervisor_hostname": n.hostname, "state": "up", "status": "enabled",
+            });
+            if detail {
+                let free_ram = n.ram_mb as i64 - n.used.ram_mb as i64;
+                let free_disk = n.disk_gb as i64 - n.used.disk_gb as i64;
+                let extra = json!({
+                    "hypervisor_type": "QEMU", "hypervisor_version": 8002000,
+                    "host_ip": format!("192.168.0.{}", 10 + i % 240),
+                    "vcpus": n.vcpus, "memory_mb": n.ram_mb, "local_gb": n.disk_gb,
+                    "vcpus_used": n.used.vcpus, "memory_mb_used": n.used.ram_mb,
+                    "local_gb_used": n.used.disk_gb, "free_ram_mb": free_ram,
+                    "free_disk_gb": free_disk, "disk_available_least": free_disk,
+                    "current_workload": 0, "running_vms": n.running_vms,
+                    "cpu_info": "{}",
+                    "service": {"host": n.hostname, "id": id, "disabled_reason": null},
+                });
+                if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+                    o.extend(e.clone());
+                }
+            }
+            v
+        })
+        .collect()
+}
+
+async fn hypervisors_list(
+    AxState(st): AxState<Arc<State>>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    require_admin(&st.authenticate(&headers, S)?)?;
+    Ok(ok(json!({"hypervisors": hypervisor_views(&st, false)})))
+}
+
+async fn hypervisors_detail(
+    AxState(st): AxState<Arc<State>>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    require_admin(&st.authenticate(&headers, S)?)?;
+    Ok(ok(json!({"hypervisors": hypervisor_views(&st, true)})))
+}
+
+async fn hypervisor_show(
+    AxState(st): AxState<Arc<State>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    require_admin(&st.authenticate(&headers, S)?)?;
+    hypervisor_views(&st, true)
+        .into_iter()
+        .find(|h| h["id"].to_string() == id || h["hypervisor_hostname"] == id.as_str())
+        .map(|h| ok(json!({ "hypervisor": h })))
+        .ok_or_else(|| ApiErr::not_found(S, format!("Hypervisor with ID {id} could not be found.")))
+}
+
+async fn hypervisor_stats(
+    AxState(st): AxState<Arc<State>>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    require_admin(&st.authenticate(&headers, S)?)?;
+    let g = st.lock();
+    let nodes = &g.capacity.nodes;
+    let sum =
+        |f: &dyn Fn(&crate::capacity::ComputeNode) -> u64| -> u64 { nodes.iter().map(f).sum() };
+    let (vcpus, ram, disk) = (sum(&|n| n.vcpus), sum(&|n| n.ram_mb), sum(&|n| n.disk_gb));
+    let used = g.capacity.used();
+    let vms = sum(&|n| n.running_vms);
+    Ok(ok(json!({"hypervisor_statistics": {
+        "count": nodes.len(), "vcpus": vcpus, "vcpus_used": used.vcpus,
+        "memory_mb": ram, "memory_mb_used": used.ram_mb,
+        "free_ram_mb": ram as i64 - used.ram_mb as i64,
+        "local_gb": disk, "local_gb_used": used.disk_gb,
+        "free_disk_gb": disk as i64 - used.disk_gb as i64,
+        "disk_available_least": disk as i64 - used.disk_gb as i64,
+        "running_vms": vms, "current_workload": 0,
+    }})))
+}
+
+// ---- quotas and limits -------------------------------------------------
+
+/// Static per-project quota limits (nova defaults, instances/cores/ram from
+/// the config).
+fn quota_limits(st: &State) -> Vec<(&'static str, i64)> {
+    vec![
+        ("instances", st.cfg.quota_instances),
+        ("cores", st.cfg.quota_cores),
+        ("ram", st.cfg.quota_ram_mb),
+        ("key_pairs", 100),
+        ("metadata_items", 128),
+        ("server_groups", 10),
+        ("server_group_members", 10),
+        ("injected_files", 5),
+        ("injected_file_content_bytes", 10240),
+        ("injected_file_path_bytes", 255),
+        ("fixed_ips", -1),
+        ("floating_ips", -1),
+        ("security_groups", -1),
+        ("security_group_rules", -1),
+    ]
+}
+
+fn quota_set(st: &State, project: &str) -> Value {
+    let mut m = serde_json::Map::new();
+    m.insert("id".into(), json!(project));
+    for (k, v) in quota_limits(st) {
+        m.insert(k.into(), json!(v));
+    }
+    json!({ "quota_set": m })
+}
+
+async fn quota_show(
+    AxState(st): AxState<Arc<State>>,
+    headers: HeaderMap,
+    Path(project): Path<String>,
+) -> ApiResult<Response> {
+    st.authenticate(&headers, S)?;
+    Ok(ok(quota_set(&st, &project)))
+}
+
+async fn quota_defaults(
+    AxState(st): AxState<Arc<State>>,
+    headers: HeaderMap,
+    Path(project): Path<String>,
+) -> ApiResult<Response> {
+    st.authenticate(&headers, S)?;
+    Ok(ok(quota_set(&st, &project)))
+}
+
+async fn quota_detail(
+    AxState(st): AxState<Arc<State>>,
+    headers: HeaderMap,
+    Path(project): Path<String>,
+) -> ApiResult<Response> {
+    st.authenticate(&headers, S)?;
+    let (inst, cores, ram) = st.lock().usage(&project);
+    let mut m = serde_json::Map::new();
+    m.insert("id".into(), json!(project));
+    for (k, v) in quota_limits(&st) {
+        let in_use = match k {
+            "instances" => inst,
+            "cores" => cores,
+            "ram" => ram,
+            _ => 0,
+        };
+        m.insert(
+            k.into(),
+            json!({"limit": v, "in_use": in_use, "reserved": 0}),
+        );
+    }
+    Ok(ok(json!({ "quota_set": m })))
+}
+
+async fn limits(AxState(st): AxState<Arc<State>>, headers: HeaderMap) -> ApiResult<Response> {
+    let ctx = st.authenticate(&headers, S)?;
+    let (inst, cores, ram) = st.lock().usage(ctx.project());
+    let groups = st
+        .lock()
+        .groups
+        .values()
+        .filter(|g| g.project_id == ctx.project())
+        .count();
+    Ok(ok(json!({"limits": {"rate": [], "absolute": {
+        "maxTotalInstances": st.cfg.quota_instances, "totalInstancesUsed": inst,
+        "maxTotalCores": st.cfg.quota_cores, "totalCoresUsed": cores,
+        "maxTotalRAMSize": st.cfg.quota_ram_mb, "totalRAMUsed": ram,
+        "maxServerMeta": 128, "maxImageMeta": 128, "maxPersonality": 5,
+        "maxPersonalitySize": 10240, "maxTotalKeypairs": 100,
+        "maxServerGroups": 10, "maxServerGroupMembers": 10, "totalServerGroupsUsed": groups,
+        "maxTotalFloatingIps": -1, "totalFloatingIpsUsed": 0,
+        "maxSecurityGroups": -1, "totalSecurityGroupsUsed": 0, "maxSecurityGroupRules": -1,
+    }}})))
+}
+
+async fn azs(AxState(st): AxState<Arc<State>>, headers: HeaderMap) -> ApiResult<Response> {
+    st.authenticate(&headers, S)?;
+    Ok(ok(json!({"availabilityZoneInfo": [
+        {"zoneName": "nova", "zoneState": {"available": true}, "hosts": null}
+    ]})))
+}
+
+// ---- server groups -----------------------------------------------------
+
+fn group_view(g: &ServerGroup, members: Vec<String>) -> Value {
+    json!({
+        "id": g.id, "name": g.name, "policies": g.policies, "members": members,
+        "metadata": {}, "project_id": g.project_id, "user_id": g.user_id,
+    })
+}
+
+async fn groups_list(AxState(st): AxState<Arc<State>>, headers: HeaderMap) -> ApiResult<Response> {
+    let ctx = st.authenticate(&headers, S)?;
+    let g = st.lock();
+    let list: Vec<Value> = g
+        .groups
+        .values()
+        .filter(|x| x.project_id == ctx.project())
+        .map(|x| group_view(x, vec![]))
+        .collect();
+    Ok(ok(json!({ "server_groups": list })))
+}
+
+async fn groups_create(
+    AxState(st): AxState<Arc<State>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let ctx = st.authenticate(&headers, S)?;
+    let v = json_body(S, &body)?;
+    let sg = v.get("server_group").ok_or_else(|| {
+        ApiErr::bad_request(S, "Invalid input: 'server_group' is a required property")
+    })?;
+    let name = sg
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiErr::bad_request(S, "Invalid input: 'name' is a required property"))?;
+    let policies: Vec<String> = sg
+        .get("policies")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    const OK: [&str; 4] = [
+        "affinity",
+        "anti-affinity",
+        "soft-affinity",
+        "soft-anti-affinity",
+    ];
+    if policies.len() != 1 || !OK.contains(&policies[0].as_str()) {
+        return Err(ApiErr::bad_request(
+            S,
+            "Invalid input for field/attribute policies.",
+        ));
+    }
+    let mut g = st.lock();
+    let group = ServerGroup {
+        id: g.new_uuid(),
+        name: name.to_string(),
+        policies,
+        project_id: ctx.project(),
+        user_id: ctx.user_id,
+    };
+    let view = group_view(&group, vec![]);
+    g.groups.insert(group.id.clone(), group);
+    Ok(ok(json!({ "server_group": view })))
+}
+
+async fn group_show(
+    AxState(st): AxState<Arc<State>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let ctx = st.authenticate(&headers, S)?;
+    let g = st.lock();
+    g.groups
+        .get(&id)
+        .filter(|x| ctx.is_admin || x.project_id == ctx.project())
+        .map(|x| ok(json!({"server_group": group_view(x, vec![])})))
+        .ok_or_else(|| ApiErr::not_found(S, format!("Instance group {id} could not be found.")))
+}
+
+async fn group_delete(
+    AxState(st): AxState<Arc<State>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let ctx = st.authenticate(&headers, S)?;
+    let mut g = st.lock();
+    let visible = g
+        .groups
+        .get(&id)
+        .is_some_and(|x| ctx.is_admin || x.project_id == ctx.project());
+    if !visible {
+        return Err(ApiErr::not_found(
+            S,
+            format!("Instance group {id} could not be found."),
+        ));
+    }
+    g.groups.remove(&id);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// ---- keypairs ----------------------------------------------------------
+
+fn keypair_view(k: &Keypair, full: bool) -> Value {
+    let mut v = json!({
+        "name": k.name, "public_key": k.public_key, "fingerprint": k.fingerprint,
+    });
+    if full {
+        v["user_id"] = json!(k.user_id);
+        v["created_at"] = json!(rfc3339(k.created));
+        v["deleted"] = json!(false);
+        v["id"] = json!(1);
+    }
+    v
+}
+
+async fn keypairs_list(
+    AxState(st): AxState<Arc<State>>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let ctx = st.authenticate(&headers, S)?;
+    let g = st.lock();
+    let list: Vec<Value> = g
+        .keypairs
+        .values()
+        .filter(|k| k.user_id == ctx.user_id)
+        .map(|k| json!({"keypair": keypair_view(k, false)}))
+        .collect();
+    Ok(ok(json!({ "keypairs": list })))
+}
+
+async fn keypair_create(
+    AxState(st): AxState<Arc<State>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let ctx = st.authenticate(&headers, S)?;
+    let v = json_body(S, &body)?;
+    let kp = v
+        .get("keypair")
+        .ok_or_else(|| ApiErr::bad_request(S, "Invalid input: 'keypair' is a required property"))?;
+    let name = kp
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty() && n.len() <= 255)
+        .ok_or_else(|| ApiErr::bad_request(S, "Keypair data is invalid: name is required"))?;
+    let mut g = st.lock();
+    let key = (ctx.user_id.to_string(), name.to_string());
+    if g.keypairs.contains_key(&key) {
+        return Err(ApiErr(os_wire::ApiError::conflict(
+            S,
+            format!("Key pair '{name}' already exists."),
+        )));
+    }
+    let generated = kp.get("public_key").and_then(Value::as_str).is_none();
+    let public_key = kp
+        .get("public_key")
+        .and_then(Value::as_str)
+        .map(String::from)
+        .unwrap_or_else(|| {
+            format!(
+                "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ{} mock@{}",
+                g.new_uuid().replace('-', ""),
+                st.cfg.name
+            )
+        });
+    let digest = {
+        use sha2::Digest;
+        sha2::Sha256::digest(public_key.as_bytes())
+    };
+    let fingerprint = digest[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let k = Keypair {
+        name: name.to_string(),
+        public_key,
+        fingerprint,
+        user_id: ctx.user_id,
+        created: Utc::now(),
+    };
+    let mut view = keypair_view(&k, false);
+    view["user_id"] = json!(ctx.user_id);
+    if generated {
+        view["private_key"] =
+            json!("-----BEGIN RSA PRIVATE KEY-----\nmock\n-----END RSA PRIVATE KEY-----\n");
+    }
+    g.keypairs.insert(key, k);
+    Ok(ok(json!({ "keypair": view })))
+}
+
+async fn keypair_show(
+    AxState(st): AxState<Arc<State>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    let ctx = st.authenticate(&headers, S)?;
+    let g = st.lock();
+    g.keypairs
+        .get(&(ctx.user_id.to_string(), name.clone()))
+        .map(|k| ok(json!({"keypair": keypair_view(k, true)})))
+        .ok_or_else(|| {
+            ApiErr::not_found(
+                S,
+                format!("Keypair {name} not found for user {}", ctx.user_id),
+            )
+        })
+}
+
+async fn keypair_delete(
+    AxState(st): AxState<Arc<State>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    let ctx = st.authenticate(&headers, S)?;
+    let mut g = st.lock();
+    match g.keypairs.remove(&(ctx.user_id.to_string(), name.clone())) {
+        Some(_) => Ok(StatusCode::ACCEPTED.into_response()),
+        None => Err(ApiErr::not_found(
+            S,
+            format!("Keypair {name} not found for user {}", ctx.user_id),
+        )),
+    }
+}

@@ -1,0 +1,569 @@
+//! Nova servers: create, show, list/detail with filters and pagination,
+//! delete, and a few no-op actions. Handlers validate and render; the
+//! lifecycle itself is in `lifecycle.rs`, driven by `driver.rs`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State as AxState};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use http::{header, HeaderMap, HeaderValue, StatusCode};
+use os_wire::time::{rfc3339, usage_timestamp};
+use serde_json::{json, Map, Value};
+use sha2::Digest;
+
+use super::S;
+use crate::defaults::{self, Network, IMAGE_ID, NETWORKS, PRIVATE_NET_ID};
+use crate::driver;
+use crate::error::{ApiErr, ApiResult};
+use crate::http::{json_body, ok, with_status};
+use crate::lifecycle::Lifecycle;
+use crate::pagination::parse_limit;
+use crate::state::{parse_query, q, truthy, AuthCtx, Server, State};
+
+/// nova's `osapi_max_limit`.
+pub const MAX_LIMIT: usize = 1000;
+
+pub fn routes() -> Router<Arc<State>> {
+    Router::new()
+        .route("/compute/v2.1/servers", get(list).post(create))
+        .route("/compute/v2.1/servers/detail", get(list_detail))
+        .route("/compute/v2.1/servers/{id}", get(show).delete(delete))
+        .route("/compute/v2.1/servers/{id}/action", post(action))
+        .route("/compute/v2.1/servers/{id}/metadata", get(metadata))
+}
+
+/// The last path segment of an id-or-URL reference (`flavorRef`, `imageRef`).
+fn ref_id(v: &Value) -> Option<String> {
+    let s = match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    let s = s.trim_end_matches('/');
+    Some(s.rsplit('/').next().unwrap_or(s).to_string())
+}
+
+/// `min_count`/`max_count`: an integer or a numeric string, >= 1.
+fn count(v: Option<&Value>, field: &str) -> ApiResult<u32> {
+    let n = match v {
+        None => return Ok(1),
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
+        _ => None,
+    };
+    match n {
+        Some(n) if (1..=10_000).contains(&n) => Ok(n as u32),
+        _ => Err(ApiErr::bad_request(
+            S,
+            format!("Invalid input for field/attribute {field}."),
+        )),
+    }
+}
+
+/// Resolves the `networks` field to the networks to attach.
+fn networks(v: Option<&Value>, ctx: &AuthCtx) -> ApiResult<Vec<&'static Network>> {
+    let private = defaults::network(PRIVATE_NET_ID).into_iter().collect();
+    match v {
+        None | Some(Value::Null) => Ok(private),
+        Some(Value::String(s)) if s == "auto" => Ok(private),
+        Some(Value::String(s)) if s == "none" => Ok(vec![]),
+        Some(Value::Array(items)) => {
+            let mut out = vec![];
+            for it in items {
+                if let Some(uuid) = it.get("uuid").and_then(Value::as_str) {
+                    let net = NETWORKS
+                        .iter()
+                        .find(|n| n.id == uuid && n.visible_to(ctx.project_id, ctx.is_admin))
+                        .ok_or_else(|| {
+                            ApiErr::bad_request(S, format!("Network {uuid} could not be found."))
+                        })?;
+                    out.push(net);
+                } else if it.get("port").and_then(Value::as_str).is_some() {
+                    // Ports are not modelled: a pre-made port lands on private.
+                    out.extend(defaults::network(PRIVATE_NET_ID));
+                } else {
+                    return Err(ApiErr::bad_request(
+                        S,
+                        "Invalid input for field/attribute networks.",
+                    ));
+                }
+            }
+            Ok(out)
+        }
+        _ => Err(ApiErr::bad_request(
+            S,
+            "Invalid input for field/attribute networks.",
+        )),
+    }
+}
+
+async fn create(
+    AxState(st): AxState<Arc<State>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let ctx = st.authenticate(&headers, S)?;
+    let v = json_body(S, &body)?;
+    let s = v
+        .get("server")
+        .filter(|s| s.is_object())
+        .ok_or_else(|| ApiErr::bad_request(S, "Invalid input: 'server' is a required property"))?;
+    let name = s
+        .get("name")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|n| !n.is_empty() && n.len() <= 255)
+        .ok_or_else(|| ApiErr::bad_request(S, "Invalid input for field/attribute name."))?
+        .to_string();
+    let flavor_ref = s.get("flavorRef").and_then(ref_id).ok_or_else(|| {
+        ApiErr::bad_request(S, "Invalid input: 'flavorRef' is a required property")
+    })?;
+    let flavor = defaults::flavor(&flavor_ref)
+        .ok_or_else(|| ApiErr::bad_request(S, "Invalid flavorRef provided."))?;
+    let has_bdm = s
+        .get("block_device_mapping_v2")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
+    let image_id = match s.get("imageRef").and_then(ref_id) {
+        Some(i) if i.is_empty() && has_bdm => String::new(),
+        None if has_bdm => String::new(),
+        Some(i) if i == IMAGE_ID => i,
+        Some(i) => {
+            return Err(ApiErr::bad_request(
+                S,
+                format!("Image {i} could not be found."),
+            ))
+        }
+        None => return Err(ApiErr::bad_request(S, "Invalid imageRef provided.")),
+    };
+    let nets = networks(s.get("networks"), &ctx)?;
+    let min_count = count(s.get("min_count"), "min_count")?;
+    let max_count = count(s.get("max_count"), "max_count")?.max(min_count);
+    if s.get("max_count").is_some() && count(s.get("max_count"), "max_count")? < min_count {
+        return Err(ApiErr::bad_request(S, "min_count must be <= max_count"));
+    }
+    let metadata: Map<String, Value> = match s.get("metadata") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) if m.values().all(Value::is_string) && m.len() <= 128 => m.clone(),
+        _ => {
+            return Err(ApiErr::bad_request(
+                S,
+                "Invalid input for field/attribute metadata.",
+            ))
+        }
+    };
+    let key_name = s.get("key_name").and_then(Value::as_str).map(String::from);
+    let security_groups: Vec<String> = s
+        .get("security_groups")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|g| g.get("name").and_then(Value::as_str).map(String::from))
+                .collect()
+        })
+        .filter(|v: &Vec<String>| !v.is_empty())
+        .unwrap_or_else(|| vec!["default".into()]);
+    let az = s
+        .get("availability_zone")
+        .and_then(Value::as_str)
+        .unwrap_or("nova")
+        .to_string();
+    let config_drive = match s.get("config_drive") {
+        Some(Value::Bool(true)) => "True",
+        Some(Value::String(x)) if truthy(x) && !x.is_empty() => "True",
+        _ => "",
+    };
+
+    let base = st.base_url(&headers);
+    let ids = {
+        let mut g = st.lock();
+        if let Some(k) = &key_name {
+            if !g
+                .keypairs
+                .contains_key(&(ctx.user_id.to_string(), k.clone()))
+            {
+                return Err(ApiErr::bad_request(S, "Invalid key_name provided."));
+            }
+        }
+        // Quota: boot as many as fit up to max_count, at least min_count (nova).
+        let (inst, cores, ram) = g.usage(ctx.project());
+        let checks = [
+            ("instances", st.cfg.quota_instances, inst, 1i64),
+            ("cores", st.cfg.quota_cores, cores, flavor.vcpus as i64),
+            ("ram", st.cfg.quota_ram_mb, ram, flavor.ram_mb as i64),
+        ];
+        let mut allowed = i64::from(max_count);
+        for (_, quota, used, per) in checks {
+            if quota >= 0 && per > 0 {
+                allowed = allowed.min((quota - used).max(0) / per);
+            }
+        }
+        if allowed < i64::from(min_count) {
+            let (what, quota, used, per) = checks
+                .into_iter()
+                .find(|(_, q, u, p)| *q >= 0 && u + p * i64::from(min_count) > *q)
+                .unwrap_or(checks[0]);
+            return Err(ApiErr::forbidden(
+                S,
+                format!(
+                    "Quota exceeded for {what}: Requested {}, but already used {used} of {quota} {what}",
+                    per * i64::from(min_count)
+                ),
+            ));
+        }
+        let n = allowed as u32;
+        let now = Utc::now();
+        let mut ids = Vec::with_capacity(n as usize);
+        for i in 1..=n {
+            g.seq += 1;
+            let id = g.new_uuid();
+            let server = Server {
+                id: id.clone(),
+                seq: g.seq,
+                name: if n > 1 {
+                    format!("{name}-{i}")
+                } else {
+                    name.clone()
+                },
+                project_id: ctx.project(),
+                user_id: ctx.user_id,
+                flavor,
+                image_id: image_id.clone(),
+                networks: nets.clone(),
+                addresses: vec![],
+                metadata: metadata.clone(),
+                key_name: key_name.clone(),
+                security_groups: security_groups.clone(),
+                availability_zone: az.clone(),
+                config_drive: config_drive.to_string(),
+                created: now,
+                updated: now,
+                launched_at: None,
+                fault_at: None,
+                lc: Lifecycle::new(),
+            };
+            g.servers.insert(id.clone(), server);
+            ids.push(id);
+        }
+        ids
+    };
+    for id in &ids {
+        driver::spawn_boot(st.clone(), id.clone());
+    }
+    let first = ids.first().cloned().unwrap_or_default();
+    let self_url = format!("{base}/compute/v2.1/servers/{first}");
+    let body = json!({"server": {
+        "id": first,
+        "links": server_links(&base, &first),
+        "adminPass": admin_pass(&first),
+        "OS-DCF:diskConfig": "MANUAL",
+        "security_groups": security_groups.iter().map(|n| json!({"name": n})).collect::<Vec<_>>(),
+    }});
+    let mut resp = with_status(StatusCode::ACCEPTED, body);
+    if let Ok(v) = HeaderValue::from_str(&self_url) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(resp)
+}
+
+fn admin_pass(id: &str) -> String {
+    let d = sha2::Sha256::digest(id.as_bytes());
+    d[..6].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn server_links(base: &str, id: &str) -> Value {
+    json!([
+        {"rel": "self", "href": format!("{base}/compute/v2.1/servers/{id}")},
+        {"rel": "bookmark", "href": format!("{base}/compute/servers/{id}")},
+    ])
+}
+
+/// nova's hostId: sha224(project_id + host), "" when unscheduled.
+fn host_id(project: &str, host: Option<&str>) -> String {
+    match host {
+        None => String::new(),
+        Some(h) => {
+            let d = sha2::Sha224::digest(format!("{project}{h}").as_bytes());
+            d.iter().map(|b| format!("{b:02x}")).collect()
+        }
+    }
+}
+
+/// The full server representation (GET /servers/{id}, /servers/detail).
+pub fn server_view(base: &str, s: &Server, admin: bool) -> Value {
+    let mut addresses = Map::new();
+    for a in &s.addresses {
+        let entry = json!({
+            "addr": a.ip, "version": 4, "OS-EXT-IPS:type": "fixed",
+            "OS-EXT-IPS-MAC:mac_addr": a.mac,
+        });
+        match addresses.get_mut(a.network.name) {
+            Some(Value::Array(v)) => v.push(entry),
+            _ => {
+                addresses.insert(a.network.name.to_string(), json!([entry]));
+            }
+        }
+    }
+    let image = if s.image_id.is_empty() {
+        json!("")
+    } else {
+        json!({"id": s.image_id, "links": [{"rel": "bookmark", "href": format!("{base}/compute/images/{}", s.image_id)}]})
+    };
+    let mut v = json!({
+        "id": s.id,
+        "name": s.name,
+        "status": s.lc.status(),
+        "tenant_id": s.project_id,
+        "user_id": s.user_id,
+        "created": rfc3339(s.created),
+        "updated": rfc3339(s.updated),
+        "progress": if s.lc.status() == "ERROR" { 0 } else { s.lc.progress },
+        "hostId": host_id(s.project_id, s.lc.host.as_deref()),
+        "image": image,
+        "flavor": {"id": s.flavor.id, "links": [{"rel": "bookmark", "href": format!("{base}/compute/flavors/{}", s.flavor.id)}]},
+        "addresses": addresses,
+        "accessIPv4": "",
+        "accessIPv6": "",
+        "metadata": s.metadata,
+        "links": server_links(base, &s.id),
+        "key_name": s.key_name,
+        "config_drive": s.config_drive,
+        "security_groups": s.security_groups.iter().map(|n| json!({"name": n})).collect::<Vec<_>>(),
+        "OS-DCF:diskConfig": "MANUAL",
+        "OS-EXT-STS:vm_state": s.lc.vm_state_str(),
+        "OS-EXT-STS:task_state": s.lc.task_state.map(|t| t.as_str()),
+        "OS-EXT-STS:power_state": s.lc.power_state,
+        "OS-EXT-AZ:availability_zone": s.availability_zone,
+        "OS-SRV-USG:launched_at": s.launched_at.map(usage_timestamp),
+        "OS-SRV-USG:terminated_at": null,
+        "os-extended-volumes:volumes_attached": [],
+    });
+    if let Some(msg) = &s.lc.fault {
+        v["fault"] = json!({
+            "code": 500, "message": msg, "details": "",
+            "created": rfc3339(s.fault_at.unwrap_or(s.updated)),
+        });
+    }
+    if admin {
+        v["OS-EXT-SRV-ATTR:host"] = json!(s.lc.host);
+        v["OS-EXT-SRV-ATTR:hypervisor_hostname"] = json!(s.lc.host);
+        v["OS-EXT-SRV-ATTR:instance_name"] = json!(format!("instance-{:08x}", s.seq));
+    }
+    v
+}
+
+fn not_found(id: &str) -> ApiErr {
+    ApiErr::not_found(S, format!("Instance {id} could not be found."))
+}
+
+fn visible(s: &Server, ctx: &AuthCtx) -> bool {
+    ctx.is_admin || s.project_id == ctx.project()
+}
+
+async fn show(
+    AxState(st): AxState<Arc<State>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let ctx = st.authenticate(&headers, S)?;
+    let base = st.base_url(&headers);
+    let g = st.lock();
+    let s = g
+        .servers
+        .get(&id)
+        .filter(|s| visible(s, &ctx))
+        .ok_or_else(|| not_found(&id))?;
+    let v = server_view(&base, s, ctx.is_admin);
+    drop(g);
+    Ok(ok(json!({ "server": v })))
+}
+
+async fn metadata(
+    AxState(st): AxState<Arc<State>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let ctx = st.authenticate(&headers, S)?;
+    let g = st.lock();
+    let s = g
+        .servers
+        .get(&id)
+        .filter(|s| visible(s, &ctx))
+        .ok_or_else(|| not_found(&id))?;
+    Ok(ok(json!({"metadata": s.metadata})))
+}
+
+async fn delete(
+    AxState(st): AxState<Arc<State>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let ctx = st.authenticate(&headers, S)?;
+    let known = st.lock().servers.get(&id).is_some_and(|s| visible(s, &ctx));
+    if !known || !st.request_delete(&id) {
+        return Err(not_found(&id));
+    }
+    driver::spawn_delete(st.clone(), id);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Server actions are accepted (202) but do not change state; unknown
+/// actions are 400 like nova.
+async fn action(
+    AxState(st): AxState<Arc<State>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let ctx = st.authenticate(&headers, S)?;
+    let v = json_body(S, &body)?;
+    if !st.lock().servers.get(&id).is_some_and(|s| visible(s, &ctx)) {
+        return Err(not_found(&id));
+    }
+    const KNOWN: [&str; 6] = [
+        "os-start",
+        "os-stop",
+        "reboot",
+        "pause",
+        "unpause",
+        "addSecurityGroup",
+    ];
+    match v.as_object().and_then(|o| o.keys().next()) {
+        Some(k) if KNOWN.contains(&k.as_str()) => Ok(StatusCode::ACCEPTED.into_response()),
+        _ => Err(ApiErr::bad_request(S, "There is no such action")),
+    }
+}
+
+async fn list(st: AxState<Arc<State>>, headers: HeaderMap, query: RawQuery) -> ApiResult<Response> {
+    list_impl(st, headers, query, false).await
+}
+
+async fn list_detail(
+    st: AxState<Arc<State>>,
+    headers: HeaderMap,
+    query: RawQuery,
+) -> ApiResult<Response> {
+    list_impl(st, headers, query, true).await
+}
+
+/// `changes-since`: RFC 3339, with or without zone (naive = UTC).
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+                .ok()
+                .map(|n| n.and_utc())
+        })
+}
+
+async fn list_impl(
+    AxState(st): AxState<Arc<State>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    detail: bool,
+) -> ApiResult<Response> {
+    let ctx = st.authenticate(&headers, S)?;
+    let query = parse_query(raw.as_deref());
+    let all_tenants =
+        ctx.is_admin && q(&query, "all_tenants").is_some_and(|v| v.is_empty() || truthy(v));
+    let project_filter = if all_tenants {
+        q(&query, "project_id").or(q(&query, "tenant_id"))
+    } else {
+        Some(ctx.project())
+    };
+    let name_re = match q(&query, "name") {
+        Some(n) => Some(
+            regex::RegexBuilder::new(n)
+                .size_limit(1 << 20)
+                .build()
+                .map_err(|_| {
+                    ApiErr::bad_request(S, format!("Invalid regex in name filter: {n}"))
+                })?,
+        ),
+        None => None,
+    };
+    let status = q(&query, "status").map(str::to_ascii_uppercase);
+    let since = match q(&query, "changes-since") {
+        Some(t) => Some(parse_time(t).ok_or_else(|| {
+            ApiErr::bad_request(
+                S,
+                format!("Invalid input for field/attribute changes-since. Value: {t}."),
+            )
+        })?),
+        None => None,
+    };
+    let image = q(&query, "image").and_then(|i| ref_id(&json!(i)));
+    let flavor = q(&query, "flavor").and_then(|f| ref_id(&json!(f)));
+    let host = if ctx.is_admin {
+        q(&query, "host")
+    } else {
+        None
+    };
+    let limit = parse_limit(q(&query, "limit"), MAX_LIMIT, MAX_LIMIT)
+        .map_err(|e| ApiErr::bad_request(S, e.to_string()))?;
+    let marker = q(&query, "marker");
+    let base = st.base_url(&headers);
+
+    let g = st.lock();
+    // Marker: any server we know of, even one deleted since (so a cleanup
+    // loop that deletes while it pages keeps going).
+    let marker_seq = match marker {
+        None => None,
+        Some(m) => Some(
+            g.servers
+                .get(m)
+                .map(|s| s.seq)
+                .or_else(|| g.tombstones.get(m).copied())
+                .ok_or_else(|| ApiErr::bad_request(S, format!("marker [{m}] not found")))?,
+        ),
+    };
+    let mut items: Vec<&Server> = g
+        .servers
+        .values()
+        .filter(|s| project_filter.is_none_or(|p| s.project_id == p))
+        .filter(|s| marker_seq.is_none_or(|m| s.seq < m))
+        .filter(|s| name_re.as_ref().is_none_or(|re| re.is_match(&s.name)))
+        .filter(|s| status.as_deref().is_none_or(|x| s.lc.status() == x))
+        .filter(|s| since.is_none_or(|t| s.updated >= t))
+        .filter(|s| image.as_deref().is_none_or(|i| s.image_id == i))
+        .filter(|s| flavor.as_deref().is_none_or(|f| s.flavor.id == f))
+        .filter(|s| host.is_none_or(|h| s.lc.host.as_deref() == Some(h)))
+        .collect();
+    // Newest first, like nova's default sort (created_at desc).
+    items.sort_unstable_by(|a, b| b.seq.cmp(&a.seq));
+    items.truncate(limit);
+    let list: Vec<Value> = items
+        .iter()
+        .map(|s| {
+            if detail {
+                server_view(&base, s, ctx.is_admin)
+            } else {
+                json!({"id": s.id, "name": s.name, "links": server_links(&base, &s.id)})
+            }
+        })
+        .collect();
+    let last = items.last().map(|s| s.id.clone());
+    let full = items.len() == limit;
+    drop(g);
+    let mut body = json!({ "servers": list });
+    if let (true, Some(last)) = (full, last) {
+        let mut qs = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in query.iter().filter(|(k, _)| k != "marker" && k != "limit") {
+            qs.append_pair(k, v);
+        }
+        qs.append_pair("limit", &limit.to_string());
+        qs.append_pair("marker", &last);
+        let path = if detail { "servers/detail" } else { "servers" };
+        body["servers_links"] = json!([{
+            "rel": "next",
+            "href": format!("{base}/compute/v2.1/{path}?{}", qs.finish()),
+        }]);
+    }
+    Ok(ok(body))
+}

@@ -1,0 +1,154 @@
+//! Configuration of one mock deployment: DevStack-like defaults, loadable
+//! from TOML, every CLI flag maps to one field.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::MockError;
+
+/// Everything that shapes one mock OpenStack deployment.
+///
+/// Times (`*_delay_s`) are **model seconds**; the wall-clock delay is
+/// `model seconds × time_scale`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MockConfig {
+    /// Deployment name; compute hostnames are `{name}-compute-{i}`.
+    pub name: String,
+    pub region: String,
+    /// Address to bind (`port 0` picks a free port).
+    pub listen: String,
+    /// Base URL put in the catalog and self links instead of the request's
+    /// Host (e.g. when behind a proxy or in a container).
+    pub public_url: Option<String>,
+    /// Number of compute nodes.
+    pub computes: u32,
+    pub compute_vcpus: u32,
+    pub compute_ram_mb: u64,
+    pub compute_disk_gb: u64,
+    pub cpu_allocation_ratio: f64,
+    pub ram_allocation_ratio: f64,
+    pub disk_allocation_ratio: f64,
+    /// Seed of every random choice (ids, MACs, tie breaks).
+    pub seed: u64,
+    /// Default per-project quotas (like nova's defaults; DevStack keeps 10).
+    pub quota_instances: i64,
+    pub quota_cores: i64,
+    pub quota_ram_mb: i64,
+    /// Lifetime of an issued Keystone token, wall seconds.
+    pub token_ttl_s: u64,
+    /// Name of the control-plane profile (issue 3 maps it to a cp-model
+    /// profile; today it is only reported).
+    pub profile: String,
+    /// Wall seconds per model second (0.1 runs ten times faster).
+    pub time_scale: f64,
+    /// Model seconds from accepted boot to ACTIVE, split evenly over the
+    /// task states scheduling, networking and spawning. Seam: the cp-model
+    /// engine replaces these fixed delays.
+    pub boot_delay_s: f64,
+    /// Model seconds a server spends in task_state `deleting` before it is gone.
+    pub delete_delay_s: f64,
+}
+
+impl Default for MockConfig {
+    fn default() -> Self {
+        Self {
+            name: "devstack".into(),
+            region: "RegionOne".into(),
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            computes: 1,
+            compute_vcpus: 8,
+            compute_ram_mb: 16384,
+            compute_disk_gb: 160,
+            cpu_allocation_ratio: 16.0,
+            ram_allocation_ratio: 1.5,
+            disk_allocation_ratio: 1.0,
+            seed: 0,
+            quota_instances: 10,
+            quota_cores: 20,
+            quota_ram_mb: 51200,
+            token_ttl_s: 3600,
+            profile: "devstack".into(),
+            time_scale: 1.0,
+            boot_delay_s: 3.0,
+            delete_delay_s: 1.0,
+        }
+    }
+}
+
+impl MockConfig {
+    /// Parses a TOML document; missing fields keep their defaults.
+    pub fn from_toml(text: &str) -> Result<Self, MockError> {
+        let cfg: Self = toml::from_str(text).map_err(|e| MockError::Config(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Rejects values that would make the deployment meaningless.
+    pub fn validate(&self) -> Result<(), MockError> {
+        let bad = |m: &str| Err(MockError::Config(m.to_string()));
+        if self.name.is_empty() {
+            return bad("name must not be empty");
+        }
+        if !(self.time_scale.is_finite() && self.time_scale >= 0.0) {
+            return bad("time_scale must be a finite number >= 0");
+        }
+        for (n, v) in [
+            ("cpu_allocation_ratio", self.cpu_allocation_ratio),
+            ("ram_allocation_ratio", self.ram_allocation_ratio),
+            ("disk_allocation_ratio", self.disk_allocation_ratio),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(MockError::Config(format!("{n} must be > 0")));
+            }
+        }
+        for (n, v) in [
+            ("boot_delay_s", self.boot_delay_s),
+            ("delete_delay_s", self.delete_delay_s),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(MockError::Config(format!("{n} must be >= 0")));
+            }
+        }
+        if let Some(u) = &self.public_url {
+            if url::Url::parse(u).is_err() {
+                return Err(MockError::Config(format!("public_url {u:?} is not a URL")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Total schedulable capacity (after allocation ratios).
+    pub fn capacity(&self) -> (u64, u64, u64) {
+        let k = u64::from(self.computes);
+        (
+            k * (f64::from(self.compute_vcpus) * self.cpu_allocation_ratio) as u64,
+            k * (self.compute_ram_mb as f64 * self.ram_allocation_ratio) as u64,
+            k * (self.compute_disk_gb as f64 * self.disk_allocation_ratio) as u64,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_overrides_only_what_it_names() {
+        let c = MockConfig::from_toml("computes = 4\nname = \"edge1\"\n").unwrap();
+        assert_eq!(c.computes, 4);
+        assert_eq!(c.name, "edge1");
+        assert_eq!(c.region, "RegionOne");
+        assert!(MockConfig::from_toml("nonsense = 1").is_err());
+        assert!(MockConfig::from_toml("time_scale = -1.0").is_err());
+    }
+
+    #[test]
+    fn capacity_applies_ratios() {
+        let c = MockConfig {
+            computes: 2,
+            ..MockConfig::default()
+        };
+        assert_eq!(c.capacity(), (256, 49152, 320));
+    }
+}

@@ -1,0 +1,133 @@
+//! Cross-cutting HTTP behaviour: request ids, JSON content type, error
+//! envelopes for errors raised outside the handlers (404/405/413 …), path
+//! normalisation, metrics, and small helpers for JSON bodies.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::{Request, State as AxState};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::uri::PathAndQuery;
+use http::{header, HeaderValue, StatusCode, Uri};
+use os_wire::{ApiError, Service};
+use serde_json::Value;
+
+use crate::error::{service_for_path, ApiErr, ApiResult};
+use crate::state::State;
+
+/// Largest accepted request body (1 MiB); larger → 413.
+pub const MAX_BODY: usize = 1 << 20;
+
+pub fn service_label(s: Service) -> &'static str {
+    match s {
+        Service::Identity => "identity",
+        Service::Compute => "compute",
+        Service::Image => "image",
+        Service::Network => "network",
+        Service::Placement => "placement",
+        Service::Control => "control",
+    }
+}
+
+/// Wraps every response: envelope for bare errors, request id, content type,
+/// request counters.
+pub async fn envelope(AxState(st): AxState<Arc<State>>, req: Request, next: Next) -> Response {
+    let service = service_for_path(req.uri().path());
+    st.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+    let mut resp = next.run(req).await;
+    st.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+    let status = resp.status();
+    if status.is_client_error() || status.is_server_error() {
+        let is_json = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+        if !is_json {
+            // axum's own rejections (no route, wrong method, body too large,
+            // bad path) come as text: re-wrap them in the service's envelope.
+            let msg = match status.as_u16() {
+                404 => "The resource could not be found.".to_string(),
+                405 => "The method is not allowed for the requested URL.".to_string(),
+                413 => format!("Request body is larger than {MAX_BODY} bytes."),
+                _ => status.canonical_reason().unwrap_or("Error").to_string(),
+            };
+            let allow = resp.headers().get(header::ALLOW).cloned();
+            resp = ApiErr(ApiError::new(service, status, msg)).into_response();
+            if let Some(a) = allow {
+                resp.headers_mut().insert(header::ALLOW, a);
+            }
+        }
+    }
+    let h = resp.headers_mut();
+    let rid = format!("req-{}", uuid::Uuid::new_v4());
+    if let Ok(v) = HeaderValue::from_str(&rid) {
+        h.insert("x-openstack-request-id", v.clone());
+        if service == Service::Compute {
+            h.insert("x-compute-request-id", v);
+        }
+    }
+    if status != StatusCode::NO_CONTENT && !h.contains_key(header::CONTENT_TYPE) {
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    {
+        let mut m = st
+            .metrics
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *m.entry((service_label(service), status.as_u16()))
+            .or_insert(0) += 1;
+    }
+    resp
+}
+
+/// Strips trailing slashes so `/compute/v2.1/` and `/compute/v2.1` route alike.
+pub fn normalize(mut req: Request) -> Request {
+    let path = req.uri().path();
+    if path.len() > 1 && (path.ends_with('/') || path.contains("//")) {
+        let mut p = path.to_string();
+        while p.contains("//") {
+            p = p.replace("//", "/");
+        }
+        let trimmed = p.trim_end_matches('/');
+        let new = if trimmed.is_empty() { "/" } else { trimmed };
+        let pq = match req.uri().query() {
+            Some(q) => format!("{new}?{q}"),
+            None => new.to_string(),
+        };
+        if let Ok(pq) = PathAndQuery::try_from(pq) {
+            let mut parts = req.uri().clone().into_parts();
+            parts.path_and_query = Some(pq);
+            if let Ok(u) = Uri::from_parts(parts) {
+                *req.uri_mut() = u;
+            }
+        }
+    }
+    req
+}
+
+/// Parses a JSON object body; malformed → 400 in `service`'s envelope.
+pub fn json_body(service: Service, body: &[u8]) -> ApiResult<Value> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiErr::bad_request(service, format!("Malformed request body: {e}")))?;
+    if !v.is_object() {
+        return Err(ApiErr::bad_request(
+            service,
+            "Malformed request body: expected a JSON object",
+        ));
+    }
+    Ok(v)
+}
+
+/// `200 application/json` from a value.
+pub fn ok(v: Value) -> Response {
+    (StatusCode::OK, axum::Json(v)).into_response()
+}
+
+pub fn with_status(status: StatusCode, v: Value) -> Response {
+    (status, axum::Json(v)).into_response()
+}

@@ -1,0 +1,203 @@
+//! `testbed compare`: the project's main experiment.
+//!
+//! Starts the standard testbed, runs the boot-burst sweep, tears it down;
+//! does the same for the P2P testbed with the same levels, seed, profile and
+//! time scale; writes `OUT/results/{standard,p2p}.json`; renders the report
+//! into `OUT/` and returns the headline.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use sha2::{Digest, Sha256};
+
+use crate::embedded::{EmbeddedTestbed, TestbedSpec};
+use crate::hostmon::HostMonitor;
+use crate::scenario::{self, Scenario};
+use crate::topology::{self, Kind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// Every mock and agent in this process on loopback ports.
+    Embedded,
+    /// Real containers on the local Docker engine.
+    Docker,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// Cloudlets of the P2P testbed = compute nodes of the standard one.
+    #[arg(long, default_value_t = 64)]
+    pub cloudlets: u32,
+    /// Concurrency levels (comma-separated burst sizes).
+    #[arg(long, value_delimiter = ',')]
+    pub levels: Option<Vec<u32>>,
+    /// Control-plane profile of every mock (name or TOML path).
+    #[arg(long, default_value = "openstack-2017")]
+    pub profile: String,
+    /// Wall seconds per model second.
+    #[arg(long)]
+    pub time_scale: Option<f64>,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Output directory of results and report.
+    #[arg(long, default_value = "reports/out")]
+    pub out: PathBuf,
+    /// A small, fast run for smoke tests.
+    #[arg(long)]
+    pub quick: bool,
+    #[arg(long, value_enum, default_value_t = Backend::Embedded)]
+    pub backend: Backend,
+    #[arg(long, value_enum, default_value_t = Scenario::Steady)]
+    pub scenario: Scenario,
+    /// Share of cloudlets stopped mid-level (cloudlet-loss): 10%, 0.1 or a count.
+    #[arg(long, default_value = "10%")]
+    pub kill: String,
+    /// Agent retry bound for boots refused or failed remotely (0 = off).
+    #[arg(long, default_value_t = 2)]
+    pub retries: u32,
+    /// Poll interval of each boot, model seconds (the CLI polls every 5 s).
+    #[arg(long, default_value_t = 2.0)]
+    pub poll_interval: f64,
+    /// Give up on a boot after this long, model seconds (Rally: 300 s).
+    #[arg(long, default_value_t = 300.0)]
+    pub poll_timeout: f64,
+    /// Repeat the smallest and largest level at a second time scale and
+    /// check that model-time results agree within 10%.
+    #[arg(long)]
+    pub check_scale: bool,
+    /// Results are host-bound when p99 timer lag exceeds this many model seconds.
+    #[arg(long, default_value_t = 0.5)]
+    pub max_lag_model_s: f64,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl CompareArgs {
+    pub fn resolved_levels(&self) -> Vec<u32> {
+        match &self.levels {
+            Some(l) if !l.is_empty() => l.clone(),
+            _ if self.quick => vec![4, 16],
+            _ => vec![16, 32, 64, 128, 256, 512],
+        }
+    }
+
+    pub fn resolved_cloudlets(&self) -> u32 {
+        if self.quick && self.cloudlets == 64 {
+            4
+        } else {
+            self.cloudlets
+        }
+    }
+
+    pub fn resolved_time_scale(&self) -> f64 {
+        self.time_scale
+            .unwrap_or(if self.quick { 0.01 } else { 0.02 })
+    }
+}
+
+/// A run secret for the agents' cluster, derived from the seed and the
+/// process so that two runs on one machine do not share it.
+pub fn random_secret(seed: u64) -> String {
+    let mut h = Sha256::new();
+    h.update(seed.to_le_bytes());
+    h.update(std::process::id().to_le_bytes());
+    h.update(format!("{:?}", std::time::SystemTime::now()).as_bytes());
+    hex(&h.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs the whole experiment; returns the headline table text.
+pub async fn run(args: CompareArgs) -> Result<String> {
+    if args.backend == Backend::Docker {
+        bail!("--backend docker is not available yet in this build; use --backend embedded");
+    }
+    let levels = args.resolved_levels();
+    let n = args.resolved_cloudlets();
+    if n == 0 {
+        bail!("--cloudlets must be at least 1");
+    }
+    let max_level = levels.iter().copied().max().unwrap_or(1);
+    let sizing = topology::size_for(n, max_level, topology::M1_TINY, 2.0);
+    let time_scale = args.resolved_time_scale();
+    if !(time_scale > 0.0) {
+        bail!("--time-scale must be positive");
+    }
+    let results_dir = args.out.join("results");
+    std::fs::create_dir_all(&results_dir)
+        .with_context(|| format!("cannot create {}", results_dir.display()))?;
+
+    let mut runs = Vec::new();
+    for kind in [Kind::Standard, Kind::P2p] {
+        let spec = TestbedSpec {
+            kind,
+            members: n,
+            sizing,
+            profile: args.profile.clone(),
+            time_scale,
+            seed: args.seed,
+            retries: args.retries,
+            cluster_secret: random_secret(args.seed),
+        };
+        let run = run_one(&args, spec, &levels, time_scale).await?;
+        let path = results_dir.join(format!("{}.json", kind.label()));
+        write_json(&path, &run)?;
+        runs.push(run);
+    }
+    let opts = reports::ReportOptions::default();
+    let headline = reports::compare(&runs[0], &runs[1], &args.out, &opts)
+        .context("cannot render the report")?;
+    let table = headline.table();
+    println!("{table}");
+    println!("report: {}", args.out.join("index.html").display());
+    Ok(table)
+}
+
+async fn run_one(
+    args: &CompareArgs,
+    spec: TestbedSpec,
+    levels: &[u32],
+    time_scale: f64,
+) -> Result<results::RunResults> {
+    let kind = spec.kind;
+    let members = spec.members;
+    let tb = EmbeddedTestbed::start(spec.clone())
+        .await
+        .with_context(|| format!("cannot start the {} testbed", kind.label()))?;
+    let monitor = HostMonitor::start();
+    let outcome = crate::sweep::run_sweep(args, &tb, levels, time_scale).await;
+    let host = monitor.stop();
+    tb.shutdown().await;
+    let mut run = outcome.with_context(|| format!("the {} sweep failed", kind.label()))?;
+    run.system.label = kind.label().to_string();
+    run.system.kind = Some(kind.label().to_string());
+    run.system.backend = Some("embedded".to_string());
+    run.system.cloudlets = Some(if kind == Kind::P2p { members } else { 1 });
+    run.system.computes = Some(members);
+    run.system.profile = Some(args.profile.clone());
+    run.system.retries = (kind == Kind::P2p).then_some(args.retries);
+    run.system.scenario = Some(args.scenario.name().to_string());
+    run.command_line = std::env::args().collect();
+    run.host.cpus = std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1);
+    run.host.scheduler_lag_p99_ms = Some(host.lag_p99_ms);
+    run.host.scheduler_lag_max_ms = Some(host.lag_max_ms);
+    run.host.cpu_utilization = Some(host.cpu_utilization);
+    run.host.peak_rss_bytes = Some(host.peak_rss_bytes);
+    run.host.host_bound = Some(host.host_bound(time_scale, args.max_lag_model_s));
+    let _ = scenario::choose_victims;
+    Ok(run)
+}
+
+fn write_json(path: &Path, run: &results::RunResults) -> Result<()> {
+    let text = serde_json::to_vec_pretty(run).context("cannot serialize results")?;
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
