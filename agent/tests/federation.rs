@@ -1,0 +1,244 @@
+//! Four mocks + four agents on loopback, driven over HTTP.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_cloudlet_boots_elsewhere_and_federation_survives_a_death() {
+    // Cloudlet 1 has no compute capacity at all.
+    let mut fed = federation(&[0, 4, 4, 4]).await;
+    let tok = fed.login(1, "demo").await;
+
+    // A boot through agent 1 lands elsewhere.
+    let (id, owner) = fed.boot(1, &tok, "vm1").await;
+    assert_ne!(owner, "cloudlet-1");
+    // Any agent can show it; the token from agent 1 works at agent 3.
+    let v = fed.wait_status(3, &tok, &id, "ACTIVE").await;
+    assert_eq!(v["server"]["id"], id.as_str());
+    assert!(v["server"]["links"][0]["href"]
+        .as_str()
+        .unwrap()
+        .starts_with(fed.agent(3).base_url()));
+
+    // A second one, and the list through agent 2 has both.
+    let (id2, _) = fed.boot(1, &tok, "vm2").await;
+    let (s, _, list) = fed
+        .call(
+            "GET",
+            &format!("{}/servers/detail", fed.compute(2)),
+            Some(&tok),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let ids: Vec<&str> = list["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&id.as_str()) && ids.contains(&id2.as_str()),
+        "{ids:?}"
+    );
+    // Pagination across cloudlets.
+    let (_, _, p1) = fed
+        .call(
+            "GET",
+            &format!("{}/servers?limit=1", fed.compute(2)),
+            Some(&tok),
+            None,
+        )
+        .await;
+    assert_eq!(p1["servers"].as_array().unwrap().len(), 1);
+    let next = p1["servers_links"][0]["href"].as_str().unwrap().to_string();
+    let (_, _, p2) = fed.call("GET", &next, Some(&tok), None).await;
+    assert_eq!(p2["servers"].as_array().unwrap().len(), 1);
+    assert_ne!(p1["servers"][0]["id"], p2["servers"][0]["id"]);
+    let (s, _, bad) = fed
+        .call(
+            "GET",
+            &format!("{}/servers?marker=nope", fed.compute(2)),
+            Some(&tok),
+            None,
+        )
+        .await;
+    assert_eq!(s, 400, "{bad}");
+
+    // Delete through agent 3.
+    let (s, _, _) = fed
+        .call(
+            "DELETE",
+            &format!("{}/servers/{id}", fed.compute(3)),
+            Some(&tok),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    let t0 = Instant::now();
+    loop {
+        let (s, _, _) = fed
+            .call(
+                "GET",
+                &format!("{}/servers/{id}", fed.compute(3)),
+                Some(&tok),
+                None,
+            )
+            .await;
+        if s == 404 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Federation-wide statistics: three computes of 4 vcpus, one of 0.
+    let (s, _, st) = fed
+        .call(
+            "GET",
+            &format!("{}/os-hypervisors/statistics", fed.compute(1)),
+            Some(&tok),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{st}");
+    assert_eq!(st["hypervisor_statistics"]["count"], 4);
+    assert_eq!(st["hypervisor_statistics"]["vcpus"], 12);
+
+    // Kill cloudlet 4 (agent + mock): excluded within the documented bound.
+    fed.kill(4);
+    let t0 = Instant::now();
+    while (1..=3).any(|i| fed.agent(i).members_alive() != 3) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "dead member not detected"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("dead member excluded by all after {:?}", t0.elapsed());
+    // Every boot accepted now ends ACTIVE, on a live cloudlet.
+    let mut ids = vec![];
+    for k in 0..4 {
+        let (id, owner) = fed.boot(1, &tok, &format!("after-{k}")).await;
+        assert_ne!(owner, "cloudlet-4");
+        ids.push(id);
+    }
+    for id in &ids {
+        fed.wait_status(2, &tok, id, "ACTIVE").await;
+    }
+    // vm2 is either visible or (if it lived on cloudlet 4) UNKNOWN, never dropped.
+    let (_, _, list) = fed
+        .call(
+            "GET",
+            &format!("{}/servers/detail", fed.compute(2)),
+            Some(&tok),
+            None,
+        )
+        .await;
+    let vm2 = list["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id2.as_str())
+        .cloned();
+    assert!(vm2.is_some(), "vm2 dropped from the list: {list}");
+}
+
+#[tokio::test]
+async fn p2p_api_rejects_callers_without_the_secret_and_bad_input_gets_envelopes() {
+    let fed = federation(&[4]).await;
+    let tok = fed.login(1, "demo").await;
+    let base = fed.agent(1).base_url().to_string();
+    let (s, _, v) = fed
+        .call(
+            "POST",
+            &format!("{base}/p2p/v1/boot"),
+            Some(&tok),
+            Some(serde_json::json!({})),
+        )
+        .await;
+    assert_eq!(s, 401, "{v}");
+    assert_eq!(v["error"]["code"], 401);
+    let (s, _, _) = fed
+        .call(
+            "GET",
+            &format!("{base}/p2p/v1/local/servers/detail"),
+            Some(&tok),
+            None,
+        )
+        .await;
+    assert_eq!(s, 401);
+    // No token / forged token.
+    let (s, _, v) = fed
+        .call("GET", &format!("{}/servers", fed.compute(1)), None, None)
+        .await;
+    assert_eq!(s, 401);
+    assert_eq!(v["unauthorized"]["code"], 401);
+    let (s, _, _) = fed
+        .call(
+            "GET",
+            &format!("{}/servers", fed.compute(1)),
+            Some("p2p1.e30.AAAA"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 401);
+    // Garbage bodies and IDs.
+    let (s, _, v) = fed
+        .call(
+            "POST",
+            &format!("{}/servers", fed.compute(1)),
+            Some(&tok),
+            Some(serde_json::json!("x")),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v["badRequest"]["message"].is_string());
+    let bad = serde_json::json!({"server": {"name": "x", "imageRef": "nope", "flavorRef": "1"}});
+    let (s, _, v) = fed
+        .call(
+            "POST",
+            &format!("{}/servers", fed.compute(1)),
+            Some(&tok),
+            Some(bad),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    let (s, _, v) = fed
+        .call(
+            "GET",
+            &format!("{}/servers/not-a-uuid", fed.compute(1)),
+            Some(&tok),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404, "{v}");
+    assert_eq!(v["itemNotFound"]["code"], 404);
+    // Wrong password → Keystone envelope.
+    let body = serde_json::json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "demo", "domain": {"name": "Default"}, "password": "wrong"}}}}});
+    let (s, _, v) = fed
+        .call(
+            "POST",
+            &format!("{}/v3/auth/tokens", fed.agent(1).auth_url()),
+            None,
+            Some(body),
+        )
+        .await;
+    assert_eq!(s, 401, "{v}");
+    // Metrics.
+    let req = http::Request::get(format!("{base}/metrics"))
+        .body(bytes::Bytes::new())
+        .unwrap();
+    let r = os_client::Transport::call(&*fed.transport, req)
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(r.body());
+    assert!(
+        text.contains("p2p_members_alive{agent=\"cloudlet-1\"} 1"),
+        "{text}"
+    );
+}
