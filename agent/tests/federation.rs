@@ -242,3 +242,53 @@ async fn p2p_api_rejects_callers_without_the_secret_and_bad_input_gets_envelopes
         "{text}"
     );
 }
+
+/// A stale capacity view sends a boot to a cloudlet that then fails it
+/// (ERROR, no valid host): the coordinator re-places it and the user's ID
+/// ends ACTIVE. With retries = 0 the same situation ends in ERROR + fault.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_before_active_is_retried_elsewhere_with_the_same_id() {
+    for retries in retries_under_test() {
+        // Cloudlet 1 fits exactly one tiny VM; its report is never refreshed.
+        let fed = federation_with(&[1, 4], |c| {
+            c.capacity_interval_ms = 600_000;
+            c.retries = retries;
+        })
+        .await;
+        let tok = fed.login(1, "demo").await;
+        let (a, owner_a) = fed.boot(1, &tok, "a").await;
+        assert_eq!(owner_a, "cloudlet-1");
+        let (b, owner_b) = fed.boot(1, &tok, "b").await;
+        assert_eq!(owner_b, "cloudlet-1", "stale view: local looks free");
+        fed.wait_status(1, &tok, &a, "ACTIVE").await;
+        if retries > 0 {
+            let v = fed.wait_status(2, &tok, &b, "ACTIVE").await;
+            assert_eq!(v["server"]["id"], b.as_str());
+            let (_, h, _) = fed
+                .call(
+                    "GET",
+                    &format!("{}/servers/{b}", fed.compute(1)),
+                    Some(&tok),
+                    None,
+                )
+                .await;
+            assert_eq!(h.get("x-p2p-cloudlet").unwrap(), "cloudlet-2");
+        } else {
+            let v = fed.wait_status(2, &tok, &b, "ERROR").await;
+            assert!(
+                v["server"]["fault"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("No valid host"),
+                "{v}"
+            );
+        }
+    }
+}
+
+fn retries_under_test() -> Vec<u32> {
+    match std::env::var("ONLY_RETRIES") {
+        Ok(v) => vec![v.parse().unwrap_or(0)],
+        Err(_) => vec![2, 0],
+    }
+}

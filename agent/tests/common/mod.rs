@@ -36,6 +36,11 @@ pub fn agent_config(i: usize, auth_url: String, seed: Option<String>) -> AgentCo
 
 /// Starts `n` cloudlets; `vcpus[i]` is the compute capacity of cloudlet i+1.
 pub async fn federation(vcpus: &[u32]) -> Fed {
+    federation_with(vcpus, |_| {}).await
+}
+
+/// Like [`federation`], with a hook to adjust each agent's config.
+pub async fn federation_with(vcpus: &[u32], tweak: impl Fn(&mut AgentConfig)) -> Fed {
     let transport: SharedTransport =
         Arc::new(ReqwestTransport::new(Duration::from_secs(10)).unwrap());
     let mut mocks = vec![];
@@ -53,12 +58,9 @@ pub async fn federation(vcpus: &[u32]) -> Fed {
         })
         .await
         .unwrap();
-        let a = agent::start(
-            agent_config(i + 1, m.auth_url(), seed.clone()),
-            transport.clone(),
-        )
-        .await
-        .unwrap();
+        let mut cfg = agent_config(i + 1, m.auth_url(), seed.clone());
+        tweak(&mut cfg);
+        let a = agent::start(cfg, transport.clone()).await.unwrap();
         if seed.is_none() {
             seed = Some(a.gossip_addr().to_string());
         }
