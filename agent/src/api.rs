@@ -653,6 +653,7 @@ async fn quotas(State(core): S, headers: HeaderMap, Path(project): Path<String>)
 
 /// Forwards a request to the own cloudlet's `svc`, rewriting the
 /// cloudlet's endpoint URLs in the answer to this agent's.
+#[allow(clippy::too_many_arguments)]
 async fn proxy(
     core: Arc<Core>,
     svc: Svc,
