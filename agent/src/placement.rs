@@ -10,7 +10,7 @@
 //! 3. If nothing fits by the view, any untried live cloudlet (the view may
 //!    be stale; the cloudlet itself has the last word), local first.
 //!
-//! One pass over the candidates, no allocation: well under 50 µs at 1,000.
+//! Two passes over the view, no allocation: a few µs at 1,000 members.
 
 use std::collections::HashSet;
 
@@ -68,7 +68,7 @@ pub fn headroom(c: &CloudletState, d: &Demand) -> f64 {
 }
 
 /// Picks a cloudlet name for one boot, or `None` when every live cloudlet
-/// was already tried.
+/// was already tried. Two passes over the view, two random draws.
 pub fn choose<'a, R: Rng + ?Sized>(
     local: &str,
     view: &'a [CloudletState],
@@ -77,42 +77,23 @@ pub fn choose<'a, R: Rng + ?Sized>(
     policy: &Policy,
     rng: &mut R,
 ) -> Option<&'a str> {
+    let untried = |c: &CloudletState| tried.is_empty() || !tried.contains(&c.name);
     let mut local_state = None;
-    // Reservoir-sample two distinct fitting candidates in one pass.
-    let mut first: Option<&CloudletState> = None;
-    let mut second: Option<&CloudletState> = None;
     let mut n_fit = 0usize;
-    let mut fallback: Option<&CloudletState> = None;
-    let mut n_untried = 0usize;
+    let mut n_other = 0usize;
     for c in view {
-        if tried.contains(&c.name) {
+        if !untried(c) {
             continue;
         }
         if c.name == local {
-            // Judged on its own below; an overloaded local cloudlet must not
-            // win the remote draw either.
+            // Judged on its own: an overloaded local cloudlet must not win
+            // the remote draw either.
             local_state = Some(c);
             continue;
         }
-        n_untried += 1;
-        if rng.gen_range(0..n_untried) == 0 {
-            fallback = Some(c);
-        }
-        if !fits(c, demand) {
-            continue;
-        }
-        n_fit += 1;
-        if n_fit == 1 {
-            first = Some(c);
-        } else if n_fit == 2 {
-            second = Some(c);
-        } else {
-            let j = rng.gen_range(0..n_fit);
-            if j == 0 {
-                first = Some(c);
-            } else if j == 1 {
-                second = Some(c);
-            }
+        n_other += 1;
+        if fits(c, demand) {
+            n_fit += 1;
         }
     }
     if let Some(l) = local_state {
@@ -120,8 +101,31 @@ pub fn choose<'a, R: Rng + ?Sized>(
             return Some(l.name.as_str());
         }
     }
-    match (first, second) {
-        (Some(a), Some(b)) => {
+    let remote = |want_fit: bool| {
+        view.iter()
+            .filter(move |c| c.name != local && untried(c) && (!want_fit || fits(c, demand)))
+    };
+    match n_fit {
+        0 => local_state
+            .or_else(|| {
+                if n_other == 0 {
+                    None
+                } else {
+                    remote(false).nth(rng.gen_range(0..n_other))
+                }
+            })
+            .map(|c| c.name.as_str()),
+        1 => remote(true).next().map(|c| c.name.as_str()),
+        n => {
+            let i = rng.gen_range(0..n);
+            let mut j = rng.gen_range(0..n - 1);
+            if j >= i {
+                j += 1;
+            }
+            let (lo, hi) = (i.min(j), i.max(j));
+            let mut it = remote(true);
+            let a = it.nth(lo)?;
+            let b = it.nth(hi - lo - 1)?;
             let (ha, hb) = (headroom(a, demand), headroom(b, demand));
             Some(if hb > ha {
                 b.name.as_str()
@@ -129,8 +133,6 @@ pub fn choose<'a, R: Rng + ?Sized>(
                 a.name.as_str()
             })
         }
-        (Some(a), None) => Some(a.name.as_str()),
-        _ => local_state.or(fallback).map(|c| c.name.as_str()),
     }
 }
 
