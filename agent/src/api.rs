@@ -16,7 +16,9 @@ use serde_json::{json, Value};
 use tracing::Instrument;
 
 use crate::cloudlet::{ProjectRef, Svc, REQUEST_ID};
-use crate::core::{now, project_of, BootPlan, Core, DirEntry, DirState, Outcome, P2P_AUTH};
+use crate::core::{
+    now, project_of, BootPlan, Core, DirEntry, DirState, Outcome, P2P_AUTH, PROJECT_PLACEHOLDER,
+};
 use crate::error::CallError;
 use crate::listing::{self, ListQuery};
 use crate::metrics::Metrics;
@@ -636,10 +638,9 @@ async fn quotas(State(core): S, headers: HeaderMap, Path(project): Path<String>)
         Err(f) => return f.into_response(),
     };
     // Project IDs are per cloudlet: each cloudlet answers for its own ID of
-    // the caller's project.
+    // the caller's project (`@project` is substituted where the call lands).
     let _ = project;
-    let path =
-        "/os-quota-sets/{self}".replace("{self}", &c.claims.project_id.clone().unwrap_or_default());
+    let path = format!("/os-quota-sets/{PROJECT_PLACEHOLDER}");
     match core
         .federated_sum(&c.claims, &c.project, &path, "/quota_set", &c.rid)
         .await
@@ -857,6 +858,10 @@ async fn p2p_local(State(core): S, method: Method, uri: Uri, headers: HeaderMap)
     let path = match uri.query() {
         Some(q) => format!("{rest}?{q}"),
         None => rest.to_string(),
+    };
+    let path = match core.with_local_project(&c.project, &path).await {
+        Ok(p) => p,
+        Err(e) => return call_fault(Service::Control, e).into_response(),
     };
     match core
         .cloudlet

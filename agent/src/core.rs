@@ -25,6 +25,10 @@ use crate::state::CloudletState;
 use crate::token::{self, Claims};
 use crate::{view, AgentConfig};
 
+/// Stands for "this cloudlet's ID of the caller's project" in paths sent
+/// to every cloudlet (project IDs differ between cloudlets).
+pub const PROJECT_PLACEHOLDER: &str = "@project";
+
 /// Header carrying the agent-to-agent signature.
 pub const P2P_AUTH: &str = "x-p2p-auth";
 
@@ -1040,6 +1044,19 @@ impl Core {
         None
     }
 
+    /// Substitutes [`PROJECT_PLACEHOLDER`] with the own cloudlet's ID of `p`.
+    pub async fn with_local_project(
+        &self,
+        p: &ProjectRef,
+        path: &str,
+    ) -> Result<String, CallError> {
+        if !path.contains(PROJECT_PLACEHOLDER) {
+            return Ok(path.to_string());
+        }
+        let tok = self.cloudlet.token_for(p).await?;
+        Ok(path.replace(PROJECT_PLACEHOLDER, &tok.project_id))
+    }
+
     /// Sums a per-cloudlet JSON document (`inner` key) over every alive
     /// cloudlet; used for hypervisor statistics, limits and quotas.
     pub async fn federated_sum(
@@ -1056,7 +1073,10 @@ impl Core {
             let tok = tok.clone();
             async move {
                 if st.name == self.name {
-                    self.cloudlet.get_json(p, Svc::Compute, path, rid).await
+                    {
+                        let local = self.with_local_project(p, path).await?;
+                        self.cloudlet.get_json(p, Svc::Compute, &local, rid).await
+                    }
                 } else {
                     match self
                         .peer_call(

@@ -48,7 +48,7 @@ pub struct AgentHandle {
     gossip_addr: SocketAddr,
     core: Arc<Core>,
     router: axum::Router,
-    server: JoinHandle<()>,
+    server: Option<JoinHandle<()>>,
     poller: JoinHandle<()>,
     stop: watch::Sender<bool>,
 }
@@ -79,19 +79,30 @@ impl AgentHandle {
     }
 
     /// Stops accepting, leaves the overlay, and waits for the tasks.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         self.poller.abort();
-        let _ = self.server.await;
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
         self.core.gossip.abort();
     }
 
     /// Kills the agent at once: open connections are dropped, new ones
     /// refused, gossip stops (peers then declare it dead).
     pub fn abort(&self) {
-        self.server.abort();
+        if let Some(server) = &self.server {
+            server.abort();
+        }
         self.poller.abort();
         self.core.gossip.abort();
+    }
+}
+
+/// Dropping the handle kills the agent (as [`AgentHandle::abort`]).
+impl Drop for AgentHandle {
+    fn drop(&mut self) {
+        self.abort();
     }
 }
 
@@ -198,7 +209,7 @@ pub async fn start_with_gossip(
         gossip_addr,
         core,
         router,
-        server,
+        server: Some(server),
         poller,
         stop,
     })

@@ -108,6 +108,27 @@ async fn full_cloudlet_boots_elsewhere_and_federation_survives_a_death() {
     assert_eq!(st["hypervisor_statistics"]["count"], 4);
     assert_eq!(st["hypervisor_statistics"]["vcpus"], 12);
 
+    let (s, _, l) = fed
+        .call(
+            "GET",
+            &format!("{}/limits", fed.compute(2)),
+            Some(&tok),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{l}");
+    assert_eq!(l["limits"]["absolute"]["maxTotalInstances"], 40);
+    let (s, _, q) = fed
+        .call(
+            "GET",
+            &format!("{}/os-quota-sets/whatever", fed.compute(3)),
+            Some(&tok),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{q}");
+    assert_eq!(q["quota_set"]["instances"], 40);
+
     // Kill cloudlet 4 (agent + mock): excluded within the documented bound.
     fed.kill(4);
     let t0 = Instant::now();
