@@ -313,3 +313,90 @@ fn retries_under_test() -> Vec<u32> {
         Err(_) => vec![2, 0],
     }
 }
+
+/// The cloudlet holding a boot dies before the boot is ACTIVE: the
+/// coordinator re-places it, and the user's ID ends ACTIVE elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boot_on_a_cloudlet_that_dies_mid_build_is_not_lost() {
+    // Boots take 3 s; cloudlet 1 is full so the boot goes remote.
+    let mut fed = federation_full(&[0, 4, 4, 4], 1.0, |_| {}).await;
+    let tok = fed.login(1, "demo").await;
+    let (id, owner) = fed.boot(1, &tok, "doomed").await;
+    let victim: usize = owner.trim_start_matches("cloudlet-").parse().unwrap();
+    assert_ne!(victim, 1);
+    fed.kill(victim);
+    let t0 = Instant::now();
+    let v = fed.wait_status(1, &tok, &id, "ACTIVE").await;
+    eprintln!(
+        "re-placed and ACTIVE {:?} after the owner died",
+        t0.elapsed()
+    );
+    assert_eq!(v["server"]["id"], id.as_str());
+    let (_, h, _) = fed
+        .call(
+            "GET",
+            &format!("{}/servers/{id}", fed.compute(1)),
+            Some(&tok),
+            None,
+        )
+        .await;
+    assert_ne!(h.get("x-p2p-cloudlet").unwrap().to_str().unwrap(), owner);
+}
+
+/// A cloudlet dies behind a live agent: its agent reports it unhealthy,
+/// placement avoids it, and its servers show as UNKNOWN (not dropped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_cloudlet_behind_live_agent_is_avoided_and_its_servers_show_unknown() {
+    let mut fed = federation(&[0, 4, 4, 4]).await;
+    let tok = fed.login(1, "demo").await;
+    // Put one server on cloudlet 2 (booted through agent 2, local first).
+    let (on2, owner) = fed.boot(2, &tok, "on2").await;
+    assert_eq!(owner, "cloudlet-2");
+    fed.wait_status(2, &tok, &on2, "ACTIVE").await;
+    // Listed once through agent 3, so agent 3 has seen it.
+    let _ = fed
+        .call(
+            "GET",
+            &format!("{}/servers/detail", fed.compute(3)),
+            Some(&tok),
+            None,
+        )
+        .await;
+    fed.kill_mock(2);
+    // capacity_interval 200 ms + dissemination.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for k in 0..6 {
+        let (id, owner) = fed.boot(1, &tok, &format!("x{k}")).await;
+        assert_ne!(owner, "cloudlet-2");
+        fed.wait_status(3, &tok, &id, "ACTIVE").await;
+    }
+    let (s, _, v) = fed
+        .call(
+            "GET",
+            &format!("{}/servers/{on2}", fed.compute(3)),
+            Some(&tok),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["server"]["status"], "UNKNOWN", "{v}");
+    let (_, _, list) = fed
+        .call(
+            "GET",
+            &format!("{}/servers/detail", fed.compute(3)),
+            Some(&tok),
+            None,
+        )
+        .await;
+    let row = list["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == on2.as_str())
+        .cloned();
+    assert_eq!(
+        row.map(|r| r["status"].clone()),
+        Some(serde_json::json!("UNKNOWN")),
+        "{list}"
+    );
+}

@@ -41,6 +41,15 @@ pub async fn federation(vcpus: &[u32]) -> Fed {
 
 /// Like [`federation`], with a hook to adjust each agent's config.
 pub async fn federation_with(vcpus: &[u32], tweak: impl Fn(&mut AgentConfig)) -> Fed {
+    federation_full(vcpus, 0.1, tweak).await
+}
+
+/// Full control: mock `time_scale` (boot takes 3 s × time_scale) and agent configs.
+pub async fn federation_full(
+    vcpus: &[u32],
+    time_scale: f64,
+    tweak: impl Fn(&mut AgentConfig),
+) -> Fed {
     let transport: SharedTransport =
         Arc::new(ReqwestTransport::new(Duration::from_secs(10)).unwrap());
     let mut mocks = vec![];
@@ -53,7 +62,7 @@ pub async fn federation_with(vcpus: &[u32], tweak: impl Fn(&mut AgentConfig)) ->
             computes: 1,
             compute_vcpus: *v,
             cpu_allocation_ratio: 1.0,
-            time_scale: 0.1,
+            time_scale,
             ..Default::default()
         })
         .await
@@ -180,6 +189,13 @@ impl Fed {
                 "{id} never reached {want}: {s} {v}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Kills only the mock (cloudlet) `i`; its agent stays up.
+    pub fn kill_mock(&mut self, i: usize) {
+        if let Some(m) = self.mocks[i - 1].take() {
+            m.abort();
         }
     }
 
