@@ -10,6 +10,8 @@
 //! through `os_client::Transport`), [`gossip`] (chitchat), `core` and
 //! `api` (the HTTP face and the agent-to-agent API).
 
+#![forbid(unsafe_code)]
+
 mod api;
 pub mod cloudlet;
 pub mod config;

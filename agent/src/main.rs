@@ -1,5 +1,7 @@
 //! `p2p-agent`: one agent beside one cloudlet.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
