@@ -606,6 +606,7 @@ async fn hypervisor_stats(State(core): S, headers: HeaderMap) -> Response {
             &c.project,
             "/os-hypervisors/statistics",
             "/hypervisor_statistics",
+            view::SumKind::All,
             &c.rid,
         )
         .await
@@ -621,7 +622,14 @@ async fn limits(State(core): S, headers: HeaderMap) -> Response {
         Err(f) => return f.into_response(),
     };
     match core
-        .federated_sum(&c.claims, &c.project, "/limits", "/limits/absolute", &c.rid)
+        .federated_sum(
+            &c.claims,
+            &c.project,
+            "/limits",
+            "/limits/absolute",
+            view::SumKind::Limits,
+            &c.rid,
+        )
         .await
     {
         Ok(v) => json_resp(
@@ -642,7 +650,14 @@ async fn quotas(State(core): S, headers: HeaderMap, Path(project): Path<String>)
     let _ = project;
     let path = format!("/os-quota-sets/{PROJECT_PLACEHOLDER}");
     match core
-        .federated_sum(&c.claims, &c.project, &path, "/quota_set", &c.rid)
+        .federated_sum(
+            &c.claims,
+            &c.project,
+            &path,
+            "/quota_set",
+            view::SumKind::Quota,
+            &c.rid,
+        )
         .await
     {
         Ok(v) => json_resp(StatusCode::OK, &json!({"quota_set": v})),

@@ -1065,6 +1065,7 @@ impl Core {
         p: &ProjectRef,
         path: &str,
         pointer: &str,
+        kind: view::SumKind,
         rid: &str,
     ) -> Result<Value, CallError> {
         let view = self.gossip.live_view().await;
@@ -1109,6 +1110,6 @@ impl Core {
         if parts.is_empty() {
             return Err(first_err.unwrap_or(CallError::BadResponse("no cloudlet answered".into())));
         }
-        Ok(view::sum_objects(parts.iter()))
+        Ok(view::sum_objects(parts.iter(), kind))
     }
 }

@@ -93,9 +93,38 @@ pub fn mark_unknown(server: &mut Value) {
     }
 }
 
-/// Sums objects field by field: integers add up, except that `-1`
-/// (unlimited) wins; other values are taken from the first object.
-pub fn sum_objects<'a>(objs: impl IntoIterator<Item = &'a Value>) -> Value {
+/// Which fields add up across cloudlets, per document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SumKind {
+    /// Hypervisor statistics: every integer adds up.
+    All,
+    /// Nova absolute limits: instance/core/RAM totals and usage only.
+    Limits,
+    /// Nova quota set: instances, cores, ram only.
+    Quota,
+}
+
+impl SumKind {
+    fn adds(self, key: &str) -> bool {
+        match self {
+            SumKind::All => true,
+            SumKind::Limits => matches!(
+                key,
+                "maxTotalInstances"
+                    | "maxTotalCores"
+                    | "maxTotalRAMSize"
+                    | "totalInstancesUsed"
+                    | "totalCoresUsed"
+                    | "totalRAMUsed"
+            ),
+            SumKind::Quota => matches!(key, "instances" | "cores" | "ram"),
+        }
+    }
+}
+
+/// Sums objects field by field: integer fields that `kind` says add up are
+/// summed (`-1`, unlimited, wins); every other value is the first object's.
+pub fn sum_objects<'a>(objs: impl IntoIterator<Item = &'a Value>, kind: SumKind) -> Value {
     let mut out = Map::new();
     for o in objs {
         let Some(o) = o.as_object() else { continue };
@@ -104,7 +133,7 @@ pub fn sum_objects<'a>(objs: impl IntoIterator<Item = &'a Value>) -> Value {
                 (None, _) => {
                     out.insert(k.clone(), v.clone());
                 }
-                (Some(prev), Some(n)) => {
+                (Some(prev), Some(n)) if kind.adds(k) => {
                     if let Some(p) = prev.as_i64() {
                         let s = if p == -1 || n == -1 {
                             -1
@@ -147,12 +176,13 @@ mod tests {
 
     #[test]
     fn sums_respect_unlimited() {
-        let a = json!({"instances": 10, "cores": -1, "id": "p"});
-        let b = json!({"instances": 5, "cores": 20, "id": "q"});
+        let a = json!({"instances": 10, "cores": -1, "id": "p", "key_pairs": 100});
+        let b = json!({"instances": 5, "cores": 20, "id": "q", "key_pairs": 100});
         assert_eq!(
-            sum_objects([&a, &b]),
-            json!({"instances": 15, "cores": -1, "id": "p"})
+            sum_objects([&a, &b], SumKind::Quota),
+            json!({"instances": 15, "cores": -1, "id": "p", "key_pairs": 100})
         );
+        assert_eq!(sum_objects([&a, &b], SumKind::All)["key_pairs"], 200);
     }
 
     #[test]
