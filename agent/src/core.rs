@@ -87,6 +87,8 @@ pub struct Core {
     /// name → id per (kind, name) on the own cloudlet.
     pub names: Mutex<HashMap<(&'static str, String), String>>,
     pub rng: Mutex<StdRng>,
+    /// Own recent placements, to correct the view between reports.
+    pub recent: Mutex<Vec<placement::Recent>>,
 }
 
 pub fn now() -> i64 {
@@ -158,10 +160,31 @@ impl Core {
         }
     }
 
-    /// The placement view: alive by gossip, and not suspected locally.
+    /// The placement view: alive by gossip, not suspected locally, and
+    /// corrected with this agent's own placements since each report.
     pub async fn view(&self) -> Vec<CloudletState> {
         let v = self.gossip.live_view().await;
-        v.into_iter().filter(|s| !self.suspected(s)).collect()
+        let mut v: Vec<CloudletState> = v.into_iter().filter(|s| !self.suspected(s)).collect();
+        if let Ok(recent) = self.recent.lock() {
+            placement::account_recent(&mut v, &recent);
+        }
+        v
+    }
+
+    fn note_placement(&self, target: &str, demand: &Demand) {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        if let Ok(mut r) = self.recent.lock() {
+            // Reports arrive every capacity interval; keep a generous margin.
+            let keep = i64::try_from(self.cfg.capacity_interval_ms.saturating_mul(10))
+                .unwrap_or(i64::MAX)
+                .max(10_000);
+            r.retain(|x| now_ms - x.at_ms < keep);
+            r.push(placement::Recent {
+                target: target.to_string(),
+                demand: *demand,
+                at_ms: now_ms,
+            });
+        }
     }
 
     /// URL of a member by name (alive or not).
@@ -471,6 +494,7 @@ impl Core {
             }
             attempts += 1;
             tried.push(target.clone());
+            self.note_placement(&target, demand);
             let result = if target == self.name {
                 self.boot_local(p, plan, rid).await
             } else {

@@ -136,6 +136,32 @@ pub fn choose<'a, R: Rng + ?Sized>(
     }
 }
 
+/// One placement this agent made: target, what it takes, when (unix ms).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recent {
+    pub target: String,
+    pub demand: Demand,
+    pub at_ms: i64,
+}
+
+/// Corrects a gossiped view with this agent's own placements made after
+/// each cloudlet's last report: their capacity is taken and they count as
+/// builds in flight. Without this, a burst of boots arriving between two
+/// capacity polls would all go to the same "free" cloudlet.
+pub fn account_recent(view: &mut [CloudletState], recent: &[Recent]) {
+    for c in view.iter_mut() {
+        for r in recent
+            .iter()
+            .filter(|r| r.target == c.name && r.at_ms >= c.updated_ms)
+        {
+            c.free_vcpus -= r.demand.vcpus;
+            c.free_ram_mb -= r.demand.ram_mb;
+            c.free_disk_gb -= r.demand.disk_gb;
+            c.builds_in_flight = c.builds_in_flight.saturating_add(1);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,6 +302,52 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn a_burst_between_reports_does_not_pile_onto_one_cloudlet() {
+        let mut a = c("a", 2, 0);
+        a.updated_ms = 1_000;
+        let mut b = c("b", 8, 0);
+        b.updated_ms = 1_000;
+        let base = vec![a, b];
+        let mut recent = vec![];
+        let mut r = rng();
+        let mut on_a = 0;
+        for k in 0..6 {
+            let mut view = base.clone();
+            account_recent(&mut view, &recent);
+            let t = choose(
+                "a",
+                &view,
+                &TINY,
+                &HashSet::new(),
+                &Policy::default(),
+                &mut r,
+            )
+            .unwrap()
+            .to_string();
+            if t == "a" {
+                on_a += 1;
+            }
+            recent.push(Recent {
+                target: t,
+                demand: TINY,
+                at_ms: 1_000 + k,
+            });
+        }
+        assert_eq!(on_a, 2, "local takes exactly its 2 free vCPUs");
+        // Placements older than the report are already in it.
+        let mut view = base.clone();
+        account_recent(
+            &mut view,
+            &[Recent {
+                target: "a".into(),
+                demand: TINY,
+                at_ms: 999,
+            }],
+        );
+        assert_eq!(view[0].free_vcpus, 2);
     }
 
     #[test]

@@ -267,21 +267,48 @@ async fn p2p_api_rejects_callers_without_the_secret_and_bad_input_gets_envelopes
 /// A stale capacity view sends a boot to a cloudlet that then fails it
 /// (ERROR, no valid host): the coordinator re-places it and the user's ID
 /// ends ACTIVE. With retries = 0 the same situation ends in ERROR + fault.
+/// The view goes stale because cloudlet 1 is filled behind the agents'
+/// back (directly on its Nova) and its report is never refreshed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_before_active_is_retried_elsewhere_with_the_same_id() {
     for retries in retries_under_test() {
-        // Cloudlet 1 fits exactly one tiny VM; its report is never refreshed.
         let fed = federation_with(&[1, 4], |c| {
             c.capacity_interval_ms = 600_000;
             c.retries = retries;
         })
         .await;
         let tok = fed.login(1, "demo").await;
-        let (a, owner_a) = fed.boot(1, &tok, "a").await;
-        assert_eq!(owner_a, "cloudlet-1");
+        // Fill cloudlet 1 directly.
+        let mock1 = fed.mocks[0].as_ref().unwrap();
+        let body = serde_json::json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+            "name": "demo", "domain": {"name": "Default"}, "password": "secret"}}},
+            "scope": {"project": {"name": "demo", "domain": {"name": "Default"}}}}});
+        let req = http::Request::post(format!("{}/v3/auth/tokens", mock1.auth_url()))
+            .header("content-type", "application/json")
+            .body(bytes::Bytes::from(body.to_string()))
+            .unwrap();
+        let r = fed.transport.call(req).await.unwrap();
+        let mock_tok = r
+            .headers()
+            .get("x-subject-token")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        let direct = serde_json::json!({"server": {"name": "squatter", "imageRef": mock_openstack::defaults::IMAGE_ID,
+            "flavorRef": "1", "networks": [{"uuid": mock_openstack::defaults::PRIVATE_NET_ID}]}});
+        let (s, _, v) = fed
+            .call(
+                "POST",
+                &format!("{}/compute/v2.1/servers", mock1.base_url()),
+                Some(&mock_tok),
+                Some(direct),
+            )
+            .await;
+        assert_eq!(s, 202, "{v}");
+
         let (b, owner_b) = fed.boot(1, &tok, "b").await;
         assert_eq!(owner_b, "cloudlet-1", "stale view: local looks free");
-        fed.wait_status(1, &tok, &a, "ACTIVE").await;
         if retries > 0 {
             let v = fed.wait_status(2, &tok, &b, "ACTIVE").await;
             assert_eq!(v["server"]["id"], b.as_str());
