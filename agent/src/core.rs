@@ -88,7 +88,7 @@ pub struct Core {
     pub names: Mutex<HashMap<(&'static str, String), String>>,
     pub rng: Mutex<StdRng>,
     /// Own recent placements, to correct the view between reports.
-    pub recent: Mutex<Vec<placement::Recent>>,
+    pub recent: Mutex<placement::RecentPlacements>,
 }
 
 pub fn now() -> i64 {
@@ -165,8 +165,8 @@ impl Core {
     pub async fn view(&self) -> Vec<CloudletState> {
         let v = self.gossip.live_view().await;
         let mut v: Vec<CloudletState> = v.into_iter().filter(|s| !self.suspected(s)).collect();
-        if let Ok(recent) = self.recent.lock() {
-            placement::account_recent(&mut v, &recent);
+        if let Ok(mut recent) = self.recent.lock() {
+            placement::account_recent(&mut v, &mut recent);
         }
         v
     }
@@ -174,13 +174,12 @@ impl Core {
     fn note_placement(&self, target: &str, demand: &Demand) {
         let now_ms = chrono::Utc::now().timestamp_millis();
         if let Ok(mut r) = self.recent.lock() {
-            // Reports arrive every capacity interval; keep a generous margin.
-            let keep = i64::try_from(self.cfg.capacity_interval_ms.saturating_mul(10))
-                .unwrap_or(i64::MAX)
-                .max(10_000);
-            r.retain(|x| now_ms - x.at_ms < keep);
-            r.push(placement::Recent {
-                target: target.to_string(),
+            let list = r.entry(target.to_string()).or_default();
+            // Bound memory if a target stops reporting.
+            if list.len() >= 10_000 {
+                list.remove(0);
+            }
+            list.push(placement::Recent {
                 demand: *demand,
                 at_ms: now_ms,
             });

@@ -199,7 +199,7 @@ pub async fn start_with_gossip(
         last_seen: Mutex::new(HashMap::new()),
         names: Mutex::new(HashMap::new()),
         rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)),
-        recent: Mutex::new(Vec::new()),
+        recent: Mutex::new(HashMap::new()),
         cfg: config,
     });
     let router = api::router(core.clone());

@@ -136,24 +136,29 @@ pub fn choose<'a, R: Rng + ?Sized>(
     }
 }
 
-/// One placement this agent made: target, what it takes, when (unix ms).
-#[derive(Debug, Clone, PartialEq)]
+/// One placement this agent made: what it takes and when (unix ms).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Recent {
-    pub target: String,
     pub demand: Demand,
     pub at_ms: i64,
 }
 
+/// This agent's own placements per target cloudlet.
+pub type RecentPlacements = std::collections::HashMap<String, Vec<Recent>>;
+
 /// Corrects a gossiped view with this agent's own placements made after
 /// each cloudlet's last report: their capacity is taken and they count as
 /// builds in flight. Without this, a burst of boots arriving between two
-/// capacity polls would all go to the same "free" cloudlet.
-pub fn account_recent(view: &mut [CloudletState], recent: &[Recent]) {
+/// capacity polls would all go to the same "free" cloudlet. Placements a
+/// report already includes are pruned, so the cost stays O(view + placements
+/// since the last reports).
+pub fn account_recent(view: &mut [CloudletState], recent: &mut RecentPlacements) {
     for c in view.iter_mut() {
-        for r in recent
-            .iter()
-            .filter(|r| r.target == c.name && r.at_ms >= c.updated_ms)
-        {
+        let Some(list) = recent.get_mut(&c.name) else {
+            continue;
+        };
+        list.retain(|r| r.at_ms >= c.updated_ms);
+        for r in list.iter() {
             c.free_vcpus -= r.demand.vcpus;
             c.free_ram_mb -= r.demand.ram_mb;
             c.free_disk_gb -= r.demand.disk_gb;
@@ -311,12 +316,12 @@ mod tests {
         let mut b = c("b", 8, 0);
         b.updated_ms = 1_000;
         let base = vec![a, b];
-        let mut recent = vec![];
+        let mut recent = RecentPlacements::new();
         let mut r = rng();
         let mut on_a = 0;
         for k in 0..6 {
             let mut view = base.clone();
-            account_recent(&mut view, &recent);
+            account_recent(&mut view, &mut recent);
             let t = choose(
                 "a",
                 &view,
@@ -330,24 +335,25 @@ mod tests {
             if t == "a" {
                 on_a += 1;
             }
-            recent.push(Recent {
-                target: t,
+            recent.entry(t).or_default().push(Recent {
                 demand: TINY,
                 at_ms: 1_000 + k,
             });
         }
         assert_eq!(on_a, 2, "local takes exactly its 2 free vCPUs");
-        // Placements older than the report are already in it.
+        // Placements older than the report are already in it, and pruned.
         let mut view = base.clone();
-        account_recent(
-            &mut view,
-            &[Recent {
-                target: "a".into(),
+        let mut old = RecentPlacements::new();
+        old.insert(
+            "a".into(),
+            vec![Recent {
                 demand: TINY,
                 at_ms: 999,
             }],
         );
+        account_recent(&mut view, &mut old);
         assert_eq!(view[0].free_vcpus, 2);
+        assert!(old["a"].is_empty());
     }
 
     #[test]
