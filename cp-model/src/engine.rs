@@ -36,17 +36,52 @@ const STAGE_NAMES: [&str; 4] = ["api", "conductor", "scheduler", "networking"];
 /// What a station job is for; decides what happens when it completes.
 #[derive(Clone, Debug)]
 enum JobKind {
-    Api { req: RequestId },
-    Build { inst: InstanceId, gen: u32 },
-    Schedule { inst: InstanceId, gen: u32 },
-    Complete { inst: InstanceId, gen: u32 },
-    DeleteRecord { inst: InstanceId, gen: u32 },
-    PortCreate { inst: InstanceId, gen: u32 },
-    DeviceUp { inst: InstanceId, gen: u32 },
-    PortDelete { inst: InstanceId, gen: u32 },
-    Report { node: usize },
-    Tracker { node: usize, usage: Resources },
-    AgentReport { node: usize },
+    Api {
+        req: RequestId,
+    },
+    Build {
+        inst: InstanceId,
+        gen: u32,
+    },
+    Schedule {
+        inst: InstanceId,
+        gen: u32,
+    },
+    Cast {
+        inst: InstanceId,
+        gen: u32,
+        node: usize,
+    },
+    Complete {
+        inst: InstanceId,
+        gen: u32,
+    },
+    DeleteRecord {
+        inst: InstanceId,
+        gen: u32,
+    },
+    PortCreate {
+        inst: InstanceId,
+        gen: u32,
+    },
+    DeviceUp {
+        inst: InstanceId,
+        gen: u32,
+    },
+    PortDelete {
+        inst: InstanceId,
+        gen: u32,
+    },
+    Report {
+        node: usize,
+    },
+    Tracker {
+        node: usize,
+        usage: Resources,
+    },
+    AgentReport {
+        node: usize,
+    },
 }
 
 impl JobKind {
@@ -303,6 +338,11 @@ impl Engine {
     /// Process every event with time <= `to`, in time order (ties in the
     /// order they were scheduled), and return the effects with their times.
     pub fn advance(&mut self, to: ModelTime) -> Vec<(ModelTime, Effect)> {
+        // Background work never ends: an infinite or NaN target would never return.
+        if !to.is_finite() {
+            self.invalid_inputs += 1;
+            return std::mem::take(&mut self.out);
+        }
         while let Some(top) = self.heap.peek() {
             if top.at > to {
                 break;
@@ -311,7 +351,7 @@ impl Engine {
             self.now = s.at.max(self.now);
             self.handle(s.ev);
         }
-        if to.is_finite() && to > self.now {
+        if to > self.now {
             self.now = to;
         }
         std::mem::take(&mut self.out)
@@ -459,6 +499,9 @@ impl Engine {
                 return;
             };
             let Some(job) = self.jobs.get_mut(&id) else {
+                // Cannot happen (jobs leave the map only when served), but
+                // never leave a worker busy forever.
+                self.stations[stage as usize].release(worker);
                 continue;
             };
             job.worker = Some(worker);
@@ -681,6 +724,7 @@ impl Engine {
                     self.on_schedule_done(inst, gen, worker);
                 }
             }
+            JobKind::Cast { inst, gen, node } => self.on_cast_done(inst, gen, node),
             JobKind::PortCreate { inst, gen } => self.on_port_created(inst, gen),
             JobKind::DeviceUp { inst, gen } => {
                 if let Some(i) = self.live(inst, gen) {
@@ -812,23 +856,49 @@ impl Engine {
             return;
         }
         let (req, tried) = (i.resources, i.tried.clone());
+        // Only draw from the RNG when the cap bites, so small runs keep their stream.
+        let offset = if considered < self.nodes.len() {
+            self.rng.gen_range(0..self.nodes.len())
+        } else {
+            0
+        };
         let Some(views) = self.views.get_mut(worker as usize) else {
             return;
         };
-        let chosen = scheduler::choose(views, &mut self.nodes, considered, &req, &tried, now, down);
+        let chosen = scheduler::choose(
+            views,
+            &mut self.nodes,
+            offset,
+            considered,
+            &req,
+            &tried,
+            now,
+            down,
+        );
         let Some(node) = chosen else {
             self.fail_build(inst, NO_VALID_HOST.to_string());
             return;
         };
-        if let Some(i) = self.instances.get_mut(&inst) {
-            i.host = Some(node);
+        // The conductor creates the instance records and casts to the compute;
+        // until that cast is claimed, other scheduler workers cannot see it.
+        let s = self.profile.conductor.after_schedule_s;
+        self.enqueue(Stage::Conductor, JobKind::Cast { inst, gen, node }, s, None);
+    }
+
+    fn on_cast_done(&mut self, inst: InstanceId, gen: u32, node: usize) {
+        let up = self.nodes.get(node).is_some_and(|n| n.up);
+        let Some(i) = self.live(inst, gen) else {
+            return;
+        };
+        if i.delete_requested {
+            self.finish_delete(inst);
+            return;
         }
-        if !self.nodes[node].up {
+        i.host = Some(node);
+        if !up {
             // The cast sits in a queue nobody reads: the instance stays in BUILD.
+            i.phase = Phase::Stuck;
             self.boots.lost_in_transit += 1;
-            if let Some(i) = self.instances.get_mut(&inst) {
-                i.phase = Phase::Stuck;
-            }
             return;
         }
         self.nodes[node].build_queue.push_back(inst);
@@ -866,6 +936,11 @@ impl Engine {
                     }
                     None => continue,
                 };
+                let host = self.nodes[node].spec.name.clone();
+                self.emit(Effect::Scheduled {
+                    instance: inst,
+                    host,
+                });
                 self.emit(Effect::TaskState {
                     instance: inst,
                     task_state: TaskState::Networking,

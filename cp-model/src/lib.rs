@@ -29,7 +29,10 @@ pub use engine::Engine;
 pub use error::ModelError;
 pub use faults::{BootErrorRule, FaultReason, FaultSet, StageLatency, Window};
 pub use profile::Profile;
-pub use simulate::{simulate, BootOutcome, BootResult, SimReport, Summary, Workload};
+pub use simulate::{
+    run, simulate, simulate_with, BootOutcome, BootResult, Polling, SimOptions, SimReport, Summary,
+    Workload,
+};
 pub use stats::{BootStats, StageStats, Stats};
 pub use types::{
     ApiKind, Effect, Input, InstanceId, ModelTime, NodeSpec, NodeUsage, RequestId, Resources,

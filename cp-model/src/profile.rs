@@ -35,6 +35,8 @@ pub struct ConductorParams {
     pub workers: u32,
     /// `build_instances` / `schedule_and_build_instances` work per attempt.
     pub build_s: f64,
+    /// Work after the scheduler answers (instance records, cast to the compute).
+    pub after_schedule_s: f64,
     /// Compute's final `instance.save()` through the conductor (an RPC call).
     pub complete_s: f64,
     /// `instance.destroy()` on delete.
@@ -166,8 +168,15 @@ impl Profile {
                 .as_str()
                 .ok_or_else(|| parse_err("`base` must be a string".into()))?
                 .to_string();
-            let base_text =
-                builtin_text(&base_name).ok_or(ModelError::UnknownProfile(base_name))?;
+            let base_text = builtin_text(&base_name)
+                .ok_or_else(|| ModelError::UnknownProfile(base_name.clone()))?;
+            // A derived profile must not pass for its base in reports.
+            if !value.contains_key("name") {
+                value.insert(
+                    "name".into(),
+                    toml::Value::String(format!("{base_name}+{origin}")),
+                );
+            }
             let mut merged: toml::Table = base_text
                 .parse()
                 .map_err(|e: toml::de::Error| parse_err(e.to_string()))?;
@@ -209,6 +218,10 @@ impl Profile {
             ("api.delete_s", self.api.delete_s),
             ("api.timeout_s", self.api.timeout_s),
             ("conductor.build_s", self.conductor.build_s),
+            (
+                "conductor.after_schedule_s",
+                self.conductor.after_schedule_s,
+            ),
             ("conductor.complete_s", self.conductor.complete_s),
             ("conductor.delete_s", self.conductor.delete_s),
             (
@@ -345,6 +358,7 @@ mod tests {
             .expect("parses");
         let base = Profile::builtin("openstack-2017").expect("builtin");
         assert_eq!(p.scheduler.workers, 4);
+        assert_eq!(p.name, "openstack-2017+t");
         assert_eq!(p.scheduler.base_s, base.scheduler.base_s);
         assert_ne!(p.hash(), base.hash());
     }

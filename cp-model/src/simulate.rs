@@ -1,7 +1,8 @@
 //! Run a whole workload on virtual time (no sleeping): for tests, the
 //! calibration example and anyone who wants numbers without the mock.
 
-use std::collections::BTreeMap;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BinaryHeap};
 
 use serde::{Deserialize, Serialize};
 
@@ -10,7 +11,7 @@ use crate::error::ModelError;
 use crate::faults::FaultReason;
 use crate::profile::Profile;
 use crate::stats::Stats;
-use crate::types::{ApiKind, Effect, Input, InstanceId, ModelTime, NodeSpec, Resources};
+use crate::types::{ApiKind, Effect, Input, InstanceId, ModelTime, NodeSpec, RequestId, Resources};
 
 /// What the simulated users do. Every boot first goes through the API
 /// (`POST /servers`) and is timed from that POST, like Rally's `boot_server`.
@@ -54,12 +55,65 @@ pub struct BootOutcome {
     pub posted_at: ModelTime,
     pub ended_at: Option<ModelTime>,
     pub result: BootResult,
+    /// When the instance was gone after a `delete_after` delete.
+    pub deleted_at: Option<ModelTime>,
+    /// With polling: when the user's GET first saw ACTIVE/ERROR.
+    pub observed_at: Option<ModelTime>,
+    /// With polling: the user gave up (poll timeout) or a poll was refused.
+    pub client_error: Option<String>,
 }
 
 impl BootOutcome {
-    /// Seconds from POST to ACTIVE/ERROR.
+    /// Seconds from POST to ACTIVE/ERROR as the user saw it (the poll that
+    /// saw it, or the model instant without polling).
     pub fn duration(&self) -> Option<f64> {
-        self.ended_at.map(|e| e - self.posted_at)
+        self.observed_at
+            .or(self.ended_at)
+            .map(|e| e - self.posted_at)
+    }
+
+    /// ACTIVE and seen as such by the user.
+    pub fn succeeded(&self) -> bool {
+        matches!(self.result, BootResult::Active { .. }) && self.client_error.is_none()
+    }
+}
+
+/// How simulated users watch a boot: GET the server `initial_s` after the
+/// POST answered, then every `interval_s`, giving up after `timeout_s`.
+/// Every poll is an API call, so polling loads the API like real clients do.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Polling {
+    pub initial_s: f64,
+    pub interval_s: f64,
+    pub timeout_s: f64,
+}
+
+impl Polling {
+    /// Rally's `boot_server` wait: sleep 1 s, poll every 2 s, 300 s limit
+    /// (shared/reference/openstack-api.md, "Call sequences to expect").
+    pub fn rally() -> Polling {
+        Polling {
+            initial_s: 1.0,
+            interval_s: 2.0,
+            timeout_s: 300.0,
+        }
+    }
+}
+
+/// Options of a simulated run.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SimOptions {
+    pub polling: Option<Polling>,
+    /// Stop at this model time even if boots are unfinished.
+    pub horizon: ModelTime,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            polling: None,
+            horizon: 1e7,
+        }
     }
 }
 
@@ -96,17 +150,20 @@ impl SimReport {
         let mut ok: Vec<f64> = self
             .outcomes
             .iter()
-            .filter(|o| matches!(o.result, BootResult::Active { .. }))
+            .filter(|o| o.succeeded())
             .filter_map(BootOutcome::duration)
             .collect();
         ok.sort_by(f64::total_cmp);
         let mut errors_by_reason = BTreeMap::new();
         for o in &self.outcomes {
-            let key = match &o.result {
-                BootResult::Active { .. } => continue,
-                BootResult::Error { fault } => FaultReason::classify(fault).label().to_string(),
-                BootResult::ApiRejected { status } => format!("api_{status}"),
-                BootResult::Unfinished => "unfinished".to_string(),
+            let key = match (&o.result, &o.client_error) {
+                (_, Some(e)) => e.clone(),
+                (BootResult::Active { .. }, None) => continue,
+                (BootResult::Error { fault }, None) => {
+                    FaultReason::classify(fault).label().to_string()
+                }
+                (BootResult::ApiRejected { status }, None) => format!("api_{status}"),
+                (BootResult::Unfinished, None) => "unfinished".to_string(),
             };
             *errors_by_reason.entry(key).or_insert(0) += 1;
         }
@@ -122,7 +179,7 @@ impl SimReport {
         let makespan = self
             .outcomes
             .iter()
-            .filter_map(|o| o.ended_at)
+            .filter_map(|o| o.observed_at.or(o.ended_at))
             .fold(0.0, f64::max);
         Summary {
             boots: n,
@@ -153,7 +210,8 @@ impl SimReport {
     }
 }
 
-/// Build an engine and run `workload` to completion (or `horizon`) on virtual time.
+/// Build an engine and run `workload` to completion (or `horizon`) on
+/// virtual time, without polling (times are the model's ACTIVE instants).
 pub fn simulate(
     profile: Profile,
     nodes: Vec<NodeSpec>,
@@ -161,20 +219,37 @@ pub fn simulate(
     workload: &Workload,
     horizon: ModelTime,
 ) -> Result<SimReport, ModelError> {
+    let opts = SimOptions {
+        polling: None,
+        horizon,
+    };
+    simulate_with(profile, nodes, seed, workload, &opts)
+}
+
+/// [`simulate`] with options (e.g. Rally-like polling).
+pub fn simulate_with(
+    profile: Profile,
+    nodes: Vec<NodeSpec>,
+    seed: u64,
+    workload: &Workload,
+    opts: &SimOptions,
+) -> Result<SimReport, ModelError> {
     let engine = Engine::new(profile, nodes, seed)?;
-    Ok(run(engine, workload, horizon))
+    Ok(run(engine, workload, opts))
 }
 
 /// Drive an existing engine (e.g. with faults already installed).
-pub fn run(mut engine: Engine, workload: &Workload, horizon: ModelTime) -> SimReport {
-    let mut driver = Driver::default();
+pub fn run(mut engine: Engine, workload: &Workload, opts: &SimOptions) -> SimReport {
+    let mut d = Driver {
+        polling: opts.polling,
+        ..Driver::default()
+    };
     let start = engine.now();
     match workload {
         Workload::Burst { boots, flavor } => {
             for _ in 0..*boots {
-                driver.post(&mut engine, start, *flavor);
+                d.post(&mut engine, start, *flavor);
             }
-            driver.remaining = 0;
         }
         Workload::Closed {
             concurrency,
@@ -182,49 +257,43 @@ pub fn run(mut engine: Engine, workload: &Workload, horizon: ModelTime) -> SimRe
             flavor,
             delete_after,
         } => {
-            driver.remaining = *total;
-            driver.delete_after = *delete_after;
-            driver.flavor = *flavor;
+            d.remaining = *total;
+            d.delete_after = *delete_after;
+            d.flavor = *flavor;
             for _ in 0..(*concurrency).min(*total) {
-                driver.remaining -= 1;
-                driver.post(&mut engine, start, *flavor);
+                d.remaining -= 1;
+                d.post(&mut engine, start, *flavor);
             }
         }
         Workload::At { times, flavor } => {
-            let mut ts = times.clone();
-            ts.sort_by(f64::total_cmp);
-            driver.scheduled = ts.into_iter().rev().map(|t| (start + t, *flavor)).collect();
+            for t in times {
+                d.timer(start + t.max(0.0), Timer::Post(*flavor));
+            }
         }
     }
     let mut end = start;
-    loop {
-        if driver.done() {
-            break;
-        }
-        let next_input = driver.scheduled.last().map(|(t, _)| *t);
-        let Some(deadline) = [engine.next_deadline(), next_input]
+    while !d.done() {
+        let next_timer = d.timers.peek().map(|t| t.at);
+        let Some(deadline) = [engine.next_deadline(), next_timer]
             .into_iter()
             .flatten()
             .min_by(f64::total_cmp)
         else {
             break;
         };
-        if deadline > horizon {
+        if deadline > opts.horizon {
             break;
         }
-        while let Some((t, flavor)) = driver.scheduled.last().copied() {
-            if t > deadline {
-                break;
-            }
-            driver.scheduled.pop();
-            driver.post(&mut engine, t, flavor);
+        while d.timers.peek().is_some_and(|t| t.at <= deadline) {
+            let Some(t) = d.timers.pop() else { break };
+            d.fire(&mut engine, t.at, t.what);
         }
         for (t, effect) in engine.advance(deadline) {
-            driver.react(&mut engine, t, effect);
+            d.react(&mut engine, t, effect);
             end = end.max(t);
         }
     }
-    let mut outcomes: Vec<BootOutcome> = driver.outcomes.into_values().collect();
+    let mut outcomes: Vec<BootOutcome> = d.outcomes.into_values().collect();
     outcomes.sort_by_key(|o| o.instance);
     SimReport {
         outcomes,
@@ -233,31 +302,87 @@ pub fn run(mut engine: Engine, workload: &Workload, horizon: ModelTime) -> SimRe
     }
 }
 
-/// The simulated users: POST through the API, then Boot; on ACTIVE maybe
-/// delete; start the next boot when one finishes (closed loop).
+#[derive(Clone, Copy, Debug)]
+enum Timer {
+    Post(Resources),
+    Poll(InstanceId),
+}
+
+struct Timed {
+    at: ModelTime,
+    seq: u64,
+    what: Timer,
+}
+
+impl PartialEq for Timed {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Timed {}
+impl PartialOrd for Timed {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Timed {
+    // Reversed for a min-heap; ties in insertion order.
+    fn cmp(&self, other: &Self) -> Ordering {
+        other
+            .at
+            .total_cmp(&self.at)
+            .then_with(|| other.seq.cmp(&self.seq))
+    }
+}
+
+/// The simulated users: POST through the API, then Boot; watch it (polling
+/// or the model's own effect); maybe delete; start the next boot when one
+/// finishes (closed loop).
 #[derive(Default)]
 struct Driver {
     next_id: u64,
+    next_req: u64,
+    seq: u64,
     remaining: u32,
     delete_after: bool,
     flavor: Resources,
-    scheduled: Vec<(ModelTime, Resources)>,
-    /// req id → instance and flavor of a POST in flight.
-    posts: BTreeMap<u64, (InstanceId, Resources)>,
-    deletes: BTreeMap<u64, InstanceId>,
+    polling: Option<Polling>,
+    timers: BinaryHeap<Timed>,
+    /// POST request id (= instance id) → flavor.
+    posts: BTreeMap<RequestId, Resources>,
+    deletes: BTreeMap<RequestId, InstanceId>,
+    polls: BTreeMap<RequestId, InstanceId>,
+    /// Users currently busy (booting, watching or deleting).
     open: usize,
     outcomes: BTreeMap<InstanceId, BootOutcome>,
 }
 
+/// Request ids above this are polls and deletes; below are POSTs (= instance ids).
+const REQ_BASE: u64 = 1 << 40;
+
 impl Driver {
     fn done(&self) -> bool {
-        self.open == 0 && self.remaining == 0 && self.scheduled.is_empty()
+        self.open == 0 && self.remaining == 0 && self.timers.is_empty()
+    }
+
+    fn timer(&mut self, at: ModelTime, what: Timer) {
+        self.seq += 1;
+        self.timers.push(Timed {
+            at,
+            seq: self.seq,
+            what,
+        });
+    }
+
+    fn req(&mut self) -> RequestId {
+        self.next_req += 1;
+        REQ_BASE + self.next_req
     }
 
     fn post(&mut self, engine: &mut Engine, t: ModelTime, flavor: Resources) {
         self.next_id += 1;
         let id = self.next_id;
-        self.posts.insert(id, (id, flavor));
+        self.posts.insert(id, flavor);
         self.open += 1;
         self.outcomes.insert(
             id,
@@ -266,6 +391,9 @@ impl Driver {
                 posted_at: t,
                 ended_at: None,
                 result: BootResult::Unfinished,
+                deleted_at: None,
+                observed_at: None,
+                client_error: None,
             },
         );
         engine.submit(
@@ -277,18 +405,40 @@ impl Driver {
         );
     }
 
-    fn end(&mut self, engine: &mut Engine, t: ModelTime, inst: InstanceId, result: BootResult) {
-        if let Some(o) = self.outcomes.get_mut(&inst) {
-            if o.ended_at.is_some() {
-                return;
+    fn fire(&mut self, engine: &mut Engine, t: ModelTime, what: Timer) {
+        match what {
+            Timer::Post(flavor) => self.post(engine, t, flavor),
+            Timer::Poll(inst) => {
+                let (Some(p), Some(o)) = (self.polling, self.outcomes.get_mut(&inst)) else {
+                    return;
+                };
+                if t - o.posted_at > p.timeout_s {
+                    o.client_error = Some("client_timeout".into());
+                    self.user_free(engine, t);
+                    return;
+                }
+                let req = self.req();
+                self.polls.insert(req, inst);
+                engine.submit(
+                    t,
+                    Input::ApiCall {
+                        req,
+                        kind: ApiKind::Get,
+                    },
+                );
             }
-            o.ended_at = Some(t);
-            o.result = result.clone();
         }
-        let deleting = self.delete_after && matches!(result, BootResult::Active { .. });
-        if deleting {
+    }
+
+    /// The user has seen the final state of `inst` at `t`.
+    fn seen(&mut self, engine: &mut Engine, t: ModelTime, inst: InstanceId) {
+        let active = self
+            .outcomes
+            .get(&inst)
+            .is_some_and(|o| matches!(o.result, BootResult::Active { .. }));
+        if self.delete_after && active {
             // The user keeps its slot until the delete is done (boot_and_delete).
-            let req = 1_000_000_000 + inst;
+            let req = self.req();
             self.deletes.insert(req, inst);
             engine.submit(
                 t,
@@ -311,46 +461,85 @@ impl Driver {
         }
     }
 
+    fn ended(&mut self, engine: &mut Engine, t: ModelTime, inst: InstanceId, result: BootResult) {
+        let Some(o) = self.outcomes.get_mut(&inst) else {
+            return;
+        };
+        if o.ended_at.is_some() {
+            return;
+        }
+        o.ended_at = Some(t);
+        o.result = result;
+        if self.polling.is_none() {
+            self.seen(engine, t, inst);
+        }
+    }
+
     fn react(&mut self, engine: &mut Engine, t: ModelTime, effect: Effect) {
         match effect {
             Effect::ApiDone { req } => {
-                if let Some((instance, resources)) = self.posts.remove(&req) {
-                    let name = Some(format!("sim-{instance}"));
+                if let Some(resources) = self.posts.remove(&req) {
+                    let name = Some(format!("sim-{req}"));
                     engine.submit(
                         t,
                         Input::Boot {
-                            instance,
+                            instance: req,
                             resources,
                             name,
                         },
                     );
+                    if let Some(p) = self.polling {
+                        self.timer(t + p.initial_s, Timer::Poll(req));
+                    }
                 } else if let Some(instance) = self.deletes.remove(&req) {
                     engine.submit(t, Input::Delete { instance });
+                } else if let Some(inst) = self.polls.remove(&req) {
+                    let finished = self
+                        .outcomes
+                        .get(&inst)
+                        .is_some_and(|o| o.ended_at.is_some_and(|e| e <= t));
+                    if finished {
+                        if let Some(o) = self.outcomes.get_mut(&inst) {
+                            o.observed_at = Some(t);
+                        }
+                        self.seen(engine, t, inst);
+                    } else if let Some(p) = self.polling {
+                        self.timer(t + p.interval_s, Timer::Poll(inst));
+                    }
                 }
             }
             Effect::ApiRejected { req, status, .. } => {
                 if self.posts.remove(&req).is_some() {
-                    self.end(engine, t, req, BootResult::ApiRejected { status });
+                    if let Some(o) = self.outcomes.get_mut(&req) {
+                        o.ended_at = Some(t);
+                        o.result = BootResult::ApiRejected { status };
+                    }
+                    self.user_free(engine, t);
                 } else if self.deletes.remove(&req).is_some() {
+                    self.user_free(engine, t);
+                } else if let Some(inst) = self.polls.remove(&req) {
+                    // A failed GET fails the client's wait (Rally raises).
+                    if let Some(o) = self.outcomes.get_mut(&inst) {
+                        o.client_error = Some(format!("poll_api_{status}"));
+                    }
                     self.user_free(engine, t);
                 }
             }
             Effect::Active { instance, host } => {
-                self.end(engine, t, instance, BootResult::Active { host })
+                self.ended(engine, t, instance, BootResult::Active { host })
             }
             Effect::Error {
                 instance, fault, ..
-            } => self.end(engine, t, instance, BootResult::Error { fault }),
+            } => self.ended(engine, t, instance, BootResult::Error { fault }),
             Effect::Deleted { instance } => {
-                let was_active = self
-                    .outcomes
-                    .get(&instance)
-                    .is_some_and(|o| matches!(o.result, BootResult::Active { .. }));
-                if was_active && self.delete_after {
+                if let Some(o) = self.outcomes.get_mut(&instance) {
+                    o.deleted_at = Some(t);
+                }
+                if self.delete_after {
                     self.user_free(engine, t);
                 }
             }
-            Effect::TaskState { .. } => {}
+            Effect::TaskState { .. } | Effect::Scheduled { .. } => {}
         }
     }
 }

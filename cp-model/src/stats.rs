@@ -90,3 +90,231 @@ pub struct Stats {
     pub background: BackgroundStats,
     pub invalid_inputs: u64,
 }
+
+impl Stats {
+    /// Prometheus text exposition (format 0.0.4) of these counters, for the
+    /// mock's `/metrics`. Names start with `cp_model_`; times are model seconds.
+    pub fn to_prometheus(&self) -> String {
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| {
+            out.push_str(&format!(
+                "# HELP cp_model_{name} {help}\n# TYPE cp_model_{name} {kind}\n"
+            ));
+            for (labels, v) in samples {
+                out.push_str(&format!("cp_model_{name}{labels} {v}\n"));
+            }
+        };
+        let per_stage = |f: &dyn Fn(&StageStats) -> f64| -> Vec<(String, f64)> {
+            self.stages
+                .iter()
+                .map(|(name, s)| (format!("{{stage=\"{name}\"}}"), f(s)))
+                .collect()
+        };
+        let one = |v: f64| vec![(String::new(), v)];
+        metric(
+            "model_time_seconds",
+            "gauge",
+            "Model time of the engine.",
+            one(self.now),
+        );
+        metric(
+            "stage_workers",
+            "gauge",
+            "Workers per controller stage.",
+            per_stage(&|s| f64::from(s.workers)),
+        );
+        metric(
+            "stage_queue_length",
+            "gauge",
+            "Jobs waiting for a worker.",
+            per_stage(&|s| s.queue_len as f64),
+        );
+        metric(
+            "stage_queue_length_mean",
+            "gauge",
+            "Time-averaged queue length since start.",
+            per_stage(&|s| s.mean_queue_len),
+        );
+        metric(
+            "stage_in_service",
+            "gauge",
+            "Jobs being served.",
+            per_stage(&|s| f64::from(s.in_service)),
+        );
+        metric(
+            "stage_served_total",
+            "counter",
+            "Jobs served.",
+            per_stage(&|s| s.served as f64),
+        );
+        metric(
+            "stage_abandoned_total",
+            "counter",
+            "Jobs served after their caller gave up.",
+            per_stage(&|s| s.abandoned as f64),
+        );
+        metric(
+            "stage_wait_seconds_mean",
+            "gauge",
+            "Mean wait for a worker.",
+            per_stage(&|s| s.mean_wait_s),
+        );
+        metric(
+            "stage_wait_seconds_max",
+            "gauge",
+            "Longest wait for a worker.",
+            per_stage(&|s| s.max_wait_s),
+        );
+        metric(
+            "stage_service_seconds_mean",
+            "gauge",
+            "Mean service time.",
+            per_stage(&|s| s.mean_service_s),
+        );
+        metric(
+            "stage_utilization",
+            "gauge",
+            "Busy fraction of the stage's workers since start.",
+            per_stage(&|s| s.utilization),
+        );
+        metric(
+            "stage_background_utilization",
+            "gauge",
+            "Busy fraction spent on periodic reports and resource-tracker updates.",
+            per_stage(&|s| s.background_utilization),
+        );
+        let b = &self.boots;
+        metric(
+            "boots_total",
+            "counter",
+            "Boots by outcome.",
+            vec![
+                ("{outcome=\"submitted\"}".into(), b.submitted as f64),
+                ("{outcome=\"active\"}".into(), b.active as f64),
+                ("{outcome=\"error\"}".into(), b.errors as f64),
+                (
+                    "{outcome=\"lost_in_transit\"}".into(),
+                    b.lost_in_transit as f64,
+                ),
+            ],
+        );
+        metric(
+            "boot_errors_total",
+            "counter",
+            "Boots in ERROR by fault reason.",
+            b.errors_by_reason
+                .iter()
+                .map(|(r, n)| (format!("{{reason=\"{r}\"}}"), *n as f64))
+                .collect(),
+        );
+        metric(
+            "reschedules_total",
+            "counter",
+            "Failed claims sent back for another host.",
+            one(b.reschedules as f64),
+        );
+        metric(
+            "deleted_total",
+            "counter",
+            "Instances deleted.",
+            one(b.deleted as f64),
+        );
+        let a = &self.api;
+        metric(
+            "api_responses_total",
+            "counter",
+            "API calls by result.",
+            vec![
+                ("{result=\"done\"}".into(), a.done as f64),
+                (
+                    "{result=\"503_backlog\"}".into(),
+                    a.rejected_backlog_503 as f64,
+                ),
+                (
+                    "{result=\"503_unavailable\"}".into(),
+                    a.rejected_unavailable_503 as f64,
+                ),
+                (
+                    "{result=\"504_timeout\"}".into(),
+                    a.rejected_timeout_504 as f64,
+                ),
+            ],
+        );
+        let c = &self.compute;
+        metric(
+            "compute_nodes",
+            "gauge",
+            "Compute nodes.",
+            vec![
+                ("{state=\"total\"}".into(), c.nodes as f64),
+                ("{state=\"up\"}".into(), c.nodes_up as f64),
+            ],
+        );
+        metric(
+            "builds_in_flight",
+            "gauge",
+            "Builds holding a build slot.",
+            one(c.builds_in_flight as f64),
+        );
+        metric(
+            "builds_queued",
+            "gauge",
+            "Builds waiting for a build slot.",
+            one(c.builds_queued as f64),
+        );
+        let g = &self.background;
+        metric(
+            "background_tasks_total",
+            "counter",
+            "Periodic tasks sent by compute nodes.",
+            vec![
+                ("{kind=\"service_report\"}".into(), g.service_reports as f64),
+                (
+                    "{kind=\"resource_tracker\"}".into(),
+                    g.tracker_updates as f64,
+                ),
+                ("{kind=\"agent_report\"}".into(), g.agent_reports as f64),
+                ("{kind=\"skipped\"}".into(), g.skipped as f64),
+            ],
+        );
+        metric(
+            "background_offered_workers",
+            "gauge",
+            "Background work offered by the nodes that are up, in workers.",
+            vec![
+                ("{stage=\"conductor\"}".into(), g.offered_conductor_workers),
+                (
+                    "{stage=\"networking\"}".into(),
+                    g.offered_networking_workers,
+                ),
+            ],
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_has_one_sample_per_stage_and_reason() {
+        let mut st = Stats::default();
+        st.stages.insert(
+            "api".into(),
+            StageStats {
+                workers: 4,
+                ..StageStats::default()
+            },
+        );
+        st.boots
+            .errors_by_reason
+            .insert("messaging_timeout".into(), 3);
+        let text = st.to_prometheus();
+        assert!(text.contains("cp_model_stage_workers{stage=\"api\"} 4\n"));
+        assert!(text.contains("cp_model_boot_errors_total{reason=\"messaging_timeout\"} 3\n"));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            assert_eq!(line.split(' ').count(), 2, "{line}");
+        }
+    }
+}

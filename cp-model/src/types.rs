@@ -138,6 +138,12 @@ pub enum Effect {
         instance: InstanceId,
         task_state: TaskState,
     },
+    /// The compute node claimed the build (nova sets `instance.host` here);
+    /// emitted just before `TaskState::Networking`.
+    Scheduled {
+        instance: InstanceId,
+        host: String,
+    },
     Active {
         instance: InstanceId,
         host: String,

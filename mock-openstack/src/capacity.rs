@@ -38,9 +38,9 @@ impl ComputeNode {
 
     pub fn fits(&self, r: Resources) -> bool {
         let l = self.limits();
-        self.used.vcpus + r.vcpus <= l.vcpus
-            && self.used.ram_mb + r.ram_mb <= l.ram_mb
-            && self.used.disk_gb + r.disk_gb <= l.disk_gb
+        self.used.vcpus.saturating_add(r.vcpus) <= l.vcpus
+            && self.used.ram_mb.saturating_add(r.ram_mb) <= l.ram_mb
+            && self.used.disk_gb.saturating_add(r.disk_gb) <= l.disk_gb
     }
 
     pub fn free_ram_mb(&self) -> u64 {
@@ -88,6 +88,22 @@ impl Capacity {
         best.used.disk_gb += r.disk_gb;
         best.running_vms += 1;
         Some(best.hostname.clone())
+    }
+
+    /// Records a claim on a host chosen elsewhere (e.g. by the cp-model
+    /// engine), without a fit check: the books follow that decision.
+    /// `false` if the host is unknown.
+    pub fn claim_on(&mut self, host: &str, r: Resources) -> bool {
+        match self.nodes.iter_mut().find(|n| n.hostname == host) {
+            Some(n) => {
+                n.used.vcpus = n.used.vcpus.saturating_add(r.vcpus);
+                n.used.ram_mb = n.used.ram_mb.saturating_add(r.ram_mb);
+                n.used.disk_gb = n.used.disk_gb.saturating_add(r.disk_gb);
+                n.running_vms += 1;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Returns a claim; unknown hosts and double releases are ignored
@@ -164,6 +180,15 @@ mod tests {
             disk_gb: 1,
         };
         assert_eq!(two_nodes().claim(too_big), None);
+    }
+
+    #[test]
+    fn claim_on_follows_an_outside_decision() {
+        let mut c = two_nodes();
+        assert!(c.claim_on("t-compute-2", TINY));
+        assert!(!c.claim_on("nowhere", TINY));
+        assert_eq!(c.nodes[1].used, TINY);
+        assert_eq!(c.claim(TINY).as_deref(), Some("t-compute-1"));
     }
 
     #[test]

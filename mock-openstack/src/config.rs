@@ -121,10 +121,11 @@ impl MockConfig {
     /// Total schedulable capacity (after allocation ratios).
     pub fn capacity(&self) -> (u64, u64, u64) {
         let k = u64::from(self.computes);
+        // Saturating: absurd configs must not overflow.
         (
-            k * (f64::from(self.compute_vcpus) * self.cpu_allocation_ratio) as u64,
-            k * (self.compute_ram_mb as f64 * self.ram_allocation_ratio) as u64,
-            k * (self.compute_disk_gb as f64 * self.disk_allocation_ratio) as u64,
+            k.saturating_mul((f64::from(self.compute_vcpus) * self.cpu_allocation_ratio) as u64),
+            k.saturating_mul((self.compute_ram_mb as f64 * self.ram_allocation_ratio) as u64),
+            k.saturating_mul((self.compute_disk_gb as f64 * self.disk_allocation_ratio) as u64),
         )
     }
 }

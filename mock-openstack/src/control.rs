@@ -41,18 +41,13 @@ async fn info(AxState(st): AxState<Arc<State>>) -> Response {
 /// Prometheus text exposition (the one non-JSON body, as scrapers expect).
 async fn metrics(AxState(st): AxState<Arc<State>>) -> Response {
     let mut out = String::new();
-    let reqs = st
-        .metrics
-        .requests
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
+    let reqs = st.metrics.snapshot();
     let _ = writeln!(
         out,
         "# HELP mock_openstack_requests_total HTTP requests by service and status."
     );
     let _ = writeln!(out, "# TYPE mock_openstack_requests_total counter");
-    for ((svc, code), n) in reqs {
+    for (svc, code, n) in reqs {
         let _ = writeln!(
             out,
             "mock_openstack_requests_total{{service=\"{svc}\",code=\"{code}\"}} {n}"

@@ -10,11 +10,15 @@ use tokio::time::{sleep_until, Instant};
 
 use crate::state::{BuildStage, State};
 
-/// Starts the build of one accepted server.
-pub fn spawn_boot(state: Arc<State>, id: String) {
+/// Starts the builds of the servers accepted by one request. One task
+/// drives them in creation order, so with equal deadlines the first server
+/// of a multi-create is scheduled first (as nova's scheduler handles one
+/// request's instances in order).
+pub fn spawn_boots(state: Arc<State>, ids: Vec<String>) {
     let stages = state.times.boot();
     tokio::spawn(async move {
         let start = Instant::now();
+        let mut live = ids;
         // Deadlines are cumulative from the start (a ledger of model times),
         // so timer rounding does not accumulate across stages.
         let mut model_t = 0.0;
@@ -25,7 +29,8 @@ pub fn spawn_boot(state: Arc<State>, id: String) {
         {
             model_t += dur;
             sleep_until(start + state.wall(model_t)).await;
-            if !state.advance_build(&id, stage) {
+            live.retain(|id| state.advance_build(id, stage));
+            if live.is_empty() {
                 return;
             }
         }

@@ -19,14 +19,15 @@ use crate::state::State;
 /// Largest accepted request body (1 MiB); larger → 413.
 pub const MAX_BODY: usize = 1 << 20;
 
-pub fn service_label(s: Service) -> &'static str {
+/// Index of a service in `state::SERVICE_LABELS`.
+pub fn service_index(s: Service) -> usize {
     match s {
-        Service::Identity => "identity",
-        Service::Compute => "compute",
-        Service::Image => "image",
-        Service::Network => "network",
-        Service::Placement => "placement",
-        Service::Control => "control",
+        Service::Identity => 0,
+        Service::Compute => 1,
+        Service::Image => 2,
+        Service::Network => 3,
+        Service::Placement => 4,
+        Service::Control => 5,
     }
 }
 
@@ -60,12 +61,15 @@ pub async fn envelope(AxState(st): AxState<Arc<State>>, req: Request, next: Next
         }
     }
     let h = resp.headers_mut();
-    let rid = format!("req-{}", uuid::Uuid::new_v4());
+    let rid = st.metrics.request_id();
     if let Ok(v) = HeaderValue::from_str(&rid) {
         h.insert("x-openstack-request-id", v.clone());
         if service == Service::Compute {
             h.insert("x-compute-request-id", v);
         }
+    }
+    if service == Service::Compute {
+        crate::compute::microversion_headers(h);
     }
     if status != StatusCode::NO_CONTENT && !h.contains_key(header::CONTENT_TYPE) {
         h.insert(
@@ -73,15 +77,7 @@ pub async fn envelope(AxState(st): AxState<Arc<State>>, req: Request, next: Next
             HeaderValue::from_static("application/json"),
         );
     }
-    {
-        let mut m = st
-            .metrics
-            .requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        *m.entry((service_label(service), status.as_u16()))
-            .or_insert(0) += 1;
-    }
+    st.metrics.count(service_index(service), status.as_u16());
     resp
 }
 
@@ -121,6 +117,21 @@ pub fn json_body(service: Service, body: &[u8]) -> ApiResult<Value> {
         ));
     }
     Ok(v)
+}
+
+/// A JSON response serialized straight from a `Serialize` view.
+pub fn json_response<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => {
+            let mut r = (status, bytes).into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r
+        }
+        Err(e) => ApiErr(ApiError::internal(Service::Compute, e.to_string())).into_response(),
+    }
 }
 
 /// `200 application/json` from a value.

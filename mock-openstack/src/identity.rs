@@ -33,6 +33,9 @@ pub fn routes() -> Router<Arc<State>> {
         .route("/identity/v3/users/{id}/projects", get(user_projects))
         .route("/identity/v3/projects", get(list_projects))
         .route("/identity/v3/projects/{id}", get(show_project))
+        .route("/identity/v3/services", get(list_services))
+        .route("/identity/v3/endpoints", get(list_endpoints))
+        .route("/identity/v3/regions", get(list_regions))
         .route("/identity/v3/domains", get(list_domains))
         .route("/identity/v3/domains/{id}", get(show_domain))
 }
@@ -404,4 +407,55 @@ async fn show_domain(
             format!("Could not find domain: {id}."),
         ))
     }
+}
+
+/// `/v3/services` and `/v3/endpoints`, flattened from the catalog.
+async fn list_services(
+    AxState(st): AxState<Arc<State>>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    st.authenticate(&headers, S)?;
+    let cat = catalog(&st.base_url(&headers), &st.cfg.region);
+    let list: Vec<Value> = cat
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| json!({"id": e["id"], "type": e["type"], "name": e["name"], "enabled": true, "description": ""}))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(ok(
+        json!({"services": list, "links": {"self": null, "next": null, "previous": null}}),
+    ))
+}
+
+async fn list_endpoints(
+    AxState(st): AxState<Arc<State>>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    st.authenticate(&headers, S)?;
+    let cat = catalog(&st.base_url(&headers), &st.cfg.region);
+    let list: Vec<Value> = cat
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| {
+                    let ep = &e["endpoints"][0];
+                    json!({"id": ep["id"], "service_id": e["id"], "interface": "public",
+                        "region": ep["region"], "region_id": ep["region_id"], "url": ep["url"], "enabled": true})
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(ok(
+        json!({"endpoints": list, "links": {"self": null, "next": null, "previous": null}}),
+    ))
+}
+
+async fn list_regions(AxState(st): AxState<Arc<State>>, headers: HeaderMap) -> ApiResult<Response> {
+    st.authenticate(&headers, S)?;
+    Ok(ok(
+        json!({"regions": [{"id": st.cfg.region, "description": "", "parent_region_id": null}],
+        "links": {"self": null, "next": null, "previous": null}}),
+    ))
 }

@@ -30,6 +30,7 @@ pub fn routes() -> Router<Arc<State>> {
         .route("/network/v2.0/ports", get(ports_list))
         .route("/network/v2.0/quotas/{project}", get(quota_show))
         .route("/network/v2.0/quotas/{project}/details", get(quota_details))
+        .route("/network/v2.0/quotas/{project}/default", get(quota_show))
         .route("/network/v2.0/extensions", get(extensions))
         .route("/network/v2.0/{collection}", get(empty_collection))
 }

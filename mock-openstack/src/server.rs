@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -41,7 +41,15 @@ impl MockHandle {
     /// Stops accepting, lets in-flight requests finish (at most 10 s).
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+        let abort = self.task.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .is_err()
+        {
+            // A client that never finishes its request must not keep the
+            // mock alive after shutdown.
+            abort.abort();
+        }
     }
 
     /// Kills the listener and every open connection at once (the cloudlet
@@ -84,7 +92,12 @@ async fn serve(listener: TcpListener, app: Router, mut shutdown: watch::Receiver
                     let svc = TowerToHyperService::new(app.clone());
                     let mut stop = shutdown.clone();
                     conns.spawn(async move {
-                        let builder = auto::Builder::new(TokioExecutor::new());
+                        let mut builder = auto::Builder::new(TokioExecutor::new());
+                        // Slowloris guard: headers must arrive within 30 s.
+                        builder
+                            .http1()
+                            .timer(TokioTimer::new())
+                            .header_read_timeout(Duration::from_secs(30));
                         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
                         tokio::pin!(conn);
                         tokio::select! {

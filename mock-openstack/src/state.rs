@@ -3,7 +3,7 @@
 //! Locks are never held across an `.await`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -89,6 +89,8 @@ pub struct Server {
     pub launched_at: Option<DateTime<Utc>>,
     pub fault_at: Option<DateTime<Utc>>,
     pub lc: Lifecycle,
+    /// nova's `hostId`, computed once when the host is chosen.
+    pub host_id: String,
 }
 
 impl Server {
@@ -166,11 +168,66 @@ pub struct Provider {
     pub hostname: String,
 }
 
-/// Per-(service, status) request counters for `/metrics`.
-#[derive(Default)]
+/// Services in `/metrics` labels, in counter-array order.
+pub const SERVICE_LABELS: [&str; 6] = [
+    "identity",
+    "compute",
+    "image",
+    "network",
+    "placement",
+    "control",
+];
+
+/// Lock-free request counters for `/metrics`: one per (service, status).
 pub struct Metrics {
-    pub requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
+    requests: Box<[AtomicU64]>,
     pub in_flight: AtomicU64,
+    rid_prefix: u64,
+    rid_counter: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            requests: (0..SERVICE_LABELS.len() * 600)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            in_flight: AtomicU64::new(0),
+            rid_prefix: uuid::Uuid::new_v4().as_u64_pair().0,
+            rid_counter: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn count(&self, service: usize, status: u16) {
+        let i = service.min(SERVICE_LABELS.len() - 1) * 600 + usize::from(status.min(599));
+        if let Some(c) = self.requests.get(i) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Non-zero counters as (service label, status, count).
+    pub fn snapshot(&self) -> Vec<(&'static str, u16, u64)> {
+        self.requests
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let n = c.load(Ordering::Relaxed);
+                (n > 0).then(|| (SERVICE_LABELS[i / 600], (i % 600) as u16, n))
+            })
+            .collect()
+    }
+
+    /// A unique `req-<uuid>` without a syscall per request.
+    pub fn request_id(&self) -> String {
+        let n = self.rid_counter.fetch_add(1, Ordering::Relaxed);
+        let u = uuid::Builder::from_random_bytes(
+            ((u128::from(self.rid_prefix) << 64) | u128::from(n)).to_be_bytes(),
+        )
+        .into_uuid();
+        format!("req-{u}")
+    }
 }
 
 pub struct State {
@@ -180,6 +237,7 @@ pub struct State {
     inner: Mutex<Inner>,
     pub times: Arc<dyn StageTimes>,
     pub metrics: Metrics,
+    token_issues: AtomicU64,
 }
 
 impl State {
@@ -238,6 +296,7 @@ impl State {
             inner: Mutex::new(inner),
             times,
             metrics: Metrics::default(),
+            token_issues: AtomicU64::new(0),
         }
     }
 
@@ -274,8 +333,9 @@ impl State {
     pub fn store_token(&self, token: Token) -> String {
         let id = format!("gAAAAA{}", uuid::Uuid::new_v4().simple());
         let mut map = self.tokens.write().unwrap_or_else(|p| p.into_inner());
-        // Drop expired tokens now and then so a long run does not grow forever.
-        if map.len() >= 10_000 && map.len() % 1000 == 0 {
+        // Drop expired tokens every 1024 issues so a long run does not grow
+        // forever.
+        if self.token_issues.fetch_add(1, Ordering::Relaxed) & 1023 == 1023 {
             let now = Utc::now();
             map.retain(|_, t| t.expires_at > now);
         }
@@ -325,8 +385,21 @@ impl State {
         ids
     }
 
-    /// Applies one build stage; returns whether the build goes on.
+    /// Applies one build stage, placing by the mock's own books; returns
+    /// whether the build goes on.
     pub fn advance_build(&self, id: &str, stage: BuildStage) -> bool {
+        self.advance_build_with(id, stage, Placement::Books)
+    }
+
+    /// Applies one build stage; at [`BuildStage::Schedule`], `placement`
+    /// says who picks the host (seam: the cp-model engine decides and the
+    /// mock's books follow). Returns whether the build goes on.
+    pub fn advance_build_with(
+        &self,
+        id: &str,
+        stage: BuildStage,
+        placement: Placement<'_>,
+    ) -> bool {
         let mut g = self.lock();
         let g = &mut *g;
         let Some(s) = g.servers.get_mut(id) else {
@@ -337,10 +410,19 @@ impl State {
         }
         let now = Utc::now();
         let event = match stage {
-            BuildStage::Schedule => match g.capacity.claim(s.resources()) {
-                Some(host) => Event::Scheduled { host },
-                None => Event::NoValidHost,
-            },
+            BuildStage::Schedule => {
+                let chosen = match placement {
+                    Placement::Books => g.capacity.claim(s.resources()),
+                    Placement::Host(h) => {
+                        g.capacity.claim_on(h, s.resources()).then(|| h.to_string())
+                    }
+                    Placement::NoValidHost => None,
+                };
+                match chosen {
+                    Some(host) => Event::Scheduled { host },
+                    None => Event::NoValidHost,
+                }
+            }
             BuildStage::Network => Event::Networked,
             BuildStage::Spawn => Event::Spawned,
         };
@@ -381,7 +463,11 @@ impl State {
                 s.launched_at = Some(now);
                 g.boots_active += 1;
             }
-            BuildStage::Schedule => {}
+            BuildStage::Schedule => {
+                if let Some(h) = &s.lc.host {
+                    s.host_id = host_id(s.project_id, h);
+                }
+            }
         }
         true
     }
@@ -411,6 +497,29 @@ impl State {
             g.deletes_done += 1;
         }
     }
+}
+
+/// nova's hostId: sha224(project_id + host) in hex.
+pub fn host_id(project: &str, host: &str) -> String {
+    use sha2::Digest;
+    use std::fmt::Write as _;
+    let d = sha2::Sha224::digest(format!("{project}{host}").as_bytes());
+    let mut out = String::with_capacity(56);
+    for b in d {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// Who picks the host when a build is scheduled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement<'a> {
+    /// The mock's own capacity books (most free RAM first).
+    Books,
+    /// A host chosen elsewhere (the cp-model engine); unknown → no valid host.
+    Host(&'a str),
+    /// The scheduler found nothing: ERROR "No valid host was found."
+    NoValidHost,
 }
 
 /// The three timed build stages (their ends).
@@ -445,4 +554,100 @@ pub fn truthy(v: &str) -> bool {
         v.to_ascii_lowercase().as_str(),
         "false" | "0" | "no" | "off" | "f" | "n"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::TaskState;
+
+    fn state_with_server() -> (State, String) {
+        let st = State::new(MockConfig {
+            computes: 2,
+            ..MockConfig::default()
+        });
+        let id = {
+            let mut g = st.lock();
+            let id = g.new_uuid();
+            let now = Utc::now();
+            let server = Server {
+                id: id.clone(),
+                seq: 1,
+                name: "s".into(),
+                project_id: defaults::DEMO_PROJECT_ID,
+                user_id: defaults::DEMO_USER_ID,
+                flavor: &defaults::FLAVORS[0],
+                image_id: defaults::IMAGE_ID.into(),
+                networks: defaults::NETWORKS.iter().take(1).collect(),
+                addresses: vec![],
+                metadata: Map::new(),
+                key_name: None,
+                security_groups: vec![],
+                availability_zone: "nova".into(),
+                config_drive: String::new(),
+                created: now,
+                updated: now,
+                launched_at: None,
+                fault_at: None,
+                lc: Lifecycle::new(),
+                host_id: String::new(),
+            };
+            g.servers.insert(id.clone(), server);
+            id
+        };
+        (st, id)
+    }
+
+    #[test]
+    fn outside_placement_is_followed_and_released_on_delete() {
+        let (st, id) = state_with_server();
+        assert!(st.advance_build_with(
+            &id,
+            BuildStage::Schedule,
+            Placement::Host("devstack-compute-2")
+        ));
+        assert_eq!(st.lock().capacity.nodes[1].used.vcpus, 1);
+        assert!(st.advance_build(&id, BuildStage::Network));
+        assert_eq!(st.lock().servers[&id].addresses.len(), 1);
+        assert!(st.advance_build(&id, BuildStage::Spawn));
+        assert_eq!(st.lock().servers[&id].lc.status(), "ACTIVE");
+        assert_eq!(st.lock().servers[&id].host_id.len(), 56);
+        assert!(st.request_delete(&id));
+        assert_eq!(
+            st.lock().servers[&id].lc.task_state,
+            Some(TaskState::Deleting)
+        );
+        st.finish_delete(&id);
+        assert!(st.lock().servers.is_empty());
+        assert_eq!(st.lock().capacity.used().vcpus, 0);
+        assert!(st.lock().tombstones.contains_key(&id));
+    }
+
+    #[test]
+    fn no_valid_host_stops_the_build_with_a_fault() {
+        let (st, id) = state_with_server();
+        assert!(!st.advance_build_with(&id, BuildStage::Schedule, Placement::NoValidHost));
+        let g = st.lock();
+        let s = &g.servers[&id];
+        assert_eq!(s.lc.status(), "ERROR");
+        assert!(s.fault_at.is_some());
+        assert_eq!(g.boots_error, 1);
+    }
+
+    #[test]
+    fn build_steps_after_delete_are_ignored() {
+        let (st, id) = state_with_server();
+        assert!(st.request_delete(&id));
+        assert!(!st.advance_build(&id, BuildStage::Schedule));
+        assert_eq!(st.lock().capacity.used().vcpus, 0);
+        assert!(!st.advance_build("unknown", BuildStage::Schedule));
+    }
+
+    #[test]
+    fn query_helpers() {
+        let q = parse_query(Some("a=1&b=x%20y&a=2"));
+        assert_eq!(super::q(&q, "a"), Some("1"));
+        assert_eq!(super::q(&q, "b"), Some("x y"));
+        assert!(!truthy("False") && !truthy("0") && truthy("True") && truthy("1"));
+    }
 }

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::embedded::{EmbeddedTestbed, TestbedSpec};
 use crate::hostmon::HostMonitor;
-use crate::scenario::{self, Scenario};
+use crate::scenario::Scenario;
 use crate::topology::{self, Kind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -66,6 +66,10 @@ pub struct CompareArgs {
     /// check that model-time results agree within 10%.
     #[arg(long)]
     pub check_scale: bool,
+    /// Cloudlet-loss: stop the victims this many model seconds after a
+    /// level's requests are all sent.
+    #[arg(long, default_value_t = 5.0)]
+    pub kill_after: f64,
     /// Results are host-bound when p99 timer lag exceeds this many model seconds.
     #[arg(long, default_value_t = 0.5)]
     pub max_lag_model_s: f64,
@@ -165,11 +169,11 @@ async fn run_one(
 ) -> Result<results::RunResults> {
     let kind = spec.kind;
     let members = spec.members;
-    let tb = EmbeddedTestbed::start(spec.clone())
+    let mut tb = EmbeddedTestbed::start(spec.clone())
         .await
         .with_context(|| format!("cannot start the {} testbed", kind.label()))?;
     let monitor = HostMonitor::start();
-    let outcome = crate::sweep::run_sweep(args, &tb, levels, time_scale).await;
+    let outcome = crate::sweep::run_sweep(args, &mut tb, levels, time_scale).await;
     let host = monitor.stop();
     tb.shutdown().await;
     let mut run = outcome.with_context(|| format!("the {} sweep failed", kind.label()))?;
@@ -190,7 +194,6 @@ async fn run_one(
     run.host.cpu_utilization = Some(host.cpu_utilization);
     run.host.peak_rss_bytes = Some(host.peak_rss_bytes);
     run.host.host_bound = Some(host.host_bound(time_scale, args.max_lag_model_s));
-    let _ = scenario::choose_victims;
     Ok(run)
 }
 

@@ -67,7 +67,7 @@ fn mock_config(spec: &TestbedSpec, name: String, computes: u32, seed: u64) -> mo
         compute_vcpus: spec.sizing.node.vcpus,
         compute_ram_mb: spec.sizing.node.ram_mb,
         compute_disk_gb: spec.sizing.node.disk_gb,
-        quota_instances: spec.sizing.quota_instances,
+        quota_instances: i64::from(spec.sizing.quota_instances),
         profile: spec.profile.clone(),
         time_scale: spec.time_scale,
         seed,

@@ -12,5 +12,7 @@ pub mod clouds_yaml;
 pub mod compare;
 pub mod embedded;
 pub mod hostmon;
+pub mod docker;
 pub mod scenario;
+pub mod sweep;
 pub mod topology;

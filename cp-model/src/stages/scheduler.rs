@@ -28,9 +28,13 @@ impl Default for HostView {
 
 /// Filters (Retry, Compute, RAM/Core/Disk with allocation ratios) and the
 /// RAM weigher (spread; `host_subset_size` 1, ties to the first host).
+/// `considered` nodes are examined starting at `offset` (cyclically), like a
+/// capped placement candidate list that is not always the same first hosts.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn choose(
     views: &mut [HostView],
     nodes: &mut [Node],
+    offset: usize,
     considered: usize,
     req: &Resources,
     tried: &[usize],
@@ -38,12 +42,12 @@ pub(crate) fn choose(
     service_down_time: f64,
 ) -> Option<usize> {
     let mut best: Option<(usize, f64)> = None;
-    for (i, (view, node)) in views
-        .iter_mut()
-        .zip(nodes.iter_mut())
-        .take(considered)
-        .enumerate()
-    {
+    let len = nodes.len().min(views.len());
+    for j in 0..considered.min(len) {
+        let i = (offset + j) % len;
+        let (Some(view), Some(node)) = (views.get_mut(i), nodes.get_mut(i)) else {
+            continue;
+        };
         node.promote_records(now);
         if node.record.updated_at > view.updated_at {
             view.usage = node.record.usage;

@@ -98,6 +98,13 @@ impl Station {
         }
     }
 
+    /// Free a worker without counting a served job.
+    pub fn release(&mut self, worker: u32) {
+        if let Some(b) = self.busy.get_mut(worker as usize) {
+            *b = false;
+        }
+    }
+
     pub fn in_service(&self) -> u32 {
         self.busy.iter().filter(|b| **b).count() as u32
     }

@@ -6,8 +6,7 @@ pub mod servers;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State as AxState};
-use axum::middleware::{self, Next};
+use axum::extract::{Path, State as AxState};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -71,16 +70,20 @@ pub fn routes() -> Router<Arc<State>> {
             "/compute/v2.1/os-keypairs/{name}",
             get(keypair_show).delete(keypair_delete),
         )
+        .route("/compute/v2.1/os-services", get(services))
+        .route("/compute/v2.1/os-simple-tenant-usage", get(usage_all))
+        .route(
+            "/compute/v2.1/os-simple-tenant-usage/{project}",
+            get(usage_one),
+        )
         .route("/compute/v2.1/os-availability-zone", get(azs))
         .route("/compute/v2.1/os-availability-zone/detail", get(azs))
         .merge(servers::routes())
-        .layer(middleware::from_fn(microversion))
 }
 
-/// Echoes the (only) microversion we speak, as nova does on every response.
-async fn microversion(req: Request, next: Next) -> Response {
-    let mut resp = next.run(req).await;
-    let h = resp.headers_mut();
+/// Echoes the (only) microversion we speak, as nova does on every response
+/// (called by the envelope middleware for every `/compute` response).
+pub fn microversion_headers(h: &mut HeaderMap) {
     h.insert(
         "openstack-api-version",
         HeaderValue::from_static("compute 2.1"),
@@ -93,7 +96,6 @@ async fn microversion(req: Request, next: Next) -> Response {
         http::header::VARY,
         HeaderValue::from_static("OpenStack-API-Version, X-OpenStack-Nova-API-Version"),
     );
-    resp
 }
 
 fn version_obj(base: &str) -> Value {
@@ -252,7 +254,10 @@ async fn hypervisor_show(
     require_admin(&st.authenticate(&headers, S)?)?;
     hypervisor_views(&st, true)
         .into_iter()
-        .find(|h| h["id"].to_string() == id || h["hypervisor_hostname"] == id.as_str())
+        .find(|h| {
+            h["id"].as_u64().is_some_and(|n| id.parse() == Ok(n))
+                || h["hypervisor_hostname"] == id.as_str()
+        })
         .map(|h| ok(json!({ "hypervisor": h })))
         .ok_or_else(|| ApiErr::not_found(S, format!("Hypervisor with ID {id} could not be found.")))
 }
@@ -380,6 +385,61 @@ async fn azs(AxState(st): AxState<Arc<State>>, headers: HeaderMap) -> ApiResult<
     Ok(ok(json!({"availabilityZoneInfo": [
         {"zoneName": "nova", "zoneState": {"available": true}, "hosts": null}
     ]})))
+}
+
+/// nova services: scheduler and conductor on the controller, one
+/// nova-compute per compute node; all up.
+async fn services(AxState(st): AxState<Arc<State>>, headers: HeaderMap) -> ApiResult<Response> {
+    require_admin(&st.authenticate(&headers, S)?)?;
+    let now = rfc3339(Utc::now());
+    let controller = format!("{}-controller", st.cfg.name);
+    let mut list = vec![
+        ("nova-scheduler", controller.clone(), "internal"),
+        ("nova-conductor", controller, "internal"),
+    ];
+    let g = st.lock();
+    list.extend(
+        g.capacity
+            .nodes
+            .iter()
+            .map(|n| ("nova-compute", n.hostname.clone(), "nova")),
+    );
+    drop(g);
+    let out: Vec<Value> = list
+        .into_iter()
+        .enumerate()
+        .map(|(i, (binary, host, zone))| {
+            json!({"id": i + 1, "binary": binary, "host": host, "zone": zone,
+                "status": "enabled", "state": "up", "updated_at": now,
+                "disabled_reason": null, "forced_down": false})
+        })
+        .collect();
+    Ok(ok(json!({ "services": out })))
+}
+
+fn tenant_usage(project: &str, servers: usize) -> Value {
+    json!({
+        "tenant_id": project, "total_hours": 0.0, "total_vcpus_usage": 0.0,
+        "total_memory_mb_usage": 0.0, "total_local_gb_usage": 0.0,
+        "start": null, "stop": null, "server_usages": [], "servers": servers,
+    })
+}
+
+async fn usage_all(AxState(st): AxState<Arc<State>>, headers: HeaderMap) -> ApiResult<Response> {
+    require_admin(&st.authenticate(&headers, S)?)?;
+    Ok(ok(json!({"tenant_usages": []})))
+}
+
+async fn usage_one(
+    AxState(st): AxState<Arc<State>>,
+    headers: HeaderMap,
+    Path(project): Path<String>,
+) -> ApiResult<Response> {
+    st.authenticate(&headers, S)?;
+    let (n, _, _) = st.lock().usage(&project);
+    Ok(ok(
+        json!({"tenant_usage": tenant_usage(&project, n as usize)}),
+    ))
 }
 
 // ---- server groups -----------------------------------------------------

@@ -2,6 +2,7 @@
 //! delete, and a few no-op actions. Handlers validate and render; the
 //! lifecycle itself is in `lifecycle.rs`, driven by `driver.rs`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -12,6 +13,7 @@ use axum::Router;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use os_wire::time::{rfc3339, usage_timestamp};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use sha2::Digest;
 
@@ -19,7 +21,7 @@ use super::S;
 use crate::defaults::{self, Network, IMAGE_ID, NETWORKS, PRIVATE_NET_ID};
 use crate::driver;
 use crate::error::{ApiErr, ApiResult};
-use crate::http::{json_body, ok, with_status};
+use crate::http::{json_body, json_response, ok, with_status};
 use crate::lifecycle::Lifecycle;
 use crate::pagination::parse_limit;
 use crate::state::{parse_query, q, truthy, AuthCtx, Server, State};
@@ -245,16 +247,15 @@ async fn create(
                 launched_at: None,
                 fault_at: None,
                 lc: Lifecycle::new(),
+                host_id: String::new(),
             };
             g.servers.insert(id.clone(), server);
             ids.push(id);
         }
         ids
     };
-    for id in &ids {
-        driver::spawn_boot(st.clone(), id.clone());
-    }
     let first = ids.first().cloned().unwrap_or_default();
+    driver::spawn_boots(st.clone(), ids);
     let self_url = format!("{base}/compute/v2.1/servers/{first}");
     let body = json!({"server": {
         "id": first,
@@ -282,78 +283,200 @@ fn server_links(base: &str, id: &str) -> Value {
     ])
 }
 
-/// nova's hostId: sha224(project_id + host), "" when unscheduled.
-fn host_id(project: &str, host: Option<&str>) -> String {
-    match host {
-        None => String::new(),
-        Some(h) => {
-            let d = sha2::Sha224::digest(format!("{project}{h}").as_bytes());
-            d.iter().map(|b| format!("{b:02x}")).collect()
-        }
-    }
+#[derive(Serialize)]
+struct Link {
+    rel: &'static str,
+    href: String,
 }
 
-/// The full server representation (GET /servers/{id}, /servers/detail).
-pub fn server_view(base: &str, s: &Server, admin: bool) -> Value {
-    let mut addresses = Map::new();
+fn links(base: &str, id: &str) -> [Link; 2] {
+    [
+        Link {
+            rel: "self",
+            href: format!("{base}/compute/v2.1/servers/{id}"),
+        },
+        Link {
+            rel: "bookmark",
+            href: format!("{base}/compute/servers/{id}"),
+        },
+    ]
+}
+
+#[derive(Serialize)]
+struct RefView<'a> {
+    id: &'a str,
+    links: [Link; 1],
+}
+
+#[derive(Serialize)]
+struct AddrView<'a> {
+    addr: &'a str,
+    version: u8,
+    #[serde(rename = "OS-EXT-IPS:type")]
+    ty: &'static str,
+    #[serde(rename = "OS-EXT-IPS-MAC:mac_addr")]
+    mac: &'a str,
+}
+
+#[derive(Serialize)]
+struct NameView<'a> {
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct FaultView<'a> {
+    code: u16,
+    message: &'a str,
+    details: &'static str,
+    created: String,
+}
+
+/// The full server representation (GET /servers/{id}, /servers/detail),
+/// serialized straight from borrowed state (no intermediate `Value`).
+#[derive(Serialize)]
+pub struct ServerView<'a> {
+    id: &'a str,
+    name: &'a str,
+    status: &'static str,
+    tenant_id: &'a str,
+    user_id: &'a str,
+    created: String,
+    updated: String,
+    progress: u8,
+    #[serde(rename = "hostId")]
+    host_id: &'a str,
+    /// `""` when booted from a volume, like nova.
+    image: Value,
+    flavor: RefView<'a>,
+    addresses: BTreeMap<&'a str, Vec<AddrView<'a>>>,
+    #[serde(rename = "accessIPv4")]
+    access_ipv4: &'static str,
+    #[serde(rename = "accessIPv6")]
+    access_ipv6: &'static str,
+    metadata: &'a Map<String, Value>,
+    links: [Link; 2],
+    key_name: Option<&'a str>,
+    config_drive: &'a str,
+    security_groups: Vec<NameView<'a>>,
+    #[serde(rename = "OS-DCF:diskConfig")]
+    disk_config: &'static str,
+    #[serde(rename = "OS-EXT-STS:vm_state")]
+    vm_state: &'static str,
+    #[serde(rename = "OS-EXT-STS:task_state")]
+    task_state: Option<&'static str>,
+    #[serde(rename = "OS-EXT-STS:power_state")]
+    power_state: u8,
+    #[serde(rename = "OS-EXT-AZ:availability_zone")]
+    availability_zone: &'a str,
+    #[serde(rename = "OS-SRV-USG:launched_at")]
+    launched_at: Option<String>,
+    #[serde(rename = "OS-SRV-USG:terminated_at")]
+    terminated_at: Option<String>,
+    #[serde(rename = "os-extended-volumes:volumes_attached")]
+    volumes_attached: [(); 0],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fault: Option<FaultView<'a>>,
+    #[serde(
+        rename = "OS-EXT-SRV-ATTR:host",
+        skip_serializing_if = "Option::is_none"
+    )]
+    host: Option<Option<&'a str>>,
+    #[serde(
+        rename = "OS-EXT-SRV-ATTR:hypervisor_hostname",
+        skip_serializing_if = "Option::is_none"
+    )]
+    hypervisor_hostname: Option<Option<&'a str>>,
+    #[serde(
+        rename = "OS-EXT-SRV-ATTR:instance_name",
+        skip_serializing_if = "Option::is_none"
+    )]
+    instance_name: Option<String>,
+}
+
+pub fn server_view<'a>(base: &str, s: &'a Server, admin: bool) -> ServerView<'a> {
+    let mut addresses: BTreeMap<&str, Vec<AddrView>> = BTreeMap::new();
     for a in &s.addresses {
-        let entry = json!({
-            "addr": a.ip, "version": 4, "OS-EXT-IPS:type": "fixed",
-            "OS-EXT-IPS-MAC:mac_addr": a.mac,
+        addresses.entry(a.network.name).or_default().push(AddrView {
+            addr: &a.ip,
+            version: 4,
+            ty: "fixed",
+            mac: &a.mac,
         });
-        match addresses.get_mut(a.network.name) {
-            Some(Value::Array(v)) => v.push(entry),
-            _ => {
-                addresses.insert(a.network.name.to_string(), json!([entry]));
-            }
-        }
     }
     let image = if s.image_id.is_empty() {
         json!("")
     } else {
         json!({"id": s.image_id, "links": [{"rel": "bookmark", "href": format!("{base}/compute/images/{}", s.image_id)}]})
     };
-    let mut v = json!({
-        "id": s.id,
-        "name": s.name,
-        "status": s.lc.status(),
-        "tenant_id": s.project_id,
-        "user_id": s.user_id,
-        "created": rfc3339(s.created),
-        "updated": rfc3339(s.updated),
-        "progress": if s.lc.status() == "ERROR" { 0 } else { s.lc.progress },
-        "hostId": host_id(s.project_id, s.lc.host.as_deref()),
-        "image": image,
-        "flavor": {"id": s.flavor.id, "links": [{"rel": "bookmark", "href": format!("{base}/compute/flavors/{}", s.flavor.id)}]},
-        "addresses": addresses,
-        "accessIPv4": "",
-        "accessIPv6": "",
-        "metadata": s.metadata,
-        "links": server_links(base, &s.id),
-        "key_name": s.key_name,
-        "config_drive": s.config_drive,
-        "security_groups": s.security_groups.iter().map(|n| json!({"name": n})).collect::<Vec<_>>(),
-        "OS-DCF:diskConfig": "MANUAL",
-        "OS-EXT-STS:vm_state": s.lc.vm_state_str(),
-        "OS-EXT-STS:task_state": s.lc.task_state.map(|t| t.as_str()),
-        "OS-EXT-STS:power_state": s.lc.power_state,
-        "OS-EXT-AZ:availability_zone": s.availability_zone,
-        "OS-SRV-USG:launched_at": s.launched_at.map(usage_timestamp),
-        "OS-SRV-USG:terminated_at": null,
-        "os-extended-volumes:volumes_attached": [],
-    });
-    if let Some(msg) = &s.lc.fault {
-        v["fault"] = json!({
-            "code": 500, "message": msg, "details": "",
-            "created": rfc3339(s.fault_at.unwrap_or(s.updated)),
-        });
+    let status = s.lc.status();
+    let host = s.lc.host.as_deref();
+    ServerView {
+        id: &s.id,
+        name: &s.name,
+        status,
+        tenant_id: s.project_id,
+        user_id: s.user_id,
+        created: rfc3339(s.created),
+        updated: rfc3339(s.updated),
+        progress: if status == "ERROR" { 0 } else { s.lc.progress },
+        host_id: &s.host_id,
+        image,
+        flavor: RefView {
+            id: s.flavor.id,
+            links: [Link {
+                rel: "bookmark",
+                href: format!("{base}/compute/flavors/{}", s.flavor.id),
+            }],
+        },
+        addresses,
+        access_ipv4: "",
+        access_ipv6: "",
+        metadata: &s.metadata,
+        links: links(base, &s.id),
+        key_name: s.key_name.as_deref(),
+        config_drive: &s.config_drive,
+        security_groups: s
+            .security_groups
+            .iter()
+            .map(|n| NameView { name: n })
+            .collect(),
+        disk_config: "MANUAL",
+        vm_state: s.lc.vm_state_str(),
+        task_state: s.lc.task_state.map(|t| t.as_str()),
+        power_state: s.lc.power_state,
+        availability_zone: &s.availability_zone,
+        launched_at: s.launched_at.map(usage_timestamp),
+        terminated_at: None,
+        volumes_attached: [],
+        fault: s.lc.fault.as_deref().map(|m| FaultView {
+            code: 500,
+            message: m,
+            details: "",
+            created: rfc3339(s.fault_at.unwrap_or(s.updated)),
+        }),
+        host: admin.then_some(host),
+        hypervisor_hostname: admin.then_some(host),
+        instance_name: admin.then(|| format!("instance-{:08x}", s.seq)),
     }
-    if admin {
-        v["OS-EXT-SRV-ATTR:host"] = json!(s.lc.host);
-        v["OS-EXT-SRV-ATTR:hypervisor_hostname"] = json!(s.lc.host);
-        v["OS-EXT-SRV-ATTR:instance_name"] = json!(format!("instance-{:08x}", s.seq));
-    }
-    v
+}
+
+#[derive(Serialize)]
+struct Single<'a> {
+    server: ServerView<'a>,
+}
+
+#[derive(Serialize)]
+struct Brief<'a> {
+    id: &'a str,
+    name: &'a str,
+    links: [Link; 2],
+}
+
+#[derive(Serialize)]
+struct List<T> {
+    servers: Vec<T>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    servers_links: Option<[Link; 1]>,
 }
 
 fn not_found(id: &str) -> ApiErr {
@@ -377,9 +500,15 @@ async fn show(
         .get(&id)
         .filter(|s| visible(s, &ctx))
         .ok_or_else(|| not_found(&id))?;
-    let v = server_view(&base, s, ctx.is_admin);
+    // Serialized under the lock straight from the record: no clone.
+    let resp = json_response(
+        StatusCode::OK,
+        &Single {
+            server: server_view(&base, s, ctx.is_admin),
+        },
+    );
     drop(g);
-    Ok(ok(json!({ "server": v })))
+    Ok(resp)
 }
 
 async fn metadata(
@@ -536,22 +665,11 @@ async fn list_impl(
         .filter(|s| host.is_none_or(|h| s.lc.host.as_deref() == Some(h)))
         .collect();
     // Newest first, like nova's default sort (created_at desc).
-    items.sort_unstable_by(|a, b| b.seq.cmp(&a.seq));
+    items.sort_unstable_by_key(|s| std::cmp::Reverse(s.seq));
     items.truncate(limit);
-    let list: Vec<Value> = items
-        .iter()
-        .map(|s| {
-            if detail {
-                server_view(&base, s, ctx.is_admin)
-            } else {
-                json!({"id": s.id, "name": s.name, "links": server_links(&base, &s.id)})
-            }
-        })
-        .collect();
     let last = items.last().map(|s| s.id.clone());
     let full = items.len() == limit;
-    drop(g);
-    let mut body = json!({ "servers": list });
+    let mut servers_links = None;
     if let (true, Some(last)) = (full, last) {
         let mut qs = url::form_urlencoded::Serializer::new(String::new());
         for (k, v) in query.iter().filter(|(k, _)| k != "marker" && k != "limit") {
@@ -560,10 +678,40 @@ async fn list_impl(
         qs.append_pair("limit", &limit.to_string());
         qs.append_pair("marker", &last);
         let path = if detail { "servers/detail" } else { "servers" };
-        body["servers_links"] = json!([{
-            "rel": "next",
-            "href": format!("{base}/compute/v2.1/{path}?{}", qs.finish()),
+        servers_links = Some([Link {
+            rel: "next",
+            href: format!("{base}/compute/v2.1/{path}?{}", qs.finish()),
         }]);
     }
-    Ok(ok(body))
+    let resp = if detail {
+        let servers = items
+            .iter()
+            .map(|s| server_view(&base, s, ctx.is_admin))
+            .collect();
+        json_response(
+            StatusCode::OK,
+            &List {
+                servers,
+                servers_links,
+            },
+        )
+    } else {
+        let servers = items
+            .iter()
+            .map(|s| Brief {
+                id: &s.id,
+                name: &s.name,
+                links: links(&base, &s.id),
+            })
+            .collect();
+        json_response(
+            StatusCode::OK,
+            &List {
+                servers,
+                servers_links,
+            },
+        )
+    };
+    drop(g);
+    Ok(resp)
 }

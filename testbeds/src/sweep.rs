@@ -1,0 +1,103 @@
+//! Runs loadgen's boot-burst sweep against a running testbed and, in the
+//! cloudlet-loss scenario, stops members in the middle of each level.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use loadgen::{BurstConfig, CancellationToken, EntryPolicy, LevelEvent, Target};
+
+use crate::compare::CompareArgs;
+use crate::embedded::EmbeddedTestbed;
+use crate::scenario::{self, Scenario};
+use crate::topology::Kind;
+
+/// The loadgen configuration shared by both testbeds of a comparison.
+pub fn burst_config(args: &CompareArgs, levels: &[u32], time_scale: f64) -> BurstConfig {
+    BurstConfig {
+        levels: levels.to_vec(),
+        poll_interval_s: args.poll_interval,
+        poll_timeout_s: args.poll_timeout,
+        seed: args.seed,
+        time_scale: Some(time_scale),
+        quiet: args.quiet,
+        name_prefix: "cmp".into(),
+        ..BurstConfig::default()
+    }
+}
+
+/// Sweeps `levels` against `tb`. Ctrl-C cancels the sweep; loadgen then
+/// deletes what it created and returns the results so far, marked incomplete.
+pub async fn run_sweep(
+    args: &CompareArgs,
+    tb: &mut EmbeddedTestbed,
+    levels: &[u32],
+    time_scale: f64,
+) -> Result<results::RunResults> {
+    let entries = tb.entries();
+    let policy = match tb.spec.kind {
+        Kind::Standard => EntryPolicy::Single,
+        Kind::P2p => EntryPolicy::RoundRobin,
+    };
+    let target = Target::password(entries, "demo", "secret", "demo", policy);
+    let transport: os_client::SharedTransport = Arc::new(
+        os_client::ReqwestTransport::new(Duration::from_secs(60))
+            .context("cannot create the HTTP client")?,
+    );
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut cfg = burst_config(args, levels, time_scale);
+    cfg.events = Some(tx);
+    let cancel = CancellationToken::new();
+    let on_ctrl_c = cancel.clone();
+    let ctrl_c = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("interrupted: cleaning up and writing the results so far…");
+            on_ctrl_c.cancel();
+        }
+    });
+
+    let kill_count = match args.scenario {
+        Scenario::Steady => 0,
+        Scenario::CloudletLoss => scenario::parse_kill(&args.kill, tb.spec.members)
+            .map_err(anyhow::Error::msg)?,
+    };
+    let sweep = loadgen::run_boot_burst(&cfg, &target, transport, cancel);
+    tokio::pin!(sweep);
+    // Kills wait for their moment in a select branch, so that the sweep
+    // future keeps being polled meanwhile.
+    let mut pending_kill: Option<(tokio::time::Instant, usize)> = None;
+    let outcome = loop {
+        let kill_at = pending_kill.map(|(at, _)| at);
+        tokio::select! {
+            res = &mut sweep => break res,
+            Some(ev) = rx.recv() => {
+                if let LevelEvent::AllSent { index, .. } = ev {
+                    if kill_count > 0 && tb.spec.kind == Kind::P2p {
+                        // "Middle of the level": a few model seconds after the
+                        // burst, while boots are in flight.
+                        let delay = Duration::from_secs_f64((args.kill_after * time_scale).max(0.0));
+                        pending_kill = Some((tokio::time::Instant::now() + delay, index));
+                    }
+                }
+            }
+            _ = sleep_until_opt(kill_at) => {
+                if let Some((_, index)) = pending_kill.take() {
+                    let seed = args.seed.wrapping_add(index as u64);
+                    for v in scenario::choose_victims(tb.spec.members, kill_count, seed) {
+                        tracing::info!(member = v, level = index, "stopping cloudlet");
+                        tb.kill(v);
+                    }
+                }
+            }
+        }
+    };
+    ctrl_c.abort();
+    outcome.context("loadgen failed")
+}
+
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
