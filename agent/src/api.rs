@@ -193,6 +193,8 @@ pub fn router(core: Arc<Core>) -> Router {
         .route("/p2p/v1/boot", post(p2p_boot))
         .route("/p2p/v1/servers/{id}", get(p2p_server).delete(p2p_server))
         .route("/p2p/v1/local/{*rest}", any(p2p_local))
+        .route("/p2p/v1/read/{*rest}", get(p2p_read))
+        .route("/p2p/v1/auth", post(p2p_auth))
         .route("/p2p/v1/view", get(p2p_view))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(core.clone(), request_id))
@@ -305,7 +307,7 @@ fn catalog(base: &str, region: &str) -> Value {
 /// federation token (valid at every agent) and a catalog of this agent.
 async fn auth_tokens(State(core): S, headers: HeaderMap, uri: Uri, body: Bytes) -> Response {
     let r = rid(&headers);
-    let resp = match core.cloudlet.user_auth(body, &r).await {
+    let resp = match core.user_auth(body, &r).await {
         Ok(resp) => resp,
         Err(e) => return call_fault(Service::Identity, e).into_response(),
     };
@@ -398,7 +400,7 @@ async fn create_server(State(core): S, headers: HeaderMap, body: Bytes) -> Respo
         )
         .into_response();
     }
-    let (plan, demand) = match core.plan_boot(&c.project, &v, &c.rid).await {
+    let (plan, demand) = match core.plan_boot(&c.claims, &c.project, &v, &c.rid).await {
         Ok(x) => x,
         Err((status, msg)) => return fault(Service::Compute, status, msg).into_response(),
     };
@@ -912,4 +914,67 @@ async fn p2p_view(State(core): S, method: Method, uri: Uri, headers: HeaderMap) 
         StatusCode::OK,
         &json!({"agent": core.name, "members": members}),
     )
+}
+
+/// A peer whose own cloudlet is down resolves flavors/images/networks here.
+async fn p2p_read(State(core): S, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    let c = match peer_ctx(&core, &method, &uri, &headers) {
+        Ok(c) => c,
+        Err(f) => return f.into_response(),
+    };
+    let rest = uri.path().strip_prefix("/p2p/v1/read").unwrap_or("");
+    let (svc, rest) = if let Some(r) = rest.strip_prefix("/compute") {
+        (Svc::Compute, r)
+    } else if let Some(r) = rest.strip_prefix("/image") {
+        (Svc::Image, r)
+    } else if let Some(r) = rest.strip_prefix("/network") {
+        (Svc::Network, r)
+    } else {
+        return fault(Service::Control, 404, "Unknown service").into_response();
+    };
+    let path = match uri.query() {
+        Some(q) => format!("{rest}?{q}"),
+        None => rest.to_string(),
+    };
+    match core
+        .cloudlet
+        .call(&c.project, svc, Method::GET, &path, None, &c.rid)
+        .await
+    {
+        Ok(r) => {
+            let mut resp = (r.status(), Body::from(r.into_body())).into_response();
+            resp.headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/json"));
+            resp
+        }
+        Err(e) => call_fault(Service::Control, e).into_response(),
+    }
+}
+
+/// A peer whose own cloudlet is down authenticates a user here (the
+/// answer is the cloudlet's Keystone answer; the peer mints its own
+/// federation token from it).
+async fn p2p_auth(
+    State(core): S,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let sig = headers
+        .get(P2P_AUTH)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !token::verify_peer_request(&core.secret, now(), method.as_str(), uri.path(), sig) {
+        return fault(Service::Control, 401, "Missing or invalid X-P2P-Auth.").into_response();
+    }
+    match core.cloudlet.user_auth(body, &rid(&headers)).await {
+        Ok(r) => {
+            let mut resp = (r.status(), Body::from(r.into_body())).into_response();
+            resp.headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/json"));
+            resp
+        }
+        Err(e) => call_fault(Service::Identity, e).into_response(),
+    }
 }

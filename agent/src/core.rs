@@ -283,10 +283,89 @@ impl Core {
         Ok(id)
     }
 
+    /// A read on the own cloudlet; when it cannot be reached, the same read
+    /// on a healthy peer's cloudlet (names and IDs are portable), so an
+    /// agent whose cloudlet is down can still plan boots.
+    pub async fn read_json(
+        &self,
+        claims: &Claims,
+        p: &ProjectRef,
+        svc: Svc,
+        path: &str,
+        rid: &str,
+    ) -> Result<Value, CallError> {
+        let err = match self.cloudlet.get_json(p, svc, path, rid).await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.status().is_some() => return Err(e),
+            Err(e) => e,
+        };
+        let kind = match svc {
+            Svc::Compute => "compute",
+            Svc::Image => "image",
+            Svc::Network => "network",
+            _ => return Err(err),
+        };
+        let tok = self.token_for_claims(claims);
+        let peers: Vec<CloudletState> = self
+            .view()
+            .await
+            .into_iter()
+            .filter(|s| s.name != self.name && s.healthy)
+            .take(3)
+            .collect();
+        for st in peers {
+            let path = format!("/p2p/v1/read/{kind}{path}");
+            match self
+                .peer_call(&st.url, Method::GET, &path, &tok, None, rid)
+                .await
+            {
+                Ok(r) => return json_of(&r),
+                Err(e) if e.is_unreachable() => self.suspect(&st.name),
+                Err(_) => {}
+            }
+        }
+        Err(err)
+    }
+
+    /// Authenticates a user on the own cloudlet, or through a healthy peer
+    /// when the own cloudlet cannot be reached.
+    pub async fn user_auth(&self, body: Bytes, rid: &str) -> Result<HttpResponse, CallError> {
+        let err = match self.cloudlet.user_auth(body.clone(), rid).await {
+            Ok(r) => return Ok(r),
+            Err(e) => e,
+        };
+        let peers: Vec<CloudletState> = self
+            .view()
+            .await
+            .into_iter()
+            .filter(|s| s.name != self.name && s.healthy)
+            .take(3)
+            .collect();
+        for st in peers {
+            match self
+                .peer_call(
+                    &st.url,
+                    Method::POST,
+                    "/p2p/v1/auth",
+                    "",
+                    Some(body.clone()),
+                    rid,
+                )
+                .await
+            {
+                Ok(r) => return Ok(r),
+                Err(e) if e.is_unreachable() => self.suspect(&st.name),
+                Err(_) => {}
+            }
+        }
+        Err(err)
+    }
+
     /// Validates the user's `server` object against the own cloudlet and
     /// turns it into a portable plan plus the flavor's demand.
     pub async fn plan_boot(
         &self,
+        claims: &Claims,
         p: &ProjectRef,
         body: &Value,
         rid: &str,
@@ -307,11 +386,13 @@ impl Core {
         let nf = |e: CallError, what: String| match e.status() {
             Some(404) => (400, what),
             Some(s) => (s, e.to_string()),
-            None => (503, format!("own cloudlet unreachable: {e}")),
+            None => (
+                503,
+                format!("no cloudlet reachable to resolve the request: {e}"),
+            ),
         };
         let flavor = self
-            .cloudlet
-            .get_json(p, Svc::Compute, &format!("/flavors/{fid}"), rid)
+            .read_json(claims, p, Svc::Compute, &format!("/flavors/{fid}"), rid)
             .await
             .map_err(|e| nf(e, format!("Flavor {fid} could not be found.")))?;
         let f = flavor.get("flavor").unwrap_or(&Value::Null);
@@ -335,8 +416,7 @@ impl Core {
             Some(r) => {
                 let iid = last_segment(r);
                 let img = self
-                    .cloudlet
-                    .get_json(p, Svc::Image, &format!("/v2/images/{iid}"), rid)
+                    .read_json(claims, p, Svc::Image, &format!("/v2/images/{iid}"), rid)
                     .await
                     .map_err(|e| nf(e, format!("Image {iid} could not be found.")))?;
                 Some(
@@ -355,8 +435,13 @@ impl Core {
                         return Err((400, "Only networks given by uuid can be federated".into()));
                     };
                     let net = self
-                        .cloudlet
-                        .get_json(p, Svc::Network, &format!("/v2.0/networks/{uuid}"), rid)
+                        .read_json(
+                            claims,
+                            p,
+                            Svc::Network,
+                            &format!("/v2.0/networks/{uuid}"),
+                            rid,
+                        )
                         .await
                         .map_err(|e| nf(e, format!("Network {uuid} could not be found.")))?;
                     names.push(json!(net

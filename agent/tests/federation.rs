@@ -397,6 +397,12 @@ async fn dead_cloudlet_behind_live_agent_is_avoided_and_its_servers_show_unknown
         assert_ne!(owner, "cloudlet-2");
         fed.wait_status(3, &tok, &id, "ACTIVE").await;
     }
+    // The agent whose cloudlet is down still serves users: login and boot
+    // through it (resolved and placed via its peers).
+    let tok2 = fed.login(2, "demo").await;
+    let (via2, owner) = fed.boot(2, &tok2, "via2").await;
+    assert_ne!(owner, "cloudlet-2");
+    fed.wait_status(2, &tok2, &via2, "ACTIVE").await;
     let (s, _, v) = fed
         .call(
             "GET",
