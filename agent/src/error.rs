@@ -7,7 +7,7 @@ use os_client::TransportError;
 pub enum AgentError {
     #[error("configuration: {0}")]
     Config(String),
-    #[error("cannot bind {addr}: {source}")]
+    #[error("cannot bind {addr}")]
     Bind {
         addr: String,
         source: std::io::Error,

@@ -23,6 +23,19 @@ async fn full_cloudlet_boots_elsewhere_and_federation_survives_a_death() {
         .unwrap()
         .starts_with(fed.agent(3).base_url()));
 
+    // One request id follows the request (agent 3 → coordinator agent 1 →
+    // owner): the id we send comes back.
+    let req = http::Request::get(format!("{}/servers/{id}", fed.compute(3)))
+        .header("x-auth-token", &tok)
+        .header("x-openstack-request-id", "req-trace-me")
+        .body(bytes::Bytes::new())
+        .unwrap();
+    let r = fed.transport.call(req).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-openstack-request-id"], "req-trace-me");
+    assert_eq!(r.headers()["x-p2p-agent"], "cloudlet-3");
+    assert_eq!(r.headers()["x-p2p-cloudlet"], owner.as_str());
+
     // A second one, and the list through agent 2 has both.
     let (id2, _) = fed.boot(1, &tok, "vm2").await;
     let (s, _, list) = fed
