@@ -125,69 +125,90 @@ fn proxied_get(c: &mut Criterion) {
         .expect("runtime");
     let t: SharedTransport =
         Arc::new(ReqwestTransport::new(Duration::from_secs(10)).expect("transport"));
-    let (mock, agent, direct_url, agent_url, mock_tok, fed_tok) = rt.block_on(async {
-        let mock = mock_openstack::start(mock_openstack::MockConfig {
-            listen: "127.0.0.1:0".into(),
-            time_scale: 0.01,
-            ..Default::default()
-        })
-        .await
-        .expect("mock");
-        let agent = agent::start(
-            AgentConfig { name: "bench".into(), cloudlet_auth_url: mock.auth_url(), cluster_secret: "s".into(), ..Default::default() },
-            t.clone(),
-        )
-        .await
-        .expect("agent");
-        let fed_tok = login(&t, &agent.auth_url()).await;
-        let mock_tok = login(&t, &mock.auth_url()).await;
+    let (mocks, agents, direct_url, agent_url, hop_url, mock_tok, fed_tok) = rt.block_on(async {
+        let mut mocks = vec![];
+        let mut agents: Vec<agent::AgentHandle> = vec![];
+        for i in 0..2 {
+            let mock = mock_openstack::start(mock_openstack::MockConfig {
+                name: format!("bench-{i}"),
+                listen: "127.0.0.1:0".into(),
+                time_scale: 0.01,
+                ..Default::default()
+            })
+            .await
+            .expect("mock");
+            let agent = agent::start(
+                AgentConfig {
+                    name: format!("bench-{i}"),
+                    cloudlet_auth_url: mock.auth_url(),
+                    cluster_secret: "s".into(),
+                    gossip_interval_ms: 100,
+                    seed_peers: agents.first().map(|a| a.gossip_addr().to_string()).into_iter().collect(),
+                    ..Default::default()
+                },
+                t.clone(),
+            )
+            .await
+            .expect("agent");
+            mocks.push(mock);
+            agents.push(agent);
+        }
+        while agents.iter().any(|a| a.members_alive() < 2) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let fed_tok = login(&t, &agents[0].auth_url()).await;
+        let mock_tok = login(&t, &mocks[0].auth_url()).await;
         let body = json!({"server": {"name": "b", "imageRef": mock_openstack::defaults::IMAGE_ID, "flavorRef": "1",
             "networks": [{"uuid": mock_openstack::defaults::PRIVATE_NET_ID}]}});
-        let (s, _, v) = send(&t, "POST", &format!("{}/compute/v2.1/servers", agent.base_url()), Some(&fed_tok), Some(body)).await;
+        let (s, h, v) = send(&t, "POST", &format!("{}/compute/v2.1/servers", agents[0].base_url()), Some(&fed_tok), Some(body)).await;
         assert_eq!(s, 202, "{v}");
+        assert_eq!(h.get("x-p2p-cloudlet").and_then(|v| v.to_str().ok()), Some("bench-0"));
         let gid = v["server"]["id"].as_str().expect("id").to_string();
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let (_, _, list) = send(&t, "GET", &format!("{}/compute/v2.1/servers/detail", mock.base_url()), Some(&mock_tok), None).await;
+        let (_, _, list) = send(&t, "GET", &format!("{}/compute/v2.1/servers/detail", mocks[0].base_url()), Some(&mock_tok), None).await;
         let local = list["servers"][0]["id"].as_str().expect("local id").to_string();
-        (
-            mock,
-            agent,
-            format!("{}/compute/v2.1/servers/{local}", "MOCK"),
-            format!("{}/compute/v2.1/servers/{gid}", "AGENT"),
-            mock_tok,
-            fed_tok,
-        )
+        let direct_url = format!("{}/compute/v2.1/servers/{local}", mocks[0].base_url());
+        let agent_url = format!("{}/compute/v2.1/servers/{gid}", agents[0].base_url());
+        let hop_url = format!("{}/compute/v2.1/servers/{gid}", agents[1].base_url());
+        (mocks, agents, direct_url, agent_url, hop_url, mock_tok, fed_tok)
     });
-    let direct_url = direct_url.replace("MOCK", mock.base_url());
-    let agent_url = agent_url.replace("AGENT", agent.base_url());
     // p50/p99, sequential, after warm-up.
     rt.block_on(async {
         let mut d = vec![];
         let mut a = vec![];
+        let mut h = vec![];
         for i in 0..2200 {
-            let t0 = Instant::now();
-            let (s, _, _) = send(&t, "GET", &direct_url, Some(&mock_tok), None).await;
-            assert_eq!(s, 200);
-            let e1 = t0.elapsed();
-            let t0 = Instant::now();
-            let (s, _, _) = send(&t, "GET", &agent_url, Some(&fed_tok), None).await;
-            assert_eq!(s, 200);
-            let e2 = t0.elapsed();
+            let one = |url: &str, tok: &str| {
+                let (url, tok) = (url.to_string(), tok.to_string());
+                let t = t.clone();
+                async move {
+                    let t0 = Instant::now();
+                    let (s, _, _) = send(&t, "GET", &url, Some(&tok), None).await;
+                    assert_eq!(s, 200);
+                    t0.elapsed()
+                }
+            };
+            let e1 = one(&direct_url, &mock_tok).await;
+            let e2 = one(&agent_url, &fed_tok).await;
+            let e3 = one(&hop_url, &fed_tok).await;
             if i >= 200 {
                 d.push(e1);
                 a.push(e2);
+                h.push(e3);
             }
         }
         let (d50, d99) = percentiles(d);
         let (a50, a99) = percentiles(a);
+        let (h50, h99) = percentiles(h);
         println!("GET /servers/{{id}} over loopback, 2000 sequential requests each:");
-        println!("  mock directly : p50 {d50:.3} ms  p99 {d99:.3} ms");
-        println!("  through agent : p50 {a50:.3} ms  p99 {a99:.3} ms");
+        println!("  mock directly                 : p50 {d50:.3} ms  p99 {d99:.3} ms");
+        println!("  through the owning agent      : p50 {a50:.3} ms  p99 {a99:.3} ms");
         println!(
-            "  added         : p50 {:.3} ms  p99 {:.3} ms",
+            "  added by the agent            : p50 {:.3} ms  p99 {:.3} ms",
             a50 - d50,
             a99 - d99
         );
+        println!("  through another agent (1 hop) : p50 {h50:.3} ms  p99 {h99:.3} ms");
     });
     let mut g = c.benchmark_group("get_server");
     g.bench_function("mock_direct", |b| {
@@ -198,9 +219,17 @@ fn proxied_get(c: &mut Criterion) {
         b.to_async(&rt)
             .iter(|| send(&t, "GET", &agent_url, Some(&fed_tok), None))
     });
+    g.bench_function("through_other_agent", |b| {
+        b.to_async(&rt)
+            .iter(|| send(&t, "GET", &hop_url, Some(&fed_tok), None))
+    });
     g.finish();
-    agent.abort();
-    mock.abort();
+    for a in &agents {
+        a.abort();
+    }
+    for m in &mocks {
+        m.abort();
+    }
 }
 
 criterion_group!(benches, placement, proxied_get);
