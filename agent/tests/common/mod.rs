@@ -24,7 +24,7 @@ pub fn agent_config(i: usize, auth_url: String, seed: Option<String>) -> AgentCo
         cloudlet_auth_url: auth_url,
         seed_peers: seed.into_iter().collect(),
         cluster_secret: SECRET.into(),
-        gossip_interval_ms: 100,
+        gossip_interval_ms: 200,
         capacity_interval_ms: 200,
         request_timeout_ms: 5_000,
         boot_poll_ms: 200,
