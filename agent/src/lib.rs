@@ -1,1 +1,281 @@
 //! The reference P2P agent: many cloudlets presented as one OpenStack.
+//!
+//! One agent runs beside each cloudlet (a small, self-sufficient
+//! OpenStack). Agents form a gossip overlay with no central component and
+//! together present the whole federation through the ordinary OpenStack
+//! API. See docs/agent.md.
+//!
+//! Pure domain logic (no I/O): [`placement`], [`idroute`], [`token`],
+//! [`listing`], [`view`], [`state`]. I/O: [`cloudlet`] (the own cloudlet,
+//! through `os_client::Transport`), [`gossip`] (chitchat), `core` and
+//! `api` (the HTTP face and the agent-to-agent API).
+
+#![forbid(unsafe_code)]
+
+mod api;
+pub mod cloudlet;
+pub mod config;
+mod core;
+pub mod error;
+pub mod gossip;
+pub mod idroute;
+pub mod listing;
+pub mod metrics;
+pub mod placement;
+pub mod state;
+pub mod token;
+pub mod view;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::SeedableRng;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+pub use config::AgentConfig;
+pub use error::{AgentError, CallError};
+
+use crate::core::Core;
+use crate::gossip::{Gossip, GossipConfig};
+use crate::state::CloudletState;
+
+/// A running agent.
+pub struct AgentHandle {
+    base_url: String,
+    gossip_addr: SocketAddr,
+    core: Arc<Core>,
+    router: axum::Router,
+    server: Option<JoinHandle<()>>,
+    poller: JoinHandle<()>,
+    stop: watch::Sender<bool>,
+}
+
+impl AgentHandle {
+    /// `http://host:port` of the agent's OpenStack face.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Keystone URL to give clients (`<base>/identity`).
+    pub fn auth_url(&self) -> String {
+        format!("{}/identity", self.base_url)
+    }
+
+    pub fn gossip_addr(&self) -> SocketAddr {
+        self.gossip_addr
+    }
+
+    /// Members the overlay believes alive (self included).
+    pub fn members_alive(&self) -> usize {
+        self.core.gossip.members_alive()
+    }
+
+    /// The agent's router (for in-process wiring or benchmarks).
+    pub fn router(&self) -> axum::Router {
+        self.router.clone()
+    }
+
+    /// Stops accepting, leaves the overlay, and waits for the tasks.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        self.poller.abort();
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        self.core.gossip.abort();
+    }
+
+    /// Kills the agent at once: open connections are dropped, new ones
+    /// refused, gossip stops (peers then declare it dead).
+    pub fn abort(&self) {
+        if let Some(server) = &self.server {
+            server.abort();
+        }
+        self.poller.abort();
+        self.core.gossip.abort();
+    }
+}
+
+/// Dropping the handle kills the agent (as [`AgentHandle::abort`]).
+impl Drop for AgentHandle {
+    fn drop(&mut self) {
+        self.abort();
+    }
+}
+
+/// Starts an agent with UDP gossip.
+pub async fn start(
+    config: AgentConfig,
+    transport: os_client::SharedTransport,
+) -> Result<AgentHandle, AgentError> {
+    start_with_gossip(config, transport, &chitchat::transport::UdpTransport).await
+}
+
+fn concrete_gossip_addr(listen: &str) -> Result<SocketAddr, AgentError> {
+    let addr: SocketAddr = listen
+        .parse()
+        .map_err(|e| AgentError::Config(format!("gossip_listen {listen:?}: {e}")))?;
+    if addr.port() != 0 {
+        return Ok(addr);
+    }
+    // chitchat advertises the address it is given: pick a free port first.
+    let s = std::net::UdpSocket::bind(addr).map_err(|source| AgentError::Bind {
+        addr: listen.to_string(),
+        source,
+    })?;
+    s.local_addr().map_err(|source| AgentError::Bind {
+        addr: listen.to_string(),
+        source,
+    })
+}
+
+/// Starts an agent whose gossip goes over `gossip_transport` (e.g.
+/// chitchat's in-memory `ChannelTransport` in tests).
+pub async fn start_with_gossip(
+    config: AgentConfig,
+    transport: os_client::SharedTransport,
+    gossip_transport: &dyn chitchat::transport::Transport,
+) -> Result<AgentHandle, AgentError> {
+    if config.name.is_empty() || config.cluster_secret.is_empty() {
+        return Err(AgentError::Config(
+            "name and cluster_secret must not be empty".into(),
+        ));
+    }
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .map_err(|source| AgentError::Bind {
+            addr: config.listen.clone(),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| AgentError::Bind {
+        addr: config.listen.clone(),
+        source,
+    })?;
+    let self_url = config
+        .public_url
+        .clone()
+        .map(|u| u.trim_end_matches('/').to_string())
+        .unwrap_or_else(|| format!("http://{local}"));
+    let gossip_addr = match &config.gossip_advertise {
+        Some(a) => a
+            .parse()
+            .map_err(|e| AgentError::Config(format!("gossip_advertise {a:?}: {e}")))?,
+        None => concrete_gossip_addr(&config.gossip_listen)?,
+    };
+    let cloudlet = cloudlet::CloudletClient::new(&config, transport.clone());
+    let mut initial = CloudletState {
+        name: config.name.clone(),
+        url: self_url.clone(),
+        ..Default::default()
+    };
+    // First capacity poll before joining, so peers see real figures.
+    if let Ok(cap) = cloudlet.capacity().await {
+        apply_capacity(&mut initial, &cap, true);
+    }
+    let gcfg = GossipConfig {
+        node_id: config.name.clone(),
+        addr: gossip_addr,
+        seeds: config.seed_peers.clone(),
+        cluster_id: config.cluster_id.clone(),
+        interval: Duration::from_millis(config.gossip_interval_ms.max(10)),
+        phi_threshold: config.phi_threshold,
+    };
+    let gossip = Gossip::spawn(&gcfg, &initial, gossip_transport).await?;
+    let seed = config.seed.unwrap_or_else(rand::random);
+    let core = Arc::new(Core {
+        name: config.name.clone(),
+        self_url: self_url.clone(),
+        secret: config.cluster_secret.as_bytes().to_vec(),
+        cloudlet,
+        gossip,
+        metrics: Default::default(),
+        directory: Mutex::new(HashMap::new()),
+        suspects: Mutex::new(HashMap::new()),
+        last_seen: Mutex::new(HashMap::new()),
+        names: Mutex::new(HashMap::new()),
+        rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)),
+        recent: Mutex::new(HashMap::new()),
+        cfg: config,
+    });
+    let router = api::router(core.clone());
+    let (stop, stop_rx) = watch::channel(false);
+    let server = tokio::spawn(serve(listener, router.clone(), stop_rx));
+    let poller = tokio::spawn(poll_capacity(core.clone(), initial));
+    info!(agent = %core.name, url = %self_url, gossip = %gossip_addr, "agent started");
+    Ok(AgentHandle {
+        base_url: self_url,
+        gossip_addr,
+        core,
+        router,
+        server: Some(server),
+        poller,
+        stop,
+    })
+}
+
+fn apply_capacity(st: &mut CloudletState, cap: &cloudlet::Capacity, healthy: bool) {
+    st.free_vcpus = cap.free_vcpus;
+    st.free_ram_mb = cap.free_ram_mb;
+    st.free_disk_gb = cap.free_disk_gb;
+    st.total_vcpus = cap.total_vcpus;
+    st.builds_in_flight = cap.builds_in_flight;
+    st.healthy = healthy;
+    st.updated_ms = chrono::Utc::now().timestamp_millis();
+}
+
+/// Publishes the cloudlet's capacity to the overlay at a fixed interval.
+async fn poll_capacity(core: Arc<Core>, mut st: CloudletState) {
+    let every = Duration::from_millis(core.cfg.capacity_interval_ms.max(10));
+    let mut was_healthy = st.healthy;
+    loop {
+        tokio::time::sleep(every).await;
+        match core.cloudlet.capacity().await {
+            Ok(cap) => {
+                apply_capacity(&mut st, &cap, true);
+                if !was_healthy {
+                    info!(agent = %core.name, "cloudlet reachable");
+                }
+                was_healthy = true;
+            }
+            Err(e) => {
+                st.healthy = false;
+                st.updated_ms = chrono::Utc::now().timestamp_millis();
+                if was_healthy {
+                    warn!(agent = %core.name, error = %e, "cloudlet capacity poll failed; leaving placement");
+                }
+                was_healthy = false;
+            }
+        }
+        core.gossip.publish(&st).await;
+    }
+}
+
+/// Accept loop; every connection task lives in a `JoinSet` owned by this
+/// task, so aborting it drops every connection at once.
+async fn serve(listener: TcpListener, router: axum::Router, mut stop: watch::Receiver<bool>) {
+    let mut conns = tokio::task::JoinSet::new();
+    let svc = hyper_util::service::TowerToHyperService::new(router);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let svc = svc.clone();
+                conns.spawn(async move {
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(io, svc)
+                        .await;
+                });
+            }
+            _ = stop.changed() => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    conns.shutdown().await;
+}

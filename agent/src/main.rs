@@ -1,3 +1,124 @@
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("p2p-agent: not built yet")
+//! `p2p-agent`: one agent beside one cloudlet.
+
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "p2p-agent",
+    about = "P2P agent: presents a federation of cloudlets as one OpenStack"
+)]
+struct Cli {
+    /// TOML configuration file (flags override it).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    name: Option<String>,
+    /// HTTP listen address (host:port).
+    #[arg(long)]
+    listen: Option<String>,
+    /// URL users and peers reach this agent at.
+    #[arg(long)]
+    public_url: Option<String>,
+    /// Keystone URL of the own cloudlet.
+    #[arg(long)]
+    cloudlet_auth_url: Option<String>,
+    #[arg(long)]
+    region: Option<String>,
+    #[arg(long)]
+    service_username: Option<String>,
+    /// Service password (prefer the env variable).
+    #[arg(long, env = "P2P_SERVICE_PASSWORD", hide_env_values = true)]
+    service_password: Option<String>,
+    #[arg(long)]
+    service_project: Option<String>,
+    /// UDP gossip listen address.
+    #[arg(long)]
+    gossip_listen: Option<String>,
+    #[arg(long)]
+    gossip_advertise: Option<String>,
+    /// Gossip address of a peer (repeatable).
+    #[arg(long = "seed")]
+    seeds: Vec<String>,
+    /// Shared cluster secret (prefer the env variable).
+    #[arg(long, env = "P2P_CLUSTER_SECRET", hide_env_values = true)]
+    cluster_secret: Option<String>,
+    /// Extra placement attempts (0 disables retries).
+    #[arg(long)]
+    retries: Option<u32>,
+    #[arg(long)]
+    gossip_interval_ms: Option<u64>,
+    /// Request timeout towards the cloudlet and peers (ms).
+    #[arg(long)]
+    request_timeout_ms: Option<u64>,
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    if let Err(e) = run().await {
+        eprintln!("p2p-agent: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut cfg = match &cli.config {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            agent::AgentConfig::from_toml(&text)?
+        }
+        None => agent::AgentConfig::default(),
+    };
+    macro_rules! set {
+        ($($f:ident),*) => { $( if let Some(v) = cli.$f.clone() { cfg.$f = v; } )* };
+    }
+    set!(
+        name,
+        listen,
+        cloudlet_auth_url,
+        region,
+        service_username,
+        service_password,
+        service_project,
+        gossip_listen,
+        cluster_secret,
+        retries,
+        gossip_interval_ms,
+        request_timeout_ms
+    );
+    if cli.public_url.is_some() {
+        cfg.public_url = cli.public_url.clone();
+    }
+    if cli.gossip_advertise.is_some() {
+        cfg.gossip_advertise = cli.gossip_advertise.clone();
+    }
+    if !cli.seeds.is_empty() {
+        cfg.seed_peers = cli.seeds.clone();
+    }
+    let transport = os_client::ReqwestTransport::new(Duration::from_millis(cfg.request_timeout_ms))
+        .context("building the HTTP client")?;
+    let handle = agent::start(cfg, Arc::new(transport)).await?;
+    println!(
+        "p2p-agent listening on {} (gossip {})",
+        handle.base_url(),
+        handle.gossip_addr()
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    handle.shutdown().await;
+    Ok(())
 }

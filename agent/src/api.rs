@@ -1,0 +1,980 @@
+//! The agent's HTTP face: the OpenStack subset (same path layout as the
+//! mock) and the agent-to-agent API under `/p2p/v1`.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::Router;
+use bytes::Bytes;
+use os_wire::{ApiError, Service};
+use serde_json::{json, Value};
+use tracing::Instrument;
+
+use crate::cloudlet::{ProjectRef, Svc, REQUEST_ID};
+use crate::core::{
+    now, project_of, BootPlan, Core, DirEntry, DirState, Outcome, P2P_AUTH, PROJECT_PLACEHOLDER,
+};
+use crate::error::CallError;
+use crate::listing::{self, ListQuery};
+use crate::metrics::Metrics;
+use crate::token::{self, Claims};
+use crate::{idroute, view};
+
+type S = State<Arc<Core>>;
+
+/// An OpenStack error response in the right envelope.
+pub struct Fault(pub ApiError);
+
+impl IntoResponse for Fault {
+    fn into_response(self) -> Response {
+        let mut r = (self.0.status, self.0.body().to_string()).into_response();
+        r.headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/json"));
+        if let Some(s) = self.0.retry_after {
+            if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
+                r.headers_mut().insert("retry-after", v);
+            }
+        }
+        r
+    }
+}
+
+fn fault(service: Service, status: u16, msg: impl Into<String>) -> Fault {
+    Fault(ApiError::new(
+        service,
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        msg,
+    ))
+}
+
+fn call_fault(service: Service, e: CallError) -> Fault {
+    match e {
+        CallError::Status { status, message } => fault(service, status, message),
+        other if other.is_unreachable() => {
+            fault(service, 503, format!("cloudlet unreachable: {other}"))
+        }
+        other => fault(service, 502, other.to_string()),
+    }
+}
+
+fn json_resp(status: StatusCode, body: &Value) -> Response {
+    let mut r = (status, body.to_string()).into_response();
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    r
+}
+
+/// The base URL users reach this agent at: the configured public URL, else
+/// the request's Host.
+fn base_of(core: &Core, headers: &HeaderMap) -> String {
+    if let Some(u) = &core.cfg.public_url {
+        return u.trim_end_matches('/').to_string();
+    }
+    headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .map(|h| format!("http://{h}"))
+        .unwrap_or_else(|| core.self_url.clone())
+}
+
+fn rid(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Who is calling, from `X-Auth-Token`.
+struct Ctx {
+    claims: Claims,
+    project: ProjectRef,
+    token: String,
+    base: String,
+    rid: String,
+}
+
+fn ctx(core: &Core, headers: &HeaderMap, service: Service) -> Result<Ctx, Fault> {
+    let tok = headers
+        .get("x-auth-token")
+        .and_then(|v| v.to_str().ok())
+        .ok_or(Fault(ApiError::unauthorized(service)))?;
+    let claims = token::verify(tok, &core.secret, now())
+        .map_err(|_| Fault(ApiError::unauthorized(service)))?;
+    let project = project_of(&claims)
+        .ok_or_else(|| fault(service, 403, "A project-scoped token is required."))?;
+    Ok(Ctx {
+        claims,
+        project,
+        token: tok.to_string(),
+        base: base_of(core, headers),
+        rid: rid(headers),
+    })
+}
+
+/// Checks the agent-to-agent signature, then the forwarded user token.
+fn peer_ctx(core: &Core, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<Ctx, Fault> {
+    let sig = headers
+        .get(P2P_AUTH)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !token::verify_peer_request(&core.secret, now(), method.as_str(), uri.path(), sig) {
+        return Err(fault(
+            Service::Control,
+            401,
+            "Missing or invalid X-P2P-Auth.",
+        ));
+    }
+    ctx(core, headers, Service::Control)
+}
+
+fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn with_owner(mut r: Response, core: &Core, owner: Option<&str>) -> Response {
+    if let Some(o) = owner.and_then(|o| HeaderValue::from_str(o).ok()) {
+        r.headers_mut().insert("x-p2p-cloudlet", o);
+    }
+    if let Ok(a) = HeaderValue::from_str(&core.name) {
+        r.headers_mut().insert("x-p2p-agent", a);
+    }
+    r
+}
+
+fn outcome(core: &Core, o: Outcome) -> Response {
+    let r = match o.body {
+        Some(b) => json_resp(o.status, &b),
+        None => o.status.into_response(),
+    };
+    with_owner(r, core, o.owner.as_deref())
+}
+
+// ---------------------------------------------------------------- router
+
+pub fn router(core: Arc<Core>) -> Router {
+    Router::new()
+        .route("/identity", get(identity_versions))
+        .route("/identity/", get(identity_versions))
+        .route("/identity/v3", get(identity_v3))
+        .route("/identity/v3/", get(identity_v3))
+        .route("/identity/v3/auth/tokens", post(auth_tokens))
+        .route("/compute", get(compute_versions))
+        .route("/compute/", get(compute_versions))
+        .route("/compute/v2.1", get(compute_v21))
+        .route("/compute/v2.1/", get(compute_v21))
+        .route("/compute/v2.1/servers", get(list_brief).post(create_server))
+        .route("/compute/v2.1/servers/detail", get(list_detail))
+        .route(
+            "/compute/v2.1/servers/{id}",
+            get(show_server).delete(delete_server),
+        )
+        .route(
+            "/compute/v2.1/os-hypervisors/statistics",
+            get(hypervisor_stats),
+        )
+        .route("/compute/v2.1/limits", get(limits))
+        .route("/compute/v2.1/os-quota-sets/{project}", get(quotas))
+        .route("/compute/v2.1/{*rest}", any(proxy_compute))
+        .route("/image", get(image_versions))
+        .route("/image/", get(image_versions))
+        .route("/image/{*rest}", any(proxy_image))
+        .route("/network", get(network_versions))
+        .route("/network/", get(network_versions))
+        .route("/network/{*rest}", any(proxy_network))
+        .route("/metrics", get(metrics))
+        .route("/p2p/v1/boot", post(p2p_boot))
+        .route("/p2p/v1/servers/{id}", get(p2p_server).delete(p2p_server))
+        .route("/p2p/v1/local/{*rest}", any(p2p_local))
+        .route("/p2p/v1/read/{*rest}", get(p2p_read))
+        .route("/p2p/v1/auth", post(p2p_auth))
+        .route("/p2p/v1/view", get(p2p_view))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(core.clone(), request_id))
+        .with_state(core)
+}
+
+/// Gives every request an `x-openstack-request-id` (kept when a peer or a
+/// client sent one, so one id follows a request across agents), a tracing
+/// span, and echoes the id.
+async fn request_id(State(core): S, mut req: Request, next: Next) -> Response {
+    Metrics::inc(&core.metrics.requests);
+    let id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 128)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("req-{}", uuid::Uuid::new_v4()));
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        req.headers_mut().insert(REQUEST_ID, v);
+    }
+    let span = tracing::info_span!("request", agent = %core.name, request_id = %id, method = %req.method(), path = %req.uri().path());
+    let mut resp = next.run(req).instrument(span).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(REQUEST_ID, v);
+    }
+    resp
+}
+
+async fn not_found() -> Fault {
+    fault(Service::Compute, 404, "The resource could not be found.")
+}
+
+// ---------------------------------------------------------------- discovery
+
+const UPDATED: &str = "2026-01-01T00:00:00Z";
+
+fn keystone_v3(base: &str) -> Value {
+    json!({"id": "v3.14", "status": "stable", "updated": UPDATED,
+        "links": [{"rel": "self", "href": format!("{base}/identity/v3/")}],
+        "media-types": [{"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}]})
+}
+
+async fn identity_versions(State(core): S, headers: HeaderMap) -> Response {
+    let base = base_of(&core, &headers);
+    json_resp(
+        StatusCode::MULTIPLE_CHOICES,
+        &json!({"versions": {"values": [keystone_v3(&base)]}}),
+    )
+}
+
+async fn identity_v3(State(core): S, headers: HeaderMap) -> Response {
+    json_resp(
+        StatusCode::OK,
+        &json!({"version": keystone_v3(&base_of(&core, &headers))}),
+    )
+}
+
+fn nova_v21(base: &str) -> Value {
+    json!({"id": "v2.1", "status": "CURRENT", "version": "2.1", "min_version": "2.1", "updated": UPDATED,
+        "links": [{"rel": "self", "href": format!("{base}/compute/v2.1/")}]})
+}
+
+async fn compute_versions(State(core): S, headers: HeaderMap) -> Response {
+    json_resp(
+        StatusCode::OK,
+        &json!({"versions": [nova_v21(&base_of(&core, &headers))]}),
+    )
+}
+
+async fn compute_v21(State(core): S, headers: HeaderMap) -> Response {
+    json_resp(
+        StatusCode::OK,
+        &json!({"version": nova_v21(&base_of(&core, &headers))}),
+    )
+}
+
+async fn image_versions(State(core): S, headers: HeaderMap) -> Response {
+    let base = base_of(&core, &headers);
+    json_resp(
+        StatusCode::MULTIPLE_CHOICES,
+        &json!({"versions": [{"id": "v2.15", "status": "CURRENT", "links": [{"rel": "self", "href": format!("{base}/image/v2/")}]}]}),
+    )
+}
+
+async fn network_versions(State(core): S, headers: HeaderMap) -> Response {
+    let base = base_of(&core, &headers);
+    json_resp(
+        StatusCode::OK,
+        &json!({"versions": [{"id": "v2.0", "status": "CURRENT", "links": [{"rel": "self", "href": format!("{base}/network/v2.0/")}]}]}),
+    )
+}
+
+// ---------------------------------------------------------------- identity
+
+fn catalog(base: &str, region: &str) -> Value {
+    let entry = |kind: &str, name: &str, url: String| {
+        json!({"type": kind, "name": name, "id": format!("{kind}-p2p"),
+            "endpoints": [{"id": format!("{kind}-public"), "interface": "public", "region": region, "region_id": region, "url": url}]})
+    };
+    json!([
+        entry("identity", "keystone", format!("{base}/identity")),
+        entry("compute", "nova", format!("{base}/compute/v2.1")),
+        entry("image", "glance", format!("{base}/image")),
+        entry("network", "neutron", format!("{base}/network")),
+    ])
+}
+
+/// Authenticates the user against the own cloudlet and answers with a
+/// federation token (valid at every agent) and a catalog of this agent.
+async fn auth_tokens(State(core): S, headers: HeaderMap, uri: Uri, body: Bytes) -> Response {
+    let r = rid(&headers);
+    let resp = match core.user_auth(body, &r).await {
+        Ok(resp) => resp,
+        Err(e) => return call_fault(Service::Identity, e).into_response(),
+    };
+    if !resp.status().is_success() {
+        let status = resp.status();
+        let body = serde_json::from_slice::<Value>(resp.body())
+            .unwrap_or_else(|_| ApiError::unauthorized(Service::Identity).body());
+        return json_resp(status, &body);
+    }
+    let Ok(mut v) = serde_json::from_slice::<Value>(resp.body()) else {
+        return fault(
+            Service::Identity,
+            502,
+            "cloudlet returned an unreadable token",
+        )
+        .into_response();
+    };
+    let t = v.get("token").cloned().unwrap_or(Value::Null);
+    let s = |p: &str| t.pointer(p).and_then(Value::as_str).map(str::to_string);
+    let cloudlet_exp = s("/expires_at")
+        .and_then(|e| chrono::DateTime::parse_from_rfc3339(&e).ok())
+        .map(|d| d.timestamp())
+        .unwrap_or(now() + core.cfg.token_ttl_secs);
+    let claims = Claims {
+        user_id: s("/user/id").unwrap_or_default(),
+        user_name: s("/user/name").unwrap_or_default(),
+        user_domain: s("/user/domain/name").unwrap_or_else(|| "Default".into()),
+        project_id: s("/project/id"),
+        project_name: s("/project/name"),
+        project_domain: s("/project/domain/name")
+            .or_else(|| s("/project/domain/id").map(|_| "Default".into())),
+        roles: t
+            .get("roles")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|r| r.get("name").and_then(Value::as_str).map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        issued_at: now(),
+        expires_at: cloudlet_exp.min(now() + core.cfg.token_ttl_secs),
+        issuer: core.name.clone(),
+        audit_id: t
+            .pointer("/audit_ids/0")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+    };
+    let fed = token::sign(&claims, &core.secret);
+    let base = base_of(&core, &headers);
+    if let Some(tok) = v.get_mut("token").and_then(Value::as_object_mut) {
+        let exp =
+            chrono::DateTime::from_timestamp(claims.expires_at, 0).unwrap_or_else(chrono::Utc::now);
+        tok.insert(
+            "expires_at".into(),
+            json!(os_wire::time::rfc3339_micros(exp)),
+        );
+        let nocatalog = uri.query().is_some_and(|q| q.contains("nocatalog"));
+        if tok.contains_key("catalog") || (!nocatalog && claims.project_name.is_some()) {
+            tok.insert("catalog".into(), catalog(&base, &core.cfg.region));
+        }
+    }
+    let mut r = json_resp(StatusCode::CREATED, &v);
+    if let Ok(h) = HeaderValue::from_str(&fed) {
+        r.headers_mut().insert("x-subject-token", h);
+    }
+    r
+}
+
+// ---------------------------------------------------------------- servers
+
+async fn create_server(State(core): S, headers: HeaderMap, body: Bytes) -> Response {
+    let c = match ctx(&core, &headers, Service::Compute) {
+        Ok(c) => c,
+        Err(f) => return f.into_response(),
+    };
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+        return fault(Service::Compute, 400, "Malformed request body").into_response();
+    };
+    if v.pointer("/server/max_count")
+        .and_then(Value::as_i64)
+        .unwrap_or(1)
+        > 1
+    {
+        return fault(
+            Service::Compute,
+            400,
+            "The federation boots one server per request (max_count must be 1)",
+        )
+        .into_response();
+    }
+    let (plan, demand) = match core.plan_boot(&c.claims, &c.project, &v, &c.rid).await {
+        Ok(x) => x,
+        Err((status, msg)) => return fault(Service::Compute, status, msg).into_response(),
+    };
+    let mut tried = vec![];
+    match core
+        .place_and_boot(&c.claims, &c.project, &plan, &demand, &mut tried, &c.rid)
+        .await
+    {
+        Ok((owner, local_id, created)) => {
+            let Ok(gid) = uuid::Uuid::parse_str(&plan.gid) else {
+                return fault(Service::Compute, 500, "bad global id").into_response();
+            };
+            let name = plan
+                .server
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let entry = DirEntry {
+                owner: owner.clone(),
+                local_id,
+                name,
+                tenant: c.claims.project_id.clone().unwrap_or_default(),
+                project: c.project.clone(),
+                claims: c.claims.clone(),
+                state: DirState::Building,
+                tried,
+            };
+            core.accept(gid, entry, plan.clone(), demand, c.rid.clone());
+            let self_href = format!("{}/compute/v2.1/servers/{gid}", c.base);
+            let mut server = json!({
+                "id": plan.gid,
+                "links": [{"rel": "self", "href": self_href},
+                          {"rel": "bookmark", "href": format!("{}/compute/servers/{gid}", c.base)}],
+                "OS-DCF:diskConfig": "MANUAL",
+                "security_groups": [{"name": "default"}],
+            });
+            if let Some(p) = created.pointer("/server/adminPass") {
+                server["adminPass"] = p.clone();
+            }
+            let mut r = json_resp(StatusCode::ACCEPTED, &json!({"server": server}));
+            if let Ok(h) = HeaderValue::from_str(&self_href) {
+                r.headers_mut().insert("location", h);
+            }
+            with_owner(r, &core, Some(&owner))
+        }
+        Err(e) => {
+            let f = match e {
+                CallError::Status {
+                    status: 403,
+                    message,
+                } => fault(Service::Compute, 403, message),
+                CallError::Status {
+                    status: 400,
+                    message,
+                } => fault(Service::Compute, 400, message),
+                other => fault(
+                    Service::Compute,
+                    500,
+                    format!(
+                        "No valid host was found. Tried {}: {other}",
+                        tried.join(", ")
+                    ),
+                ),
+            };
+            f.into_response()
+        }
+    }
+}
+
+async fn list(core: Arc<Core>, headers: HeaderMap, uri: Uri, detail: bool) -> Response {
+    let c = match ctx(&core, &headers, Service::Compute) {
+        Ok(c) => c,
+        Err(f) => return f.into_response(),
+    };
+    let pairs = query_pairs(&uri);
+    let q = match ListQuery::parse(&pairs) {
+        Ok(q) => q,
+        Err(e) => return fault(Service::Compute, 400, e.to_string()).into_response(),
+    };
+    let all = core
+        .all_servers(&c.claims, &c.project, &c.base, &c.rid)
+        .await;
+    let page = match listing::paginate(all, &q) {
+        Ok(p) => p,
+        Err(e) => return fault(Service::Compute, 400, e.to_string()).into_response(),
+    };
+    let servers: Vec<Value> = if detail {
+        page.servers
+    } else {
+        page.servers.iter().map(view::brief).collect()
+    };
+    let mut body = json!({"servers": servers});
+    if let Some(m) = page.next_marker {
+        let mut qs: Vec<(String, String)> =
+            pairs.into_iter().filter(|(k, _)| k != "marker").collect();
+        qs.push(("marker".into(), m));
+        let enc = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(qs)
+            .finish();
+        let path = if detail { "servers/detail" } else { "servers" };
+        body["servers_links"] =
+            json!([{"rel": "next", "href": format!("{}/compute/v2.1/{path}?{enc}", c.base)}]);
+    }
+    json_resp(StatusCode::OK, &body)
+}
+
+async fn list_brief(State(core): S, headers: HeaderMap, uri: Uri) -> Response {
+    list(core, headers, uri, false).await
+}
+
+async fn list_detail(State(core): S, headers: HeaderMap, uri: Uri) -> Response {
+    list(core, headers, uri, true).await
+}
+
+/// `GET`/`DELETE /servers/{id}`: served here if this agent coordinates the
+/// ID, else forwarded to its coordinator in one hop.
+async fn route_server(core: Arc<Core>, method: Method, headers: HeaderMap, id: String) -> Response {
+    let c = match ctx(&core, &headers, Service::Compute) {
+        Ok(c) => c,
+        Err(f) => return f.into_response(),
+    };
+    let nf = || {
+        fault(
+            Service::Compute,
+            404,
+            format!("Instance {id} could not be found."),
+        )
+        .into_response()
+    };
+    let Some(gid) = idroute::parse(&id) else {
+        return nf();
+    };
+    let in_directory = core
+        .directory
+        .lock()
+        .map(|d| d.contains_key(&gid))
+        .unwrap_or(false);
+    if !in_directory {
+        let known = core.gossip.known().await;
+        let coord = idroute::coordinator_of(&gid, known.iter().map(|(s, _)| s.name.as_str()))
+            .map(str::to_string);
+        if let Some(coord) = coord.filter(|c| *c != core.name) {
+            let alive = known.iter().any(|(s, a)| s.name == coord && *a);
+            if let (true, Some(url)) = (alive, core.url_of(&coord).await) {
+                let path = format!("/p2p/v1/servers/{gid}");
+                match core
+                    .peer_call(&url, method.clone(), &path, &c.token, None, &c.rid)
+                    .await
+                {
+                    Ok(r) => {
+                        let owner = r
+                            .headers()
+                            .get("x-p2p-cloudlet")
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_string);
+                        let status = r.status();
+                        let resp = if r.body().is_empty() {
+                            status.into_response()
+                        } else {
+                            match serde_json::from_slice::<Value>(r.body()) {
+                                Ok(mut v) => {
+                                    if let Some(s) = v.get_mut("server") {
+                                        view::globalize(s, &id, &c.base);
+                                    }
+                                    json_resp(status, &v)
+                                }
+                                Err(_) => status.into_response(),
+                            }
+                        };
+                        return with_owner(resp, &core, owner.as_deref());
+                    }
+                    Err(e) => {
+                        tracing::warn!(coordinator = %coord, error = %e, "coordinator unreachable; searching");
+                        core.suspect(&coord);
+                    }
+                }
+            }
+        }
+    }
+    let o = core
+        .server_op(&method, gid, &c.claims, &c.project, &c.base, &c.rid)
+        .await;
+    outcome(&core, o)
+}
+
+async fn show_server(State(core): S, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    route_server(core, Method::GET, headers, id).await
+}
+
+async fn delete_server(State(core): S, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    route_server(core, Method::DELETE, headers, id).await
+}
+
+// ---------------------------------------------------------------- federation-wide figures
+
+async fn hypervisor_stats(State(core): S, headers: HeaderMap) -> Response {
+    let c = match ctx(&core, &headers, Service::Compute) {
+        Ok(c) => c,
+        Err(f) => return f.into_response(),
+    };
+    match core
+        .federated_sum(
+            &c.claims,
+            &c.project,
+            "/os-hypervisors/statistics",
+            "/hypervisor_statistics",
+            view::SumKind::All,
+            &c.rid,
+        )
+        .await
+    {
+        Ok(v) => json_resp(StatusCode::OK, &json!({"hypervisor_statistics": v})),
+        Err(e) => call_fault(Service::Compute, e).into_response(),
+    }
+}
+
+async fn limits(State(core): S, headers: HeaderMap) -> Response {
+    let c = match ctx(&core, &headers, Service::Compute) {
+        Ok(c) => c,
+        Err(f) => return f.into_response(),
+    };
+    match core
+        .federated_sum(
+            &c.claims,
+            &c.project,
+            "/limits",
+            "/limits/absolute",
+            view::SumKind::Limits,
+            &c.rid,
+        )
+        .await
+    {
+        Ok(v) => json_resp(
+            StatusCode::OK,
+            &json!({"limits": {"rate": [], "absolute": v}}),
+        ),
+        Err(e) => call_fault(Service::Compute, e).into_response(),
+    }
+}
+
+async fn quotas(State(core): S, headers: HeaderMap, Path(project): Path<String>) -> Response {
+    let c = match ctx(&core, &headers, Service::Compute) {
+        Ok(c) => c,
+        Err(f) => return f.into_response(),
+    };
+    // Project IDs are per cloudlet: each cloudlet answers for its own ID of
+    // the caller's project (`@project` is substituted where the call lands).
+    let _ = project;
+    let path = format!("/os-quota-sets/{PROJECT_PLACEHOLDER}");
+    match core
+        .federated_sum(
+            &c.claims,
+            &c.project,
+            &path,
+            "/quota_set",
+            view::SumKind::Quota,
+            &c.rid,
+        )
+        .await
+    {
+        Ok(v) => json_resp(StatusCode::OK, &json!({"quota_set": v})),
+        Err(e) => call_fault(Service::Compute, e).into_response(),
+    }
+}
+
+// ---------------------------------------------------------------- proxies to the own cloudlet
+
+/// Forwards a request to the own cloudlet's `svc`, rewriting the
+/// cloudlet's endpoint URLs in the answer to this agent's.
+#[allow(clippy::too_many_arguments)]
+async fn proxy(
+    core: Arc<Core>,
+    svc: Svc,
+    service: Service,
+    prefix: &str,
+    method: Method,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let c = match ctx(&core, &headers, service) {
+        Ok(c) => c,
+        Err(f) => return f.into_response(),
+    };
+    if !matches!(method, Method::GET | Method::HEAD) {
+        return fault(service, 405, "Only reads are federated for this resource.").into_response();
+    }
+    let rest = uri.path().strip_prefix(prefix).unwrap_or("");
+    let path = match uri.query() {
+        Some(q) => format!("{rest}?{q}"),
+        None => rest.to_string(),
+    };
+    let body = if body.is_empty() { None } else { Some(body) };
+    let resp = match core
+        .cloudlet
+        .call(&c.project, svc, method, &path, body, &c.rid)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return call_fault(service, e).into_response(),
+    };
+    let mut text = String::from_utf8_lossy(resp.body()).into_owned();
+    if let Ok(eps) = core.cloudlet.endpoints().await {
+        let mut pairs = vec![
+            (eps.compute.clone(), format!("{}/compute/v2.1", c.base)),
+            (eps.image.clone(), format!("{}/image", c.base)),
+            (eps.network.clone(), format!("{}/network", c.base)),
+            (eps.identity.clone(), format!("{}/identity", c.base)),
+        ];
+        // Nova bookmark links (`.../compute/flavors/1`) use the unversioned root.
+        if let Some(root) = eps.compute.strip_suffix("/v2.1") {
+            pairs.push((format!("{root}/"), format!("{}/compute/", c.base)));
+        }
+        for (from, to) in pairs {
+            if !from.is_empty() {
+                text = text.replace(&from, &to);
+            }
+        }
+    }
+    let mut r = (resp.status(), text).into_response();
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    for h in ["openstack-api-version", "x-openstack-nova-api-version"] {
+        if let Some(v) = resp.headers().get(h) {
+            r.headers_mut().insert(h, v.clone());
+        }
+    }
+    r
+}
+
+async fn proxy_compute(
+    State(core): S,
+    method: Method,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    proxy(
+        core,
+        Svc::Compute,
+        Service::Compute,
+        "/compute/v2.1",
+        method,
+        headers,
+        uri,
+        body,
+    )
+    .await
+}
+
+async fn proxy_image(
+    State(core): S,
+    method: Method,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    proxy(
+        core,
+        Svc::Image,
+        Service::Image,
+        "/image",
+        method,
+        headers,
+        uri,
+        body,
+    )
+    .await
+}
+
+async fn proxy_network(
+    State(core): S,
+    method: Method,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    proxy(
+        core,
+        Svc::Network,
+        Service::Network,
+        "/network",
+        method,
+        headers,
+        uri,
+        body,
+    )
+    .await
+}
+
+// ---------------------------------------------------------------- metrics
+
+async fn metrics(State(core): S) -> Response {
+    let hb = core.gossip.heartbeat().await;
+    let text = core
+        .metrics
+        .render(&core.name, core.gossip.members_alive(), hb);
+    let mut r = text.into_response();
+    r.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    r
+}
+
+// ---------------------------------------------------------------- agent-to-agent
+
+/// A peer asks this agent to create a planned server on its cloudlet.
+async fn p2p_boot(
+    State(core): S,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let c = match peer_ctx(&core, &method, &uri, &headers) {
+        Ok(c) => c,
+        Err(f) => return f.into_response(),
+    };
+    let Ok(plan) = serde_json::from_slice::<BootPlan>(&body) else {
+        return fault(Service::Control, 400, "Malformed boot plan").into_response();
+    };
+    match core.boot_local(&c.project, &plan, &c.rid).await {
+        Ok((local_id, created)) => {
+            Metrics::inc(&core.metrics.boots_accepted_for_peers);
+            json_resp(
+                StatusCode::ACCEPTED,
+                &json!({"local_id": local_id, "create": created}),
+            )
+        }
+        Err(e) => call_fault(Service::Control, e).into_response(),
+    }
+}
+
+/// `GET`/`DELETE` of a global ID this agent coordinates.
+async fn p2p_server(
+    State(core): S,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let c = match peer_ctx(&core, &method, &uri, &headers) {
+        Ok(c) => c,
+        Err(f) => return f.into_response(),
+    };
+    let Some(gid) = idroute::parse(&id) else {
+        return fault(
+            Service::Compute,
+            404,
+            format!("Instance {id} could not be found."),
+        )
+        .into_response();
+    };
+    let o = core
+        .server_op(&method, gid, &c.claims, &c.project, &c.base, &c.rid)
+        .await;
+    outcome(&core, o)
+}
+
+/// Raw access to the own cloudlet's Nova for a peer (reads and deletes).
+async fn p2p_local(State(core): S, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    let c = match peer_ctx(&core, &method, &uri, &headers) {
+        Ok(c) => c,
+        Err(f) => return f.into_response(),
+    };
+    if !matches!(method, Method::GET | Method::DELETE) {
+        return fault(Service::Control, 405, "Only GET and DELETE").into_response();
+    }
+    let rest = uri.path().strip_prefix("/p2p/v1/local").unwrap_or("");
+    let path = match uri.query() {
+        Some(q) => format!("{rest}?{q}"),
+        None => rest.to_string(),
+    };
+    let path = match core.with_local_project(&c.project, &path).await {
+        Ok(p) => p,
+        Err(e) => return call_fault(Service::Control, e).into_response(),
+    };
+    match core
+        .cloudlet
+        .call(&c.project, Svc::Compute, method, &path, None, &c.rid)
+        .await
+    {
+        Ok(r) => {
+            let status = r.status();
+            let mut resp = (status, Body::from(r.into_body())).into_response();
+            resp.headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/json"));
+            resp
+        }
+        Err(e) => call_fault(Service::Control, e).into_response(),
+    }
+}
+
+/// This agent's view of the federation (for operators and tests).
+async fn p2p_view(State(core): S, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    let sig = headers
+        .get(P2P_AUTH)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !token::verify_peer_request(&core.secret, now(), method.as_str(), uri.path(), sig) {
+        return fault(Service::Control, 401, "Missing or invalid X-P2P-Auth.").into_response();
+    }
+    let known = core.gossip.known().await;
+    let members: Vec<Value> = known
+        .into_iter()
+        .map(|(s, alive)| json!({"state": s, "alive": alive}))
+        .collect();
+    json_resp(
+        StatusCode::OK,
+        &json!({"agent": core.name, "members": members}),
+    )
+}
+
+/// A peer whose own cloudlet is down resolves flavors/images/networks here.
+async fn p2p_read(State(core): S, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    let c = match peer_ctx(&core, &method, &uri, &headers) {
+        Ok(c) => c,
+        Err(f) => return f.into_response(),
+    };
+    let rest = uri.path().strip_prefix("/p2p/v1/read").unwrap_or("");
+    let (svc, rest) = if let Some(r) = rest.strip_prefix("/compute") {
+        (Svc::Compute, r)
+    } else if let Some(r) = rest.strip_prefix("/image") {
+        (Svc::Image, r)
+    } else if let Some(r) = rest.strip_prefix("/network") {
+        (Svc::Network, r)
+    } else {
+        return fault(Service::Control, 404, "Unknown service").into_response();
+    };
+    let path = match uri.query() {
+        Some(q) => format!("{rest}?{q}"),
+        None => rest.to_string(),
+    };
+    match core
+        .cloudlet
+        .call(&c.project, svc, Method::GET, &path, None, &c.rid)
+        .await
+    {
+        Ok(r) => {
+            let mut resp = (r.status(), Body::from(r.into_body())).into_response();
+            resp.headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/json"));
+            resp
+        }
+        Err(e) => call_fault(Service::Control, e).into_response(),
+    }
+}
+
+/// A peer whose own cloudlet is down authenticates a user here (the
+/// answer is the cloudlet's Keystone answer; the peer mints its own
+/// federation token from it).
+async fn p2p_auth(
+    State(core): S,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let sig = headers
+        .get(P2P_AUTH)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !token::verify_peer_request(&core.secret, now(), method.as_str(), uri.path(), sig) {
+        return fault(Service::Control, 401, "Missing or invalid X-P2P-Auth.").into_response();
+    }
+    match core.cloudlet.user_auth(body, &rid(&headers)).await {
+        Ok(r) => {
+            let mut resp = (r.status(), Body::from(r.into_body())).into_response();
+            resp.headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/json"));
+            resp
+        }
+        Err(e) => call_fault(Service::Identity, e).into_response(),
+    }
+}

@@ -1,0 +1,142 @@
+//! Agent configuration: serde + `Default`, loadable from TOML.
+
+use serde::{Deserialize, Serialize};
+
+/// Everything one agent needs. Every field has a default, so a TOML file
+/// only lists what differs.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AgentConfig {
+    /// Cloudlet (and agent) name, unique in the federation.
+    pub name: String,
+    /// HTTP listen address of the agent's OpenStack face.
+    pub listen: String,
+    /// URL users and peers reach this agent at; defaults to `http://<bound addr>`.
+    pub public_url: Option<String>,
+    /// Keystone URL of this agent's own cloudlet (e.g. `http://host/identity`).
+    pub cloudlet_auth_url: String,
+    pub region: String,
+    /// Service account on the cloudlet. It needs the `admin` role in every
+    /// project the federation serves (see docs/agent.md).
+    pub service_username: String,
+    pub service_password: String,
+    pub service_project: String,
+    pub service_domain: String,
+    /// UDP gossip listen address.
+    pub gossip_listen: String,
+    /// Gossip address peers should use; defaults to the bound address.
+    pub gossip_advertise: Option<String>,
+    /// Gossip addresses (`host:port`) of some peers.
+    pub seed_peers: Vec<String>,
+    /// Agents only gossip within one cluster id.
+    pub cluster_id: String,
+    /// Shared secret: signs federation tokens and agent-to-agent calls.
+    pub cluster_secret: String,
+    /// Extra placement attempts after a refusal or an ERROR before ACTIVE
+    /// (0 turns retries off).
+    pub retries: u32,
+    /// The local cloudlet is "overloaded" at this many builds in flight.
+    pub local_max_builds: u32,
+    pub gossip_interval_ms: u64,
+    /// Phi-accrual threshold of chitchat's failure detector.
+    pub phi_threshold: f64,
+    /// How often the agent polls its cloudlet's capacity.
+    pub capacity_interval_ms: u64,
+    /// A peer that refused a connection is kept out of placement this long
+    /// (unless gossip says it is alive again with a newer report).
+    pub suspect_ms: u64,
+    /// Bound on each call to the cloudlet or to a peer.
+    pub request_timeout_ms: u64,
+    /// Federation token lifetime (capped by the cloudlet token's expiry).
+    pub token_ttl_secs: i64,
+    /// How often a coordinator polls a boot until ACTIVE or ERROR.
+    pub boot_poll_ms: u64,
+    /// Give up watching a boot after this long.
+    pub boot_watch_secs: u64,
+    /// Seed of the placement RNG (random when absent).
+    pub seed: Option<u64>,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            name: "cloudlet-1".into(),
+            listen: "127.0.0.1:0".into(),
+            public_url: None,
+            cloudlet_auth_url: "http://127.0.0.1/identity".into(),
+            region: "RegionOne".into(),
+            service_username: "admin".into(),
+            service_password: "secret".into(),
+            service_project: "admin".into(),
+            service_domain: "Default".into(),
+            gossip_listen: "127.0.0.1:0".into(),
+            gossip_advertise: None,
+            seed_peers: Vec::new(),
+            cluster_id: "p2pstack".into(),
+            cluster_secret: "change-me".into(),
+            retries: 2,
+            local_max_builds: 10,
+            gossip_interval_ms: 500,
+            phi_threshold: 8.0,
+            capacity_interval_ms: 1000,
+            suspect_ms: 15_000,
+            request_timeout_ms: 10_000,
+            token_ttl_secs: 3600,
+            boot_poll_ms: 1000,
+            boot_watch_secs: 900,
+            seed: None,
+        }
+    }
+}
+
+// Never print the password or the cluster secret.
+impl std::fmt::Debug for AgentConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentConfig")
+            .field("name", &self.name)
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url)
+            .field("cloudlet_auth_url", &self.cloudlet_auth_url)
+            .field("region", &self.region)
+            .field("service_username", &self.service_username)
+            .field("service_password", &"<redacted>")
+            .field("service_project", &self.service_project)
+            .field("gossip_listen", &self.gossip_listen)
+            .field("seed_peers", &self.seed_peers)
+            .field("cluster_id", &self.cluster_id)
+            .field("cluster_secret", &"<redacted>")
+            .field("retries", &self.retries)
+            .field("local_max_builds", &self.local_max_builds)
+            .field("gossip_interval_ms", &self.gossip_interval_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AgentConfig {
+    /// Parses a TOML document (missing keys take their defaults).
+    pub fn from_toml(text: &str) -> Result<Self, crate::AgentError> {
+        toml::from_str(text).map_err(|e| crate::AgentError::Config(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_overrides_defaults_and_debug_redacts() {
+        let c = AgentConfig::from_toml(
+            "name = \"c7\"\nretries = 0\ncluster_secret = \"hunter2\"\nseed_peers = [\"10.0.0.1:7000\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.name, "c7");
+        assert_eq!(c.retries, 0);
+        assert_eq!(c.service_username, "admin");
+        let dbg = format!("{c:?}");
+        assert!(
+            !dbg.contains("hunter2") && !dbg.contains("secret\""),
+            "{dbg}"
+        );
+        assert!(AgentConfig::from_toml("retries = \"many\"").is_err());
+    }
+}

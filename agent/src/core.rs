@@ -1,0 +1,1223 @@
+//! The agent's shared state and the I/O-bound operations built on the pure
+//! modules: placing and forwarding boots, watching them, routing server
+//! IDs to their owner, and fanning lists out to every cloudlet.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use os_client::HttpResponse;
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use crate::cloudlet::{build_request, json_of, status_error, CloudletClient, ProjectRef, Svc};
+use crate::error::CallError;
+use crate::gossip::Gossip;
+use crate::idroute::{self, COORDINATOR_KEY, METADATA_KEY};
+use crate::metrics::Metrics;
+use crate::placement::{self, Demand, Policy};
+use crate::state::CloudletState;
+use crate::token::{self, Claims};
+use crate::{view, AgentConfig};
+
+/// Stands for "this cloudlet's ID of the caller's project" in paths sent
+/// to every cloudlet (project IDs differ between cloudlets).
+pub const PROJECT_PLACEHOLDER: &str = "@project";
+
+/// Header carrying the agent-to-agent signature.
+pub const P2P_AUTH: &str = "x-p2p-auth";
+
+/// A boot, described portably (names, not cloudlet-local IDs).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BootPlan {
+    pub gid: String,
+    pub coordinator: String,
+    /// The user's `server` object without imageRef/flavorRef/networks.
+    pub server: Value,
+    pub flavor_name: String,
+    pub image_name: Option<String>,
+    /// Network names, or the string `"auto"`/`"none"`, or null (omitted).
+    pub networks: Value,
+    pub scheduler_hints: Option<Value>,
+}
+
+/// Where a coordinated server lives now.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DirState {
+    Building,
+    /// Being re-placed after a failure: users see BUILD.
+    Retrying,
+    Active,
+    /// Failed everywhere and no instance holds the fault: users see ERROR.
+    Failed(String),
+    Deleted,
+}
+
+#[derive(Debug, Clone)]
+pub struct DirEntry {
+    pub owner: String,
+    pub local_id: String,
+    pub name: String,
+    pub tenant: String,
+    pub project: ProjectRef,
+    pub claims: Claims,
+    pub state: DirState,
+    pub tried: Vec<String>,
+}
+
+pub struct Core {
+    pub cfg: AgentConfig,
+    pub name: String,
+    pub self_url: String,
+    pub secret: Vec<u8>,
+    pub cloudlet: CloudletClient,
+    pub gossip: Gossip,
+    pub metrics: Metrics,
+    pub directory: Mutex<HashMap<Uuid, DirEntry>>,
+    /// Peers that refused a connection: name → since.
+    pub suspects: Mutex<HashMap<String, Instant>>,
+    /// Last servers seen per (cloudlet, project), shown as UNKNOWN when the
+    /// cloudlet cannot be reached.
+    pub last_seen: Mutex<HashMap<(String, ProjectRef), Vec<Value>>>,
+    /// name → id per (kind, name) on the own cloudlet.
+    pub names: Mutex<HashMap<(&'static str, String), String>>,
+    pub rng: Mutex<StdRng>,
+    /// Own recent placements, to correct the view between reports.
+    pub recent: Mutex<placement::RecentPlacements>,
+}
+
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+pub fn project_of(c: &Claims) -> Option<ProjectRef> {
+    Some(ProjectRef {
+        name: c.project_name.clone()?,
+        domain: c.project_domain.clone().unwrap_or_else(|| "Default".into()),
+    })
+}
+
+fn last_segment(r: &str) -> String {
+    r.trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(r)
+        .to_string()
+}
+
+/// The user-facing outcome of an operation: a status and a JSON body, plus
+/// the cloudlet that owns the server (for `X-P2P-Cloudlet`).
+#[derive(Debug)]
+pub struct Outcome {
+    pub status: StatusCode,
+    pub body: Option<Value>,
+    pub owner: Option<String>,
+}
+
+impl Outcome {
+    pub fn json(status: StatusCode, body: Value, owner: Option<String>) -> Self {
+        Self {
+            status,
+            body: Some(body),
+            owner,
+        }
+    }
+}
+
+impl Core {
+    fn policy(&self) -> Policy {
+        Policy {
+            local_max_builds: self.cfg.local_max_builds,
+        }
+    }
+
+    pub fn suspect(&self, name: &str) {
+        if name == self.name {
+            return;
+        }
+        if let Ok(mut s) = self.suspects.lock() {
+            s.insert(name.to_string(), Instant::now());
+        }
+    }
+
+    fn suspected(&self, st: &CloudletState) -> bool {
+        let Ok(mut s) = self.suspects.lock() else {
+            return false;
+        };
+        let ttl = Duration::from_millis(self.cfg.suspect_ms);
+        match s.get(&st.name) {
+            Some(since) if since.elapsed() < ttl => true,
+            Some(_) => {
+                s.remove(&st.name);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// The placement view: alive by gossip, not suspected locally, and
+    /// corrected with this agent's own placements since each report.
+    pub async fn view(&self) -> Vec<CloudletState> {
+        let v = self.gossip.live_view().await;
+        let mut v: Vec<CloudletState> = v.into_iter().filter(|s| !self.suspected(s)).collect();
+        if let Ok(mut recent) = self.recent.lock() {
+            placement::account_recent(&mut v, &mut recent);
+        }
+        v
+    }
+
+    fn note_placement(&self, target: &str, demand: &Demand) {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        if let Ok(mut r) = self.recent.lock() {
+            let list = r.entry(target.to_string()).or_default();
+            // Bound memory if a target stops reporting.
+            if list.len() >= 10_000 {
+                list.remove(0);
+            }
+            list.push(placement::Recent {
+                demand: *demand,
+                at_ms: now_ms,
+            });
+        }
+    }
+
+    /// URL of a member by name (alive or not).
+    pub async fn url_of(&self, name: &str) -> Option<String> {
+        if name == self.name {
+            return Some(self.self_url.clone());
+        }
+        self.gossip
+            .known()
+            .await
+            .into_iter()
+            .find(|(s, _)| s.name == name)
+            .map(|(s, _)| s.url)
+    }
+
+    /// A signed call to a peer agent.
+    pub async fn peer_call(
+        &self,
+        url: &str,
+        method: Method,
+        path: &str,
+        user_token: &str,
+        body: Option<Bytes>,
+        request_id: &str,
+    ) -> Result<HttpResponse, CallError> {
+        let pure_path = path.split('?').next().unwrap_or(path);
+        let sig = token::sign_peer_request(&self.secret, now(), method.as_str(), pure_path);
+        let mut req = build_request(
+            method,
+            &format!("{url}{path}"),
+            Some(user_token),
+            body,
+            request_id,
+        )?;
+        if let Ok(v) = http::HeaderValue::from_str(&sig) {
+            req.headers_mut().insert(P2P_AUTH, v);
+        }
+        let t0 = Instant::now();
+        let r = self.cloudlet.send(req).await;
+        self.metrics.observe_forward(t0.elapsed());
+        r
+    }
+
+    /// A federation token for background work on behalf of `claims`.
+    pub fn token_for_claims(&self, claims: &Claims) -> String {
+        let mut c = claims.clone();
+        c.expires_at = c.expires_at.max(now() + 600);
+        token::sign(&c, &self.secret)
+    }
+
+    // ---- name resolution on the own cloudlet ----
+
+    async fn resolve(
+        &self,
+        p: &ProjectRef,
+        kind: &'static str,
+        name: &str,
+        rid: &str,
+    ) -> Result<String, CallError> {
+        if let Ok(n) = self.names.lock() {
+            if let Some(id) = n.get(&(kind, name.to_string())) {
+                return Ok(id.clone());
+            }
+        }
+        let enc: String = url::form_urlencoded::byte_serialize(name.as_bytes()).collect();
+        let (svc, path, list) = match kind {
+            "flavor" => (
+                Svc::Compute,
+                "/flavors/detail?is_public=None".to_string(),
+                "flavors",
+            ),
+            "image" => (Svc::Image, format!("/v2/images?name={enc}"), "images"),
+            _ => (
+                Svc::Network,
+                format!("/v2.0/networks?name={enc}"),
+                "networks",
+            ),
+        };
+        let v = self.cloudlet.get_json(p, svc, &path, rid).await?;
+        let id = v
+            .get(list)
+            .and_then(Value::as_array)
+            .and_then(|a| {
+                a.iter()
+                    .find(|x| x.get("name").and_then(Value::as_str) == Some(name))
+            })
+            .and_then(|x| x.get("id"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| CallError::Status {
+                status: 400,
+                message: format!("{kind} {name} not found on cloudlet"),
+            })?;
+        if let Ok(mut n) = self.names.lock() {
+            n.insert((kind, name.to_string()), id.clone());
+        }
+        Ok(id)
+    }
+
+    /// A read on the own cloudlet; when it cannot be reached, the same read
+    /// on a healthy peer's cloudlet (names and IDs are portable), so an
+    /// agent whose cloudlet is down can still plan boots.
+    pub async fn read_json(
+        &self,
+        claims: &Claims,
+        p: &ProjectRef,
+        svc: Svc,
+        path: &str,
+        rid: &str,
+    ) -> Result<Value, CallError> {
+        let err = match self.cloudlet.get_json(p, svc, path, rid).await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.status().is_some() => return Err(e),
+            Err(e) => e,
+        };
+        let kind = match svc {
+            Svc::Compute => "compute",
+            Svc::Image => "image",
+            Svc::Network => "network",
+            _ => return Err(err),
+        };
+        let tok = self.token_for_claims(claims);
+        let peers: Vec<CloudletState> = self
+            .view()
+            .await
+            .into_iter()
+            .filter(|s| s.name != self.name && s.healthy)
+            .take(3)
+            .collect();
+        for st in peers {
+            let path = format!("/p2p/v1/read/{kind}{path}");
+            match self
+                .peer_call(&st.url, Method::GET, &path, &tok, None, rid)
+                .await
+            {
+                Ok(r) => return json_of(&r),
+                Err(e) if e.is_unreachable() => self.suspect(&st.name),
+                Err(_) => {}
+            }
+        }
+        Err(err)
+    }
+
+    /// Authenticates a user on the own cloudlet, or through a healthy peer
+    /// when the own cloudlet cannot be reached.
+    pub async fn user_auth(&self, body: Bytes, rid: &str) -> Result<HttpResponse, CallError> {
+        let err = match self.cloudlet.user_auth(body.clone(), rid).await {
+            Ok(r) => return Ok(r),
+            Err(e) => e,
+        };
+        let peers: Vec<CloudletState> = self
+            .view()
+            .await
+            .into_iter()
+            .filter(|s| s.name != self.name && s.healthy)
+            .take(3)
+            .collect();
+        for st in peers {
+            match self
+                .peer_call(
+                    &st.url,
+                    Method::POST,
+                    "/p2p/v1/auth",
+                    "",
+                    Some(body.clone()),
+                    rid,
+                )
+                .await
+            {
+                Ok(r) => return Ok(r),
+                Err(e) if e.is_unreachable() => self.suspect(&st.name),
+                Err(_) => {}
+            }
+        }
+        Err(err)
+    }
+
+    /// Validates the user's `server` object against the own cloudlet and
+    /// turns it into a portable plan plus the flavor's demand.
+    pub async fn plan_boot(
+        &self,
+        claims: &Claims,
+        p: &ProjectRef,
+        body: &Value,
+        rid: &str,
+    ) -> Result<(BootPlan, Demand), (u16, String)> {
+        let server = body
+            .get("server")
+            .and_then(Value::as_object)
+            .ok_or((400, "Missing server in request body".to_string()))?;
+        let name = server.get("name").and_then(Value::as_str).unwrap_or("");
+        if name.is_empty() {
+            return Err((400, "Invalid input for field/attribute name.".into()));
+        }
+        let flavor_ref = server
+            .get("flavorRef")
+            .and_then(Value::as_str)
+            .ok_or((400, "Missing flavorRef attribute".to_string()))?;
+        let fid = last_segment(flavor_ref);
+        let nf = |e: CallError, what: String| match e.status() {
+            Some(404) => (400, what),
+            Some(s) => (s, e.to_string()),
+            None => (
+                503,
+                format!("no cloudlet reachable to resolve the request: {e}"),
+            ),
+        };
+        let flavor = self
+            .read_json(claims, p, Svc::Compute, &format!("/flavors/{fid}"), rid)
+            .await
+            .map_err(|e| nf(e, format!("Flavor {fid} could not be found.")))?;
+        let f = flavor.get("flavor").unwrap_or(&Value::Null);
+        let n = |k: &str| f.get(k).and_then(Value::as_i64).unwrap_or(0);
+        let demand = Demand {
+            vcpus: n("vcpus"),
+            ram_mb: n("ram"),
+            disk_gb: n("disk"),
+        };
+        let flavor_name = f
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or(&fid)
+            .to_string();
+        let image_name = match server
+            .get("imageRef")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
+            None => None,
+            Some(r) => {
+                let iid = last_segment(r);
+                let img = self
+                    .read_json(claims, p, Svc::Image, &format!("/v2/images/{iid}"), rid)
+                    .await
+                    .map_err(|e| nf(e, format!("Image {iid} could not be found.")))?;
+                Some(
+                    img.get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or(&iid)
+                        .to_string(),
+                )
+            }
+        };
+        let networks = match server.get("networks") {
+            Some(Value::Array(nets)) => {
+                let mut names = vec![];
+                for n in nets {
+                    let Some(uuid) = n.get("uuid").and_then(Value::as_str) else {
+                        return Err((400, "Only networks given by uuid can be federated".into()));
+                    };
+                    let net = self
+                        .read_json(
+                            claims,
+                            p,
+                            Svc::Network,
+                            &format!("/v2.0/networks/{uuid}"),
+                            rid,
+                        )
+                        .await
+                        .map_err(|e| nf(e, format!("Network {uuid} could not be found.")))?;
+                    names.push(json!(net
+                        .pointer("/network/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or(uuid)));
+                }
+                Value::Array(names)
+            }
+            Some(v @ Value::String(_)) => v.clone(),
+            _ => Value::Null,
+        };
+        let mut rest = server.clone();
+        for k in [
+            "imageRef",
+            "flavorRef",
+            "networks",
+            "min_count",
+            "max_count",
+        ] {
+            rest.remove(k);
+        }
+        let gid = {
+            let mut rng = self
+                .rng
+                .lock()
+                .map_err(|_| (500, "rng poisoned".to_string()))?;
+            idroute::new_global_id(&self.name, &mut *rng)
+        };
+        Ok((
+            BootPlan {
+                gid: gid.to_string(),
+                coordinator: self.name.clone(),
+                server: Value::Object(rest),
+                flavor_name,
+                image_name,
+                networks,
+                scheduler_hints: body.get("OS-SCH-HNT:scheduler_hints").cloned(),
+            },
+            demand,
+        ))
+    }
+
+    /// Creates the planned server on the own cloudlet. Returns the local ID
+    /// and the cloudlet's 202 body.
+    pub async fn boot_local(
+        &self,
+        p: &ProjectRef,
+        plan: &BootPlan,
+        rid: &str,
+    ) -> Result<(String, Value), CallError> {
+        let mut server = plan.server.clone();
+        let flavor = self.resolve(p, "flavor", &plan.flavor_name, rid).await?;
+        server["flavorRef"] = json!(flavor);
+        if let Some(img) = &plan.image_name {
+            server["imageRef"] = json!(self.resolve(p, "image", img, rid).await?);
+        }
+        match &plan.networks {
+            Value::Array(names) => {
+                let mut nets = vec![];
+                for n in names {
+                    let name = n.as_str().unwrap_or_default();
+                    nets.push(json!({"uuid": self.resolve(p, "network", name, rid).await?}));
+                }
+                server["networks"] = Value::Array(nets);
+            }
+            Value::String(s) => server["networks"] = json!(s),
+            _ => {}
+        }
+        if !server.get("metadata").is_some_and(Value::is_object) {
+            server["metadata"] = json!({});
+        }
+        server["metadata"][METADATA_KEY] = json!(plan.gid);
+        server["metadata"][COORDINATOR_KEY] = json!(plan.coordinator);
+        let mut body = json!({"server": server});
+        if let Some(h) = &plan.scheduler_hints {
+            body["OS-SCH-HNT:scheduler_hints"] = h.clone();
+        }
+        let resp = self
+            .cloudlet
+            .call(
+                p,
+                Svc::Compute,
+                Method::POST,
+                "/servers",
+                Some(Bytes::from(body.to_string())),
+                rid,
+            )
+            .await?;
+        let v = json_of(&resp)?;
+        let id = v
+            .pointer("/server/id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| CallError::BadResponse("no server id in create response".into()))?
+            .to_string();
+        Ok((id, v))
+    }
+
+    /// Places and creates one boot, retrying on refusal up to
+    /// `cfg.retries` more times on cloudlets not yet tried.
+    pub async fn place_and_boot(
+        &self,
+        claims: &Claims,
+        p: &ProjectRef,
+        plan: &BootPlan,
+        demand: &Demand,
+        tried: &mut Vec<String>,
+        rid: &str,
+    ) -> Result<(String, String, Value), CallError> {
+        let mut last_err = CallError::Status {
+            status: 500,
+            message: "No valid host was found. No live cloudlet to place on.".into(),
+        };
+        let budget = self.cfg.retries as usize + 1;
+        let mut attempts = 0;
+        while attempts < budget {
+            let view = self.view().await;
+            let tried_set: HashSet<String> = tried.iter().cloned().collect();
+            let target = {
+                let Ok(mut rng) = self.rng.lock() else { break };
+                placement::choose(
+                    &self.name,
+                    &view,
+                    demand,
+                    &tried_set,
+                    &self.policy(),
+                    &mut *rng,
+                )
+                .map(str::to_string)
+            };
+            let Some(target) = target else { break };
+            if !tried.is_empty() {
+                Metrics::inc(&self.metrics.boot_retries);
+            }
+            attempts += 1;
+            tried.push(target.clone());
+            self.note_placement(&target, demand);
+            let result = if target == self.name {
+                self.boot_local(p, plan, rid).await
+            } else {
+                match view.iter().find(|s| s.name == target) {
+                    None => Err(CallError::BadResponse("target vanished".into())),
+                    Some(st) => {
+                        let tok = self.token_for_claims(claims);
+                        let body = Bytes::from(serde_json::to_vec(plan).unwrap_or_default());
+                        match self
+                            .peer_call(&st.url, Method::POST, "/p2p/v1/boot", &tok, Some(body), rid)
+                            .await
+                        {
+                            Ok(r) => json_of(&r).and_then(|v| {
+                                let id = v
+                                    .get("local_id")
+                                    .and_then(Value::as_str)
+                                    .map(str::to_string);
+                                let sv = v.get("create").cloned().unwrap_or(Value::Null);
+                                id.map(|i| (i, sv))
+                                    .ok_or_else(|| CallError::BadResponse("no local_id".into()))
+                            }),
+                            Err(e) => Err(e),
+                        }
+                    }
+                }
+            };
+            match result {
+                Ok((local_id, created)) => {
+                    if target == self.name {
+                        Metrics::inc(&self.metrics.boots_local);
+                    } else {
+                        Metrics::inc(&self.metrics.boots_remote);
+                    }
+                    info!(gid = %plan.gid, cloudlet = %target, attempt = attempts, "boot placed");
+                    return Ok((target, local_id, created));
+                }
+                Err(e) => {
+                    warn!(gid = %plan.gid, cloudlet = %target, error = %e, "boot refused; trying elsewhere");
+                    if e.is_unreachable() {
+                        self.suspect(&target);
+                    }
+                    last_err = e;
+                }
+            }
+        }
+        Metrics::inc(&self.metrics.boots_failed);
+        Err(last_err)
+    }
+
+    /// Fetches the cloudlet-local server `local_id` from `owner`:
+    /// `Ok(None)` when the cloudlet says 404.
+    pub async fn fetch_local(
+        &self,
+        owner: &str,
+        local_id: &str,
+        claims: &Claims,
+        p: &ProjectRef,
+        rid: &str,
+    ) -> Result<Option<Value>, CallError> {
+        let resp = if owner == self.name {
+            self.cloudlet
+                .call(
+                    p,
+                    Svc::Compute,
+                    Method::GET,
+                    &format!("/servers/{local_id}"),
+                    None,
+                    rid,
+                )
+                .await?
+        } else {
+            let url = self
+                .url_of(owner)
+                .await
+                .ok_or_else(|| CallError::BadResponse(format!("unknown cloudlet {owner}")))?;
+            let tok = self.token_for_claims(claims);
+            self.peer_call(
+                &url,
+                Method::GET,
+                &format!("/p2p/v1/local/servers/{local_id}"),
+                &tok,
+                None,
+                rid,
+            )
+            .await?
+        };
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let v = json_of(&resp)?;
+        Ok(v.get("server").cloned())
+    }
+
+    pub async fn delete_local(
+        &self,
+        owner: &str,
+        local_id: &str,
+        claims: &Claims,
+        p: &ProjectRef,
+        rid: &str,
+    ) -> Result<StatusCode, CallError> {
+        let resp = if owner == self.name {
+            self.cloudlet
+                .call(
+                    p,
+                    Svc::Compute,
+                    Method::DELETE,
+                    &format!("/servers/{local_id}"),
+                    None,
+                    rid,
+                )
+                .await?
+        } else {
+            let url = self
+                .url_of(owner)
+                .await
+                .ok_or_else(|| CallError::BadResponse(format!("unknown cloudlet {owner}")))?;
+            let tok = self.token_for_claims(claims);
+            self.peer_call(
+                &url,
+                Method::DELETE,
+                &format!("/p2p/v1/local/servers/{local_id}"),
+                &tok,
+                None,
+                rid,
+            )
+            .await?
+        };
+        if resp.status().is_success() || resp.status() == StatusCode::NOT_FOUND {
+            Ok(resp.status())
+        } else {
+            Err(status_error(&resp))
+        }
+    }
+
+    fn entry(&self, gid: &Uuid) -> Option<DirEntry> {
+        self.directory.lock().ok().and_then(|d| d.get(gid).cloned())
+    }
+
+    fn update(&self, gid: &Uuid, f: impl FnOnce(&mut DirEntry)) {
+        if let Ok(mut d) = self.directory.lock() {
+            if let Some(e) = d.get_mut(gid) {
+                f(e);
+            }
+        }
+    }
+
+    /// Follows one accepted boot until ACTIVE, ERROR or deletion; re-places
+    /// it while retries remain when it goes to ERROR or its cloudlet dies.
+    pub async fn watch_boot(
+        self: Arc<Self>,
+        gid: Uuid,
+        plan: BootPlan,
+        demand: Demand,
+        rid: String,
+    ) {
+        let deadline = Instant::now() + Duration::from_secs(self.cfg.boot_watch_secs);
+        let poll = Duration::from_millis(self.cfg.boot_poll_ms.max(10));
+        let mut unreachable_since: Option<Instant> = None;
+        while Instant::now() < deadline {
+            tokio::time::sleep(poll).await;
+            let Some(e) = self.entry(&gid) else { return };
+            if e.state == DirState::Deleted {
+                return;
+            }
+            let fault = match self
+                .fetch_local(&e.owner, &e.local_id, &e.claims, &e.project, &rid)
+                .await
+            {
+                Ok(Some(s)) => {
+                    unreachable_since = None;
+                    match s.get("status").and_then(Value::as_str).unwrap_or("") {
+                        "ACTIVE" => {
+                            self.update(&gid, |e| e.state = DirState::Active);
+                            return;
+                        }
+                        "ERROR" => s
+                            .pointer("/fault/message")
+                            .and_then(Value::as_str)
+                            .unwrap_or("instance went to ERROR")
+                            .to_string(),
+                        _ => continue,
+                    }
+                }
+                Ok(None) => {
+                    // Deleted on the cloudlet behind our back.
+                    self.update(&gid, |e| e.state = DirState::Deleted);
+                    return;
+                }
+                Err(err) => {
+                    let alive = self.view().await.iter().any(|s| s.name == e.owner);
+                    let since = *unreachable_since.get_or_insert_with(Instant::now);
+                    if alive && since.elapsed() < Duration::from_secs(30) {
+                        continue;
+                    }
+                    format!("cloudlet {} unreachable: {err}", e.owner)
+                }
+            };
+            unreachable_since = None;
+            // Failed before ACTIVE: retry elsewhere if the budget allows.
+            let attempts_left = self.cfg.retries as usize + 1 > e.tried.len();
+            if !attempts_left {
+                warn!(gid = %gid, fault = %fault, "boot failed; retries exhausted");
+                if fault.starts_with("cloudlet ") {
+                    self.update(&gid, |e| e.state = DirState::Failed(fault.clone()));
+                } else {
+                    self.update(&gid, |e| e.state = DirState::Active); // real ERROR stays visible
+                }
+                return;
+            }
+            self.update(&gid, |e| e.state = DirState::Retrying);
+            let _ = self
+                .delete_local(&e.owner, &e.local_id, &e.claims, &e.project, &rid)
+                .await;
+            let mut tried = e.tried.clone();
+            let budget_before = tried.len();
+            let res = self
+                .place_and_boot(&e.claims, &e.project, &plan, &demand, &mut tried, &rid)
+                .await;
+            let _ = budget_before;
+            match res {
+                Ok((owner, local_id, _)) => {
+                    let deleted = self
+                        .entry(&gid)
+                        .map(|x| x.state == DirState::Deleted)
+                        .unwrap_or(true);
+                    if deleted {
+                        let _ = self
+                            .delete_local(&owner, &local_id, &e.claims, &e.project, &rid)
+                            .await;
+                        return;
+                    }
+                    self.update(&gid, |x| {
+                        x.owner = owner;
+                        x.local_id = local_id;
+                        x.tried = tried;
+                        x.state = DirState::Building;
+                    });
+                }
+                Err(err) => {
+                    let msg = format!("No valid host was found. Last: {fault}; then {err}");
+                    self.update(&gid, |x| {
+                        x.tried = tried;
+                        if x.state != DirState::Deleted {
+                            x.state = DirState::Failed(msg);
+                        }
+                    });
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Records an accepted boot and starts its watcher.
+    pub fn accept(
+        self: &Arc<Self>,
+        gid: Uuid,
+        entry: DirEntry,
+        plan: BootPlan,
+        demand: Demand,
+        rid: String,
+    ) {
+        if let Ok(mut d) = self.directory.lock() {
+            d.insert(gid, entry);
+        }
+        let me = self.clone();
+        tokio::spawn(async move { me.watch_boot(gid, plan, demand, rid).await });
+    }
+
+    /// Every cloudlet's servers for `p`, globalized for `base`. Servers of
+    /// unreachable cloudlets come from the last list seen, as UNKNOWN.
+    pub async fn all_servers(
+        &self,
+        claims: &Claims,
+        p: &ProjectRef,
+        base: &str,
+        rid: &str,
+    ) -> Vec<Value> {
+        let known = self.gossip.known().await;
+        let tok = self.token_for_claims(claims);
+        let futs = known.iter().map(|(st, alive)| {
+            let tok = tok.clone();
+            async move {
+                let r: Result<Value, CallError> = if st.name == self.name {
+                    self.cloudlet
+                        .get_json(p, Svc::Compute, "/servers/detail?limit=1000", rid)
+                        .await
+                } else if !alive || self.suspected(st) {
+                    Err(CallError::BadResponse("member not alive".into()))
+                } else {
+                    match self
+                        .peer_call(
+                            &st.url,
+                            Method::GET,
+                            "/p2p/v1/local/servers/detail?limit=1000",
+                            &tok,
+                            None,
+                            rid,
+                        )
+                        .await
+                    {
+                        Ok(r) => json_of(&r),
+                        Err(e) => {
+                            if e.is_unreachable() {
+                                self.suspect(&st.name);
+                            }
+                            Err(e)
+                        }
+                    }
+                };
+                (st.name.clone(), r)
+            }
+        });
+        let results = futures::future::join_all(futs).await;
+        let mut out = vec![];
+        let mut reached = HashSet::new();
+        for (name, r) in results {
+            let key = (name.clone(), p.clone());
+            match r
+                .ok()
+                .and_then(|v| v.get("servers").and_then(Value::as_array).cloned())
+            {
+                Some(list) => {
+                    reached.insert(name.clone());
+                    if let Ok(mut c) = self.last_seen.lock() {
+                        c.insert(key, list.clone());
+                    }
+                    for mut s in list {
+                        if let Some(gid) = view::global_id_of(&s) {
+                            view::globalize(&mut s, &gid, base);
+                            out.push(s);
+                        }
+                    }
+                }
+                None => {
+                    let cached = self
+                        .last_seen
+                        .lock()
+                        .ok()
+                        .and_then(|c| c.get(&key).cloned())
+                        .unwrap_or_default();
+                    for mut s in cached {
+                        if let Some(gid) = view::global_id_of(&s) {
+                            view::globalize(&mut s, &gid, base);
+                            view::mark_unknown(&mut s);
+                            out.push(s);
+                        }
+                    }
+                }
+            }
+        }
+        // Coordinated servers with no instance to show (being re-placed,
+        // failed everywhere) or on a cloudlet we have no list of.
+        let seen: HashSet<String> = out
+            .iter()
+            .filter_map(|s| s.get("id").and_then(Value::as_str).map(str::to_string))
+            .collect();
+        if let Ok(d) = self.directory.lock() {
+            for (gid, e) in d.iter() {
+                let g = gid.to_string();
+                if seen.contains(&g) || e.project != *p {
+                    continue;
+                }
+                let s = match &e.state {
+                    DirState::Deleted => continue,
+                    DirState::Retrying => {
+                        view::synthetic(&g, &e.name, "BUILD", &e.tenant, None, base)
+                    }
+                    DirState::Failed(f) => {
+                        view::synthetic(&g, &e.name, "ERROR", &e.tenant, Some(f), base)
+                    }
+                    _ if !reached.contains(&e.owner) => {
+                        view::synthetic(&g, &e.name, "UNKNOWN", &e.tenant, None, base)
+                    }
+                    _ => continue,
+                };
+                out.push(s);
+            }
+        }
+        out
+    }
+
+    /// `GET`/`DELETE` of a global ID at its coordinator (or anywhere when
+    /// the directory has to be rebuilt from instance metadata).
+    pub async fn server_op(
+        &self,
+        method: &Method,
+        gid: Uuid,
+        claims: &Claims,
+        p: &ProjectRef,
+        base: &str,
+        rid: &str,
+    ) -> Outcome {
+        let not_found = || {
+            Outcome::json(
+                StatusCode::NOT_FOUND,
+                json!({"itemNotFound": {"code": 404, "message": format!("Instance {gid} could not be found.")}}),
+                None,
+            )
+        };
+        let entry = match self.entry(&gid) {
+            Some(e) => Some(e),
+            None => self.rebuild_entry(gid, claims, p, base, rid).await,
+        };
+        let Some(e) = entry else { return not_found() };
+        if e.project != *p {
+            return not_found();
+        }
+        let g = gid.to_string();
+        let owner = Some(e.owner.clone());
+        if *method == Method::DELETE {
+            self.update(&gid, |x| x.state = DirState::Deleted);
+            if matches!(e.state, DirState::Retrying | DirState::Failed(_)) {
+                return Outcome {
+                    status: StatusCode::NO_CONTENT,
+                    body: None,
+                    owner,
+                };
+            }
+            return match self
+                .delete_local(&e.owner, &e.local_id, claims, p, rid)
+                .await
+            {
+                Ok(s) if s == StatusCode::NOT_FOUND => not_found(),
+                Ok(_) => Outcome {
+                    status: StatusCode::NO_CONTENT,
+                    body: None,
+                    owner,
+                },
+                Err(err) => {
+                    self.update(&gid, |x| x.state = e.state.clone());
+                    Outcome::json(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        json!({"serviceUnavailable": {"code": 503, "message": format!("Cloudlet {} holding instance {g} cannot be reached: {err}", e.owner)}}),
+                        owner,
+                    )
+                }
+            };
+        }
+        match &e.state {
+            DirState::Retrying => {
+                return Outcome::json(
+                    StatusCode::OK,
+                    json!({"server": view::synthetic(&g, &e.name, "BUILD", &e.tenant, None, base)}),
+                    owner,
+                )
+            }
+            DirState::Failed(f) => {
+                return Outcome::json(
+                    StatusCode::OK,
+                    json!({"server": view::synthetic(&g, &e.name, "ERROR", &e.tenant, Some(f), base)}),
+                    owner,
+                )
+            }
+            _ => {}
+        }
+        match self
+            .fetch_local(&e.owner, &e.local_id, claims, p, rid)
+            .await
+        {
+            Ok(Some(mut s)) => {
+                // An ERROR that the watcher is about to retry shows as BUILD.
+                let st = s.get("status").and_then(Value::as_str).unwrap_or("");
+                if st == "ERROR"
+                    && e.state == DirState::Building
+                    && (self.cfg.retries as usize + 1) > e.tried.len()
+                {
+                    return Outcome::json(
+                        StatusCode::OK,
+                        json!({"server": view::synthetic(&g, &e.name, "BUILD", &e.tenant, None, base)}),
+                        owner,
+                    );
+                }
+                view::globalize(&mut s, &g, base);
+                Outcome::json(StatusCode::OK, json!({"server": s}), owner)
+            }
+            Ok(None) => {
+                if e.state == DirState::Deleted {
+                    if let Ok(mut d) = self.directory.lock() {
+                        d.remove(&gid);
+                    }
+                }
+                not_found()
+            }
+            Err(err) => {
+                warn!(gid = %g, owner = %e.owner, error = %err, "owner unreachable");
+                if e.state == DirState::Deleted {
+                    return not_found();
+                }
+                Outcome::json(
+                    StatusCode::OK,
+                    json!({"server": view::synthetic(&g, &e.name, "UNKNOWN", &e.tenant, None, base)}),
+                    owner,
+                )
+            }
+        }
+    }
+
+    /// Finds `gid` by listing every cloudlet (its metadata names it).
+    async fn rebuild_entry(
+        &self,
+        gid: Uuid,
+        claims: &Claims,
+        p: &ProjectRef,
+        base: &str,
+        rid: &str,
+    ) -> Option<DirEntry> {
+        let g = gid.to_string();
+        let known = self.gossip.known().await;
+        let tok = self.token_for_claims(claims);
+        for (st, alive) in known {
+            if !alive && st.name != self.name {
+                continue;
+            }
+            let list = if st.name == self.name {
+                self.cloudlet
+                    .get_json(p, Svc::Compute, "/servers/detail?limit=1000", rid)
+                    .await
+                    .ok()
+            } else {
+                match self
+                    .peer_call(
+                        &st.url,
+                        Method::GET,
+                        "/p2p/v1/local/servers/detail?limit=1000",
+                        &tok,
+                        None,
+                        rid,
+                    )
+                    .await
+                {
+                    Ok(r) => json_of(&r).ok(),
+                    Err(_) => None,
+                }
+            };
+            let servers = list
+                .and_then(|v| v.get("servers").and_then(Value::as_array).cloned())
+                .unwrap_or_default();
+            for s in servers {
+                if view::global_id_of(&s).as_deref() == Some(g.as_str()) {
+                    let e = DirEntry {
+                        owner: st.name.clone(),
+                        local_id: s
+                            .get("id")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                        name: s
+                            .get("name")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                        tenant: s
+                            .get("tenant_id")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                        project: p.clone(),
+                        claims: claims.clone(),
+                        state: DirState::Active,
+                        tried: vec![st.name.clone()],
+                    };
+                    if let Ok(mut d) = self.directory.lock() {
+                        d.insert(gid, e.clone());
+                    }
+                    let _ = base;
+                    return Some(e);
+                }
+            }
+        }
+        None
+    }
+
+    /// Substitutes [`PROJECT_PLACEHOLDER`] with the own cloudlet's ID of `p`.
+    pub async fn with_local_project(
+        &self,
+        p: &ProjectRef,
+        path: &str,
+    ) -> Result<String, CallError> {
+        if !path.contains(PROJECT_PLACEHOLDER) {
+            return Ok(path.to_string());
+        }
+        let tok = self.cloudlet.token_for(p).await?;
+        Ok(path.replace(PROJECT_PLACEHOLDER, &tok.project_id))
+    }
+
+    /// Sums a per-cloudlet JSON document (`inner` key) over every alive
+    /// cloudlet; used for hypervisor statistics, limits and quotas.
+    pub async fn federated_sum(
+        &self,
+        claims: &Claims,
+        p: &ProjectRef,
+        path: &str,
+        pointer: &str,
+        kind: view::SumKind,
+        rid: &str,
+    ) -> Result<Value, CallError> {
+        let view = self.gossip.live_view().await;
+        let tok = self.token_for_claims(claims);
+        let futs = view.iter().map(|st| {
+            let tok = tok.clone();
+            async move {
+                if st.name == self.name {
+                    {
+                        let local = self.with_local_project(p, path).await?;
+                        self.cloudlet.get_json(p, Svc::Compute, &local, rid).await
+                    }
+                } else {
+                    match self
+                        .peer_call(
+                            &st.url,
+                            Method::GET,
+                            &format!("/p2p/v1/local{path}"),
+                            &tok,
+                            None,
+                            rid,
+                        )
+                        .await
+                    {
+                        Ok(r) => json_of(&r),
+                        Err(e) => Err(e),
+                    }
+                }
+            }
+        });
+        let results = futures::future::join_all(futs).await;
+        let mut parts = vec![];
+        let mut first_err = None;
+        for r in results {
+            match r {
+                Ok(v) => parts.push(v.pointer(pointer).cloned().unwrap_or(Value::Null)),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        if parts.is_empty() {
+            return Err(first_err.unwrap_or(CallError::BadResponse("no cloudlet answered".into())));
+        }
+        Ok(view::sum_objects(parts.iter(), kind))
+    }
+}

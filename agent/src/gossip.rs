@@ -1,0 +1,225 @@
+//! The overlay: chitchat (scuttlebutt dissemination + phi-accrual failure
+//! detection) carrying each agent's [`CloudletState`].
+//!
+//! Each agent is one chitchat node whose key `p2p.state` holds its
+//! cloudlet's state as JSON. The live view (what placement reads) is the
+//! set of nodes chitchat's failure detector believes alive, plus self.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chitchat::transport::Transport as GossipTransport;
+use chitchat::{spawn_chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig};
+
+use crate::state::{CloudletState, STATE_KEY};
+use crate::AgentError;
+
+/// What a gossip node needs.
+#[derive(Debug, Clone)]
+pub struct GossipConfig {
+    pub node_id: String,
+    /// Address to bind and advertise (must be concrete, not port 0).
+    pub addr: SocketAddr,
+    pub seeds: Vec<String>,
+    pub cluster_id: String,
+    pub interval: Duration,
+    pub phi_threshold: f64,
+}
+
+impl GossipConfig {
+    fn chitchat(&self) -> ChitchatConfig {
+        let generation = chrono::Utc::now().timestamp_millis().max(0) as u64;
+        ChitchatConfig {
+            chitchat_id: ChitchatId::new(self.node_id.clone(), generation, self.addr),
+            cluster_id: self.cluster_id.clone(),
+            gossip_interval: self.interval,
+            listen_addr: self.addr,
+            seed_nodes: self.seeds.clone(),
+            failure_detector_config: FailureDetectorConfig {
+                phi_threshold: self.phi_threshold,
+                sampling_window_size: 1000,
+                // Arrival intervals longer than this are not learnt from.
+                max_interval: self.interval * 20,
+                // Prior mean interval before any heartbeat was seen.
+                initial_interval: self.interval * 2,
+                dead_node_grace_period: Duration::from_secs(3600),
+            },
+            marked_for_deletion_grace_period: Duration::from_secs(3600),
+            catchup_callback: None,
+            extra_liveness_predicate: None,
+        }
+    }
+}
+
+/// A running gossip node.
+pub struct Gossip {
+    handle: ChitchatHandle,
+    alive: Arc<AtomicUsize>,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl Gossip {
+    /// Starts a node over `transport` (chitchat's `UdpTransport`, or its
+    /// in-memory `ChannelTransport` in tests).
+    pub async fn spawn(
+        cfg: &GossipConfig,
+        initial: &CloudletState,
+        transport: &dyn GossipTransport,
+    ) -> Result<Self, AgentError> {
+        let handle = spawn_chitchat(
+            cfg.chitchat(),
+            vec![(STATE_KEY.to_string(), initial.encode())],
+            transport,
+        )
+        .await
+        .map_err(|e| AgentError::Gossip(e.to_string()))?;
+        let alive = Arc::new(AtomicUsize::new(1));
+        let mut rx = handle.chitchat().lock().await.live_nodes_watcher();
+        let alive2 = alive.clone();
+        let watcher = tokio::spawn(async move {
+            loop {
+                let n = rx.borrow_and_update().len().max(1);
+                alive2.store(n, Ordering::Relaxed);
+                if rx.changed().await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Self {
+            handle,
+            alive,
+            watcher,
+        })
+    }
+
+    /// Publishes this cloudlet's new state.
+    pub async fn publish(&self, s: &CloudletState) {
+        let v = s.encode();
+        self.handle
+            .with_chitchat(|c| c.self_node_state().set(STATE_KEY, &v))
+            .await;
+    }
+
+    /// States of the nodes believed alive (self included).
+    pub async fn live_view(&self) -> Vec<CloudletState> {
+        self.handle
+            .with_chitchat(|c| {
+                c.live_nodes()
+                    .filter_map(|id| c.node_state(id))
+                    .filter_map(|ns| ns.get(STATE_KEY).and_then(CloudletState::decode))
+                    .collect()
+            })
+            .await
+    }
+
+    /// Every node ever heard of, with its last state and whether it is alive.
+    pub async fn known(&self) -> Vec<(CloudletState, bool)> {
+        self.handle
+            .with_chitchat(|c| {
+                let live: std::collections::HashSet<ChitchatId> = c.live_nodes().cloned().collect();
+                c.node_states()
+                    .iter()
+                    .filter_map(|(id, ns)| {
+                        ns.get(STATE_KEY)
+                            .and_then(CloudletState::decode)
+                            .map(|s| (s, live.contains(id)))
+                    })
+                    .collect()
+            })
+            .await
+    }
+
+    /// Alive members (self included), kept current by a watcher task.
+    pub fn members_alive(&self) -> usize {
+        self.alive.load(Ordering::Relaxed)
+    }
+
+    /// Own heartbeat: grows with every gossip round sent or received.
+    pub async fn heartbeat(&self) -> u64 {
+        self.handle
+            .with_chitchat(|c| u64::from(c.self_node_state().heartbeat()))
+            .await
+    }
+
+    pub fn abort(&self) {
+        self.watcher.abort();
+        let _ = self.handle.initiate_shutdown();
+    }
+
+    pub async fn shutdown(self) {
+        self.watcher.abort();
+        let _ = self.handle.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chitchat::transport::ChannelTransport;
+    use std::time::Instant;
+
+    fn cfg(i: u16, seeds: Vec<String>) -> GossipConfig {
+        GossipConfig {
+            node_id: format!("c{i}"),
+            addr: SocketAddr::from(([127, 0, 0, 1], 20_000 + i)),
+            seeds,
+            cluster_id: "t".into(),
+            interval: Duration::from_millis(50),
+            phi_threshold: 8.0,
+        }
+    }
+
+    #[tokio::test]
+    async fn members_join_learn_state_and_detect_death() {
+        let t = ChannelTransport::default();
+        let seed = vec!["127.0.0.1:20000".to_string()];
+        let mut nodes = vec![];
+        for i in 0..4u16 {
+            let st = CloudletState {
+                name: format!("c{i}"),
+                free_vcpus: i64::from(i),
+                healthy: true,
+                ..Default::default()
+            };
+            nodes.push(Gossip::spawn(&cfg(i, seed.clone()), &st, &t).await.unwrap());
+        }
+        let t0 = Instant::now();
+        while nodes.iter().any(|n| n.members_alive() < 4) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "join did not converge"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // State updates propagate.
+        nodes[1]
+            .publish(&CloudletState {
+                name: "c1".into(),
+                free_vcpus: 99,
+                healthy: true,
+                ..Default::default()
+            })
+            .await;
+        let t0 = Instant::now();
+        loop {
+            let v = nodes[3].live_view().await;
+            if v.iter().any(|s| s.name == "c1" && s.free_vcpus == 99) {
+                break;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(10));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Kill one: the others notice.
+        let dead = nodes.pop().unwrap();
+        dead.shutdown().await;
+        let t0 = Instant::now();
+        while nodes.iter().any(|n| n.members_alive() != 3) {
+            assert!(t0.elapsed() < Duration::from_secs(20), "death not detected");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let known = nodes[0].known().await;
+        assert!(known.iter().any(|(s, alive)| s.name == "c3" && !alive));
+    }
+}

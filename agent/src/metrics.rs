@@ -1,0 +1,131 @@
+//! Counters exposed on `/metrics` (Prometheus text format).
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Upper bounds (ms) of the forward-latency histogram buckets.
+const BUCKETS_MS: [u64; 10] = [1, 2, 5, 10, 25, 50, 100, 250, 1000, 5000];
+
+#[derive(Default)]
+pub struct Metrics {
+    pub boots_local: AtomicU64,
+    pub boots_remote: AtomicU64,
+    pub boot_retries: AtomicU64,
+    pub boots_failed: AtomicU64,
+    pub boots_accepted_for_peers: AtomicU64,
+    pub requests: AtomicU64,
+    forward_count: AtomicU64,
+    forward_sum_us: AtomicU64,
+    forward_buckets: [AtomicU64; BUCKETS_MS.len()],
+}
+
+impl Metrics {
+    pub fn inc(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records the latency of one call forwarded to a peer agent.
+    pub fn observe_forward(&self, d: std::time::Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.forward_count.fetch_add(1, Ordering::Relaxed);
+        self.forward_sum_us.fetch_add(us, Ordering::Relaxed);
+        for (i, b) in BUCKETS_MS.iter().enumerate() {
+            if us <= b * 1000 {
+                self.forward_buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Renders the text exposition; `members_alive` and `gossip_heartbeat`
+    /// come from the overlay.
+    pub fn render(&self, agent: &str, members_alive: usize, gossip_heartbeat: u64) -> String {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut s = String::new();
+        let l = format!("agent=\"{agent}\"");
+        let mut counter = |name: &str, help: &str, v: u64| {
+            let _ = writeln!(
+                s,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{{l}}} {v}"
+            );
+        };
+        counter(
+            "p2p_boots_placed_local_total",
+            "Boots placed on the local cloudlet.",
+            g(&self.boots_local),
+        );
+        counter(
+            "p2p_boots_placed_remote_total",
+            "Boots forwarded to another cloudlet.",
+            g(&self.boots_remote),
+        );
+        counter(
+            "p2p_boot_retries_total",
+            "Placement attempts after a refusal or ERROR.",
+            g(&self.boot_retries),
+        );
+        counter(
+            "p2p_boots_failed_total",
+            "Boots that failed on every attempt.",
+            g(&self.boots_failed),
+        );
+        counter(
+            "p2p_boots_accepted_for_peers_total",
+            "Boots this agent created for a peer.",
+            g(&self.boots_accepted_for_peers),
+        );
+        counter(
+            "p2p_http_requests_total",
+            "HTTP requests served.",
+            g(&self.requests),
+        );
+        counter(
+            "p2p_gossip_rounds_total",
+            "Own chitchat heartbeat (one per gossip round sent or received).",
+            gossip_heartbeat,
+        );
+        let _ = writeln!(
+            s,
+            "# HELP p2p_members_alive Members believed alive (self included).\n# TYPE p2p_members_alive gauge\np2p_members_alive{{{l}}} {members_alive}"
+        );
+        let _ = writeln!(
+            s,
+            "# HELP p2p_forward_latency_seconds Latency of calls forwarded to peer agents.\n# TYPE p2p_forward_latency_seconds histogram"
+        );
+        for (i, b) in BUCKETS_MS.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "p2p_forward_latency_seconds_bucket{{{l},le=\"{}\"}} {}",
+                *b as f64 / 1000.0,
+                g(&self.forward_buckets[i])
+            );
+        }
+        let n = g(&self.forward_count);
+        let _ = writeln!(
+            s,
+            "p2p_forward_latency_seconds_bucket{{{l},le=\"+Inf\"}} {n}"
+        );
+        let _ = writeln!(
+            s,
+            "p2p_forward_latency_seconds_sum{{{l}}} {}\np2p_forward_latency_seconds_count{{{l}}} {n}",
+            g(&self.forward_sum_us) as f64 / 1e6
+        );
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histogram() {
+        let m = Metrics::default();
+        Metrics::inc(&m.boots_remote);
+        m.observe_forward(std::time::Duration::from_millis(3));
+        let t = m.render("c1", 4, 9);
+        assert!(t.contains("p2p_boots_placed_remote_total{agent=\"c1\"} 1"));
+        assert!(t.contains("p2p_members_alive{agent=\"c1\"} 4"));
+        assert!(t.contains("le=\"0.005\"} 1"));
+        assert!(t.contains("le=\"0.002\"} 0"));
+    }
+}

@@ -1,0 +1,238 @@
+//! Federation tokens and agent-to-agent request signatures.
+//!
+//! A federation token is `p2p1.<claims>.<mac>`: base64url (no padding) of
+//! the JSON [`Claims`], and of HMAC-SHA256(cluster secret, `p2p1.<claims>`).
+//! Any agent that knows the cluster secret can verify a token minted by any
+//! other agent, with no central identity service. Tokens carry their own
+//! expiry; there is no revocation list (a documented limitation).
+//!
+//! Agent-to-agent requests (`/p2p/v1/...`) carry `X-P2P-Auth:
+//! <unix seconds>.<hex HMAC(secret, "<ts>\n<METHOD>\n<path>")>`: the secret
+//! itself never crosses the wire, and a captured header is only good for
+//! the same method and path within [`PEER_AUTH_WINDOW_SECS`].
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+const PREFIX: &str = "p2p1";
+
+/// How far (seconds) a peer request's timestamp may be from our clock.
+pub const PEER_AUTH_WINDOW_SECS: i64 = 300;
+
+/// What a federation token asserts about its bearer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub user_id: String,
+    pub user_name: String,
+    pub user_domain: String,
+    /// Project scope (by name: project IDs differ between cloudlets).
+    pub project_id: Option<String>,
+    pub project_name: Option<String>,
+    pub project_domain: Option<String>,
+    pub roles: Vec<String>,
+    /// Unix seconds.
+    pub issued_at: i64,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// The agent (cloudlet name) that issued the token.
+    pub issuer: String,
+    /// Keystone audit id, reused as-is.
+    #[serde(default)]
+    pub audit_id: String,
+}
+
+impl Claims {
+    pub fn is_admin(&self) -> bool {
+        self.roles.iter().any(|r| r == "admin")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("malformed token")]
+    Malformed,
+    #[error("bad token signature")]
+    BadSignature,
+    #[error("token expired")]
+    Expired,
+}
+
+fn mac(secret: &[u8]) -> HmacSha256 {
+    // HMAC is defined for keys of any length, so this cannot fail.
+    #[allow(clippy::expect_used)]
+    HmacSha256::new_from_slice(secret).expect("HMAC accepts keys of any length")
+}
+
+/// Signs `claims` with the cluster secret.
+pub fn sign(claims: &Claims, secret: &[u8]) -> String {
+    let json = serde_json::to_vec(claims).unwrap_or_default();
+    let body = format!("{PREFIX}.{}", URL_SAFE_NO_PAD.encode(json));
+    let mut m = mac(secret);
+    m.update(body.as_bytes());
+    let tag = m.finalize().into_bytes();
+    format!("{body}.{}", URL_SAFE_NO_PAD.encode(tag))
+}
+
+/// Checks signature and expiry (`now` in unix seconds) and returns the claims.
+pub fn verify(token: &str, secret: &[u8], now: i64) -> Result<Claims, TokenError> {
+    let (body, tag) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
+    let (prefix, payload) = body.split_once('.').ok_or(TokenError::Malformed)?;
+    if prefix != PREFIX {
+        return Err(TokenError::Malformed);
+    }
+    let tag = URL_SAFE_NO_PAD
+        .decode(tag)
+        .map_err(|_| TokenError::Malformed)?;
+    let mut m = mac(secret);
+    m.update(body.as_bytes());
+    m.verify_slice(&tag).map_err(|_| TokenError::BadSignature)?;
+    let json = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| TokenError::Malformed)?;
+    let claims: Claims = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
+    if claims.expires_at <= now {
+        return Err(TokenError::Expired);
+    }
+    Ok(claims)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn peer_mac(secret: &[u8], ts: i64, method: &str, path: &str) -> String {
+    let mut m = mac(secret);
+    m.update(format!("{ts}\n{method}\n{path}").as_bytes());
+    hex(&m.finalize().into_bytes())
+}
+
+/// The `X-P2P-Auth` value for a request to `path` (no query string).
+pub fn sign_peer_request(secret: &[u8], now: i64, method: &str, path: &str) -> String {
+    format!("{now}.{}", peer_mac(secret, now, method, path))
+}
+
+/// Checks an `X-P2P-Auth` value.
+pub fn verify_peer_request(
+    secret: &[u8],
+    now: i64,
+    method: &str,
+    path: &str,
+    header: &str,
+) -> bool {
+    let Some((ts, tag)) = header.split_once('.') else {
+        return false;
+    };
+    let Ok(ts) = ts.parse::<i64>() else {
+        return false;
+    };
+    if (now - ts).abs() > PEER_AUTH_WINDOW_SECS {
+        return false;
+    }
+    let expected = peer_mac(secret, ts, method, path);
+    // Constant-time comparison.
+    expected.len() == tag.len()
+        && expected
+            .bytes()
+            .zip(tag.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(exp: i64) -> Claims {
+        Claims {
+            user_id: "u1".into(),
+            user_name: "demo".into(),
+            user_domain: "Default".into(),
+            project_id: Some("p1".into()),
+            project_name: Some("demo".into()),
+            project_domain: Some("Default".into()),
+            roles: vec!["member".into()],
+            issued_at: 100,
+            expires_at: exp,
+            issuer: "c1".into(),
+            audit_id: "a".into(),
+        }
+    }
+
+    #[test]
+    fn token_from_one_agent_is_valid_at_another() {
+        let t = sign(&claims(1_000), b"s3cret");
+        // A second agent only shares the secret.
+        assert_eq!(verify(&t, b"s3cret", 500).unwrap(), claims(1_000));
+    }
+
+    #[test]
+    fn expiry_is_enforced() {
+        let t = sign(&claims(1_000), b"k");
+        assert_eq!(verify(&t, b"k", 1_000), Err(TokenError::Expired));
+        assert_eq!(verify(&t, b"k", 5_000), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn wrong_secret_or_tampering_is_rejected() {
+        let t = sign(&claims(1_000), b"k");
+        assert_eq!(verify(&t, b"other", 1), Err(TokenError::BadSignature));
+        // Swap in claims with admin role but keep the old tag.
+        let mut evil = claims(1_000);
+        evil.roles = vec!["admin".into()];
+        let forged = sign(&evil, b"attacker");
+        let (forged_body, _) = forged.rsplit_once('.').unwrap();
+        let (_, tag) = t.rsplit_once('.').unwrap();
+        assert_eq!(
+            verify(&format!("{forged_body}.{tag}"), b"k", 1),
+            Err(TokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn garbage_is_malformed_not_a_panic() {
+        for junk in [
+            "",
+            ".",
+            "a.b",
+            "p2p1..",
+            "p2p1.!!.??",
+            "gAAAAAB-keystone-fernet",
+        ] {
+            assert!(verify(junk, b"k", 0).is_err(), "{junk}");
+        }
+    }
+
+    #[test]
+    fn peer_signature_binds_method_path_and_time() {
+        let h = sign_peer_request(b"k", 1_000, "POST", "/p2p/v1/boot");
+        assert!(verify_peer_request(b"k", 1_010, "POST", "/p2p/v1/boot", &h));
+        assert!(!verify_peer_request(b"k", 1_010, "GET", "/p2p/v1/boot", &h));
+        assert!(!verify_peer_request(b"k", 1_010, "POST", "/p2p/v1/x", &h));
+        assert!(!verify_peer_request(
+            b"x",
+            1_010,
+            "POST",
+            "/p2p/v1/boot",
+            &h
+        ));
+        assert!(!verify_peer_request(
+            b"k",
+            2_000,
+            "POST",
+            "/p2p/v1/boot",
+            &h
+        ));
+        assert!(!verify_peer_request(
+            b"k",
+            1_000,
+            "POST",
+            "/p2p/v1/boot",
+            "nonsense"
+        ));
+    }
+}
