@@ -178,3 +178,24 @@ async fn binary_prints_url_and_writes_clouds_yaml() {
     assert!(info.contains("\"name\":\"edge7\""), "{info}");
     child.kill().await.expect("kill");
 }
+
+/// `--time-scale 0` (and a missing profile) fail at start with one clear line.
+#[test]
+fn binary_rejects_a_zero_time_scale_and_unknown_profiles() {
+    for (args, want) in [
+        (
+            ["--time-scale", "0"],
+            "time_scale must be a finite number > 0",
+        ),
+        (["--profile", "no-such-profile"], "unknown profile"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mock-openstack"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .output()
+            .expect("runs");
+        assert!(!out.status.success(), "{args:?} must fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
