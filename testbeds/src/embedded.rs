@@ -75,6 +75,47 @@ fn mock_config(spec: &TestbedSpec, name: String, computes: u32, seed: u64) -> mo
     }
 }
 
+/// Model seconds → wall milliseconds at the testbed's time scale, never
+/// below `floor_ms` (so a tiny scale cannot turn a timer into a busy loop).
+fn model_ms(spec: &TestbedSpec, model_s: f64, floor_ms: u64) -> u64 {
+    ((model_s * spec.time_scale * 1000.0).round() as u64).max(floor_ms)
+}
+
+/// The agent of one cloudlet. Its timers are set in model seconds and
+/// scaled like the mock's, because what the agent does to its cloudlet
+/// (boot polls, capacity reads) is load the model accounts for.
+pub fn agent_config(
+    spec: &TestbedSpec,
+    name: &str,
+    cloudlet_auth_url: String,
+    seed_peers: Vec<String>,
+    seed: u64,
+) -> agent::AgentConfig {
+    agent::AgentConfig {
+        name: name.to_string(),
+        listen: "127.0.0.1:0".to_string(),
+        gossip_listen: "127.0.0.1:0".to_string(),
+        cloudlet_auth_url,
+        seed_peers,
+        cluster_secret: spec.cluster_secret.clone(),
+        retries: spec.retries,
+        seed: Some(seed),
+        // A coordinator polls a boot every 2 model s (Rally's interval).
+        boot_poll_ms: model_ms(spec, AGENT_BOOT_POLL_S, 10),
+        // Capacity is read every report_interval (10 model s, nova's default).
+        capacity_interval_ms: model_ms(spec, AGENT_CAPACITY_INTERVAL_S, 20),
+        // Gossip is not modelled; it runs at a fixed wall rate that keeps
+        // the view at most a few model seconds old at the usual scales.
+        gossip_interval_ms: 100,
+        boot_watch_secs: ((AGENT_BOOT_WATCH_S * spec.time_scale).ceil() as u64).max(5),
+        ..Default::default()
+    }
+}
+
+pub const AGENT_BOOT_POLL_S: f64 = 2.0;
+pub const AGENT_CAPACITY_INTERVAL_S: f64 = 10.0;
+pub const AGENT_BOOT_WATCH_S: f64 = 900.0;
+
 impl EmbeddedTestbed {
     /// Starts the testbed and, for P2P, waits until every agent knows every
     /// other (so that the first level does not measure the overlay warming up).
@@ -112,16 +153,7 @@ impl EmbeddedTestbed {
                     name: name.clone(),
                     source,
                 })?;
-            let cfg = agent::AgentConfig {
-                name: name.clone(),
-                listen: "127.0.0.1:0".to_string(),
-                gossip_listen: "127.0.0.1:0".to_string(),
-                cloudlet_auth_url: mock.auth_url(),
-                seed_peers: seeds.clone(),
-                cluster_secret: spec.cluster_secret.clone(),
-                retries: spec.retries,
-                ..Default::default()
-            };
+            let cfg = agent_config(&spec, &name, mock.auth_url(), seeds.clone(), seed);
             let handle = agent::start(cfg, transport.clone())
                 .await
                 .map_err(|source| TestbedError::Agent { name, source })?;

@@ -83,7 +83,7 @@ pub async fn build_image(bin_dir: &Path) -> Result<String, ImageError> {
     for b in BINARIES {
         image = image.with_file(bin_dir.join(b), b);
     }
-    image
+    let _built = image
         .build_image()
         .await
         .map_err(|e| ImageError::Docker(e.to_string()))?;
