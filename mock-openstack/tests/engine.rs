@@ -586,3 +586,43 @@ async fn timestamps_are_model_time_and_info_reports_the_engine() {
     assert!((19.0..=21.0).contains(&c), "created at model {c}");
     assert!(l > c + 3.0 && l < c + 30.0, "launched at model {l}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_call_stuck_behind_a_controller_freeze_gets_504_compute_fault() {
+    let app = router(MockConfig::default()).expect("router");
+    let admin = token(&app, "admin").await;
+    let r = call(
+        &app,
+        Method::POST,
+        "/mock/v1/faults/freeze",
+        Some(&admin),
+        Some(json!({"duration_s": 90.0})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    // Queued behind the frozen API workers for longer than api.timeout_s (60 s).
+    let r = call(
+        &app,
+        Method::GET,
+        "/compute/v2.1/servers",
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT, "{}", r.text);
+    assert_eq!(r.body["computeFault"]["code"], 504, "{}", r.text);
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    let r = call(
+        &app,
+        Method::GET,
+        "/compute/v2.1/servers",
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "after the freeze: {}", r.text);
+    let stats = call(&app, Method::GET, "/mock/v1/stats", None, None)
+        .await
+        .body;
+    assert_eq!(stats["api"]["rejected_timeout_504"], 1);
+}
