@@ -361,6 +361,13 @@ impl Engine {
         self.nodes.iter().map(Node::usage).collect()
     }
 
+    /// Every node's load in node order, without allocating names: what a
+    /// driver copies after each change (`nodes()` has the specs too).
+    pub fn loads(&self, out: &mut Vec<crate::types::NodeLoad>) {
+        out.clear();
+        out.extend(self.nodes.iter().map(Node::load));
+    }
+
     pub fn stats(&self) -> Stats {
         let mut stages = BTreeMap::new();
         for (i, st) in self.stations.iter().enumerate() {

@@ -35,6 +35,6 @@ pub use simulate::{
 };
 pub use stats::{BootStats, StageStats, Stats};
 pub use types::{
-    ApiKind, Effect, Input, InstanceId, ModelTime, NodeSpec, NodeUsage, RequestId, Resources,
-    TaskState,
+    ApiKind, Effect, Input, InstanceId, ModelTime, NodeLoad, NodeSpec, NodeUsage, RequestId,
+    Resources, TaskState,
 };

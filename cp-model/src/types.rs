@@ -174,3 +174,16 @@ pub struct NodeUsage {
     pub builds_queued: u32,
     pub up: bool,
 }
+
+/// What a node holds, without its spec: cheap to copy for every node on
+/// every change (a driver mirroring usage into its API).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeLoad {
+    pub vcpus_used: u32,
+    pub ram_mb_used: u64,
+    pub disk_gb_used: u64,
+    pub running_vms: u32,
+    pub builds_in_flight: u32,
+    pub builds_queued: u32,
+    pub up: bool,
+}

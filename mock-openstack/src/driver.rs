@@ -217,6 +217,8 @@ struct Task {
     force_usage: bool,
     /// A model time known to be reached (the deadline just slept for).
     floor: Option<ModelTime>,
+    /// Reused buffer for the engine's node loads.
+    loads: Vec<cp_model::NodeLoad>,
 }
 
 async fn run(state: Weak<State>, time: TimeBase, parts: EngineParts) {
@@ -231,6 +233,7 @@ async fn run(state: Weak<State>, time: TimeBase, parts: EngineParts) {
         by_server: HashMap::new(),
         force_usage: true,
         floor: None,
+        loads: Vec::new(),
     };
     // Apply what the initial fault set did at t = 0 (lost nodes).
     if !t.step(&state) {
@@ -391,8 +394,11 @@ impl Task {
                 }
             }
         }
+        if usage_changed {
+            self.engine.loads(&mut self.loads);
+        }
         if usage_changed || !updates.is_empty() {
-            st.apply_engine(updates, usage_changed.then(|| self.engine.nodes()));
+            st.apply_engine(updates, usage_changed.then_some(self.loads.as_slice()));
         }
         true
     }

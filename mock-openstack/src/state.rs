@@ -382,7 +382,7 @@ impl State {
     pub fn apply_engine(
         &self,
         updates: Vec<(DateTime<Utc>, String, cp_model::Effect)>,
-        nodes: Option<Vec<cp_model::NodeUsage>>,
+        nodes: Option<&[cp_model::NodeLoad]>,
     ) {
         use cp_model::Effect;
         let mut g = self.lock();
@@ -573,10 +573,8 @@ mod tests {
         (st, id)
     }
 
-    fn usage(name: &str, vcpus: u32, up: bool) -> cp_model::NodeUsage {
-        cp_model::NodeUsage {
-            name: name.into(),
-            capacity: cp_model::NodeSpec::with_default_ratios(name, 8, 16384, 160),
+    fn usage(vcpus: u32, up: bool) -> cp_model::NodeLoad {
+        cp_model::NodeLoad {
             vcpus_used: vcpus,
             ram_mb_used: 512 * u64::from(vcpus),
             disk_gb_used: u64::from(vcpus),
@@ -601,10 +599,7 @@ mod tests {
                     host: h.clone(),
                 },
             )],
-            Some(vec![
-                usage("devstack-compute-1", 0, true),
-                usage(&h, 1, true),
-            ]),
+            Some(&[usage(0, true), usage(1, true)]),
         );
         assert_eq!(st.lock().capacity.nodes[1].used.vcpus, 1);
         st.apply_engine(
@@ -643,10 +638,7 @@ mod tests {
         );
         st.apply_engine(
             vec![(t, id.clone(), Effect::Deleted { instance: 1 })],
-            Some(vec![
-                usage("devstack-compute-1", 0, true),
-                usage(&h, 0, false),
-            ]),
+            Some(&[usage(0, true), usage(0, false)]),
         );
         let g = st.lock();
         assert!(g.servers.is_empty());

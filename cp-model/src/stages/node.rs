@@ -105,6 +105,18 @@ impl Node {
         self.instances = self.instances.saturating_sub(1);
     }
 
+    pub fn load(&self) -> crate::types::NodeLoad {
+        crate::types::NodeLoad {
+            vcpus_used: self.used.vcpus,
+            ram_mb_used: self.used.ram_mb,
+            disk_gb_used: self.used.disk_gb,
+            running_vms: self.instances,
+            builds_in_flight: self.building,
+            builds_queued: self.build_queue.len() as u32,
+            up: self.up,
+        }
+    }
+
     pub fn usage(&self) -> NodeUsage {
         NodeUsage {
             name: self.spec.name.clone(),
