@@ -91,7 +91,7 @@ impl CompareArgs {
 
     pub fn resolved_time_scale(&self) -> f64 {
         self.time_scale
-            .unwrap_or(if self.quick { 0.01 } else { 0.02 })
+            .unwrap_or(if self.quick { 0.05 } else { 0.1 })
     }
 }
 

@@ -1,0 +1,65 @@
+//! `testbed compare --quick` end to end on the embedded backend: both
+//! results files, the report files and the printed headline.
+
+use std::process::Command;
+
+#[test]
+fn compare_quick_writes_results_report_and_headline() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(env!("CARGO_BIN_EXE_testbed"))
+        .args(["compare", "--quick", "--quiet", "--out"])
+        .arg(out.path())
+        .output()
+        .expect("run testbed");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", output.status);
+
+    // Both results files parse under the current schema and describe the run.
+    let mut runs = Vec::new();
+    for (name, kind) in [("standard", "standard"), ("p2p", "p2p")] {
+        let path = out.path().join("results").join(format!("{name}.json"));
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let run = results::parse(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(run.system.kind.as_deref(), Some(kind));
+        assert_eq!(run.system.backend.as_deref(), Some("embedded"));
+        assert_eq!(run.system.computes, Some(4), "same compute capacity on both sides");
+        assert_eq!(run.system.profile.as_deref(), Some("openstack-2017"));
+        assert!(run.complete, "{name} run incomplete: {:?}", run.incomplete_reason);
+        let levels: Vec<u32> = run.levels.iter().map(|l| l.level).collect();
+        assert_eq!(levels, vec![4, 16], "{name}");
+        for l in &run.levels {
+            assert_eq!(l.requested, l.level);
+            assert_eq!(l.succeeded + l.failed, l.requested);
+            assert!(l.audit.clean, "{name} level {}: leftovers {:?}", l.level, l.audit.leftovers);
+        }
+        // Nothing is saturated at these levels: every boot succeeds.
+        assert!(run.levels.iter().all(|l| l.succeeded == l.requested), "{name}: {:?}",
+            run.levels.iter().map(|l| &l.errors).collect::<Vec<_>>());
+        assert!(run.host.scheduler_lag_p99_ms.is_some());
+        runs.push(run);
+    }
+    assert_eq!(runs[0].seed, runs[1].seed);
+    assert_eq!(runs[0].time_scale, runs[1].time_scale);
+
+    // P2P boots are spread over the agents' cloudlets.
+    let p2p_top = runs[1].levels.last().expect("a level");
+    assert!(p2p_top.placement.len() >= 2, "placement {:?}", p2p_top.placement);
+
+    for f in ["index.html", "summary.md", "summary.csv", "headline.json"] {
+        let p = out.path().join(f);
+        let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 0, "{} missing or empty", p.display());
+    }
+    let headline: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.path().join("headline.json")).expect("headline.json"),
+    )
+    .expect("headline.json is JSON");
+    assert_eq!(headline["standard"]["limit_level"], 16);
+    assert!(headline["claims"].as_array().map(|c| c.len()) == Some(3), "{headline}");
+
+    // The printed headline names each claim and points at the report.
+    for needle in ["4× more VMs", "about half the time", "error rate below one third", "index.html"] {
+        assert!(stdout.contains(needle), "stdout lacks {needle:?}:\n{stdout}");
+    }
+}
