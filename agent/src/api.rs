@@ -180,6 +180,11 @@ pub fn router(core: Arc<Core>) -> Router {
             "/compute/v2.1/os-hypervisors/statistics",
             get(hypervisor_stats),
         )
+        .route("/compute/v2.1/os-hypervisors", get(hypervisors_brief))
+        .route(
+            "/compute/v2.1/os-hypervisors/detail",
+            get(hypervisors_detail),
+        )
         .route("/compute/v2.1/limits", get(limits))
         .route("/compute/v2.1/os-quota-sets/{project}", get(quotas))
         .route("/compute/v2.1/{*rest}", any(proxy_compute))
@@ -644,6 +649,42 @@ async fn hypervisor_stats(State(core): S, headers: HeaderMap) -> Response {
         Ok(v) => json_resp(StatusCode::OK, &json!({"hypervisor_statistics": v})),
         Err(e) => call_fault(Service::Compute, e).into_response(),
     }
+}
+
+/// Every cloudlet's compute nodes, renumbered 1..N (IDs are per cloudlet;
+/// `hypervisor show <id>` is not federated).
+async fn hypervisors(core: Arc<Core>, headers: HeaderMap, detail: bool) -> Response {
+    let c = match ctx(&core, &headers, Service::Compute) {
+        Ok(c) => c,
+        Err(f) => return f.into_response(),
+    };
+    let path = if detail {
+        "/os-hypervisors/detail"
+    } else {
+        "/os-hypervisors"
+    };
+    match core
+        .federated_concat(&c.claims, &c.project, path, "hypervisors", &c.rid)
+        .await
+    {
+        Ok(mut list) => {
+            for (i, h) in list.iter_mut().enumerate() {
+                if let Some(o) = h.as_object_mut() {
+                    o.insert("id".into(), json!(i + 1));
+                }
+            }
+            json_resp(StatusCode::OK, &json!({"hypervisors": list}))
+        }
+        Err(e) => call_fault(Service::Compute, e).into_response(),
+    }
+}
+
+async fn hypervisors_brief(State(core): S, headers: HeaderMap) -> Response {
+    hypervisors(core, headers, false).await
+}
+
+async fn hypervisors_detail(State(core): S, headers: HeaderMap) -> Response {
+    hypervisors(core, headers, true).await
 }
 
 async fn limits(State(core): S, headers: HeaderMap) -> Response {
