@@ -1156,7 +1156,9 @@ impl Engine {
         };
         match i.phase {
             Phase::Deleting => {}
-            Phase::Error | Phase::Stuck => self.remove_deleted(inst),
+            // A local delete; it still returns a claim the instance held
+            // (an ACTIVE instance whose host was lost keeps its claim).
+            Phase::Error | Phase::Stuck => self.finish_delete(inst),
             Phase::Building => {
                 if !i.delete_requested {
                     i.delete_requested = true;

@@ -137,8 +137,10 @@ async fn burst_writes_a_results_file_and_a_table() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_cleans_up_and_writes_an_incomplete_file() {
-    // Boots take 1000 model s = 10 wall s: the run is interrupted mid-level.
-    let mock = mock_openstack::start(mock_cfg(1000.0)).await.unwrap();
+    // Spawns take ~400 model s = 4 wall s: the run is interrupted mid-level.
+    // On the cp-model engine a delete waits for the running spawn (nova's
+    // per-instance lock), so the deletes need more than the default 120 s.
+    let mock = mock_openstack::start(mock_cfg(400.0)).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.json");
     let child = tokio::process::Command::new(BIN)
@@ -154,6 +156,8 @@ async fn ctrl_c_cleans_up_and_writes_an_incomplete_file() {
             "admin",
             "--levels",
             "4,8",
+            "--delete-timeout",
+            "1000",
             "--quiet",
             "--out",
         ])

@@ -23,6 +23,8 @@ pub struct ComputeNode {
     pub disk_allocation_ratio: f64,
     pub used: Resources,
     pub running_vms: u64,
+    /// `false` once the node is lost (fault injection).
+    pub up: bool,
 }
 
 impl ComputeNode {
@@ -68,6 +70,7 @@ impl Capacity {
                 disk_allocation_ratio: ratios.2,
                 used: Resources::default(),
                 running_vms: 0,
+                up: true,
             })
             .collect();
         Self { nodes }

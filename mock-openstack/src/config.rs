@@ -7,8 +7,9 @@ use crate::error::MockError;
 
 /// Everything that shapes one mock OpenStack deployment.
 ///
-/// Times (`*_delay_s`) are **model seconds**; the wall-clock delay is
-/// `model seconds × time_scale`.
+/// Times are **model seconds**; the wall-clock delay is
+/// `model seconds × time_scale`. How long each stage takes comes from the
+/// cp-model control-plane `profile`; faults from `[faults]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MockConfig {
@@ -36,17 +37,20 @@ pub struct MockConfig {
     pub quota_ram_mb: i64,
     /// Lifetime of an issued Keystone token, wall seconds.
     pub token_ttl_s: u64,
-    /// Name of the control-plane profile (issue 3 maps it to a cp-model
-    /// profile; today it is only reported).
+    /// Control-plane profile: a builtin name (`devstack`, `openstack-2017`)
+    /// or the path of a TOML profile file (see docs/performance-model.md).
     pub profile: String,
-    /// Wall seconds per model second (0.1 runs ten times faster).
+    /// Wall seconds per model second (0.1 runs ten times faster); > 0.
     pub time_scale: f64,
-    /// Model seconds from accepted boot to ACTIVE, split evenly over the
-    /// task states scheduling, networking and spawning. Seam: the cp-model
-    /// engine replaces these fixed delays.
+    /// Shortcut for one profile edit: when > 0, replaces the profile's
+    /// `compute.spawn_median_s` (the hypervisor spawn, the bulk of a boot).
+    /// 0 (the default) keeps the profile's value.
     pub boot_delay_s: f64,
-    /// Model seconds a server spends in task_state `deleting` before it is gone.
+    /// Shortcut: when > 0, replaces the profile's `compute.destroy_s`.
     pub delete_delay_s: f64,
+    /// Faults installed at start (`[faults]` in a config file; same JSON/TOML
+    /// shape as `PUT /mock/v1/faults`).
+    pub faults: cp_model::FaultSet,
 }
 
 impl Default for MockConfig {
@@ -70,8 +74,9 @@ impl Default for MockConfig {
             token_ttl_s: 3600,
             profile: "devstack".into(),
             time_scale: 1.0,
-            boot_delay_s: 3.0,
-            delete_delay_s: 1.0,
+            boot_delay_s: 0.0,
+            delete_delay_s: 0.0,
+            faults: cp_model::FaultSet::default(),
         }
     }
 }
@@ -90,8 +95,11 @@ impl MockConfig {
         if self.name.is_empty() {
             return bad("name must not be empty");
         }
-        if !(self.time_scale.is_finite() && self.time_scale >= 0.0) {
-            return bad("time_scale must be a finite number >= 0");
+        if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
+            return Err(MockError::Config(format!(
+                "time_scale must be a finite number > 0 (wall seconds per model second), got {}",
+                self.time_scale
+            )));
         }
         for (n, v) in [
             ("cpu_allocation_ratio", self.cpu_allocation_ratio),
@@ -118,6 +126,44 @@ impl MockConfig {
         Ok(())
     }
 
+    /// The effective control-plane profile: `profile` loaded (builtin or
+    /// file) with the `boot_delay_s`/`delete_delay_s` shortcuts applied.
+    pub fn load_profile(&self) -> Result<cp_model::Profile, MockError> {
+        let mut p = cp_model::Profile::load(&self.profile)
+            .map_err(|e| MockError::Config(format!("profile {:?}: {e}", self.profile)))?;
+        let mut edits = vec![];
+        if self.boot_delay_s > 0.0 {
+            p.compute.spawn_median_s = self.boot_delay_s;
+            edits.push(format!("spawn_median_s={}", self.boot_delay_s));
+        }
+        if self.delete_delay_s > 0.0 {
+            p.compute.destroy_s = self.delete_delay_s;
+            edits.push(format!("destroy_s={}", self.delete_delay_s));
+        }
+        if !edits.is_empty() {
+            // A derived profile never passes for its base.
+            p.name = format!("{}+{}", p.name, edits.join(","));
+        }
+        p.validate()
+            .map_err(|e| MockError::Config(format!("profile {:?}: {e}", self.profile)))?;
+        Ok(p)
+    }
+
+    /// The engine's compute nodes, named like the mock's hypervisors.
+    pub fn node_specs(&self) -> Vec<cp_model::NodeSpec> {
+        (1..=self.computes)
+            .map(|i| cp_model::NodeSpec {
+                name: format!("{}-compute-{i}", self.name),
+                vcpus: self.compute_vcpus,
+                ram_mb: self.compute_ram_mb,
+                disk_gb: self.compute_disk_gb,
+                cpu_allocation_ratio: self.cpu_allocation_ratio,
+                ram_allocation_ratio: self.ram_allocation_ratio,
+                disk_allocation_ratio: self.disk_allocation_ratio,
+            })
+            .collect()
+    }
+
     /// Total schedulable capacity (after allocation ratios).
     pub fn capacity(&self) -> (u64, u64, u64) {
         let k = u64::from(self.computes);
@@ -142,6 +188,34 @@ mod tests {
         assert_eq!(c.region, "RegionOne");
         assert!(MockConfig::from_toml("nonsense = 1").is_err());
         assert!(MockConfig::from_toml("time_scale = -1.0").is_err());
+        let e = MockConfig::from_toml("time_scale = 0.0")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("time_scale must be a finite number > 0"), "{e}");
+        let c = MockConfig::from_toml(
+            "[faults]\nlost_nodes = [\"devstack-compute-1\"]\n[[faults.boot_errors]]\nname_regex = \"^bad\"\nrate = 1.0\n",
+        )
+        .unwrap();
+        assert_eq!(c.faults.boot_errors.len(), 1);
+        assert_eq!(c.faults.lost_nodes, vec!["devstack-compute-1".to_string()]);
+    }
+
+    #[test]
+    fn profile_shortcuts_derive_a_named_profile() {
+        let c = MockConfig::default();
+        assert_eq!(c.load_profile().unwrap().name, "devstack");
+        let c = MockConfig {
+            boot_delay_s: 3.0,
+            ..MockConfig::default()
+        };
+        let p = c.load_profile().unwrap();
+        assert_eq!(p.compute.spawn_median_s, 3.0);
+        assert_eq!(p.name, "devstack+spawn_median_s=3");
+        let c = MockConfig {
+            profile: "nope".into(),
+            ..MockConfig::default()
+        };
+        assert!(c.load_profile().is_err());
     }
 
     #[test]

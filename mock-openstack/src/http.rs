@@ -8,8 +8,9 @@ use std::sync::Arc;
 use axum::extract::{Request, State as AxState};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use cp_model::ApiKind;
 use http::uri::PathAndQuery;
-use http::{header, HeaderValue, StatusCode, Uri};
+use http::{header, HeaderValue, Method, StatusCode, Uri};
 use os_wire::{ApiError, Service};
 use serde_json::Value;
 
@@ -36,7 +37,23 @@ pub fn service_index(s: Service) -> usize {
 pub async fn envelope(AxState(st): AxState<Arc<State>>, req: Request, next: Next) -> Response {
     let service = service_for_path(req.uri().path());
     st.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
-    let mut resp = next.run(req).await;
+    // Every OpenStack API call (token issue/validation included) first
+    // passes the control plane's API stage.
+    let admitted = match service {
+        Service::Control => Ok(()),
+        _ => {
+            let kind = match *req.method() {
+                Method::GET | Method::HEAD | Method::OPTIONS => ApiKind::Get,
+                Method::DELETE => ApiKind::Delete,
+                _ => ApiKind::Post,
+            };
+            st.engine.api_call(kind).await
+        }
+    };
+    let mut resp = match admitted {
+        Ok(()) => next.run(req).await,
+        Err((code, message)) => api_rejected(service, code, message),
+    };
     st.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
     let status = resp.status();
     if status.is_client_error() || status.is_server_error() {
@@ -79,6 +96,18 @@ pub async fn envelope(AxState(st): AxState<Arc<State>>, req: Request, next: Next
     }
     st.metrics.count(service_index(service), status.as_u16());
     resp
+}
+
+/// The API stage refused the call: 503 (backlog full, API unavailable;
+/// `Retry-After: 1`) or 504 (waited past the API timeout), in the service's
+/// envelope (Nova: `serviceUnavailable` / `computeFault`).
+fn api_rejected(service: Service, code: u16, message: String) -> Response {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let mut e = ApiError::new(service, status, message);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        e = e.with_retry_after(1);
+    }
+    ApiErr(e).into_response()
 }
 
 /// Strips trailing slashes so `/compute/v2.1/` and `/compute/v2.1` route alike.

@@ -15,7 +15,8 @@
 //! ```
 //!
 //! Layout: pure logic in `capacity`, `lifecycle`, `pagination`; state in
-//! `state`; timers in `driver` (the seam for the cp-model engine); one
+//! `state`; `driver` runs the cp-model engine (API stage, build and delete
+//! pipelines, capacity) in one task and is the only code that sleeps; one
 //! module per service for the HTTP handlers.
 
 pub mod capacity;
@@ -23,7 +24,7 @@ mod compute;
 pub mod config;
 mod control;
 pub mod defaults;
-mod driver;
+pub mod driver;
 pub mod error;
 mod http;
 mod identity;
@@ -46,13 +47,23 @@ pub use error::MockError;
 pub use server::{start, MockHandle};
 
 /// The whole deployment as an in-process service (no socket). Must be
-/// called inside a tokio runtime (boots spawn timer tasks).
+/// called inside a tokio runtime: it spawns the task that owns the cp-model
+/// engine (it ends when the router and every clone of it are dropped).
 pub fn router(config: MockConfig) -> Result<Router, MockError> {
-    config.validate()?;
-    Ok(router_with_state(Arc::new(state::State::new(config))))
+    Ok(router_with_state(new_state(config)?))
 }
 
-/// The router over a given state (tests and the future cp-model driver).
+/// The deployment's state with its engine task running (inside a tokio
+/// runtime).
+pub fn new_state(config: MockConfig) -> Result<Arc<state::State>, MockError> {
+    config.validate()?;
+    let (link, parts) = driver::build(&config)?;
+    let st = Arc::new(state::State::new(config, link));
+    driver::spawn(&st, parts);
+    Ok(st)
+}
+
+/// The router over a given state.
 pub fn router_with_state(st: Arc<state::State>) -> Router {
     let inner = Router::new()
         .merge(identity::routes())

@@ -2,10 +2,9 @@
 //! long each stage takes.
 //!
 //! BUILD (task_state scheduling → networking → spawning) → ACTIVE, or ERROR
-//! with a fault when no host fits; delete goes through task_state `deleting`
-//! and then the server is gone. Nothing here sleeps or locks: the driver
-//! (`driver.rs`, tokio timers today, the cp-model engine in issue 3) feeds
-//! [`Event`]s in and reads the state out.
+//! with a fault; delete goes through task_state `deleting` and then the
+//! server is gone. Nothing here sleeps or locks: the driver (`driver.rs`,
+//! the cp-model engine) feeds [`Event`]s in and reads the state out.
 
 use serde::Serialize;
 
@@ -46,6 +45,11 @@ pub enum Event {
     NoValidHost,
     Networked,
     Spawned,
+    /// The build (or, for a lost host, the running server) failed.
+    Failed {
+        fault: String,
+        host: Option<String>,
+    },
     DeleteRequested,
 }
 
@@ -125,7 +129,9 @@ impl Lifecycle {
             (Event::Scheduled { host }, VmState::Building, Some(Scheduling)) => {
                 self.host = Some(host.clone());
                 self.task_state = Some(Networking);
-                self.progress = 33;
+                // nova (libvirt) reports no progress while building; the CLI
+                // would print "Progress: N" otherwise.
+                self.progress = 0;
             }
             (Event::NoValidHost, VmState::Building, Some(Scheduling)) => {
                 self.vm_state = VmState::Error;
@@ -134,7 +140,7 @@ impl Lifecycle {
             }
             (Event::Networked, VmState::Building, Some(Networking)) => {
                 self.task_state = Some(Spawning);
-                self.progress = 66;
+                self.progress = 0;
             }
             (Event::Spawned, VmState::Building, Some(Spawning)) => {
                 self.vm_state = VmState::Active;
@@ -142,38 +148,23 @@ impl Lifecycle {
                 self.power_state = 1;
                 self.progress = 100;
             }
+            (Event::Failed { fault, host }, VmState::Building | VmState::Active, t)
+                if t != Some(Deleting) =>
+            {
+                if self.host.is_none() {
+                    self.host.clone_from(host);
+                }
+                self.vm_state = VmState::Error;
+                self.task_state = None;
+                self.power_state = 0;
+                self.fault = Some(fault.clone());
+            }
             (Event::DeleteRequested, _, t) if t != Some(Deleting) => {
                 self.task_state = Some(Deleting);
             }
             _ => return Err(invalid(self, event)),
         }
         Ok(())
-    }
-}
-
-/// Seam for the control-plane model: how long each stage takes, in model
-/// seconds. Issue 3 replaces [`FixedDelays`] with the cp-model engine.
-pub trait StageTimes: Send + Sync + 'static {
-    /// Durations of scheduling, networking and spawning for one boot.
-    fn boot(&self) -> [f64; 3];
-    /// Duration of task_state `deleting`.
-    fn delete(&self) -> f64;
-}
-
-/// Fixed delays: the boot delay split evenly over the three build stages.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct FixedDelays {
-    pub boot_s: f64,
-    pub delete_s: f64,
-}
-
-impl StageTimes for FixedDelays {
-    fn boot(&self) -> [f64; 3] {
-        let third = self.boot_s / 3.0;
-        [third, third, third]
-    }
-    fn delete(&self) -> f64 {
-        self.delete_s
     }
 }
 
@@ -233,12 +224,23 @@ mod tests {
     }
 
     #[test]
-    fn fixed_delays_split_the_boot() {
-        let d = FixedDelays {
-            boot_s: 3.0,
-            delete_s: 1.0,
-        };
-        assert_eq!(d.boot(), [1.0, 1.0, 1.0]);
-        assert_eq!(d.delete(), 1.0);
+    fn failure_from_build_or_active_keeps_the_host() {
+        let mut l = Lifecycle::new();
+        l.apply(Event::Scheduled { host: "h".into() }).unwrap();
+        l.apply(Event::Networked).unwrap();
+        l.apply(Event::Spawned).unwrap();
+        l.apply(Event::Failed {
+            fault: "Compute host h lost".into(),
+            host: Some("h".into()),
+        })
+        .unwrap();
+        assert_eq!((l.status(), l.power_state), ("ERROR", 0));
+        assert_eq!(l.host.as_deref(), Some("h"));
+        assert!(l
+            .apply(Event::Failed {
+                fault: "x".into(),
+                host: None
+            })
+            .is_err());
     }
 }

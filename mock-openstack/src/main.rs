@@ -49,16 +49,16 @@ struct Cli {
     quota_ram_mb: Option<i64>,
     #[arg(long)]
     token_ttl_s: Option<u64>,
-    /// Control-plane profile name [default: devstack].
-    #[arg(long)]
+    /// Control-plane profile: devstack, openstack-2017 or a TOML file [default: devstack].
+    #[arg(long, value_name = "NAME|PATH")]
     profile: Option<String>,
-    /// Wall seconds per model second (0.1 = ten times faster).
+    /// Wall seconds per model second, > 0 (0.1 = ten times faster) [default: 1].
     #[arg(long)]
     time_scale: Option<f64>,
-    /// Model seconds from boot request to ACTIVE.
+    /// When > 0: replaces the profile's compute.spawn_median_s (model seconds).
     #[arg(long)]
     boot_delay_s: Option<f64>,
-    /// Model seconds in task_state deleting.
+    /// When > 0: replaces the profile's compute.destroy_s (model seconds).
     #[arg(long)]
     delete_delay_s: Option<f64>,
     /// Write a clouds.yaml (clouds `{name}` and `{name}-demo`) here.

@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use http::HeaderMap;
@@ -17,8 +16,9 @@ use serde_json::{Map, Value};
 use crate::capacity::{Capacity, Resources};
 use crate::config::MockConfig;
 use crate::defaults::{self, Flavor, Network};
+use crate::driver::EngineLink;
 use crate::error::{ApiErr, ApiResult};
-use crate::lifecycle::{Event, FixedDelays, Lifecycle, StageTimes};
+use crate::lifecycle::{Event, Lifecycle};
 
 /// One issued Keystone token.
 #[derive(Debug, Clone)]
@@ -235,22 +235,17 @@ pub struct State {
     pub providers: Vec<Provider>,
     tokens: RwLock<HashMap<String, Arc<Token>>>,
     inner: Mutex<Inner>,
-    pub times: Arc<dyn StageTimes>,
+    /// The cp-model engine task (API stage, lifecycles, capacity) and the
+    /// model clock.
+    pub engine: EngineLink,
     pub metrics: Metrics,
     token_issues: AtomicU64,
 }
 
 impl State {
-    pub fn new(cfg: MockConfig) -> Self {
-        let times = Arc::new(FixedDelays {
-            boot_s: cfg.boot_delay_s,
-            delete_s: cfg.delete_delay_s,
-        });
-        Self::with_times(cfg, times)
-    }
-
-    /// Seam: a state whose stage durations come from another model.
-    pub fn with_times(cfg: MockConfig, times: Arc<dyn StageTimes>) -> Self {
+    /// The state of a deployment whose engine task is reached through
+    /// `engine` (see `driver::build`).
+    pub fn new(cfg: MockConfig, engine: EngineLink) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         let capacity = Capacity::uniform(
             &cfg.name,
@@ -294,7 +289,7 @@ impl State {
             providers,
             tokens: RwLock::new(HashMap::new()),
             inner: Mutex::new(inner),
-            times,
+            engine,
             metrics: Metrics::default(),
             token_issues: AtomicU64::new(0),
         }
@@ -305,14 +300,9 @@ impl State {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Wall-clock duration of `model_s` model seconds.
-    pub fn wall(&self, model_s: f64) -> Duration {
-        let s = model_s * self.cfg.time_scale;
-        if s.is_finite() && s > 0.0 {
-            Duration::from_secs_f64(s.min(1e9))
-        } else {
-            Duration::ZERO
-        }
+    /// The API timestamp of the current model time.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.engine.time.now()
     }
 
     /// Base URL for links and the catalog: `public_url`, else the Host header.
@@ -385,91 +375,94 @@ impl State {
         ids
     }
 
-    /// Applies one build stage, placing by the mock's own books; returns
-    /// whether the build goes on.
-    pub fn advance_build(&self, id: &str, stage: BuildStage) -> bool {
-        self.advance_build_with(id, stage, Placement::Books)
-    }
-
-    /// Applies one build stage; at [`BuildStage::Schedule`], `placement`
-    /// says who picks the host (seam: the cp-model engine decides and the
-    /// mock's books follow). Returns whether the build goes on.
-    pub fn advance_build_with(
+    /// Applies engine effects (each with the API timestamp of its exact
+    /// model time) in one lock, and mirrors the engine's node usage into
+    /// the capacity books when `nodes` is given (the engine is the one
+    /// source of truth for usage).
+    pub fn apply_engine(
         &self,
-        id: &str,
-        stage: BuildStage,
-        placement: Placement<'_>,
-    ) -> bool {
+        updates: Vec<(DateTime<Utc>, String, cp_model::Effect)>,
+        nodes: Option<Vec<cp_model::NodeUsage>>,
+    ) {
+        use cp_model::Effect;
         let mut g = self.lock();
         let g = &mut *g;
-        let Some(s) = g.servers.get_mut(id) else {
-            return false;
-        };
-        if s.lc.is_deleting() {
-            return false;
-        }
-        let now = Utc::now();
-        let event = match stage {
-            BuildStage::Schedule => {
-                let chosen = match placement {
-                    Placement::Books => g.capacity.claim(s.resources()),
-                    Placement::Host(h) => {
-                        g.capacity.claim_on(h, s.resources()).then(|| h.to_string())
+        for (at, id, effect) in updates {
+            let event = match effect {
+                Effect::Deleted { .. } => {
+                    if let Some(s) = g.servers.remove(&id) {
+                        g.tombstones.insert(s.id, s.seq);
+                        g.deletes_done += 1;
                     }
-                    Placement::NoValidHost => None,
+                    continue;
+                }
+                Effect::Scheduled { host, .. } => Event::Scheduled { host },
+                Effect::TaskState {
+                    task_state: cp_model::TaskState::Spawning,
+                    ..
+                } => Event::Networked,
+                Effect::Active { .. } => Event::Spawned,
+                Effect::Error { fault, host, .. } => Event::Failed { fault, host },
+                _ => continue,
+            };
+            let Some(s) = g.servers.get_mut(&id) else {
+                continue;
+            };
+            if let Err(e) = s.lc.apply(event.clone()) {
+                tracing::debug!(server = %id, error = %e, "engine effect skipped");
+                continue;
+            }
+            s.updated = at;
+            match event {
+                Event::Scheduled { host } => s.host_id = host_id(s.project_id, &host),
+                Event::Spawned => {
+                    s.launched_at = Some(at);
+                    g.boots_active += 1;
+                }
+                Event::Failed { .. } => {
+                    s.fault_at = Some(at);
+                    if s.host_id.is_empty() {
+                        if let Some(h) = &s.lc.host {
+                            s.host_id = host_id(s.project_id, h);
+                        }
+                    }
+                    g.boots_error += 1;
+                }
+                Event::Networked => {
+                    for net in s.networks.clone() {
+                        let n = g.next_ip;
+                        g.next_ip = g.next_ip.wrapping_add(1);
+                        let ip = if net.external {
+                            format!("172.24.4.{}", 2 + n % 250)
+                        } else {
+                            format!("10.0.{}.{}", (n / 250) % 256, 2 + n % 250)
+                        };
+                        let mac = g.new_mac();
+                        let port_id = g.new_uuid();
+                        if let Some(s) = g.servers.get_mut(&id) {
+                            s.addresses.push(Address {
+                                network: net,
+                                ip,
+                                mac,
+                                port_id,
+                            });
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(nodes) = nodes {
+            for (n, u) in g.capacity.nodes.iter_mut().zip(nodes) {
+                n.used = Resources {
+                    vcpus: u64::from(u.vcpus_used),
+                    ram_mb: u.ram_mb_used,
+                    disk_gb: u.disk_gb_used,
                 };
-                match chosen {
-                    Some(host) => Event::Scheduled { host },
-                    None => Event::NoValidHost,
-                }
-            }
-            BuildStage::Network => Event::Networked,
-            BuildStage::Spawn => Event::Spawned,
-        };
-        let no_host = event == Event::NoValidHost;
-        if let Err(e) = s.lc.apply(event) {
-            tracing::debug!(server = id, error = %e, "build step skipped");
-            return false;
-        }
-        s.updated = now;
-        match stage {
-            BuildStage::Schedule if no_host => {
-                s.fault_at = Some(now);
-                g.boots_error += 1;
-                return false;
-            }
-            BuildStage::Network => {
-                for net in s.networks.clone() {
-                    let n = g.next_ip;
-                    g.next_ip = g.next_ip.wrapping_add(1);
-                    let ip = if net.external {
-                        format!("172.24.4.{}", 2 + n % 250)
-                    } else {
-                        format!("10.0.{}.{}", (n / 250) % 256, 2 + n % 250)
-                    };
-                    let mac = g.new_mac();
-                    let port_id = g.new_uuid();
-                    if let Some(s) = g.servers.get_mut(id) {
-                        s.addresses.push(Address {
-                            network: net,
-                            ip,
-                            mac,
-                            port_id,
-                        });
-                    }
-                }
-            }
-            BuildStage::Spawn => {
-                s.launched_at = Some(now);
-                g.boots_active += 1;
-            }
-            BuildStage::Schedule => {
-                if let Some(h) = &s.lc.host {
-                    s.host_id = host_id(s.project_id, h);
-                }
+                n.running_vms = u64::from(u.running_vms);
+                n.up = u.up;
             }
         }
-        true
     }
 
     /// Moves a server to task_state `deleting`. `false` if it is unknown.
@@ -479,20 +472,18 @@ impl State {
             Some(s) => {
                 // Already deleting: accepted again, like nova.
                 let _ = s.lc.apply(Event::DeleteRequested);
-                s.updated = Utc::now();
+                s.updated = self.engine.time.now();
                 true
             }
             None => false,
         }
     }
 
-    /// Removes a server and returns its claim.
+    /// Removes a server the engine never knew (its usage is the engine's
+    /// business otherwise).
     pub fn finish_delete(&self, id: &str) {
         let mut g = self.lock();
         if let Some(s) = g.servers.remove(id) {
-            if let Some(h) = &s.lc.host {
-                g.capacity.release(h, s.resources());
-            }
             g.tombstones.insert(s.id, s.seq);
             g.deletes_done += 1;
         }
@@ -509,25 +500,6 @@ pub fn host_id(project: &str, host: &str) -> String {
         let _ = write!(out, "{b:02x}");
     }
     out
-}
-
-/// Who picks the host when a build is scheduled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Placement<'a> {
-    /// The mock's own capacity books (most free RAM first).
-    Books,
-    /// A host chosen elsewhere (the cp-model engine); unknown → no valid host.
-    Host(&'a str),
-    /// The scheduler found nothing: ERROR "No valid host was found."
-    NoValidHost,
-}
-
-/// The three timed build stages (their ends).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BuildStage {
-    Schedule,
-    Network,
-    Spawn,
 }
 
 /// Returns the query's value for `key` (first occurrence).
@@ -560,12 +532,15 @@ pub fn truthy(v: &str) -> bool {
 mod tests {
     use super::*;
     use crate::lifecycle::TaskState;
+    use cp_model::Effect;
 
     fn state_with_server() -> (State, String) {
-        let st = State::new(MockConfig {
+        let cfg = MockConfig {
             computes: 2,
             ..MockConfig::default()
-        });
+        };
+        let (link, _parts) = crate::driver::build(&cfg).expect("engine");
+        let st = State::new(cfg, link);
         let id = {
             let mut g = st.lock();
             let id = g.new_uuid();
@@ -598,49 +573,114 @@ mod tests {
         (st, id)
     }
 
+    fn usage(name: &str, vcpus: u32, up: bool) -> cp_model::NodeUsage {
+        cp_model::NodeUsage {
+            name: name.into(),
+            capacity: cp_model::NodeSpec::with_default_ratios(name, 8, 16384, 160),
+            vcpus_used: vcpus,
+            ram_mb_used: 512 * u64::from(vcpus),
+            disk_gb_used: u64::from(vcpus),
+            running_vms: vcpus,
+            builds_in_flight: 0,
+            builds_queued: 0,
+            up,
+        }
+    }
+
     #[test]
-    fn outside_placement_is_followed_and_released_on_delete() {
+    fn engine_effects_drive_the_lifecycle_and_usage_is_mirrored() {
         let (st, id) = state_with_server();
-        assert!(st.advance_build_with(
-            &id,
-            BuildStage::Schedule,
-            Placement::Host("devstack-compute-2")
-        ));
+        let t = Utc::now();
+        let h = "devstack-compute-2".to_string();
+        st.apply_engine(
+            vec![(
+                t,
+                id.clone(),
+                Effect::Scheduled {
+                    instance: 1,
+                    host: h.clone(),
+                },
+            )],
+            Some(vec![
+                usage("devstack-compute-1", 0, true),
+                usage(&h, 1, true),
+            ]),
+        );
         assert_eq!(st.lock().capacity.nodes[1].used.vcpus, 1);
-        assert!(st.advance_build(&id, BuildStage::Network));
-        assert_eq!(st.lock().servers[&id].addresses.len(), 1);
-        assert!(st.advance_build(&id, BuildStage::Spawn));
-        assert_eq!(st.lock().servers[&id].lc.status(), "ACTIVE");
-        assert_eq!(st.lock().servers[&id].host_id.len(), 56);
+        st.apply_engine(
+            vec![
+                (
+                    t,
+                    id.clone(),
+                    Effect::TaskState {
+                        instance: 1,
+                        task_state: cp_model::TaskState::Spawning,
+                    },
+                ),
+                (
+                    t,
+                    id.clone(),
+                    Effect::Active {
+                        instance: 1,
+                        host: h.clone(),
+                    },
+                ),
+            ],
+            None,
+        );
+        {
+            let g = st.lock();
+            let s = &g.servers[&id];
+            assert_eq!(s.addresses.len(), 1);
+            assert_eq!(s.lc.status(), "ACTIVE");
+            assert_eq!(s.host_id.len(), 56);
+            assert_eq!(s.launched_at, Some(t));
+        }
         assert!(st.request_delete(&id));
         assert_eq!(
             st.lock().servers[&id].lc.task_state,
             Some(TaskState::Deleting)
         );
-        st.finish_delete(&id);
-        assert!(st.lock().servers.is_empty());
-        assert_eq!(st.lock().capacity.used().vcpus, 0);
-        assert!(st.lock().tombstones.contains_key(&id));
+        st.apply_engine(
+            vec![(t, id.clone(), Effect::Deleted { instance: 1 })],
+            Some(vec![
+                usage("devstack-compute-1", 0, true),
+                usage(&h, 0, false),
+            ]),
+        );
+        let g = st.lock();
+        assert!(g.servers.is_empty());
+        assert_eq!(g.capacity.used().vcpus, 0);
+        assert!(!g.capacity.nodes[1].up);
+        assert!(g.tombstones.contains_key(&id));
     }
 
     #[test]
-    fn no_valid_host_stops_the_build_with_a_fault() {
+    fn engine_error_sets_the_fault_at_its_model_time() {
         let (st, id) = state_with_server();
-        assert!(!st.advance_build_with(&id, BuildStage::Schedule, Placement::NoValidHost));
+        let t = st.engine.time.at(12.5);
+        st.apply_engine(
+            vec![(
+                t,
+                id.clone(),
+                Effect::Error {
+                    instance: 1,
+                    fault: "No valid host was found. There are not enough hosts available.".into(),
+                    host: None,
+                },
+            )],
+            None,
+        );
         let g = st.lock();
         let s = &g.servers[&id];
         assert_eq!(s.lc.status(), "ERROR");
-        assert!(s.fault_at.is_some());
+        assert_eq!(s.fault_at, Some(t));
         assert_eq!(g.boots_error, 1);
-    }
-
-    #[test]
-    fn build_steps_after_delete_are_ignored() {
-        let (st, id) = state_with_server();
-        assert!(st.request_delete(&id));
-        assert!(!st.advance_build(&id, BuildStage::Schedule));
-        assert_eq!(st.lock().capacity.used().vcpus, 0);
-        assert!(!st.advance_build("unknown", BuildStage::Schedule));
+        assert_eq!(
+            (t - st.engine.time.epoch).num_milliseconds(),
+            12_500,
+            "model seconds after the epoch"
+        );
     }
 
     #[test]

@@ -32,16 +32,16 @@ fn tool(name: &str) -> Option<PathBuf> {
     None
 }
 
-async fn start_mock() -> (MockHandle, tempfile::TempDir, PathBuf) {
-    let mock = mock_openstack::start(MockConfig {
+/// The devstack profile (boots in about 0.1 model s) at time scale 1.
+fn devstack() -> MockConfig {
+    MockConfig {
         listen: "127.0.0.1:0".into(),
-        // The CLI polls every 5 s (delete: 2 s): keep the lifecycle short.
-        boot_delay_s: 0.3,
-        delete_delay_s: 0.2,
         ..MockConfig::default()
-    })
-    .await
-    .expect("mock starts");
+    }
+}
+
+async fn start_mock(cfg: MockConfig) -> (MockHandle, tempfile::TempDir, PathBuf) {
+    let mock = mock_openstack::start(cfg).await.expect("mock starts");
     let dir = tempfile::tempdir().expect("tempdir");
     let clouds = dir.path().join("clouds.yaml");
     std::fs::write(
@@ -84,8 +84,24 @@ async fn ok(program: &Path, clouds: &Path, args: &[&str]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openstack_cli_boot_workflow() {
+    cli_workflow(devstack()).await;
+}
+
+/// The calibrated profile (a boot takes about 8 model seconds, every API
+/// call queues at the 4-worker API stage) at 1/20 of real time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openstack_cli_boot_workflow_openstack_2017() {
+    cli_workflow(MockConfig {
+        profile: "openstack-2017".into(),
+        time_scale: 0.05,
+        ..devstack()
+    })
+    .await;
+}
+
+async fn cli_workflow(cfg: MockConfig) {
     let Some(os) = tool("openstack") else { return };
-    let (mock, _dir, clouds) = start_mock().await;
+    let (mock, _dir, clouds) = start_mock(cfg).await;
     let (os, c) = (os.as_path(), clouds.as_path());
 
     let token = ok(os, c, &["token", "issue", "-f", "value", "-c", "id"]).await;
@@ -147,7 +163,7 @@ async fn openstack_cli_boot_workflow() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openstacksdk_boot_workflow() {
     let Some(python) = tool("python") else { return };
-    let (mock, _dir, clouds) = start_mock().await;
+    let (mock, _dir, clouds) = start_mock(devstack()).await;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk_conformance.py");
     let script = script.to_string_lossy();
     let out = run(&python, &clouds, &[&script, "devstack"]).await;

@@ -11,18 +11,12 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use sha2::{Digest, Sha256};
 
-use crate::embedded::{EmbeddedTestbed, TestbedSpec};
+pub use crate::backend::Backend;
+use crate::backend::Testbed;
+use crate::embedded::TestbedSpec;
 use crate::hostmon::HostMonitor;
 use crate::scenario::Scenario;
 use crate::topology::{self, Kind};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Backend {
-    /// Every mock and agent in this process on loopback ports.
-    Embedded,
-    /// Real containers on the local Docker engine.
-    Docker,
-}
 
 #[derive(Debug, Clone, Args)]
 pub struct CompareArgs {
@@ -117,9 +111,6 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Runs the whole experiment; returns the headline table text.
 pub async fn run(args: CompareArgs) -> Result<String> {
-    if args.backend == Backend::Docker {
-        bail!("--backend docker is not available yet in this build; use --backend embedded");
-    }
     let levels = args.resolved_levels();
     let n = args.resolved_cloudlets();
     if n == 0 {
@@ -169,7 +160,7 @@ async fn run_one(
 ) -> Result<results::RunResults> {
     let kind = spec.kind;
     let members = spec.members;
-    let mut tb = EmbeddedTestbed::start(spec.clone())
+    let mut tb = Testbed::start(args.backend, spec.clone())
         .await
         .with_context(|| format!("cannot start the {} testbed", kind.label()))?;
     let monitor = HostMonitor::start();
@@ -179,7 +170,7 @@ async fn run_one(
     let mut run = outcome.with_context(|| format!("the {} sweep failed", kind.label()))?;
     run.system.label = kind.label().to_string();
     run.system.kind = Some(kind.label().to_string());
-    run.system.backend = Some("embedded".to_string());
+    run.system.backend = Some(args.backend.name().to_string());
     run.system.cloudlets = Some(if kind == Kind::P2p { members } else { 1 });
     run.system.computes = Some(members);
     run.system.profile = Some(args.profile.clone());

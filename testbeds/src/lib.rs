@@ -8,6 +8,7 @@
 //! - [`clouds_yaml`]: clouds.yaml for a testbed's entry points.
 //! - [`compare`]: the experiment itself.
 
+pub mod backend;
 pub mod clouds_yaml;
 pub mod compare;
 pub mod embedded;

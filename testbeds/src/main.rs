@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use testbeds::compare::{self, CompareArgs};
-use testbeds::embedded::{EmbeddedTestbed, TestbedSpec};
+use testbeds::backend::{Backend, Testbed};
+use testbeds::docker;
+use testbeds::embedded::TestbedSpec;
 use testbeds::topology::{self, Kind};
 
 #[derive(Parser)]
@@ -24,6 +26,15 @@ enum Command {
     Up(UpArgs),
     /// Run the boot-burst sweep against both testbeds and write the report.
     Compare(Box<CompareArgs>),
+    /// Build the container image (static binaries, FROM scratch) for --backend docker.
+    Images(ImagesArgs),
+}
+
+#[derive(Args)]
+struct ImagesArgs {
+    /// Repository root to build from.
+    #[arg(long)]
+    source: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -47,6 +58,8 @@ struct UpArgs {
     seed: u64,
     #[arg(long, default_value_t = 2)]
     retries: u32,
+    #[arg(long, value_enum, default_value_t = Backend::Embedded)]
+    backend: Backend,
     /// Write a clouds.yaml with entries `testbed` and `testbed-<i>`.
     #[arg(long)]
     clouds_yaml: Option<PathBuf>,
@@ -66,6 +79,7 @@ fn main() -> Result<()> {
         match cli.command {
             Command::Up(args) => up(args).await,
             Command::Compare(args) => compare::run(*args).await.map(|_| ()),
+            Command::Images(args) => images(args).await,
         }
     })
 }
@@ -88,7 +102,7 @@ async fn up(args: UpArgs) -> Result<()> {
         retries: args.retries,
         cluster_secret: compare::random_secret(args.seed),
     };
-    let tb = EmbeddedTestbed::start(spec)
+    let tb = Testbed::start(args.backend, spec)
         .await
         .context("cannot start the testbed")?;
     let entries = tb.entries();
@@ -107,5 +121,20 @@ async fn up(args: UpArgs) -> Result<()> {
         .context("cannot wait for Ctrl-C")?;
     println!("stopping…");
     tb.shutdown().await;
+    Ok(())
+}
+
+async fn images(args: ImagesArgs) -> Result<()> {
+    if !docker::docker_available() {
+        bail!("no Docker engine is reachable (is the daemon running?)");
+    }
+    let source = args.source.unwrap_or_else(docker::images::default_source_dir);
+    println!("building static binaries in {} …", source.display());
+    let source_for_build = source.clone();
+    let bin_dir = tokio::task::spawn_blocking(move || docker::static_build(&source_for_build))
+        .await
+        .context("the build task failed")??;
+    let image = docker::build_image(&bin_dir).await?;
+    println!("image {image} built from {}", bin_dir.display());
     Ok(())
 }

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use loadgen::{BurstConfig, CancellationToken, EntryPolicy, LevelEvent, Target};
 
 use crate::compare::CompareArgs;
-use crate::embedded::EmbeddedTestbed;
+use crate::backend::Testbed;
 use crate::scenario::{self, Scenario};
 use crate::topology::Kind;
 
@@ -30,12 +30,12 @@ pub fn burst_config(args: &CompareArgs, levels: &[u32], time_scale: f64) -> Burs
 /// deletes what it created and returns the results so far, marked incomplete.
 pub async fn run_sweep(
     args: &CompareArgs,
-    tb: &mut EmbeddedTestbed,
+    tb: &mut Testbed,
     levels: &[u32],
     time_scale: f64,
 ) -> Result<results::RunResults> {
     let entries = tb.entries();
-    let policy = match tb.spec.kind {
+    let policy = match tb.spec().kind {
         Kind::Standard => EntryPolicy::Single,
         Kind::P2p => EntryPolicy::RoundRobin,
     };
@@ -58,7 +58,7 @@ pub async fn run_sweep(
 
     let kill_count = match args.scenario {
         Scenario::Steady => 0,
-        Scenario::CloudletLoss => scenario::parse_kill(&args.kill, tb.spec.members)
+        Scenario::CloudletLoss => scenario::parse_kill(&args.kill, tb.spec().members)
             .map_err(anyhow::Error::msg)?,
     };
     let sweep = loadgen::run_boot_burst(&cfg, &target, transport, cancel);
@@ -72,7 +72,7 @@ pub async fn run_sweep(
             res = &mut sweep => break res,
             Some(ev) = rx.recv() => {
                 if let LevelEvent::AllSent { index, .. } = ev {
-                    if kill_count > 0 && tb.spec.kind == Kind::P2p {
+                    if kill_count > 0 && tb.spec().kind == Kind::P2p {
                         // "Middle of the level": a few model seconds after the
                         // burst, while boots are in flight.
                         let delay = Duration::from_secs_f64((args.kill_after * time_scale).max(0.0));
@@ -83,9 +83,9 @@ pub async fn run_sweep(
             _ = sleep_until_opt(kill_at) => {
                 if let Some((_, index)) = pending_kill.take() {
                     let seed = args.seed.wrapping_add(index as u64);
-                    for v in scenario::choose_victims(tb.spec.members, kill_count, seed) {
+                    for v in scenario::choose_victims(tb.spec().members, kill_count, seed) {
                         tracing::info!(member = v, level = index, "stopping cloudlet");
-                        tb.kill(v);
+                        tb.kill(v).await;
                     }
                 }
             }

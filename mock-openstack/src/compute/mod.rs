@@ -205,7 +205,8 @@ fn hypervisor_views(st: &State, detail: bool) -> Vec<Value> {
         .map(|(i, n)| {
             let id = i + 1;
             let mut v = json!({
-                "id": id, "hypervisor_hostname": n.hostname, "state": "up", "status": "enabled",
+                "id": id, "hypervisor_hostname": n.hostname,
+                "state": if n.up { "up" } else { "down" }, "status": "enabled",
             });
             if detail {
                 let free_ram = n.ram_mb as i64 - n.used.ram_mb as i64;
@@ -391,26 +392,27 @@ async fn azs(AxState(st): AxState<Arc<State>>, headers: HeaderMap) -> ApiResult<
 /// nova-compute per compute node; all up.
 async fn services(AxState(st): AxState<Arc<State>>, headers: HeaderMap) -> ApiResult<Response> {
     require_admin(&st.authenticate(&headers, S)?)?;
-    let now = rfc3339(Utc::now());
+    let now = rfc3339(st.now());
     let controller = format!("{}-controller", st.cfg.name);
-    let mut list = vec![
+    let list = vec![
         ("nova-scheduler", controller.clone(), "internal"),
         ("nova-conductor", controller, "internal"),
     ];
     let g = st.lock();
+    let mut list: Vec<_> = list.into_iter().map(|(b, h, z)| (b, h, z, true)).collect();
     list.extend(
         g.capacity
             .nodes
             .iter()
-            .map(|n| ("nova-compute", n.hostname.clone(), "nova")),
+            .map(|n| ("nova-compute", n.hostname.clone(), "nova", n.up)),
     );
     drop(g);
     let out: Vec<Value> = list
         .into_iter()
         .enumerate()
-        .map(|(i, (binary, host, zone))| {
+        .map(|(i, (binary, host, zone, up))| {
             json!({"id": i + 1, "binary": binary, "host": host, "zone": zone,
-                "status": "enabled", "state": "up", "updated_at": now,
+                "status": "enabled", "state": if up { "up" } else { "down" }, "updated_at": now,
                 "disabled_reason": null, "forced_down": false})
         })
         .collect();

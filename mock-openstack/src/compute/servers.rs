@@ -1,6 +1,7 @@
 //! Nova servers: create, show, list/detail with filters and pagination,
 //! delete, and a few no-op actions. Handlers validate and render; the
-//! lifecycle itself is in `lifecycle.rs`, driven by `driver.rs`.
+//! lifecycle itself is in `lifecycle.rs`, driven by the cp-model engine
+//! task in `driver.rs`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,7 +20,6 @@ use sha2::Digest;
 
 use super::S;
 use crate::defaults::{self, Network, IMAGE_ID, NETWORKS, PRIVATE_NET_ID};
-use crate::driver;
 use crate::error::{ApiErr, ApiResult};
 use crate::http::{json_body, json_response, ok, with_status};
 use crate::lifecycle::Lifecycle;
@@ -218,8 +218,8 @@ async fn create(
             ));
         }
         let n = allowed as u32;
-        let now = Utc::now();
-        let mut ids = Vec::with_capacity(n as usize);
+        let now = st.now();
+        let mut ids: Vec<(String, String)> = Vec::with_capacity(n as usize);
         for i in 1..=n {
             g.seq += 1;
             let id = g.new_uuid();
@@ -249,13 +249,22 @@ async fn create(
                 lc: Lifecycle::new(),
                 host_id: String::new(),
             };
+            ids.push((id.clone(), server.name.clone()));
             g.servers.insert(id.clone(), server);
-            ids.push(id);
         }
         ids
     };
-    let first = ids.first().cloned().unwrap_or_default();
-    driver::spawn_boots(st.clone(), ids);
+    let first = ids.first().map(|(id, _)| id.clone()).unwrap_or_default();
+    // The instances of one request go to the engine in order, so the first
+    // of a multi-create is scheduled first (as nova's scheduler does).
+    let res = crate::capacity::Resources {
+        vcpus: flavor.vcpus,
+        ram_mb: flavor.ram_mb,
+        disk_gb: flavor.disk_gb,
+    };
+    for (id, name) in ids {
+        st.engine.boot(id, res, name);
+    }
     let self_url = format!("{base}/compute/v2.1/servers/{first}");
     let body = json!({"server": {
         "id": first,
@@ -536,7 +545,7 @@ async fn delete(
     if !known || !st.request_delete(&id) {
         return Err(not_found(&id));
     }
-    driver::spawn_delete(st.clone(), id);
+    st.engine.delete(id);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
