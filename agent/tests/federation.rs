@@ -518,3 +518,23 @@ async fn servers_of_a_dead_pair_stay_visible_everywhere() {
         .unwrap()
         .contains("cloudlet-3"));
 }
+
+/// Seeds may be given by name (`host:port`); the agent resolves them itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeds_by_host_name_join_the_overlay() {
+    assert_eq!(
+        agent::resolve("localhost:7946").await.map(|a| a.port()),
+        Some(7946),
+        "localhost must resolve"
+    );
+    assert!(agent::resolve("no-such-host.invalid:1").await.is_none());
+    let fed = federation_with(&[4, 4, 4], |c| {
+        c.seed_peers = c
+            .seed_peers
+            .iter()
+            .map(|s| s.replace("127.0.0.1", "localhost"))
+            .collect();
+    })
+    .await;
+    assert_eq!(fed.agent(3).members_alive(), 3);
+}
