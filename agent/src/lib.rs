@@ -281,14 +281,14 @@ async fn poll_capacity(core: Arc<Core>, mut st: CloudletState, named_seeds: Vec<
     loop {
         tokio::time::sleep(every).await;
         // Seeds by name: every round while alone, then every ~30 rounds.
-        if !named_seeds.is_empty() && (core.gossip.members_alive() <= 1 || rounds % 30 == 0) {
+        if !named_seeds.is_empty() && (core.gossip.members_alive() <= 1 || rounds == 0) {
             for s in &named_seeds {
                 if let Some(addr) = resolve(s).await {
                     core.gossip.gossip_with(addr);
                 }
             }
         }
-        rounds += 1;
+        rounds = (rounds + 1) % 30;
         match core.cloudlet.capacity().await {
             Ok(cap) => {
                 apply_capacity(&mut st, &cap, true);
