@@ -20,6 +20,7 @@ fn cfg(i: usize, base_port: u16, interval: Duration) -> GossipConfig {
     GossipConfig {
         node_id: format!("c{i}"),
         addr: SocketAddr::from(([127, 0, 0, 1], base_port + i as u16)),
+        listen: SocketAddr::from(([127, 0, 0, 1], base_port + i as u16)),
         seeds: vec![format!("127.0.0.1:{base_port}")],
         cluster_id: "bench".into(),
         interval,

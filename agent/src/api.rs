@@ -180,6 +180,11 @@ pub fn router(core: Arc<Core>) -> Router {
             "/compute/v2.1/os-hypervisors/statistics",
             get(hypervisor_stats),
         )
+        .route("/compute/v2.1/os-hypervisors", get(hypervisors_brief))
+        .route(
+            "/compute/v2.1/os-hypervisors/detail",
+            get(hypervisors_detail),
+        )
         .route("/compute/v2.1/limits", get(limits))
         .route("/compute/v2.1/os-quota-sets/{project}", get(quotas))
         .route("/compute/v2.1/{*rest}", any(proxy_compute))
@@ -195,6 +200,7 @@ pub fn router(core: Arc<Core>) -> Router {
         .route("/p2p/v1/local/{*rest}", any(p2p_local))
         .route("/p2p/v1/read/{*rest}", get(p2p_read))
         .route("/p2p/v1/auth", post(p2p_auth))
+        .route("/p2p/v1/known/{member}", get(p2p_known))
         .route("/p2p/v1/view", get(p2p_view))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(core.clone(), request_id))
@@ -584,6 +590,33 @@ async fn route_server(core: Arc<Core>, method: Method, headers: HeaderMap, id: S
     let o = core
         .server_op(&method, gid, &c.claims, &c.project, &c.base, &c.rid)
         .await;
+    if o.status == StatusCode::NOT_FOUND {
+        // Not on any live cloudlet: is it last known on a dead one?
+        if let Some((member, mut server)) = core
+            .last_known_on_dead(gid, &c.claims, &c.project, &c.rid)
+            .await
+        {
+            if method == Method::DELETE {
+                return with_owner(
+                    fault(
+                        Service::Compute,
+                        503,
+                        format!("Cloudlet {member} holding instance {id} cannot be reached."),
+                    )
+                    .into_response(),
+                    &core,
+                    Some(&member),
+                );
+            }
+            view::globalize(&mut server, &id, &c.base);
+            view::mark_unknown(&mut server);
+            return with_owner(
+                json_resp(StatusCode::OK, &json!({"server": server})),
+                &core,
+                Some(&member),
+            );
+        }
+    }
     outcome(&core, o)
 }
 
@@ -616,6 +649,42 @@ async fn hypervisor_stats(State(core): S, headers: HeaderMap) -> Response {
         Ok(v) => json_resp(StatusCode::OK, &json!({"hypervisor_statistics": v})),
         Err(e) => call_fault(Service::Compute, e).into_response(),
     }
+}
+
+/// Every cloudlet's compute nodes, renumbered 1..N (IDs are per cloudlet;
+/// `hypervisor show <id>` is not federated).
+async fn hypervisors(core: Arc<Core>, headers: HeaderMap, detail: bool) -> Response {
+    let c = match ctx(&core, &headers, Service::Compute) {
+        Ok(c) => c,
+        Err(f) => return f.into_response(),
+    };
+    let path = if detail {
+        "/os-hypervisors/detail"
+    } else {
+        "/os-hypervisors"
+    };
+    match core
+        .federated_concat(&c.claims, &c.project, path, "hypervisors", &c.rid)
+        .await
+    {
+        Ok(mut list) => {
+            for (i, h) in list.iter_mut().enumerate() {
+                if let Some(o) = h.as_object_mut() {
+                    o.insert("id".into(), json!(i + 1));
+                }
+            }
+            json_resp(StatusCode::OK, &json!({"hypervisors": list}))
+        }
+        Err(e) => call_fault(Service::Compute, e).into_response(),
+    }
+}
+
+async fn hypervisors_brief(State(core): S, headers: HeaderMap) -> Response {
+    hypervisors(core, headers, false).await
+}
+
+async fn hypervisors_detail(State(core): S, headers: HeaderMap) -> Response {
+    hypervisors(core, headers, true).await
 }
 
 async fn limits(State(core): S, headers: HeaderMap) -> Response {
@@ -977,4 +1046,21 @@ async fn p2p_auth(
         }
         Err(e) => call_fault(Service::Identity, e).into_response(),
     }
+}
+
+/// What this agent knows of another member's servers (for a peer that
+/// cannot reach that member and never listed it).
+async fn p2p_known(
+    State(core): S,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(member): Path<String>,
+) -> Response {
+    let c = match peer_ctx(&core, &method, &uri, &headers) {
+        Ok(c) => c,
+        Err(f) => return f.into_response(),
+    };
+    let servers = core.known_servers_of(&member, &c.project);
+    json_resp(StatusCode::OK, &json!({"servers": servers}))
 }

@@ -914,12 +914,16 @@ impl Core {
                     }
                 }
                 None => {
-                    let cached = self
+                    let mut cached = self
                         .last_seen
                         .lock()
                         .ok()
                         .and_then(|c| c.get(&key).cloned())
                         .unwrap_or_default();
+                    if cached.is_empty() {
+                        // Never listed it ourselves: ask peers what they saw.
+                        cached = self.ask_peers_about(&name, &tok, &known, rid).await;
+                    }
                     for mut s in cached {
                         if let Some(gid) = view::global_id_of(&s) {
                             view::globalize(&mut s, &gid, base);
@@ -956,6 +960,103 @@ impl Core {
                     _ => continue,
                 };
                 out.push(s);
+            }
+        }
+        // One row per global ID, real rows first.
+        let mut ids = HashSet::new();
+        out.retain(|s| {
+            s.get("id")
+                .and_then(Value::as_str)
+                .is_none_or(|id| ids.insert(id.to_string()))
+        });
+        out
+    }
+
+    /// What this agent knows of `member`'s servers of project `p` without
+    /// asking it: the last list seen, plus boots it coordinated there.
+    pub fn known_servers_of(&self, member: &str, p: &ProjectRef) -> Vec<Value> {
+        let mut out = self
+            .last_seen
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&(member.to_string(), p.clone())).cloned())
+            .unwrap_or_default();
+        if let Ok(d) = self.directory.lock() {
+            for (gid, e) in d.iter() {
+                if e.owner == member && e.project == *p && e.state != DirState::Deleted {
+                    out.push(view::synthetic(
+                        &gid.to_string(),
+                        &e.name,
+                        "UNKNOWN",
+                        &e.tenant,
+                        None,
+                        "",
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// The last known state of `gid` on a member that is not alive (from
+    /// this agent's and its peers' memories), with that member's name.
+    pub async fn last_known_on_dead(
+        &self,
+        gid: Uuid,
+        claims: &Claims,
+        p: &ProjectRef,
+        rid: &str,
+    ) -> Option<(String, Value)> {
+        let g = gid.to_string();
+        let known = self.gossip.known().await;
+        let tok = self.token_for_claims(claims);
+        for (st, alive) in &known {
+            if *alive && !self.suspected(st) {
+                continue;
+            }
+            let mut list = self.known_servers_of(&st.name, p);
+            if !list
+                .iter()
+                .any(|s| view::global_id_of(s).as_deref() == Some(g.as_str()))
+            {
+                list = self.ask_peers_about(&st.name, &tok, &known, rid).await;
+            }
+            if let Some(s) = list
+                .into_iter()
+                .find(|s| view::global_id_of(s).as_deref() == Some(g.as_str()))
+            {
+                return Some((st.name.clone(), s));
+            }
+        }
+        None
+    }
+
+    /// Asks up to two live peers what they know of `member`'s servers.
+    async fn ask_peers_about(
+        &self,
+        member: &str,
+        tok: &str,
+        known: &[(CloudletState, bool)],
+        rid: &str,
+    ) -> Vec<Value> {
+        let mut out = vec![];
+        let peers = known
+            .iter()
+            .filter(|(s, alive)| {
+                *alive && s.name != self.name && s.name != member && !self.suspected(s)
+            })
+            .take(2);
+        for (st, _) in peers {
+            let path = format!("/p2p/v1/known/{member}");
+            if let Ok(r) = self
+                .peer_call(&st.url, Method::GET, &path, tok, None, rid)
+                .await
+            {
+                if let Ok(v) = json_of(&r) {
+                    if let Some(list) = v.get("servers").and_then(Value::as_array) {
+                        out.extend(list.iter().cloned());
+                    }
+                }
             }
         }
         out
@@ -1150,6 +1251,61 @@ impl Core {
             }
         }
         None
+    }
+
+    /// Concatenates a per-cloudlet list (`key`) over every alive cloudlet,
+    /// in member order; errors of single cloudlets are skipped.
+    pub async fn federated_concat(
+        &self,
+        claims: &Claims,
+        p: &ProjectRef,
+        path: &str,
+        key: &str,
+        rid: &str,
+    ) -> Result<Vec<Value>, CallError> {
+        let mut view = self.gossip.live_view().await;
+        view.sort_by(|a, b| a.name.cmp(&b.name));
+        let tok = self.token_for_claims(claims);
+        let futs = view.iter().map(|st| {
+            let tok = tok.clone();
+            async move {
+                if st.name == self.name {
+                    self.cloudlet.get_json(p, Svc::Compute, path, rid).await
+                } else {
+                    let r = self
+                        .peer_call(
+                            &st.url,
+                            Method::GET,
+                            &format!("/p2p/v1/local{path}"),
+                            &tok,
+                            None,
+                            rid,
+                        )
+                        .await?;
+                    json_of(&r)
+                }
+            }
+        });
+        let mut out = vec![];
+        let mut first_err = None;
+        let mut any = false;
+        for r in futures::future::join_all(futs).await {
+            match r {
+                Ok(v) => {
+                    any = true;
+                    if let Some(list) = v.get(key).and_then(Value::as_array) {
+                        out.extend(list.iter().cloned());
+                    }
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        if !any {
+            return Err(first_err.unwrap_or(CallError::BadResponse("no cloudlet answered".into())));
+        }
+        Ok(out)
     }
 
     /// Substitutes [`PROJECT_PLACEHOLDER`] with the own cloudlet's ID of `p`.

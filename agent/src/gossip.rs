@@ -20,8 +20,10 @@ use crate::AgentError;
 #[derive(Debug, Clone)]
 pub struct GossipConfig {
     pub node_id: String,
-    /// Address to bind and advertise (must be concrete, not port 0).
+    /// Address peers should gossip to (advertised; must be concrete).
     pub addr: SocketAddr,
+    /// Address to bind (e.g. `0.0.0.0:7946`); usually equal to `addr`.
+    pub listen: SocketAddr,
     pub seeds: Vec<String>,
     pub cluster_id: String,
     pub interval: Duration,
@@ -35,7 +37,7 @@ impl GossipConfig {
             chitchat_id: ChitchatId::new(self.node_id.clone(), generation, self.addr),
             cluster_id: self.cluster_id.clone(),
             gossip_interval: self.interval,
-            listen_addr: self.addr,
+            listen_addr: self.listen,
             seed_nodes: self.seeds.clone(),
             failure_detector_config: FailureDetectorConfig {
                 phi_threshold: self.phi_threshold,
@@ -143,6 +145,11 @@ impl Gossip {
             .await
     }
 
+    /// One gossip exchange with `addr` (to reach seeds given by name).
+    pub fn gossip_with(&self, addr: SocketAddr) {
+        let _ = self.handle.gossip(addr);
+    }
+
     pub fn abort(&self) {
         self.watcher.abort();
         let _ = self.handle.initiate_shutdown();
@@ -164,6 +171,7 @@ mod tests {
         GossipConfig {
             node_id: format!("c{i}"),
             addr: SocketAddr::from(([127, 0, 0, 1], 20_000 + i)),
+            listen: SocketAddr::from(([127, 0, 0, 1], 20_000 + i)),
             seeds,
             cluster_id: "t".into(),
             interval: Duration::from_millis(50),

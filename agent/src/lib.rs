@@ -116,6 +116,39 @@ pub async fn start(
     start_with_gossip(config, transport, &chitchat::transport::UdpTransport).await
 }
 
+/// Resolves `host:port` (or parses `ip:port`) with a pure-Rust resolver
+/// (`/etc/hosts`, then the DNS servers of `/etc/resolv.conf`).
+pub async fn resolve(host_port: &str) -> Option<SocketAddr> {
+    if let Ok(a) = host_port.parse::<SocketAddr>() {
+        return Some(a);
+    }
+    let (host, port) = host_port.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let resolver = hickory_resolver::TokioResolver::builder_tokio()
+        .ok()?
+        .build();
+    let ips = resolver.lookup_ip(host).await.ok()?;
+    // Prefer IPv4 (listeners are usually bound on IPv4 addresses).
+    let ip = ips
+        .iter()
+        .find(|ip| ip.is_ipv4())
+        .or_else(|| ips.iter().next())?;
+    Some(SocketAddr::new(ip, port))
+}
+
+async fn resolve_with_retry(host_port: &str, limit: Duration) -> Option<SocketAddr> {
+    let t0 = std::time::Instant::now();
+    loop {
+        if let Some(a) = resolve(host_port).await {
+            return Some(a);
+        }
+        if t0.elapsed() > limit {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 fn concrete_gossip_addr(listen: &str) -> Result<SocketAddr, AgentError> {
     let addr: SocketAddr = listen
         .parse()
@@ -161,12 +194,22 @@ pub async fn start_with_gossip(
         .clone()
         .map(|u| u.trim_end_matches('/').to_string())
         .unwrap_or_else(|| format!("http://{local}"));
+    let gossip_listen = concrete_gossip_addr(&config.gossip_listen)?;
     let gossip_addr = match &config.gossip_advertise {
-        Some(a) => a
-            .parse()
-            .map_err(|e| AgentError::Config(format!("gossip_advertise {a:?}: {e}")))?,
-        None => concrete_gossip_addr(&config.gossip_listen)?,
+        Some(a) => resolve_with_retry(a, Duration::from_secs(10))
+            .await
+            .ok_or_else(|| {
+                AgentError::Config(format!("gossip_advertise {a:?} does not resolve"))
+            })?,
+        None => gossip_listen,
     };
+    // IP seeds go to chitchat; named seeds are resolved here (pure-Rust
+    // resolver: static binaries cannot use the system's) until they answer.
+    let (ip_seeds, named_seeds): (Vec<String>, Vec<String>) = config
+        .seed_peers
+        .iter()
+        .cloned()
+        .partition(|s| s.parse::<SocketAddr>().is_ok());
     let cloudlet = cloudlet::CloudletClient::new(&config, transport.clone());
     let mut initial = CloudletState {
         name: config.name.clone(),
@@ -180,7 +223,8 @@ pub async fn start_with_gossip(
     let gcfg = GossipConfig {
         node_id: config.name.clone(),
         addr: gossip_addr,
-        seeds: config.seed_peers.clone(),
+        listen: gossip_listen,
+        seeds: ip_seeds,
         cluster_id: config.cluster_id.clone(),
         interval: Duration::from_millis(config.gossip_interval_ms.max(10)),
         phi_threshold: config.phi_threshold,
@@ -205,7 +249,7 @@ pub async fn start_with_gossip(
     let router = api::router(core.clone());
     let (stop, stop_rx) = watch::channel(false);
     let server = tokio::spawn(serve(listener, router.clone(), stop_rx));
-    let poller = tokio::spawn(poll_capacity(core.clone(), initial));
+    let poller = tokio::spawn(poll_capacity(core.clone(), initial, named_seeds));
     info!(agent = %core.name, url = %self_url, gossip = %gossip_addr, "agent started");
     Ok(AgentHandle {
         base_url: self_url,
@@ -229,11 +273,22 @@ fn apply_capacity(st: &mut CloudletState, cap: &cloudlet::Capacity, healthy: boo
 }
 
 /// Publishes the cloudlet's capacity to the overlay at a fixed interval.
-async fn poll_capacity(core: Arc<Core>, mut st: CloudletState) {
+/// Also keeps knocking at seeds given by name until the overlay has peers.
+async fn poll_capacity(core: Arc<Core>, mut st: CloudletState, named_seeds: Vec<String>) {
     let every = Duration::from_millis(core.cfg.capacity_interval_ms.max(10));
     let mut was_healthy = st.healthy;
+    let mut rounds = 0u64;
     loop {
         tokio::time::sleep(every).await;
+        // Seeds by name: every round while alone, then every ~30 rounds.
+        if !named_seeds.is_empty() && (core.gossip.members_alive() <= 1 || rounds == 0) {
+            for s in &named_seeds {
+                if let Some(addr) = resolve(s).await {
+                    core.gossip.gossip_with(addr);
+                }
+            }
+        }
+        rounds = (rounds + 1) % 30;
         match core.cloudlet.capacity().await {
             Ok(cap) => {
                 apply_capacity(&mut st, &cap, true);

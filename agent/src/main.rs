@@ -24,7 +24,7 @@ struct Cli {
     #[arg(long)]
     listen: Option<String>,
     /// URL users and peers reach this agent at.
-    #[arg(long)]
+    #[arg(long, alias = "advertise-url")]
     public_url: Option<String>,
     /// Keystone URL of the own cloudlet.
     #[arg(long)]
@@ -41,10 +41,11 @@ struct Cli {
     /// UDP gossip listen address.
     #[arg(long)]
     gossip_listen: Option<String>,
+    /// Gossip address peers should use (`ip:port` or `host:port`).
     #[arg(long)]
     gossip_advertise: Option<String>,
-    /// Gossip address of a peer (repeatable).
-    #[arg(long = "seed")]
+    /// Gossip address of a peer, `ip:port` or `host:port` (repeatable).
+    #[arg(long = "seed", alias = "seed-peer")]
     seeds: Vec<String>,
     /// Shared cluster secret (prefer the env variable).
     #[arg(long, env = "P2P_CLUSTER_SECRET", hide_env_values = true)]

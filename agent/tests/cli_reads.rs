@@ -29,6 +29,7 @@ async fn openstack_cli_reads_through_an_agent() {
         vec!["limits", "show", "--absolute"],
         vec!["quota", "show"],
         vec!["hypervisor", "stats", "show"],
+        vec!["hypervisor", "list"],
         vec!["server", "list"],
         vec!["token", "issue"],
     ] {

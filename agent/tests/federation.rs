@@ -446,3 +446,95 @@ async fn dead_cloudlet_behind_live_agent_is_avoided_and_its_servers_show_unknown
         "{list}"
     );
 }
+
+/// A pair dies holding a server it also coordinated; an agent that never
+/// listed that cloudlet still shows the server (UNKNOWN) in lists and by ID,
+/// from what its peers remember; DELETE gives a clear 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_of_a_dead_pair_stay_visible_everywhere() {
+    let mut fed = federation(&[4, 4, 4]).await;
+    let tok = fed.login(1, "demo").await;
+    let (id, owner) = fed.boot(3, &tok, "on3").await;
+    assert_eq!(owner, "cloudlet-3", "local first");
+    fed.wait_status(3, &tok, &id, "ACTIVE").await;
+    // Only agent 2 lists before the death.
+    let (s, _, _) = fed
+        .call(
+            "GET",
+            &format!("{}/servers/detail", fed.compute(2)),
+            Some(&tok),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    fed.kill(3);
+    let t0 = Instant::now();
+    while (1..=2).any(|i| fed.agent(i).members_alive() != 2) {
+        assert!(t0.elapsed() < Duration::from_secs(15));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (s, _, list) = fed
+        .call(
+            "GET",
+            &format!("{}/servers/detail", fed.compute(1)),
+            Some(&tok),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{list}");
+    let row = list["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id.as_str())
+        .cloned();
+    assert_eq!(
+        row.map(|r| r["status"].clone()),
+        Some(serde_json::json!("UNKNOWN")),
+        "{list}"
+    );
+    let (s, h, v) = fed
+        .call(
+            "GET",
+            &format!("{}/servers/{id}", fed.compute(1)),
+            Some(&tok),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["server"]["status"], "UNKNOWN");
+    assert_eq!(h["x-p2p-cloudlet"], "cloudlet-3");
+    let (s, _, v) = fed
+        .call(
+            "DELETE",
+            &format!("{}/servers/{id}", fed.compute(1)),
+            Some(&tok),
+            None,
+        )
+        .await;
+    assert_eq!(s, 503, "{v}");
+    assert!(v["serviceUnavailable"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("cloudlet-3"));
+}
+
+/// Seeds may be given by name (`host:port`); the agent resolves them itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeds_by_host_name_join_the_overlay() {
+    assert_eq!(
+        agent::resolve("localhost:7946").await.map(|a| a.port()),
+        Some(7946),
+        "localhost must resolve"
+    );
+    assert!(agent::resolve("no-such-host.invalid:1").await.is_none());
+    let fed = federation_with(&[4, 4, 4], |c| {
+        c.seed_peers = c
+            .seed_peers
+            .iter()
+            .map(|s| s.replace("127.0.0.1", "localhost"))
+            .collect();
+    })
+    .await;
+    assert_eq!(fed.agent(3).members_alive(), 3);
+}
