@@ -88,8 +88,14 @@ mod tests {
         let text = render(&urls, &Credentials::default());
         let v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
         let clouds = &v["clouds"];
-        assert_eq!(clouds["testbed"]["auth"]["auth_url"], "http://127.0.0.1:1/identity");
-        assert_eq!(clouds["testbed-2"]["auth"]["auth_url"], "http://127.0.0.1:2/identity");
+        assert_eq!(
+            clouds["testbed"]["auth"]["auth_url"],
+            "http://127.0.0.1:1/identity"
+        );
+        assert_eq!(
+            clouds["testbed-2"]["auth"]["auth_url"],
+            "http://127.0.0.1:2/identity"
+        );
         assert_eq!(clouds["testbed-1"]["auth"]["project_name"], "demo");
         assert_eq!(clouds["testbed-1"]["identity_api_version"], 3);
     }

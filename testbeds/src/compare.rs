@@ -119,7 +119,7 @@ pub async fn run(args: CompareArgs) -> Result<String> {
     let max_level = levels.iter().copied().max().unwrap_or(1);
     let sizing = topology::size_for(n, max_level, topology::M1_TINY, 2.0);
     let time_scale = args.resolved_time_scale();
-    if !(time_scale > 0.0) {
+    if !time_scale.is_finite() || time_scale <= 0.0 {
         bail!("--time-scale must be positive");
     }
     let results_dir = args.out.join("results");

@@ -59,7 +59,12 @@ pub fn member_name(kind: Kind, i: u32) -> String {
     }
 }
 
-fn mock_config(spec: &TestbedSpec, name: String, computes: u32, seed: u64) -> mock_openstack::MockConfig {
+fn mock_config(
+    spec: &TestbedSpec,
+    name: String,
+    computes: u32,
+    seed: u64,
+) -> mock_openstack::MockConfig {
     mock_openstack::MockConfig {
         name,
         listen: "127.0.0.1:0".to_string(),

@@ -29,7 +29,7 @@ impl HostReport {
     /// exceeds `max_lag_model_s`: every stage completion of the model may
     /// then be late by that much, which distorts what is measured.
     pub fn host_bound(&self, time_scale: f64, max_lag_model_s: f64) -> bool {
-        if !(time_scale > 0.0) {
+        if !time_scale.is_finite() || time_scale <= 0.0 {
             return false;
         }
         (self.lag_p99_ms / 1000.0) / time_scale > max_lag_model_s

@@ -11,9 +11,9 @@
 pub mod backend;
 pub mod clouds_yaml;
 pub mod compare;
+pub mod docker;
 pub mod embedded;
 pub mod hostmon;
-pub mod docker;
 pub mod scenario;
 pub mod sweep;
 pub mod topology;

@@ -4,14 +4,18 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use testbeds::compare::{self, CompareArgs};
 use testbeds::backend::{Backend, Testbed};
+use testbeds::compare::{self, CompareArgs};
 use testbeds::docker;
 use testbeds::embedded::TestbedSpec;
 use testbeds::topology::{self, Kind};
 
 #[derive(Parser)]
-#[command(name = "testbed", version, about = "N cloudlets versus one monolith of equal capacity")]
+#[command(
+    name = "testbed",
+    version,
+    about = "N cloudlets versus one monolith of equal capacity"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -106,14 +110,21 @@ async fn up(args: UpArgs) -> Result<()> {
         .await
         .context("cannot start the testbed")?;
     let entries = tb.entries();
-    println!("{} testbed with {} members is up; entry points:", args.kind.label(), members);
+    println!(
+        "{} testbed with {} members is up; entry points:",
+        args.kind.label(),
+        members
+    );
     for (i, e) in entries.iter().enumerate() {
         println!("  testbed-{}  {}", i + 1, e);
     }
     if let Some(path) = &args.clouds_yaml {
         let text = testbeds::clouds_yaml::render(&entries, &Default::default());
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
-        println!("clouds.yaml written to {} (use: openstack --os-cloud testbed …)", path.display());
+        println!(
+            "clouds.yaml written to {} (use: openstack --os-cloud testbed …)",
+            path.display()
+        );
     }
     println!("Ctrl-C to stop.");
     tokio::signal::ctrl_c()
@@ -128,7 +139,9 @@ async fn images(args: ImagesArgs) -> Result<()> {
     if !docker::docker_available() {
         bail!("no Docker engine is reachable (is the daemon running?)");
     }
-    let source = args.source.unwrap_or_else(docker::images::default_source_dir);
+    let source = args
+        .source
+        .unwrap_or_else(docker::images::default_source_dir);
     println!("building static binaries in {} …", source.display());
     let source_for_build = source.clone();
     let bin_dir = tokio::task::spawn_blocking(move || docker::static_build(&source_for_build))

@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use loadgen::{BurstConfig, CancellationToken, EntryPolicy, LevelEvent, Target};
 
-use crate::compare::CompareArgs;
 use crate::backend::Testbed;
+use crate::compare::CompareArgs;
 use crate::scenario::{self, Scenario};
 use crate::topology::Kind;
 
@@ -58,8 +58,9 @@ pub async fn run_sweep(
 
     let kill_count = match args.scenario {
         Scenario::Steady => 0,
-        Scenario::CloudletLoss => scenario::parse_kill(&args.kill, tb.spec().members)
-            .map_err(anyhow::Error::msg)?,
+        Scenario::CloudletLoss => {
+            scenario::parse_kill(&args.kill, tb.spec().members).map_err(anyhow::Error::msg)?
+        }
     };
     let sweep = loadgen::run_boot_burst(&cfg, &target, transport, cancel);
     tokio::pin!(sweep);

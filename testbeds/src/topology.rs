@@ -68,9 +68,15 @@ pub struct Sizing {
 /// cloudlets) still never runs out of compute.
 pub fn size_for(nodes: u32, max_level: u32, flavor: FlavorSize, headroom: f64) -> Sizing {
     let nodes = nodes.max(1);
-    let headroom = if headroom.is_finite() { headroom.max(1.0) } else { 1.0 };
+    let headroom = if headroom.is_finite() {
+        headroom.max(1.0)
+    } else {
+        1.0
+    };
     // Instances a node must be able to hold.
-    let per_node = ((f64::from(max_level) / f64::from(nodes)) * headroom).ceil().max(1.0);
+    let per_node = ((f64::from(max_level) / f64::from(nodes)) * headroom)
+        .ceil()
+        .max(1.0);
     // Never smaller than a DevStack node (8 vCPU, 16 GiB, 160 GB).
     let vcpus = ((per_node * f64::from(flavor.vcpus)) / CPU_ALLOCATION_RATIO)
         .ceil()
@@ -94,8 +100,10 @@ pub fn size_for(nodes: u32, max_level: u32, flavor: FlavorSize, headroom: f64) -
 impl Sizing {
     /// How many `flavor` instances one node holds.
     pub fn node_holds(&self, flavor: FlavorSize) -> u64 {
-        let by_cpu = (f64::from(self.node.vcpus) * CPU_ALLOCATION_RATIO / f64::from(flavor.vcpus.max(1))) as u64;
-        let by_ram = (self.node.ram_mb as f64 * RAM_ALLOCATION_RATIO / flavor.ram_mb.max(1) as f64) as u64;
+        let by_cpu = (f64::from(self.node.vcpus) * CPU_ALLOCATION_RATIO
+            / f64::from(flavor.vcpus.max(1))) as u64;
+        let by_ram =
+            (self.node.ram_mb as f64 * RAM_ALLOCATION_RATIO / flavor.ram_mb.max(1) as f64) as u64;
         let by_disk = self.node.disk_gb / flavor.disk_gb.max(1);
         by_cpu.min(by_ram).min(by_disk)
     }
@@ -111,7 +119,10 @@ mod tests {
             for level in [16, 512, 4096] {
                 let s = size_for(nodes, level, M1_TINY, 2.0);
                 let total = s.node_holds(M1_TINY) * u64::from(nodes);
-                assert!(total >= 2 * u64::from(level), "nodes {nodes} level {level}: {total}");
+                assert!(
+                    total >= 2 * u64::from(level),
+                    "nodes {nodes} level {level}: {total}"
+                );
                 assert!(s.quota_instances >= level);
             }
         }

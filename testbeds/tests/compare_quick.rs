@@ -13,7 +13,11 @@ fn compare_quick_writes_results_report_and_headline() {
         .expect("run testbed");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", output.status);
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        output.status
+    );
 
     // Both results files parse under the current schema and describe the run.
     let mut runs = Vec::new();
@@ -23,19 +27,34 @@ fn compare_quick_writes_results_report_and_headline() {
         let run = results::parse(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert_eq!(run.system.kind.as_deref(), Some(kind));
         assert_eq!(run.system.backend.as_deref(), Some("embedded"));
-        assert_eq!(run.system.computes, Some(4), "same compute capacity on both sides");
+        assert_eq!(
+            run.system.computes,
+            Some(4),
+            "same compute capacity on both sides"
+        );
         assert_eq!(run.system.profile.as_deref(), Some("openstack-2017"));
-        assert!(run.complete, "{name} run incomplete: {:?}", run.incomplete_reason);
+        assert!(
+            run.complete,
+            "{name} run incomplete: {:?}",
+            run.incomplete_reason
+        );
         let levels: Vec<u32> = run.levels.iter().map(|l| l.level).collect();
         assert_eq!(levels, vec![4, 16], "{name}");
         for l in &run.levels {
             assert_eq!(l.requested, l.level);
             assert_eq!(l.succeeded + l.failed, l.requested);
-            assert!(l.audit.clean, "{name} level {}: leftovers {:?}", l.level, l.audit.leftovers);
+            assert!(
+                l.audit.clean,
+                "{name} level {}: leftovers {:?}",
+                l.level, l.audit.leftovers
+            );
         }
         // Nothing is saturated at these levels: every boot succeeds.
-        assert!(run.levels.iter().all(|l| l.succeeded == l.requested), "{name}: {:?}",
-            run.levels.iter().map(|l| &l.errors).collect::<Vec<_>>());
+        assert!(
+            run.levels.iter().all(|l| l.succeeded == l.requested),
+            "{name}: {:?}",
+            run.levels.iter().map(|l| &l.errors).collect::<Vec<_>>()
+        );
         assert!(run.host.scheduler_lag_p99_ms.is_some());
         runs.push(run);
     }
@@ -44,7 +63,11 @@ fn compare_quick_writes_results_report_and_headline() {
 
     // P2P boots are spread over the agents' cloudlets.
     let p2p_top = runs[1].levels.last().expect("a level");
-    assert!(p2p_top.placement.len() >= 2, "placement {:?}", p2p_top.placement);
+    assert!(
+        p2p_top.placement.len() >= 2,
+        "placement {:?}",
+        p2p_top.placement
+    );
 
     for f in ["index.html", "summary.md", "summary.csv", "headline.json"] {
         let p = out.path().join(f);
@@ -56,10 +79,21 @@ fn compare_quick_writes_results_report_and_headline() {
     )
     .expect("headline.json is JSON");
     assert_eq!(headline["standard"]["limit_level"], 16);
-    assert!(headline["claims"].as_array().map(|c| c.len()) == Some(3), "{headline}");
+    assert!(
+        headline["claims"].as_array().map(|c| c.len()) == Some(3),
+        "{headline}"
+    );
 
     // The printed headline names each claim and points at the report.
-    for needle in ["4× more VMs", "about half the time", "error rate below one third", "index.html"] {
-        assert!(stdout.contains(needle), "stdout lacks {needle:?}:\n{stdout}");
+    for needle in [
+        "4× more VMs",
+        "about half the time",
+        "error rate below one third",
+        "index.html",
+    ] {
+        assert!(
+            stdout.contains(needle),
+            "stdout lacks {needle:?}:\n{stdout}"
+        );
     }
 }

@@ -55,7 +55,11 @@ fn loopback_only(hc: &mut HostConfig) {
     hc.port_bindings = Some(bindings);
 }
 
-fn node_image(name: &str, network: &str, run_id: &str) -> testcontainers::ContainerRequest<GenericImage> {
+fn node_image(
+    name: &str,
+    network: &str,
+    run_id: &str,
+) -> testcontainers::ContainerRequest<GenericImage> {
     GenericImage::new(IMAGE_NAME, IMAGE_TAG)
         .with_exposed_port(API_PORT.tcp())
         .with_wait_for(WaitFor::message_on_stdout("listening on"))
@@ -85,7 +89,11 @@ impl DockerTestbed {
         };
         for i in 0..mock_members {
             let name = member_name(spec.kind, i);
-            let computes = if spec.kind == Kind::Standard { spec.members } else { 1 };
+            let computes = if spec.kind == Kind::Standard {
+                spec.members
+            } else {
+                1
+            };
             let seed = spec.seed.wrapping_add(u64::from(i) * 0x9E37_79B9);
             let os_host = format!("{name}-os");
             let mock_args = vec![
