@@ -76,7 +76,7 @@ impl CompareArgs {
     pub fn resolved_levels(&self) -> Vec<u32> {
         match &self.levels {
             Some(l) if !l.is_empty() => l.clone(),
-            _ if self.quick => vec![4, 16],
+            _ if self.quick => vec![8, 32],
             _ => vec![16, 32, 64, 128, 256, 512],
         }
     }

@@ -73,6 +73,8 @@ fn mock_config(
         compute_ram_mb: spec.sizing.node.ram_mb,
         compute_disk_gb: spec.sizing.node.disk_gb,
         quota_instances: i64::from(spec.sizing.quota_instances),
+        quota_cores: i64::try_from(spec.sizing.quota_cores).unwrap_or(i64::MAX),
+        quota_ram_mb: i64::try_from(spec.sizing.quota_ram_mb).unwrap_or(i64::MAX),
         profile: spec.profile.clone(),
         time_scale: spec.time_scale,
         seed,

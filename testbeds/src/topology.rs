@@ -60,6 +60,10 @@ pub struct Sizing {
     pub node: NodeSize,
     /// Instance quota per project in each deployment.
     pub quota_instances: u32,
+    /// Core and RAM quotas per project, sized with the instance quota so
+    /// that no quota (DevStack's default is 20 cores) limits a level.
+    pub quota_cores: u64,
+    pub quota_ram_mb: u64,
 }
 
 /// Sizes nodes for `max_level` concurrent boots of `flavor` over `nodes`
@@ -94,6 +98,9 @@ pub fn size_for(nodes: u32, max_level: u32, flavor: FlavorSize, headroom: f64) -
         },
         // The whole burst may come from one project through one entry point.
         quota_instances: max_level.saturating_mul(2).max(10),
+        quota_cores: u64::from(max_level.saturating_mul(2).max(10))
+            * u64::from(flavor.vcpus.max(1)),
+        quota_ram_mb: u64::from(max_level.saturating_mul(2).max(10)) * flavor.ram_mb.max(1),
     }
 }
 
@@ -124,6 +131,8 @@ mod tests {
                     "nodes {nodes} level {level}: {total}"
                 );
                 assert!(s.quota_instances >= level);
+                assert!(s.quota_cores >= u64::from(level) * u64::from(M1_TINY.vcpus));
+                assert!(s.quota_ram_mb >= u64::from(level) * M1_TINY.ram_mb);
             }
         }
     }

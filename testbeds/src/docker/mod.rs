@@ -1,9 +1,10 @@
 //! The Docker backend: every mock OpenStack and agent is a real container
-//! of the locally built image on a private Docker network, its API port
-//! published on 127.0.0.1 only. Containers are removed when the testbed is
-//! shut down or dropped (testcontainers removes them on drop), and the
-//! network with the last of them.
+//! of the locally built image on a private Docker network of its run, its
+//! API port published on 127.0.0.1 only. Containers and the network are
+//! removed on shutdown, on drop (failure, panic) and on Ctrl-C/SIGTERM
+//! ([`cleanup`]). See docs/testbeds.md.
 
+pub mod cleanup;
 pub mod images;
 pub mod testbed;
 

@@ -1,43 +1,71 @@
 //! A testbed made of containers.
+//!
+//! Each mock OpenStack and each agent is one container of the locally built
+//! image `p2pstack-node:local`, on a private bridge network of the run.
+//! Containers reach each other by container name (Docker's embedded DNS,
+//! resolved in-process by the static binaries); the host reaches them only
+//! through API ports published on 127.0.0.1. Gossip (UDP) stays inside the
+//! network.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use testcontainers::bollard::models::{HostConfig, PortBinding};
 use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::cleanup::{self, CleanupError, RunGuard, RUN_LABEL};
 use super::images::{IMAGE_NAME, IMAGE_TAG};
-use crate::embedded::{member_name, TestbedSpec};
+use crate::embedded::{agent_config, member_name, TestbedSpec};
 use crate::topology::Kind;
 
 /// Port every API listens on inside its container.
-const API_PORT: u16 = 8080;
+pub const API_PORT: u16 = 8080;
 /// Port of the agents' gossip inside their containers.
-const GOSSIP_PORT: u16 = 7946;
+pub const GOSSIP_PORT: u16 = 7946;
+/// How long one container may take to print "listening on".
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the agents may take to all see each other.
+const CONVERGENCE_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
     #[error("no Docker engine is reachable (is the daemon running?)")]
     NoEngine,
+    #[error("image {0} is missing; build it with `testbed images`")]
+    NoImage(String),
     #[error("cannot start container {name}: {message}")]
     Start { name: String, message: String },
     #[error("the testbed did not become ready: {0}")]
     NotReady(String),
+    #[error(transparent)]
+    Cleanup(#[from] CleanupError),
 }
 
 struct Member {
+    name: String,
     mock: Option<ContainerAsync<GenericImage>>,
     agent: Option<ContainerAsync<GenericImage>>,
-    /// Auth URL on the host (127.0.0.1:<published port>).
+    /// Auth URL on the host (`http://127.0.0.1:<published port>/identity`).
     auth_url: String,
+    host_port: u16,
 }
 
-/// A running testbed of containers.
+/// A running testbed of containers. Dropping it removes every container
+/// and the network (see [`super::cleanup`]); [`DockerTestbed::shutdown`]
+/// does the same without blocking.
 pub struct DockerTestbed {
     pub spec: TestbedSpec,
+    /// Value of the `p2pstack.run` label on every container and network.
+    pub run_id: String,
+    /// Name of the run's private network.
     pub network: String,
+    // Field order matters: containers drop (and are removed) before the
+    // guard sweeps what is left and removes the network.
     members: Vec<Member>,
+    guard: RunGuard,
 }
 
 /// Publishes the API port on 127.0.0.1 only (a random host port), never on
@@ -55,8 +83,8 @@ fn loopback_only(hc: &mut HostConfig) {
     hc.port_bindings = Some(bindings);
 }
 
-fn node_image(
-    name: &str,
+fn node_request(
+    cname: &str,
     network: &str,
     run_id: &str,
 ) -> testcontainers::ContainerRequest<GenericImage> {
@@ -64,123 +92,290 @@ fn node_image(
         .with_exposed_port(API_PORT.tcp())
         .with_wait_for(WaitFor::message_on_stdout("listening on"))
         .with_network(network)
-        .with_container_name(format!("{run_id}-{name}"))
-        .with_hostname(name)
-        .with_label("p2pstack.run", run_id)
-        .with_startup_timeout(Duration::from_secs(60))
+        .with_container_name(cname)
+        .with_hostname(cname)
+        .with_label(RUN_LABEL, run_id)
+        .with_env_var("RUST_LOG", "warn")
+        .with_startup_timeout(STARTUP_TIMEOUT)
         .with_host_config_modifier(loopback_only)
 }
 
+/// Starts one container; its published API port on 127.0.0.1.
+async fn start_node(
+    req: testcontainers::ContainerRequest<GenericImage>,
+    cname: String,
+) -> Result<(ContainerAsync<GenericImage>, u16), DockerError> {
+    let c = req.start().await.map_err(|e| DockerError::Start {
+        name: cname.clone(),
+        message: e.to_string(),
+    })?;
+    let port = c
+        .get_host_port_ipv4(API_PORT.tcp())
+        .await
+        .map_err(|e| DockerError::NotReady(format!("{cname}: {e}")))?;
+    Ok((c, port))
+}
+
+/// Container name of member `i`'s mock (`-os`) or agent (`-agent`).
+fn cname(run_id: &str, kind: Kind, i: u32, role: &str) -> String {
+    format!("{run_id}-{}-{role}", member_name(kind, i))
+}
+
+/// Seed of member `i`, the same stream as in the embedded backend.
+fn member_seed(spec: &TestbedSpec, i: u32) -> u64 {
+    spec.seed.wrapping_add(u64::from(i) * 0x9E37_79B9)
+}
+
+fn mock_args(spec: &TestbedSpec, name: &str, computes: u32, seed: u64) -> Vec<String> {
+    vec![
+        "/mock-openstack".to_string(),
+        "--listen".into(),
+        format!("0.0.0.0:{API_PORT}"),
+        "--name".into(),
+        name.to_string(),
+        "--computes".into(),
+        computes.to_string(),
+        "--compute-vcpus".into(),
+        spec.sizing.node.vcpus.to_string(),
+        "--compute-ram-mb".into(),
+        spec.sizing.node.ram_mb.to_string(),
+        "--compute-disk-gb".into(),
+        spec.sizing.node.disk_gb.to_string(),
+        "--quota-instances".into(),
+        spec.sizing.quota_instances.to_string(),
+        "--profile".into(),
+        spec.profile.clone(),
+        "--time-scale".into(),
+        spec.time_scale.to_string(),
+        "--seed".into(),
+        seed.to_string(),
+    ]
+}
+
+/// The agent's command line: the same timers as the embedded backend
+/// ([`agent_config`]), addresses by container name.
+fn agent_args(spec: &TestbedSpec, run_id: &str, i: u32) -> Vec<String> {
+    let name = member_name(spec.kind, i);
+    let me = cname(run_id, spec.kind, i, "agent");
+    let os = cname(run_id, spec.kind, i, "os");
+    // The first three agents are the well-known seeds (as in embedded).
+    let seeds: Vec<String> = (0..spec.members.min(3))
+        .filter(|&s| s != i)
+        .map(|s| format!("{}:{GOSSIP_PORT}", cname(run_id, spec.kind, s, "agent")))
+        .collect();
+    let cfg = agent_config(
+        spec,
+        &name,
+        format!("http://{os}:{API_PORT}/identity"),
+        seeds,
+        member_seed(spec, i),
+    );
+    let mut args = vec![
+        "/p2p-agent".to_string(),
+        "--name".into(),
+        cfg.name.clone(),
+        "--listen".into(),
+        format!("0.0.0.0:{API_PORT}"),
+        // Peers call http://<container>:8080; users get a catalog built
+        // from their Host (127.0.0.1:<published port>).
+        "--peer-url".into(),
+        format!("http://{me}:{API_PORT}"),
+        "--cloudlet-auth-url".into(),
+        cfg.cloudlet_auth_url.clone(),
+        "--gossip-listen".into(),
+        format!("0.0.0.0:{GOSSIP_PORT}"),
+        "--gossip-advertise".into(),
+        format!("{me}:{GOSSIP_PORT}"),
+        "--retries".into(),
+        cfg.retries.to_string(),
+        "--boot-poll-ms".into(),
+        cfg.boot_poll_ms.to_string(),
+        "--capacity-interval-ms".into(),
+        cfg.capacity_interval_ms.to_string(),
+        "--gossip-interval-ms".into(),
+        cfg.gossip_interval_ms.to_string(),
+        "--boot-watch-secs".into(),
+        cfg.boot_watch_secs.to_string(),
+        // The embedded backend's transport bound (30 s).
+        "--request-timeout-ms".into(),
+        "30000".into(),
+    ];
+    if let Some(seed) = cfg.seed {
+        args.push("--rng-seed".into());
+        args.push(seed.to_string());
+    }
+    for s in &cfg.seed_peers {
+        args.push("--seed-peer".into());
+        args.push(s.clone());
+    }
+    args
+}
+
+/// A run id unique on this machine: pid + a per-process counter.
+fn new_run_id() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    format!(
+        "p2pstack-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// `GET path` on 127.0.0.1:`port` (HTTP/1.0, the whole body). Only ever
+/// talks to the loopback port Docker published, never to a container IP.
+async fn get_local(port: u16, path: &str) -> Option<String> {
+    let io = async {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").as_bytes())
+            .await?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await?;
+        Ok::<_, std::io::Error>(buf)
+    };
+    let buf = tokio::time::timeout(Duration::from_secs(5), io)
+        .await
+        .ok()?
+        .ok()?;
+    let text = String::from_utf8_lossy(&buf);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200")
+        .then(|| body.to_string())
+        .or_else(|| head.starts_with("HTTP/1.0 200").then(|| body.to_string()))
+}
+
+/// `p2p_members_alive` of the agent behind `port`.
+async fn members_alive(port: u16) -> Option<usize> {
+    let text = get_local(port, "/metrics").await?;
+    text.lines()
+        .find(|l| l.starts_with("p2p_members_alive"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as usize)
+}
+
 impl DockerTestbed {
+    /// Starts the testbed and, for P2P, waits until every agent counts
+    /// every member alive. On any error, whatever was started is removed.
     pub async fn start(spec: TestbedSpec) -> Result<Self, DockerError> {
         if !super::docker_available() {
             return Err(DockerError::NoEngine);
         }
-        let run_id = format!("p2pstack-{}-{}", std::process::id(), spec.seed);
+        let docker = cleanup::connect()
+            .await
+            .map_err(|_| DockerError::NoEngine)?;
+        let image = format!("{IMAGE_NAME}:{IMAGE_TAG}");
+        if docker.inspect_image(&image).await.is_err() {
+            return Err(DockerError::NoImage(image));
+        }
+        let run_id = new_run_id();
         let network = format!("{run_id}-net");
+        // From here on, the guard removes the run on any early return.
+        let guard = RunGuard::new(run_id.clone(), network.clone());
+        cleanup::create_network(&docker, &run_id, &network).await?;
         let mut tb = Self {
             spec: spec.clone(),
+            run_id: run_id.clone(),
             network: network.clone(),
             members: Vec::new(),
+            guard,
         };
-        let mock_members = match spec.kind {
-            Kind::Standard => 1,
-            Kind::P2p => spec.members,
+        let (mocks, computes) = match spec.kind {
+            Kind::Standard => (1, spec.members),
+            Kind::P2p => (spec.members, 1),
         };
-        for i in 0..mock_members {
+        // Mocks first, all at once.
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..mocks {
             let name = member_name(spec.kind, i);
-            let computes = if spec.kind == Kind::Standard {
-                spec.members
-            } else {
-                1
-            };
-            let seed = spec.seed.wrapping_add(u64::from(i) * 0x9E37_79B9);
-            let os_host = format!("{name}-os");
-            let mock_args = vec![
-                "/mock-openstack".to_string(),
-                "--listen".into(),
-                format!("0.0.0.0:{API_PORT}"),
-                "--name".into(),
-                name.clone(),
-                "--computes".into(),
-                computes.to_string(),
-                "--compute-vcpus".into(),
-                spec.sizing.node.vcpus.to_string(),
-                "--compute-ram-mb".into(),
-                spec.sizing.node.ram_mb.to_string(),
-                "--compute-disk-gb".into(),
-                spec.sizing.node.disk_gb.to_string(),
-                "--quota-instances".into(),
-                spec.sizing.quota_instances.to_string(),
-                "--profile".into(),
-                spec.profile.clone(),
-                "--time-scale".into(),
-                spec.time_scale.to_string(),
-                "--seed".into(),
-                seed.to_string(),
-            ];
-            let mock = node_image(&os_host, &network, &run_id)
-                .with_cmd(mock_args)
-                .start()
-                .await
-                .map_err(|e| DockerError::Start {
-                    name: os_host.clone(),
-                    message: e.to_string(),
-                })?;
-            let (agent, port) = if spec.kind == Kind::P2p {
-                let agent_host = format!("{name}-agent");
-                let mut args = vec![
-                    "/p2p-agent".to_string(),
-                    "--name".into(),
-                    name.clone(),
-                    "--listen".into(),
-                    format!("0.0.0.0:{API_PORT}"),
-                    "--advertise-url".into(),
-                    format!("http://{agent_host}:{API_PORT}"),
-                    "--cloudlet-auth-url".into(),
-                    format!("http://{os_host}:{API_PORT}/identity"),
-                    "--gossip-listen".into(),
-                    format!("0.0.0.0:{GOSSIP_PORT}"),
-                    "--gossip-advertise".into(),
-                    format!("{agent_host}:{GOSSIP_PORT}"),
-                    "--retries".into(),
-                    spec.retries.to_string(),
-                ];
-                // The first three agents are the well-known seeds.
-                for s in 0..spec.members.min(3) {
-                    if s != i {
-                        args.push("--seed-peer".into());
-                        args.push(format!("{}-agent:{GOSSIP_PORT}", member_name(spec.kind, s)));
-                    }
-                }
-                let agent = node_image(&agent_host, &network, &run_id)
+            let c = cname(&run_id, spec.kind, i, "os");
+            let req = node_request(&c, &network, &run_id).with_cmd(mock_args(
+                &spec,
+                &name,
+                computes,
+                member_seed(&spec, i),
+            ));
+            set.spawn(async move { (i, start_node(req, c).await) });
+        }
+        let mut started: Vec<Option<(ContainerAsync<GenericImage>, u16)>> =
+            (0..mocks).map(|_| None).collect();
+        let mut first_err = None;
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok((i, Ok(c))) => started[i as usize] = Some(c),
+                Ok((_, Err(e))) => first_err = first_err.or(Some(e)),
+                Err(e) => first_err = first_err.or(Some(DockerError::NotReady(e.to_string()))),
+            }
+        }
+        for (i, s) in started.into_iter().enumerate() {
+            if let Some((c, port)) = s {
+                tb.members.push(Member {
+                    name: member_name(spec.kind, i as u32),
+                    mock: Some(c),
+                    agent: None,
+                    auth_url: format!("http://127.0.0.1:{port}/identity"),
+                    host_port: port,
+                });
+            }
+        }
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+        if spec.kind == Kind::P2p {
+            let mut set = tokio::task::JoinSet::new();
+            for i in 0..spec.members {
+                let c = cname(&run_id, spec.kind, i, "agent");
+                let req = node_request(&c, &network, &run_id)
                     .with_env_var("P2P_CLUSTER_SECRET", spec.cluster_secret.clone())
-                    .with_cmd(args)
-                    .start()
-                    .await
-                    .map_err(|e| DockerError::Start {
-                        name: agent_host.clone(),
-                        message: e.to_string(),
-                    })?;
-                let port = agent
-                    .get_host_port_ipv4(API_PORT.tcp())
-                    .await
-                    .map_err(|e| DockerError::NotReady(e.to_string()))?;
-                (Some(agent), port)
-            } else {
-                let port = mock
-                    .get_host_port_ipv4(API_PORT.tcp())
-                    .await
-                    .map_err(|e| DockerError::NotReady(e.to_string()))?;
-                (None, port)
-            };
-            tb.members.push(Member {
-                mock: Some(mock),
-                agent,
-                auth_url: format!("http://127.0.0.1:{port}/identity"),
-            });
+                    .with_cmd(agent_args(&spec, &run_id, i));
+                set.spawn(async move { (i, start_node(req, c).await) });
+            }
+            let mut first_err = None;
+            while let Some(joined) = set.join_next().await {
+                match joined {
+                    Ok((i, Ok((c, port)))) => {
+                        if let Some(m) = tb.members.get_mut(i as usize) {
+                            m.agent = Some(c);
+                            m.auth_url = format!("http://127.0.0.1:{port}/identity");
+                            m.host_port = port;
+                        }
+                    }
+                    Ok((_, Err(e))) => first_err = first_err.or(Some(e)),
+                    Err(e) => first_err = first_err.or(Some(DockerError::NotReady(e.to_string()))),
+                }
+            }
+            if let Some(e) = first_err {
+                return Err(e);
+            }
+            tb.wait_converged(CONVERGENCE_TIMEOUT).await?;
         }
         Ok(tb)
+    }
+
+    /// Waits until every live agent counts every live member alive.
+    pub async fn wait_converged(&self, limit: Duration) -> Result<(), DockerError> {
+        let ports: Vec<u16> = self
+            .members
+            .iter()
+            .filter(|m| m.agent.is_some())
+            .map(|m| m.host_port)
+            .collect();
+        let expected = ports.len();
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let mut least = usize::MAX;
+            for &p in &ports {
+                least = least.min(members_alive(p).await.unwrap_or(0));
+            }
+            if least >= expected {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(DockerError::NotReady(format!(
+                    "the agents did not all see each other within {limit:?} ({least} of {expected} members alive)"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// Auth URLs on the host: the monolith, or every live agent.
@@ -192,21 +387,44 @@ impl DockerTestbed {
             .collect()
     }
 
-    /// Kills member `i`'s containers (SIGKILL, no grace), as a lost cloudlet.
+    /// Member names (`cloudlet-1` …, or `standard`), live ones only.
+    pub fn live_members(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .filter(|m| m.mock.is_some())
+            .map(|m| m.name.clone())
+            .collect()
+    }
+
+    /// Kills member `i`'s containers at once (SIGKILL and removal, no
+    /// grace), as a lost cloudlet.
     pub async fn kill(&mut self, i: u32) {
         if let Some(m) = self.members.get_mut(i as usize) {
-            for c in [m.agent.take(), m.mock.take()].into_iter().flatten() {
-                let _ = c.stop_with_timeout(Some(0)).await;
-                let _ = c.rm().await;
-            }
+            let (a, o) = (m.agent.take(), m.mock.take());
+            let rm = |c: Option<ContainerAsync<GenericImage>>| async move {
+                if let Some(c) = c {
+                    let _ = c.rm().await;
+                }
+            };
+            tokio::join!(rm(a), rm(o));
         }
     }
 
-    /// Removes every container; the network goes with the last one.
-    pub async fn shutdown(self) {
-        for m in self.members {
+    /// Removes every container and the network.
+    pub async fn shutdown(mut self) {
+        let mut set = tokio::task::JoinSet::new();
+        for m in std::mem::take(&mut self.members) {
             for c in [m.agent, m.mock].into_iter().flatten() {
-                let _ = c.rm().await;
+                set.spawn(async move {
+                    let _ = c.rm().await;
+                });
+            }
+        }
+        while set.join_next().await.is_some() {}
+        match cleanup::sweep(&self.run_id, &self.network).await {
+            Ok(_) => self.guard.disarm(),
+            Err(e) => {
+                tracing::warn!(run = %self.run_id, error = %e, "docker cleanup failed; retrying on drop")
             }
         }
     }
