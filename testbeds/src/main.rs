@@ -67,6 +67,10 @@ struct UpArgs {
     /// Write a clouds.yaml with entries `testbed` and `testbed-<i>`.
     #[arg(long)]
     clouds_yaml: Option<PathBuf>,
+    /// Print how long the start took and the memory used, then tear down
+    /// and exit instead of waiting for Ctrl-C (for scale measurements).
+    #[arg(long)]
+    exit_when_ready: bool,
 }
 
 fn main() -> Result<()> {
@@ -106,9 +110,11 @@ async fn up(args: UpArgs) -> Result<()> {
         retries: args.retries,
         cluster_secret: compare::random_secret(args.seed),
     };
+    let started = std::time::Instant::now();
     let tb = Testbed::start(args.backend, spec)
         .await
         .context("cannot start the testbed")?;
+    let ready_s = started.elapsed().as_secs_f64();
     let entries = tb.entries();
     println!(
         "{} testbed with {} members is up; entry points:",
@@ -125,6 +131,16 @@ async fn up(args: UpArgs) -> Result<()> {
             "clouds.yaml written to {} (use: openstack --os-cloud testbed …)",
             path.display()
         );
+    }
+    if args.exit_when_ready {
+        let rss = testbeds::hostmon::peak_rss_bytes().unwrap_or(0);
+        println!(
+            "ready: {} members in {ready_s:.2} s, peak RSS {:.1} MiB",
+            members,
+            rss as f64 / (1024.0 * 1024.0)
+        );
+        tb.shutdown().await;
+        return Ok(());
     }
     println!("Ctrl-C to stop.");
     tokio::signal::ctrl_c()
