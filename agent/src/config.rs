@@ -13,6 +13,11 @@ pub struct AgentConfig {
     pub listen: String,
     /// URL users and peers reach this agent at; defaults to `http://<bound addr>`.
     pub public_url: Option<String>,
+    /// URL peers reach this agent at, when it differs from what users see
+    /// (e.g. a container name on a private network behind a port published
+    /// on the host); defaults to `public_url`. When set and `public_url` is
+    /// not, the catalog follows each request's Host.
+    pub peer_url: Option<String>,
     /// Keystone URL of this agent's own cloudlet (e.g. `http://host/identity`).
     pub cloudlet_auth_url: String,
     pub region: String,
@@ -63,6 +68,7 @@ impl Default for AgentConfig {
             name: "cloudlet-1".into(),
             listen: "127.0.0.1:0".into(),
             public_url: None,
+            peer_url: None,
             cloudlet_auth_url: "http://127.0.0.1/identity".into(),
             region: "RegionOne".into(),
             service_username: "admin".into(),
@@ -96,6 +102,7 @@ impl std::fmt::Debug for AgentConfig {
             .field("name", &self.name)
             .field("listen", &self.listen)
             .field("public_url", &self.public_url)
+            .field("peer_url", &self.peer_url)
             .field("cloudlet_auth_url", &self.cloudlet_auth_url)
             .field("region", &self.region)
             .field("service_username", &self.service_username)

@@ -190,8 +190,9 @@ pub async fn start_with_gossip(
         source,
     })?;
     let self_url = config
-        .public_url
+        .peer_url
         .clone()
+        .or_else(|| config.public_url.clone())
         .map(|u| u.trim_end_matches('/').to_string())
         .unwrap_or_else(|| format!("http://{local}"));
     let gossip_listen = concrete_gossip_addr(&config.gossip_listen)?;

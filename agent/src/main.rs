@@ -26,6 +26,10 @@ struct Cli {
     /// URL users and peers reach this agent at.
     #[arg(long, alias = "advertise-url")]
     public_url: Option<String>,
+    /// URL peers reach this agent at, if not the public URL (e.g.
+    /// `http://<container>:8080` behind a port published on the host).
+    #[arg(long)]
+    peer_url: Option<String>,
     /// Keystone URL of the own cloudlet.
     #[arg(long)]
     cloudlet_auth_url: Option<String>,
@@ -58,6 +62,18 @@ struct Cli {
     /// Request timeout towards the cloudlet and peers (ms).
     #[arg(long)]
     request_timeout_ms: Option<u64>,
+    /// How often a coordinator polls a boot until ACTIVE or ERROR (ms).
+    #[arg(long)]
+    boot_poll_ms: Option<u64>,
+    /// How often the agent reads its cloudlet's capacity (ms).
+    #[arg(long)]
+    capacity_interval_ms: Option<u64>,
+    /// Give up watching a boot after this many seconds.
+    #[arg(long)]
+    boot_watch_secs: Option<u64>,
+    /// Seed of the placement RNG (random when absent).
+    #[arg(long)]
+    rng_seed: Option<u64>,
 }
 
 #[tokio::main]
@@ -98,10 +114,19 @@ async fn run() -> anyhow::Result<()> {
         cluster_secret,
         retries,
         gossip_interval_ms,
-        request_timeout_ms
+        request_timeout_ms,
+        boot_poll_ms,
+        capacity_interval_ms,
+        boot_watch_secs
     );
+    if cli.rng_seed.is_some() {
+        cfg.seed = cli.rng_seed;
+    }
     if cli.public_url.is_some() {
         cfg.public_url = cli.public_url.clone();
+    }
+    if cli.peer_url.is_some() {
+        cfg.peer_url = cli.peer_url.clone();
     }
     if cli.gossip_advertise.is_some() {
         cfg.gossip_advertise = cli.gossip_advertise.clone();
@@ -117,9 +142,19 @@ async fn run() -> anyhow::Result<()> {
         handle.base_url(),
         handle.gossip_addr()
     );
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    shutdown_signal().await?;
     handle.shutdown().await;
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM (what `docker stop` sends; as PID 1 in a container
+/// the process would otherwise ignore it).
+async fn shutdown_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+        _ = term.recv() => {}
+    }
     Ok(())
 }

@@ -129,10 +129,20 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(path = %path.display(), cloud = %name, "wrote clouds.yaml");
     }
     println!("mock-openstack listening on {base}");
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    shutdown_signal().await?;
     tracing::info!("shutting down");
     mock.shutdown().await;
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM (what `docker stop` sends; as PID 1 in a container
+/// the process would otherwise ignore it).
+async fn shutdown_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+        _ = term.recv() => {}
+    }
     Ok(())
 }
