@@ -77,7 +77,7 @@ impl CompareArgs {
         match &self.levels {
             Some(l) if !l.is_empty() => l.clone(),
             _ if self.quick => vec![8, 32],
-            _ => vec![16, 32, 64, 128, 256, 512],
+            _ => vec![64, 256, 1024, 2048],
         }
     }
 
@@ -91,7 +91,7 @@ impl CompareArgs {
 
     pub fn resolved_time_scale(&self) -> f64 {
         self.time_scale
-            .unwrap_or(if self.quick { 0.05 } else { 0.1 })
+            .unwrap_or(if self.quick { 0.05 } else { 0.25 })
     }
 }
 
@@ -174,6 +174,12 @@ async fn run_one(
     run.system.cloudlets = Some(if kind == Kind::P2p { members } else { 1 });
     run.system.computes = Some(members);
     run.system.profile = Some(args.profile.clone());
+    run.system.profile_hash = cp_model::Profile::load(&args.profile)
+        .ok()
+        .map(|p| p.hash());
+    if run.tool.git_revision.is_none() {
+        run.tool.git_revision = git_revision();
+    }
     run.system.retries = (kind == Kind::P2p).then_some(args.retries);
     run.system.scenario = Some(args.scenario.name().to_string());
     run.command_line = std::env::args().collect();
@@ -194,4 +200,19 @@ fn write_json(path: &Path, run: &results::RunResults) -> Result<()> {
     std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
+}
+
+/// The checkout's revision, when the experiment runs from a git checkout
+/// (with `-dirty` when it has local changes), so a report can be rerun.
+fn git_revision() -> Option<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("git")
+        .current_dir(dir)
+        .args(["describe", "--always", "--dirty", "--abbrev=12"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
 }
