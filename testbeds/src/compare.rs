@@ -126,22 +126,72 @@ pub async fn run(args: CompareArgs) -> Result<String> {
     std::fs::create_dir_all(&results_dir)
         .with_context(|| format!("cannot create {}", results_dir.display()))?;
 
+    let spec_for = |kind: Kind, time_scale: f64| TestbedSpec {
+        kind,
+        members: n,
+        sizing,
+        profile: args.profile.clone(),
+        time_scale,
+        seed: args.seed,
+        retries: args.retries,
+        cluster_secret: random_secret(args.seed),
+    };
     let mut runs = Vec::new();
     for kind in [Kind::Standard, Kind::P2p] {
-        let spec = TestbedSpec {
-            kind,
-            members: n,
-            sizing,
-            profile: args.profile.clone(),
-            time_scale,
-            seed: args.seed,
-            retries: args.retries,
-            cluster_secret: random_secret(args.seed),
-        };
-        let run = run_one(&args, spec, &levels, time_scale).await?;
+        let run = run_one(&args, spec_for(kind, time_scale), &levels, time_scale).await?;
         let path = results_dir.join(format!("{}.json", kind.label()));
         write_json(&path, &run)?;
         runs.push(run);
+    }
+    if args.check_scale {
+        // Twice as much wall time per model second: less timer lag.
+        let second_scale = time_scale * 2.0;
+        let check_levels: Vec<u32> = [levels.iter().min(), levels.iter().max()]
+            .into_iter()
+            .flatten()
+            .copied()
+            .collect::<std::collections::BTreeSet<u32>>()
+            .into_iter()
+            .collect();
+        let mut report = String::new();
+        let mut all_agree = true;
+        for (kind, first) in [Kind::Standard, Kind::P2p].into_iter().zip(&runs) {
+            let again = run_one(
+                &args,
+                spec_for(kind, second_scale),
+                &check_levels,
+                second_scale,
+            )
+            .await?;
+            write_json(
+                &results_dir.join(format!("{}-scale-check.json", kind.label())),
+                &again,
+            )?;
+            let mut rows = Vec::new();
+            for l in &again.levels {
+                if let Some(f) = first.levels.iter().find(|f| f.level == l.level) {
+                    rows.extend(crate::scale_check::compare_levels(f, l));
+                }
+            }
+            all_agree &= rows.iter().all(|r| r.within_tolerance);
+            report.push_str(&crate::scale_check::table(
+                kind.label(),
+                (time_scale, second_scale),
+                &rows,
+            ));
+        }
+        report.push_str(if all_agree {
+            "scale check: model-time results agree within 10% at both time scales\n"
+        } else {
+            "scale check: results DISAGREE between time scales: the host, not the system, shaped them; rerun with a larger --time-scale\n"
+        });
+        print!("{report}");
+        std::fs::write(args.out.join("scale-check.txt"), &report).with_context(|| {
+            format!(
+                "cannot write {}",
+                args.out.join("scale-check.txt").display()
+            )
+        })?;
     }
     let opts = reports::ReportOptions::default();
     let headline = reports::compare(&runs[0], &runs[1], &args.out, &opts)

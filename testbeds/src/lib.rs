@@ -14,6 +14,7 @@ pub mod compare;
 pub mod docker;
 pub mod embedded;
 pub mod hostmon;
+pub mod scale_check;
 pub mod scenario;
 pub mod sweep;
 pub mod topology;

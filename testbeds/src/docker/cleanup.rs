@@ -11,6 +11,7 @@
 //!   sweeps every registered run, then exits the process with status 130.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use testcontainers::bollard::models::NetworkCreateRequest;
@@ -143,6 +144,14 @@ pub fn sweep_blocking(run_id: &str, network: &str) -> Result<usize, CleanupError
     .unwrap_or_else(|_| Err(CleanupError::Engine("the cleanup thread panicked".into())))
 }
 
+/// Set when Ctrl-C or SIGTERM arrived: the watcher owns the cleanup and
+/// will exit the process.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
 /// Runs alive in this process: run id → network name.
 fn active() -> &'static Mutex<BTreeMap<String, String>> {
     static ACTIVE: OnceLock<Mutex<BTreeMap<String, String>>> = OnceLock::new();
@@ -230,6 +239,7 @@ fn install_signal_watcher() {
                         _ = int.recv() => {}
                         _ = term.recv() => {}
                     }
+                    INTERRUPTED.store(true, Ordering::SeqCst);
                     let runs: Vec<(String, String)> = active()
                         .lock()
                         .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())

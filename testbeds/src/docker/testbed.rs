@@ -40,8 +40,62 @@ pub enum DockerError {
     Start { name: String, message: String },
     #[error("the testbed did not become ready: {0}")]
     NotReady(String),
+    #[error(
+        "a P2P testbed of {cloudlets} cloudlets on one Docker network needs about {need} kernel \
+         neighbour (ARP) entries (every agent gossips with every other), more than \
+         net.ipv4.neigh.default.gc_thresh3 = {limit}: traffic would stall with \"neighbor table \
+         overflow\". Use at most {max} cloudlets, or raise the limit as root: \
+         sysctl -w net.ipv4.neigh.default.gc_thresh2={need} net.ipv4.neigh.default.gc_thresh3={suggest}"
+    )]
+    NeighbourTable {
+        cloudlets: u32,
+        need: u64,
+        limit: u64,
+        max: u32,
+        suggest: u64,
+    },
     #[error(transparent)]
     Cleanup(#[from] CleanupError),
+}
+
+/// Kernel neighbour entries a testbed needs, all network namespaces
+/// together (the table and its limits are shared): each agent holds its
+/// N-1 peers, its mock and the gateway; each mock its agent and the
+/// gateway; the host bridge every container.
+pub fn neighbour_entries(kind: Kind, members: u32) -> u64 {
+    let n = u64::from(members);
+    match kind {
+        Kind::Standard => 4,
+        Kind::P2p => n * (n + 1) + 2 * n + 2 * n,
+    }
+}
+
+/// Refuses a testbed that would overflow the kernel's neighbour table
+/// (`net.ipv4.neigh.default.gc_thresh3`). Seen on this machine at 64
+/// cloudlets: `arp_cache: neighbor table overflow!` and every published
+/// port stalls.
+fn check_neighbour_table(spec: &TestbedSpec) -> Result<(), DockerError> {
+    let Some(limit) = std::fs::read_to_string("/proc/sys/net/ipv4/neigh/default/gc_thresh3")
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+    else {
+        return Ok(());
+    };
+    let need = neighbour_entries(spec.kind, spec.members);
+    if need <= limit {
+        return Ok(());
+    }
+    let max = (1..=spec.members)
+        .take_while(|&n| neighbour_entries(spec.kind, n) <= limit)
+        .last()
+        .unwrap_or(1);
+    Err(DockerError::NeighbourTable {
+        cloudlets: spec.members,
+        need,
+        limit,
+        max,
+        suggest: need.saturating_mul(2).next_power_of_two(),
+    })
 }
 
 struct Member {
@@ -264,6 +318,7 @@ impl DockerTestbed {
         if !super::docker_available() {
             return Err(DockerError::NoEngine);
         }
+        check_neighbour_table(&spec)?;
         let docker = cleanup::connect()
             .await
             .map_err(|_| DockerError::NoEngine)?;
@@ -416,6 +471,11 @@ impl DockerTestbed {
 
     /// Removes every container and the network.
     pub async fn shutdown(mut self) {
+        if cleanup::interrupted() {
+            // Ctrl-C/SIGTERM: the signal watcher is sweeping this run and
+            // exits the process; removing twice would only race with it.
+            std::future::pending::<()>().await;
+        }
         let mut set = tokio::task::JoinSet::new();
         for m in std::mem::take(&mut self.members) {
             for c in [m.agent, m.mock].into_iter().flatten() {
@@ -431,5 +491,46 @@ impl DockerTestbed {
                 tracing::warn!(run = %self.run_id, error = %e, "docker cleanup failed; retrying on drop")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn neighbour_estimate_matches_what_this_machine_showed() {
+        // 8 cloudlets ran fine; 64 overflowed the default limit of 1024.
+        assert_eq!(neighbour_entries(Kind::P2p, 8), 104);
+        assert!(neighbour_entries(Kind::P2p, 29) <= 1024);
+        assert!(neighbour_entries(Kind::P2p, 64) > 1024);
+        assert!(neighbour_entries(Kind::Standard, 1000) <= 1024);
+    }
+
+    #[test]
+    fn agent_flags_carry_the_embedded_timers() {
+        let spec = TestbedSpec {
+            kind: Kind::P2p,
+            members: 4,
+            sizing: crate::topology::size_for(4, 16, crate::topology::M1_TINY, 2.0),
+            profile: "devstack".into(),
+            time_scale: 0.5,
+            seed: 3,
+            retries: 1,
+            cluster_secret: "s".into(),
+        };
+        let args = agent_args(&spec, "run", 0).join(" ");
+        assert!(args.contains("--boot-poll-ms 1000"), "{args}");
+        assert!(args.contains("--capacity-interval-ms 5000"), "{args}");
+        assert!(args.contains("--boot-watch-secs 450"), "{args}");
+        assert!(
+            args.contains("--peer-url http://run-cloudlet-1-agent:8080"),
+            "{args}"
+        );
+        assert!(
+            args.contains("--seed-peer run-cloudlet-2-agent:7946"),
+            "{args}"
+        );
+        assert!(!args.contains("--seed-peer run-cloudlet-1-agent"), "{args}");
     }
 }
