@@ -73,7 +73,7 @@ pub async fn run_sweep(
             res = &mut sweep => break res,
             Some(ev) = rx.recv() => {
                 if let LevelEvent::AllSent { index, .. } = ev {
-                    if kill_count > 0 && tb.spec().kind == Kind::P2p {
+                    if kill_count > 0 {
                         // "Middle of the level": a few model seconds after the
                         // burst, while boots are in flight.
                         let delay = Duration::from_secs_f64((args.kill_after * time_scale).max(0.0));
@@ -84,9 +84,21 @@ pub async fn run_sweep(
             _ = sleep_until_opt(kill_at) => {
                 if let Some((_, index)) = pending_kill.take() {
                     let seed = args.seed.wrapping_add(index as u64);
-                    for v in scenario::choose_victims(tb.spec().members, kill_count, seed) {
-                        tracing::info!(member = v, level = index, "stopping cloudlet");
-                        tb.kill(v).await;
+                    let victims = scenario::choose_victims(tb.spec().members, kill_count, seed);
+                    match tb.spec().kind {
+                        Kind::P2p => {
+                            for v in victims {
+                                tracing::info!(member = v, level = index, "stopping cloudlet");
+                                tb.kill(v).await;
+                            }
+                        }
+                        // The monolith cannot lose part of its controller; it
+                        // loses the same share of compute nodes instead.
+                        Kind::Standard => {
+                            if let Err(e) = lose_computes(&tb.entries(), &victims).await {
+                                tracing::warn!(error = %e, "cannot inject compute-node loss");
+                            }
+                        }
                     }
                 }
             }
@@ -101,4 +113,45 @@ async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
+}
+
+/// Asks the standard testbed's mock to lose compute nodes `victims` (0-based
+/// member indices → hosts `standard-compute-<i+1>`) through its admin fault API.
+async fn lose_computes(entries: &[String], victims: &[u32]) -> Result<()> {
+    let auth_url = entries.first().context("the testbed has no entry point")?;
+    let transport: os_client::SharedTransport =
+        Arc::new(os_client::ReqwestTransport::new(Duration::from_secs(30))?);
+    let creds = os_client::Credentials::password(auth_url.clone(), "admin", "secret", "admin");
+    let session = os_client::OpenStackSession::connect(transport, creds)
+        .await
+        .context("cannot authenticate as admin")?;
+    let url = format!(
+        "{}/mock/v1/faults/lose-node",
+        auth_url.trim_end_matches("/identity")
+    );
+    for v in victims {
+        let name = format!(
+            "{}-compute-{}",
+            crate::embedded::member_name(Kind::Standard, 0),
+            v + 1
+        );
+        tracing::info!(host = %name, "losing compute node");
+        let resp = session
+            .send(
+                "compute",
+                http::Method::POST,
+                &url,
+                Some(&serde_json::json!({ "name": name })),
+            )
+            .await
+            .with_context(|| format!("cannot lose {name}"))?;
+        if resp.status >= 300 {
+            anyhow::bail!(
+                "losing {name}: HTTP {} {}",
+                resp.status,
+                String::from_utf8_lossy(&resp.body)
+            );
+        }
+    }
+    Ok(())
 }
