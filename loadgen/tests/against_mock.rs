@@ -169,3 +169,48 @@ async fn round_robin_spreads_boots_over_entries_and_audits_each_level() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_boot_errors_are_reported_with_their_fault() {
+    // Every boot whose name ends in an odd request index fails with a
+    // configured fault (mimic-style behaviour by server-name regex).
+    let mut c = mock_cfg();
+    c.faults = cp_model::FaultSet {
+        boot_errors: vec![cp_model::BootErrorRule {
+            name_regex: "-[13579]$".into(),
+            rate: 1.0,
+            fault: "Injected: hypervisor refused the build".into(),
+        }],
+        ..Default::default()
+    };
+    let mock = mock_openstack::start(c).await.unwrap();
+    let r = run_boot_burst(
+        &burst(vec![6]),
+        &admin(mock.auth_url()),
+        transport(),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let l = &r.levels[0];
+    assert_eq!(l.requested, 6);
+    assert_eq!(l.succeeded, 3, "{:?}", l.errors);
+    assert_eq!(
+        l.outcomes.get(&Outcome::ErrorState),
+        Some(&3),
+        "{:?}",
+        l.errors
+    );
+    assert_eq!(
+        l.errors,
+        vec![results::ErrorCount {
+            outcome: Outcome::ErrorState,
+            message: "Injected: hypervisor refused the build".into(),
+            count: 3,
+        }]
+    );
+    assert!((l.error_rate - 0.5).abs() < 1e-9);
+    // ERROR servers are deleted too: nothing is left behind.
+    assert!(l.audit.clean, "{:?}", l.audit);
+    mock.shutdown().await;
+}
