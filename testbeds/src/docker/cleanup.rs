@@ -122,11 +122,28 @@ pub async fn sweep(run_id: &str, network: &str) -> Result<usize, CleanupError> {
         nets.push(network.to_string());
     }
     for n in nets {
-        // 404 when already gone; anything else is reported by the caller's
-        // final check (`networks_of`).
-        let _ = docker.remove_network(&n).await;
+        remove_network(&docker, &n).await;
     }
     Ok(removed)
+}
+
+/// Removes a network, retrying for a few seconds: the engine may still be
+/// releasing the endpoint of a container it has just removed ("has active
+/// endpoints"). A network already gone (404) counts as removed.
+async fn remove_network(docker: &Docker, name: &str) {
+    use testcontainers::bollard::errors::Error;
+    for _ in 0..40 {
+        match docker.remove_network(name).await {
+            Ok(())
+            | Err(Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => return,
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+        }
+    }
+    eprintln!(
+        "docker network {name} could not be removed; remove it with: docker network rm {name}"
+    );
 }
 
 /// [`sweep`] from synchronous code (a `Drop`), on a thread of its own so
