@@ -41,7 +41,12 @@ impl GossipConfig {
             seed_nodes: self.seeds.clone(),
             failure_detector_config: FailureDetectorConfig {
                 phi_threshold: self.phi_threshold,
-                sampling_window_size: 1000,
+                // Each agent keeps one window per peer, allocated in full
+                // (8 bytes a sample): at 1,000 peers chitchat's default of
+                // 1,000 samples costs 8 MB per agent. 100 arrivals (10+ s
+                // of history at the shortest interval) estimate the
+                // arrival distribution well enough for phi.
+                sampling_window_size: 100,
                 // Arrival intervals longer than this are not learnt from.
                 max_interval: self.interval * 20,
                 // Prior mean interval before any heartbeat was seen.

@@ -195,14 +195,15 @@ pub async fn start_with_gossip(
         .or_else(|| config.public_url.clone())
         .map(|u| u.trim_end_matches('/').to_string())
         .unwrap_or_else(|| format!("http://{local}"));
-    let gossip_listen = concrete_gossip_addr(&config.gossip_listen)?;
-    let gossip_addr = match &config.gossip_advertise {
-        Some(a) => resolve_with_retry(a, Duration::from_secs(10))
-            .await
-            .ok_or_else(|| {
-                AgentError::Config(format!("gossip_advertise {a:?} does not resolve"))
-            })?,
-        None => gossip_listen,
+    let advertised = match &config.gossip_advertise {
+        Some(a) => Some(
+            resolve_with_retry(a, Duration::from_secs(10))
+                .await
+                .ok_or_else(|| {
+                    AgentError::Config(format!("gossip_advertise {a:?} does not resolve"))
+                })?,
+        ),
+        None => None,
     };
     // IP seeds go to chitchat; named seeds are resolved here (pure-Rust
     // resolver: static binaries cannot use the system's) until they answer.
@@ -221,16 +222,31 @@ pub async fn start_with_gossip(
     if let Ok(cap) = cloudlet.capacity().await {
         apply_capacity(&mut initial, &cap, true);
     }
-    let gcfg = GossipConfig {
-        node_id: config.name.clone(),
-        addr: gossip_addr,
-        listen: gossip_listen,
-        seeds: ip_seeds,
-        cluster_id: config.cluster_id.clone(),
-        interval: Duration::from_millis(config.gossip_interval_ms.max(10)),
-        phi_threshold: config.phi_threshold,
+    // A port picked by `concrete_gossip_addr` can be taken by another
+    // socket before chitchat binds it (agents starting side by side): pick
+    // again a few times when the port was ours to choose.
+    let mut attempt = 0;
+    let (gossip, gossip_addr) = loop {
+        attempt += 1;
+        let gossip_listen = concrete_gossip_addr(&config.gossip_listen)?;
+        let gossip_addr = advertised.unwrap_or(gossip_listen);
+        let gcfg = GossipConfig {
+            node_id: config.name.clone(),
+            addr: gossip_addr,
+            listen: gossip_listen,
+            seeds: ip_seeds.clone(),
+            cluster_id: config.cluster_id.clone(),
+            interval: Duration::from_millis(config.gossip_interval_ms.max(10)),
+            phi_threshold: config.phi_threshold,
+        };
+        match Gossip::spawn(&gcfg, &initial, gossip_transport).await {
+            Ok(g) => break (g, gossip_addr),
+            Err(e) if attempt < 5 && config.gossip_listen.ends_with(":0") => {
+                warn!(error = %e, "gossip port taken meanwhile; picking another");
+            }
+            Err(e) => return Err(e),
+        }
     };
-    let gossip = Gossip::spawn(&gcfg, &initial, gossip_transport).await?;
     let seed = config.seed.unwrap_or_else(rand::random);
     let core = Arc::new(Core {
         name: config.name.clone(),
@@ -279,6 +295,8 @@ async fn poll_capacity(core: Arc<Core>, mut st: CloudletState, named_seeds: Vec<
     let every = Duration::from_millis(core.cfg.capacity_interval_ms.max(10));
     let mut was_healthy = st.healthy;
     let mut rounds = 0u64;
+    let mut last_published = st.clone();
+    let mut unchanged_polls = 0u32;
     loop {
         tokio::time::sleep(every).await;
         // Seeds by name: every round while alone, then every ~30 rounds.
@@ -307,8 +325,29 @@ async fn poll_capacity(core: Arc<Core>, mut st: CloudletState, named_seeds: Vec<
                 was_healthy = false;
             }
         }
-        core.gossip.publish(&st).await;
+        // An unchanged report is not re-gossiped: every new version of a
+        // key costs every peer a delta, which at idle is the overlay's
+        // largest cost. The timestamp alone is refreshed now and then so
+        // that peers still prune their record of recent placements.
+        if needs_publish(&last_published, &st, unchanged_polls) {
+            core.gossip.publish(&st).await;
+            last_published = st.clone();
+            unchanged_polls = 0;
+        } else {
+            unchanged_polls += 1;
+        }
     }
+}
+
+/// Unchanged capacity reports re-published once in this many polls.
+const REFRESH_EVERY_POLLS: u32 = 6;
+
+fn needs_publish(last: &CloudletState, now: &CloudletState, unchanged_polls: u32) -> bool {
+    let same = CloudletState {
+        updated_ms: last.updated_ms,
+        ..now.clone()
+    } == *last;
+    !same || unchanged_polls + 1 >= REFRESH_EVERY_POLLS
 }
 
 /// Accept loop; every connection task lives in a `JoinSet` owned by this
@@ -334,4 +373,37 @@ async fn serve(listener: TcpListener, router: axum::Router, mut stop: watch::Rec
         }
     }
     conns.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(free: i64, at: i64) -> CloudletState {
+        CloudletState {
+            name: "c1".into(),
+            free_vcpus: free,
+            healthy: true,
+            updated_ms: at,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_changes_and_periodic_refreshes_are_gossiped() {
+        let last = state(8, 1_000);
+        // A new timestamp alone is not news…
+        assert!(!needs_publish(&last, &state(8, 2_000), 0));
+        // …until the refresh is due, so peers can prune recent placements.
+        assert!(needs_publish(
+            &last,
+            &state(8, 2_000),
+            REFRESH_EVERY_POLLS - 1
+        ));
+        // A change of capacity or health is published at once.
+        assert!(needs_publish(&last, &state(7, 2_000), 0));
+        let mut sick = state(8, 2_000);
+        sick.healthy = false;
+        assert!(needs_publish(&last, &sick, 0));
+    }
 }

@@ -135,6 +135,7 @@ pub async fn run(args: CompareArgs) -> Result<String> {
         seed: args.seed,
         retries: args.retries,
         cluster_secret: random_secret(args.seed),
+        gossip_interval_ms: None,
     };
     let mut runs = Vec::new();
     for kind in [Kind::Standard, Kind::P2p] {

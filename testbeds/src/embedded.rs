@@ -24,6 +24,27 @@ pub struct TestbedSpec {
     pub retries: u32,
     /// Shared secret of the agents' cluster.
     pub cluster_secret: String,
+    /// Agents' gossip interval in wall ms; `None` picks
+    /// [`auto_gossip_interval_ms`] for the testbed's size.
+    pub gossip_interval_ms: Option<u64>,
+}
+
+impl TestbedSpec {
+    pub fn gossip_interval_ms(&self) -> u64 {
+        self.gossip_interval_ms
+            .unwrap_or_else(|| auto_gossip_interval_ms(self.members))
+            .max(10)
+    }
+}
+
+/// Gossip interval for a testbed of `members` agents: 100 ms up to 64
+/// members, then growing in proportion to N. Each round every agent sends
+/// its full digest (O(N)) to three peers, so the cost of the whole overlay
+/// per interval is O(N²); stretching the interval with N keeps the host's
+/// share linear in N while convergence (O(log N) rounds) stays within
+/// seconds. Gossip is not part of the model, so this changes no model time.
+pub fn auto_gossip_interval_ms(members: u32) -> u64 {
+    (100 * u64::from(members) / 64).max(100)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +61,8 @@ pub enum TestbedError {
     },
     #[error("cannot create the HTTP transport: {0}")]
     Transport(#[from] os_client::TransportError),
+    #[error("a start-up task failed: {0}")]
+    Task(String),
     #[error("the agents did not all see each other within {0:?} ({1} of {2} members alive)")]
     Convergence(Duration, usize, usize),
 }
@@ -49,6 +72,32 @@ pub struct EmbeddedTestbed {
     pub spec: TestbedSpec,
     mocks: Vec<Option<mock_openstack::MockHandle>>,
     agents: Vec<Option<agent::AgentHandle>>,
+}
+
+/// Starts cloudlet `i`: its mock, then its agent joining through `seeds`.
+async fn start_member(
+    spec: &TestbedSpec,
+    i: u32,
+    seeds: Vec<String>,
+    transport: os_client::SharedTransport,
+) -> Result<(mock_openstack::MockHandle, agent::AgentHandle), TestbedError> {
+    let name = member_name(Kind::P2p, i);
+    // Each cloudlet draws from its own stream of the run's seed.
+    let seed = spec.seed.wrapping_add(u64::from(i) * 0x9E37_79B9);
+    let mock = mock_openstack::start(mock_config(spec, name.clone(), 1, seed))
+        .await
+        .map_err(|source| TestbedError::Mock {
+            name: name.clone(),
+            source,
+        })?;
+    let cfg = agent_config(spec, &name, mock.auth_url(), seeds, seed);
+    match agent::start(cfg, transport).await {
+        Ok(agent) => Ok((mock, agent)),
+        Err(source) => {
+            mock.shutdown().await;
+            Err(TestbedError::Agent { name, source })
+        }
+    }
 }
 
 /// Name of member `i` (from 0): `cloudlet-1`, … or `standard` for the monolith.
@@ -111,9 +160,9 @@ pub fn agent_config(
         boot_poll_ms: model_ms(spec, AGENT_BOOT_POLL_S, 10),
         // Capacity is read every report_interval (10 model s, nova's default).
         capacity_interval_ms: model_ms(spec, AGENT_CAPACITY_INTERVAL_S, 20),
-        // Gossip is not modelled; it runs at a fixed wall rate that keeps
-        // the view at most a few model seconds old at the usual scales.
-        gossip_interval_ms: 100,
+        // Gossip is not modelled; it runs at a wall rate that keeps the
+        // view a few seconds old and the overlay's cost linear in N.
+        gossip_interval_ms: spec.gossip_interval_ms(),
         boot_watch_secs: ((AGENT_BOOT_WATCH_S * spec.time_scale).ceil() as u64).max(5),
         ..Default::default()
     }
@@ -147,36 +196,56 @@ impl EmbeddedTestbed {
     async fn start_p2p(spec: TestbedSpec) -> Result<Self, TestbedError> {
         let transport: os_client::SharedTransport =
             std::sync::Arc::new(os_client::ReqwestTransport::new(Duration::from_secs(30))?);
+        // Members start concurrently: each agent's first capacity poll
+        // costs its mock model time (token + hypervisor stats), which done
+        // one after another made start-up grow by ~0.1 s a member. The
+        // first member is the seed everybody else joins through.
         let mut mocks = Vec::with_capacity(spec.members as usize);
         let mut agents: Vec<Option<agent::AgentHandle>> = Vec::with_capacity(spec.members as usize);
-        let mut seeds: Vec<String> = Vec::new();
-        for i in 0..spec.members {
-            let name = member_name(Kind::P2p, i);
-            // Each cloudlet draws from its own stream of the run's seed.
-            let seed = spec.seed.wrapping_add(u64::from(i) * 0x9E37_79B9);
-            let mock = mock_openstack::start(mock_config(&spec, name.clone(), 1, seed))
-                .await
-                .map_err(|source| TestbedError::Mock {
-                    name: name.clone(),
-                    source,
-                })?;
-            let cfg = agent_config(&spec, &name, mock.auth_url(), seeds.clone(), seed);
-            let handle = agent::start(cfg, transport.clone())
-                .await
-                .map_err(|source| TestbedError::Agent { name, source })?;
-            // A few well-known seeds are enough for gossip to spread.
-            if seeds.len() < 3 {
-                seeds.push(handle.gossip_addr().to_string());
+        let first = start_member(&spec, 0, Vec::new(), transport.clone()).await?;
+        let seeds = vec![first.1.gossip_addr().to_string()];
+        mocks.push(Some(first.0));
+        agents.push(Some(first.1));
+        let mut rest = tokio::task::JoinSet::new();
+        let spec_arc = std::sync::Arc::new(spec.clone());
+        for i in 1..spec.members {
+            let (spec, seeds, transport) = (spec_arc.clone(), seeds.clone(), transport.clone());
+            rest.spawn(async move { (i, start_member(&spec, i, seeds, transport).await) });
+        }
+        let mut started = Vec::with_capacity(spec.members as usize);
+        let mut failure = None;
+        while let Some(joined) = rest.join_next().await {
+            match joined {
+                Ok((i, Ok(member))) => started.push((i, member)),
+                Ok((_, Err(e))) => failure = failure.or(Some(e)),
+                Err(e) => {
+                    failure = failure.or(Some(TestbedError::Task(e.to_string())));
+                }
             }
+        }
+        started.sort_by_key(|(i, _)| *i);
+        for (_, (mock, agent)) in started {
             mocks.push(Some(mock));
-            agents.push(Some(handle));
+            agents.push(Some(agent));
+        }
+        if let Some(e) = failure {
+            for a in agents.into_iter().flatten() {
+                a.shutdown().await;
+            }
+            for m in mocks.into_iter().flatten() {
+                m.shutdown().await;
+            }
+            return Err(e);
         }
         let tb = Self {
             spec,
             mocks,
             agents,
         };
-        tb.wait_converged(Duration::from_secs(30)).await?;
+        // O(log N) rounds spread a member; allow generously more.
+        let limit = Duration::from_secs(30)
+            + Duration::from_millis(tb.spec.gossip_interval_ms().saturating_mul(60));
+        tb.wait_converged(limit).await?;
         Ok(tb)
     }
 

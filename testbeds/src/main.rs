@@ -62,6 +62,10 @@ struct UpArgs {
     seed: u64,
     #[arg(long, default_value_t = 2)]
     retries: u32,
+    /// Agents' gossip interval in wall ms (default: 100 ms up to 64
+    /// cloudlets, then in proportion to N).
+    #[arg(long)]
+    gossip_interval_ms: Option<u64>,
     #[arg(long, value_enum, default_value_t = Backend::Embedded)]
     backend: Backend,
     /// Write a clouds.yaml with entries `testbed` and `testbed-<i>`.
@@ -109,6 +113,7 @@ async fn up(args: UpArgs) -> Result<()> {
         seed: args.seed,
         retries: args.retries,
         cluster_secret: compare::random_secret(args.seed),
+        gossip_interval_ms: args.gossip_interval_ms,
     };
     let started = std::time::Instant::now();
     let tb = Testbed::start(args.backend, spec)

@@ -148,6 +148,7 @@ async fn docker_backend_four_cloudlets_lose_one_and_lose_no_boot() {
         seed: 7,
         retries: 2,
         cluster_secret: testbeds::compare::random_secret(7),
+        gossip_interval_ms: None,
     };
     let t_up = Instant::now();
     let tb = DockerTestbed::start(spec).await.expect("docker testbed");

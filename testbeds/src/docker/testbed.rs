@@ -518,6 +518,7 @@ mod tests {
             seed: 3,
             retries: 1,
             cluster_secret: "s".into(),
+            gossip_interval_ms: None,
         };
         let args = agent_args(&spec, "run", 0).join(" ");
         assert!(args.contains("--boot-poll-ms 1000"), "{args}");
