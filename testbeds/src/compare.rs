@@ -211,14 +211,33 @@ async fn run_one(
 ) -> Result<results::RunResults> {
     let kind = spec.kind;
     let members = spec.members;
-    let mut tb = Testbed::start(args.backend, spec.clone())
-        .await
-        .with_context(|| format!("cannot start the {} testbed", kind.label()))?;
     let monitor = HostMonitor::start();
-    let outcome = crate::sweep::run_sweep(args, &mut tb, levels, time_scale).await;
+    // In cloudlet-loss every level starts whole: a fresh testbed per level,
+    // so that a level measures losing its share of members, not the
+    // accumulated losses of the levels before it.
+    let batches: Vec<Vec<u32>> = match args.scenario {
+        Scenario::Steady => vec![levels.to_vec()],
+        Scenario::CloudletLoss => levels.iter().map(|l| vec![*l]).collect(),
+    };
+    let mut merged: Option<results::RunResults> = None;
+    for batch in &batches {
+        let mut tb = Testbed::start(args.backend, spec.clone())
+            .await
+            .with_context(|| format!("cannot start the {} testbed", kind.label()))?;
+        let outcome = crate::sweep::run_sweep(args, &mut tb, batch, time_scale).await;
+        tb.shutdown().await;
+        let part = outcome.with_context(|| format!("the {} sweep failed", kind.label()))?;
+        let complete = part.complete;
+        merged = Some(match merged {
+            None => part,
+            Some(run) => append_levels(run, part),
+        });
+        if !complete {
+            break;
+        }
+    }
     let host = monitor.stop();
-    tb.shutdown().await;
-    let mut run = outcome.with_context(|| format!("the {} sweep failed", kind.label()))?;
+    let mut run = merged.context("no level to run")?;
     run.system.label = kind.label().to_string();
     run.system.kind = Some(kind.label().to_string());
     run.system.backend = Some(args.backend.name().to_string());
@@ -243,6 +262,17 @@ async fn run_one(
     run.host.peak_rss_bytes = Some(host.peak_rss_bytes);
     run.host.host_bound = Some(host.host_bound(time_scale, args.max_lag_model_s));
     Ok(run)
+}
+
+/// `first` followed by the levels of `next` (a run of later levels).
+fn append_levels(mut first: results::RunResults, next: results::RunResults) -> results::RunResults {
+    first.levels.extend(next.levels);
+    first.finished_at = next.finished_at;
+    first.complete &= next.complete;
+    if first.incomplete_reason.is_none() {
+        first.incomplete_reason = next.incomplete_reason;
+    }
+    first
 }
 
 fn write_json(path: &Path, run: &results::RunResults) -> Result<()> {

@@ -98,3 +98,60 @@ fn compare_quick_writes_results_report_and_headline() {
         );
     }
 }
+
+/// In cloudlet-loss every level starts on a whole testbed: a member killed
+/// in level 1 is back (on a fresh testbed) for level 2, so every boot POST of
+/// every level reaches a live agent, and the entries of the two levels differ.
+#[test]
+fn cloudlet_loss_starts_every_level_whole() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(env!("CARGO_BIN_EXE_testbed"))
+        .args([
+            "compare",
+            "--quick",
+            "--quiet",
+            "--scenario",
+            "cloudlet-loss",
+            "--kill",
+            "1",
+            "--out",
+        ])
+        .arg(out.path())
+        .output()
+        .expect("run testbed");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        output.status
+    );
+    let path = out.path().join("results").join("p2p.json");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let run = results::parse(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(run.system.scenario.as_deref(), Some("cloudlet-loss"));
+    let levels: Vec<u32> = run.levels.iter().map(|l| l.level).collect();
+    assert_eq!(levels, vec![8, 32]);
+    let mut entries_per_level = Vec::new();
+    for l in &run.levels {
+        assert!(!l.requests.is_empty(), "level {} kept no requests", l.level);
+        let unanswered: Vec<_> = l
+            .requests
+            .iter()
+            .filter(|r| r.server_id.is_none() && r.outcome == results::Outcome::TransportError)
+            .collect();
+        assert!(
+            unanswered.is_empty(),
+            "level {}: boot POSTs sent to a dead entry: {unanswered:?}",
+            l.level
+        );
+        let entries: std::collections::BTreeSet<&str> =
+            l.requests.iter().map(|r| r.entry.as_str()).collect();
+        assert_eq!(entries.len(), 4, "round robin over all 4 agents");
+        entries_per_level.push(entries);
+    }
+    assert!(
+        entries_per_level[0].is_disjoint(&entries_per_level[1]),
+        "level 2 ran on the same (damaged) testbed as level 1"
+    );
+}
