@@ -58,6 +58,9 @@ pub struct AgentConfig {
     pub boot_poll_ms: u64,
     /// Give up watching a boot after this long.
     pub boot_watch_secs: u64,
+    /// A boot whose cloudlet stops answering while gossip still counts it
+    /// alive is re-placed after this long (a dead one at once).
+    pub owner_unreachable_ms: u64,
     /// Seed of the placement RNG (random when absent).
     pub seed: Option<u64>,
 }
@@ -90,6 +93,7 @@ impl Default for AgentConfig {
             token_ttl_secs: 3600,
             boot_poll_ms: 1000,
             boot_watch_secs: 900,
+            owner_unreachable_ms: 30_000,
             seed: None,
         }
     }

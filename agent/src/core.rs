@@ -771,7 +771,8 @@ impl Core {
                 Err(err) => {
                     let alive = self.view().await.iter().any(|s| s.name == e.owner);
                     let since = *unreachable_since.get_or_insert_with(Instant::now);
-                    if alive && since.elapsed() < Duration::from_secs(30) {
+                    let patience = Duration::from_millis(self.cfg.owner_unreachable_ms);
+                    if alive && since.elapsed() < patience {
                         continue;
                     }
                     format!("cloudlet {} unreachable: {err}", e.owner)

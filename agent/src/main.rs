@@ -71,6 +71,10 @@ struct Cli {
     /// Give up watching a boot after this many seconds.
     #[arg(long)]
     boot_watch_secs: Option<u64>,
+    /// Re-place a boot whose cloudlet has not answered for this long while
+    /// gossip still counts it alive (ms).
+    #[arg(long)]
+    owner_unreachable_ms: Option<u64>,
     /// Seed of the placement RNG (random when absent).
     #[arg(long)]
     rng_seed: Option<u64>,
@@ -117,7 +121,8 @@ async fn run() -> anyhow::Result<()> {
         request_timeout_ms,
         boot_poll_ms,
         capacity_interval_ms,
-        boot_watch_secs
+        boot_watch_secs,
+        owner_unreachable_ms
     );
     if cli.rng_seed.is_some() {
         cfg.seed = cli.rng_seed;

@@ -163,6 +163,7 @@ pub fn agent_config(
         // Gossip is not modelled; it runs at a wall rate that keeps the
         // view a few seconds old and the overlay's cost linear in N.
         gossip_interval_ms: spec.gossip_interval_ms(),
+        owner_unreachable_ms: model_ms(spec, AGENT_OWNER_UNREACHABLE_S, 100),
         boot_watch_secs: ((AGENT_BOOT_WATCH_S * spec.time_scale).ceil() as u64).max(5),
         ..Default::default()
     }
@@ -171,6 +172,7 @@ pub fn agent_config(
 pub const AGENT_BOOT_POLL_S: f64 = 2.0;
 pub const AGENT_CAPACITY_INTERVAL_S: f64 = 10.0;
 pub const AGENT_BOOT_WATCH_S: f64 = 900.0;
+pub const AGENT_OWNER_UNREACHABLE_S: f64 = 30.0;
 
 impl EmbeddedTestbed {
     /// Starts the testbed and, for P2P, waits until every agent knows every

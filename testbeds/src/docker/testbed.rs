@@ -254,6 +254,8 @@ fn agent_args(spec: &TestbedSpec, run_id: &str, i: u32) -> Vec<String> {
         cfg.gossip_interval_ms.to_string(),
         "--boot-watch-secs".into(),
         cfg.boot_watch_secs.to_string(),
+        "--owner-unreachable-ms".into(),
+        cfg.owner_unreachable_ms.to_string(),
         // The embedded backend's transport bound (30 s).
         "--request-timeout-ms".into(),
         "30000".into(),
@@ -524,6 +526,7 @@ mod tests {
         assert!(args.contains("--boot-poll-ms 1000"), "{args}");
         assert!(args.contains("--capacity-interval-ms 5000"), "{args}");
         assert!(args.contains("--boot-watch-secs 450"), "{args}");
+        assert!(args.contains("--owner-unreachable-ms 15000"), "{args}");
         assert!(
             args.contains("--peer-url http://run-cloudlet-1-agent:8080"),
             "{args}"
