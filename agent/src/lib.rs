@@ -358,7 +358,16 @@ async fn serve(listener: TcpListener, router: axum::Router, mut stop: watch::Rec
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // e.g. EMFILE under a large burst: back off
+                        // instead of spinning on the same error.
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                };
                 let _ = stream.set_nodelay(true);
                 let svc = svc.clone();
                 conns.spawn(async move {
