@@ -3,21 +3,30 @@
 
 use std::process::Command;
 
-#[test]
-fn compare_quick_writes_results_report_and_headline() {
-    let out = tempfile::tempdir().expect("temp dir");
+/// Runs `testbed compare ARGS --out OUT`, asserts it succeeded and returns
+/// its stdout.
+fn run_compare(args: &[&str], out: &std::path::Path) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_testbed"))
-        .args(["compare", "--quick", "--quiet", "--out"])
-        .arg(out.path())
+        .arg("compare")
+        .args(args)
+        .arg("--out")
+        .arg(out)
         .output()
         .expect("run testbed");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
         "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
         output.status
     );
+    stdout
+}
+
+#[test]
+fn compare_quick_writes_results_report_and_headline() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let stdout = run_compare(&["--quick", "--quiet"], out.path());
 
     // Both results files parse under the current schema and describe the run.
     let mut runs = Vec::new();
@@ -105,26 +114,16 @@ fn compare_quick_writes_results_report_and_headline() {
 #[test]
 fn cloudlet_loss_starts_every_level_whole() {
     let out = tempfile::tempdir().expect("temp dir");
-    let output = Command::new(env!("CARGO_BIN_EXE_testbed"))
-        .args([
-            "compare",
+    run_compare(
+        &[
             "--quick",
             "--quiet",
             "--scenario",
             "cloudlet-loss",
             "--kill",
             "1",
-            "--out",
-        ])
-        .arg(out.path())
-        .output()
-        .expect("run testbed");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        output.status
+        ],
+        out.path(),
     );
     let path = out.path().join("results").join("p2p.json");
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
