@@ -70,19 +70,45 @@ pub fn neighbour_entries(kind: Kind, members: u32) -> u64 {
     }
 }
 
-/// Refuses a testbed that would overflow the kernel's neighbour table
-/// (`net.ipv4.neigh.default.gc_thresh3`). Seen on this machine at 64
-/// cloudlets: `arp_cache: neighbor table overflow!` and every published
-/// port stalls.
-fn check_neighbour_table(spec: &TestbedSpec) -> Result<(), DockerError> {
-    let Some(limit) = std::fs::read_to_string("/proc/sys/net/ipv4/neigh/default/gc_thresh3")
+const GC_THRESH2: &str = "/proc/sys/net/ipv4/neigh/default/gc_thresh2";
+const GC_THRESH3: &str = "/proc/sys/net/ipv4/neigh/default/gc_thresh3";
+
+fn read_sysctl(path: &str) -> Option<u64> {
+    std::fs::read_to_string(path)
         .ok()
         .and_then(|t| t.trim().parse::<u64>().ok())
-    else {
+}
+
+/// Makes room in the kernel's neighbour table
+/// (`net.ipv4.neigh.default.gc_thresh3`) for the testbed, or refuses it.
+/// Seen on this machine at 64 cloudlets with the default 1,024:
+/// `arp_cache: neighbor table overflow!` and every published port stalls.
+/// When this process may write the sysctls (root, as Docker itself needs
+/// for its networking), the limits are raised, never lowered, and the
+/// change is printed with the command that undoes it; otherwise the
+/// testbed is refused with the command to run.
+fn check_neighbour_table(spec: &TestbedSpec) -> Result<(), DockerError> {
+    let Some(limit) = read_sysctl(GC_THRESH3) else {
         return Ok(());
     };
     let need = neighbour_entries(spec.kind, spec.members);
     if need <= limit {
+        return Ok(());
+    }
+    let suggest = need.saturating_mul(2).next_power_of_two();
+    let old2 = read_sysctl(GC_THRESH2).unwrap_or(512);
+    // thresh3 first: the kernel keeps thresh2 ≤ thresh3 meaningful.
+    if std::fs::write(GC_THRESH3, suggest.to_string()).is_ok()
+        && std::fs::write(GC_THRESH2, need.max(old2).to_string()).is_ok()
+    {
+        eprintln!(
+            "testbed: raised the kernel neighbour table for {} cloudlets (about {need} ARP entries): \
+             net.ipv4.neigh.default.gc_thresh2 {old2} -> {}, gc_thresh3 {limit} -> {suggest}. \
+             To restore: sysctl -w net.ipv4.neigh.default.gc_thresh2={old2} \
+             net.ipv4.neigh.default.gc_thresh3={limit}",
+            spec.members,
+            need.max(old2)
+        );
         return Ok(());
     }
     let max = (1..=spec.members)
@@ -94,7 +120,7 @@ fn check_neighbour_table(spec: &TestbedSpec) -> Result<(), DockerError> {
         need,
         limit,
         max,
-        suggest: need.saturating_mul(2).next_power_of_two(),
+        suggest,
     })
 }
 
