@@ -84,21 +84,15 @@ pub fn router_with_state(st: Arc<state::State>) -> Router {
 /// A clouds.yaml with two clouds: `{cloud}` (admin/admin) and
 /// `{cloud}-demo` (demo/demo), usable with `openstack --os-cloud {cloud}`.
 pub fn clouds_yaml(cloud: &str, auth_url: &str, region: &str) -> String {
-    let q = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
-    let entry = |name: &str, user: &str| {
-        format!(
-            "  {}:\n    auth:\n      auth_url: {}\n      username: {}\n      password: {}\n      project_name: {}\n      user_domain_name: Default\n      project_domain_name: Default\n    region_name: {}\n    identity_api_version: 3\n    interface: public\n",
-            q(name),
-            q(auth_url),
-            q(user),
-            q(defaults::PASSWORD),
-            q(user),
-            q(region)
-        )
+    let demo = format!("{cloud}-demo");
+    let entry = |name, user| os_wire::clouds_yaml::Cloud {
+        name,
+        auth_url,
+        username: user,
+        password: defaults::PASSWORD,
+        project_name: user,
+        domain: "Default",
+        region,
     };
-    format!(
-        "clouds:\n{}{}",
-        entry(cloud, "admin"),
-        entry(&format!("{cloud}-demo"), "demo")
-    )
+    os_wire::clouds_yaml::render(&[entry(cloud, "admin"), entry(&demo, "demo")])
 }

@@ -200,6 +200,27 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
+    #[test]
+    fn what_os_wire_writes_reads_back() {
+        let cloud = os_wire::clouds_yaml::Cloud {
+            name: "edge: 1",
+            auth_url: "http://127.0.0.1:5/identity",
+            username: "demo",
+            password: "p#ss: \"x\"",
+            project_name: "demo",
+            domain: "Default",
+            region: "RegionOne",
+        };
+        let text = os_wire::clouds_yaml::render(&[cloud]);
+        let c = parse_cloud(&text, "edge: 1", "test").expect("parses");
+        assert_eq!(c.auth_url, cloud.auth_url);
+        assert_eq!(c.password, cloud.password);
+        assert_eq!(c.project_name.as_deref(), Some("demo"));
+        assert_eq!(c.user_domain_name.as_deref(), Some("Default"));
+        assert_eq!(c.region_name.as_deref(), Some("RegionOne"));
+        assert_eq!(c.interface.as_deref(), Some("public"));
+    }
+
     const YAML: &str = r#"
 clouds:
   devstack:

@@ -1,33 +1,6 @@
 //! clouds.yaml for a testbed's entry points, in the format the `openstack`
 //! CLI and openstacksdk read (`openstack --os-cloud testbed …`).
 
-use std::collections::BTreeMap;
-
-use serde::Serialize;
-
-#[derive(Debug, Serialize)]
-struct CloudsFile {
-    clouds: BTreeMap<String, Cloud>,
-}
-
-#[derive(Debug, Serialize)]
-struct Cloud {
-    auth: Auth,
-    region_name: String,
-    identity_api_version: u32,
-    interface: &'static str,
-}
-
-#[derive(Debug, Serialize)]
-struct Auth {
-    auth_url: String,
-    username: String,
-    password: String,
-    project_name: String,
-    user_domain_name: String,
-    project_domain_name: String,
-}
-
 /// Credentials written into every entry.
 #[derive(Debug, Clone)]
 pub struct Credentials {
@@ -52,27 +25,30 @@ impl Default for Credentials {
 
 /// Entry `testbed` for the first auth URL and `testbed-<i>` (from 1) for each.
 pub fn render(auth_urls: &[String], creds: &Credentials) -> String {
-    let mut clouds = BTreeMap::new();
-    let entry = |url: &str| Cloud {
-        auth: Auth {
-            auth_url: url.to_string(),
-            username: creds.username.clone(),
-            password: creds.password.clone(),
-            project_name: creds.project_name.clone(),
-            user_domain_name: creds.domain.clone(),
-            project_domain_name: creds.domain.clone(),
-        },
-        region_name: creds.region.clone(),
-        identity_api_version: 3,
-        interface: "public",
-    };
-    if let Some(first) = auth_urls.first() {
-        clouds.insert("testbed".to_string(), entry(first));
-    }
-    for (i, url) in auth_urls.iter().enumerate() {
-        clouds.insert(format!("testbed-{}", i + 1), entry(url));
-    }
-    serde_yaml::to_string(&CloudsFile { clouds }).unwrap_or_default()
+    let names: Vec<(String, &str)> = auth_urls
+        .first()
+        .map(|first| ("testbed".to_string(), first.as_str()))
+        .into_iter()
+        .chain(
+            auth_urls
+                .iter()
+                .enumerate()
+                .map(|(i, url)| (format!("testbed-{}", i + 1), url.as_str())),
+        )
+        .collect();
+    let clouds: Vec<os_wire::clouds_yaml::Cloud<'_>> = names
+        .iter()
+        .map(|(name, url)| os_wire::clouds_yaml::Cloud {
+            name,
+            auth_url: url,
+            username: &creds.username,
+            password: &creds.password,
+            project_name: &creds.project_name,
+            domain: &creds.domain,
+            region: &creds.region,
+        })
+        .collect();
+    os_wire::clouds_yaml::render(&clouds)
 }
 
 #[cfg(test)]
