@@ -230,20 +230,15 @@ impl EmbeddedTestbed {
             mocks.push(Some(mock));
             agents.push(Some(agent));
         }
-        if let Some(e) = failure {
-            for a in agents.into_iter().flatten() {
-                a.shutdown().await;
-            }
-            for m in mocks.into_iter().flatten() {
-                m.shutdown().await;
-            }
-            return Err(e);
-        }
         let tb = Self {
             spec,
             mocks,
             agents,
         };
+        if let Some(e) = failure {
+            tb.shutdown().await;
+            return Err(e);
+        }
         // O(log N) rounds spread a member; allow generously more.
         let limit = Duration::from_secs(30)
             + Duration::from_millis(tb.spec.gossip_interval_ms().saturating_mul(60));

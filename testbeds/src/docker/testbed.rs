@@ -87,7 +87,7 @@ fn read_sysctl(path: &str) -> Option<u64> {
 /// for its networking), the limits are raised, never lowered, and the
 /// change is printed with the command that undoes it; otherwise the
 /// testbed is refused with the command to run.
-fn check_neighbour_table(spec: &TestbedSpec) -> Result<(), DockerError> {
+fn make_room_in_neighbour_table(spec: &TestbedSpec) -> Result<(), DockerError> {
     let Some(limit) = read_sysctl(GC_THRESH3) else {
         return Ok(());
     };
@@ -346,7 +346,7 @@ impl DockerTestbed {
         if !super::docker_available() {
             return Err(DockerError::NoEngine);
         }
-        check_neighbour_table(&spec)?;
+        make_room_in_neighbour_table(&spec)?;
         let docker = cleanup::connect()
             .await
             .map_err(|_| DockerError::NoEngine)?;
