@@ -51,12 +51,26 @@ dd { margin: 0; font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, 
 .runs { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 14px; }
 "#;
 
-/// Warnings for the banner: incomplete runs, host-bound runs, audits that
-/// found leftovers or failed deletes.
+/// The level a system's limit was found at when that is simply the largest
+/// level run and nothing failed there: the system was never saturated.
+fn unsaturated_limit(p: &Prepared<'_>) -> Option<u32> {
+    let i = p.limit?;
+    let l = p.levels[i];
+    (i + 1 == p.levels.len() && l.requested > 0 && l.succeeded == l.requested).then_some(l.level)
+}
+
+/// Warnings for the banner: incomplete runs, host-bound runs, systems not
+/// taken past their limit, audits that found leftovers or failed deletes.
 pub fn warnings(prepared: &[Prepared<'_>]) -> Vec<String> {
     let mut out = Vec::new();
     for p in prepared {
         let r = p.run;
+        if let Some(top) = unsaturated_limit(p) {
+            out.push(format!(
+                "{}: not taken past its limit: every boot of the largest level ({}) succeeded, so its limit is at least {} and ratios against it are bounds; add a higher level to find it.",
+                p.label, top, top
+            ));
+        }
         if !r.complete {
             out.push(format!(
                 "{}: the run is incomplete{}; its figures cover only the levels that finished.",

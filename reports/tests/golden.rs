@@ -403,3 +403,36 @@ fn rare_error_causes_are_merged_and_messages_escaped() {
         "{legend_swatches}"
     );
 }
+
+#[test]
+fn a_system_never_saturated_is_flagged() {
+    // Full fixtures: both systems fail somewhere past their limit.
+    let (s, p) = runs();
+    let dir = tempfile::tempdir().unwrap();
+    reports::render(
+        &[s.clone(), p.clone()],
+        dir.path(),
+        &ReportOptions::default(),
+    )
+    .unwrap();
+    assert!(!read(dir.path(), "index.html").contains("not taken past its limit"));
+
+    // Only levels 50 and 100: P2P boots all 100 at its largest level, so
+    // its "limit" is only a lower bound; standard already fails at 100.
+    let (mut s, mut p) = (s, p);
+    s.levels.retain(|l| l.level <= 100);
+    p.levels.retain(|l| l.level <= 100);
+    let dir = tempfile::tempdir().unwrap();
+    reports::render(&[s, p], dir.path(), &ReportOptions::default()).unwrap();
+    let html = read(dir.path(), "index.html");
+    assert_eq!(
+        html.matches("not taken past its limit").count(),
+        1,
+        "only P2P"
+    );
+    assert!(html.contains(
+        "p2p: not taken past its limit: every boot of the largest level (100) succeeded"
+    ));
+    let md = read(dir.path(), "summary.md");
+    assert!(md.contains("> **Warning:** p2p: not taken past its limit"));
+}
