@@ -3,63 +3,13 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::*;
 
-fn openstack_bin() -> Option<PathBuf> {
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/openstack");
-    let candidates = [
-        std::env::var("OPENSTACK_CLI").ok().map(PathBuf::from),
-        Some(here),
-        Some(PathBuf::from("/work/main/.venv/bin/openstack")),
-    ];
-    candidates.into_iter().flatten().find(|p| p.exists())
-}
-
-async fn os(bin: &PathBuf, auth_url: &str, args: &[&str]) -> (bool, String) {
-    let out = tokio::process::Command::new(bin)
-        .args([
-            "--os-auth-url",
-            auth_url,
-            "--os-username",
-            "demo",
-            "--os-password",
-            "secret",
-            "--os-project-name",
-            "demo",
-            "--os-user-domain-name",
-            "Default",
-            "--os-project-domain-name",
-            "Default",
-            "--os-region-name",
-            "RegionOne",
-            "--os-identity-api-version",
-            "3",
-            "--os-interface",
-            "public",
-        ])
-        .args(args)
-        .env_remove("OS_CLOUD")
-        .output()
-        .await
-        .expect("run openstack");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openstack_cli_sees_one_cloud() {
-    let Some(bin) = openstack_bin() else {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("openstack CLI missing: run scripts/setup-python.sh");
-        }
-        eprintln!("SKIP: no openstack CLI (.venv/bin/openstack); run scripts/setup-python.sh");
+    let Some(bin) = openstack_cli() else {
         return;
     };
     let mut fed = federation(&[0, 4, 4, 4]).await;
@@ -67,7 +17,7 @@ async fn openstack_cli_sees_one_cloud() {
     let a2 = fed.agent(2).auth_url();
     let a3 = fed.agent(3).auth_url();
 
-    let (ok, out) = os(
+    let (ok, out) = openstack(
         &bin,
         &a1,
         &[
@@ -113,19 +63,19 @@ async fn openstack_cli_sees_one_cloud() {
         .to_string();
     assert_ne!(owner, "cloudlet-1");
 
-    let (ok, out) = os(&bin, &a3, &["server", "show", "-f", "json", &id]).await;
+    let (ok, out) = openstack(&bin, &a3, &["server", "show", "-f", "json", &id]).await;
     assert!(
         ok && out.contains(&id) && out.contains("ACTIVE"),
         "server show via agent 3:\n{out}"
     );
-    let (ok, out) = os(&bin, &a3, &["server", "show", "-f", "json", "vm1"]).await;
+    let (ok, out) = openstack(&bin, &a3, &["server", "show", "-f", "json", "vm1"]).await;
     assert!(
         ok && out.contains(&id),
         "server show by name via agent 3:\n{out}"
     );
 
     // A second VM booted through agent 4; list through agent 2 shows both.
-    let (ok, out) = os(
+    let (ok, out) = openstack(
         &bin,
         &fed.agent(4).auth_url(),
         &[
@@ -148,7 +98,7 @@ async fn openstack_cli_sees_one_cloud() {
     .await;
     assert!(ok, "second create:\n{out}");
     let id2 = out.trim().lines().last().unwrap_or("").to_string();
-    let (ok, out) = os(
+    let (ok, out) = openstack(
         &bin,
         &a2,
         &["server", "list", "-f", "value", "-c", "ID", "-c", "Status"],
@@ -160,9 +110,9 @@ async fn openstack_cli_sees_one_cloud() {
         "list via agent 2 misses a VM:\n{out}"
     );
 
-    let (ok, out) = os(&bin, &a3, &["server", "delete", "--wait", &id]).await;
+    let (ok, out) = openstack(&bin, &a3, &["server", "delete", "--wait", &id]).await;
     assert!(ok, "server delete --wait via agent 3:\n{out}");
-    let (ok, out) = os(&bin, &a2, &["server", "list", "-f", "value", "-c", "ID"]).await;
+    let (ok, out) = openstack(&bin, &a2, &["server", "list", "-f", "value", "-c", "ID"]).await;
     assert!(
         ok && !out.contains(&id) && out.contains(&id2),
         "after delete:\n{out}"
@@ -179,7 +129,7 @@ async fn openstack_cli_sees_one_cloud() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (ok, out) = os(
+    let (ok, out) = openstack(
         &bin,
         &a1,
         &[
@@ -212,7 +162,7 @@ async fn openstack_cli_sees_one_cloud() {
         .await;
     assert_ne!(h.get("x-p2p-cloudlet").unwrap(), "cloudlet-4");
     // vm2 is still listed (UNKNOWN if it lived on cloudlet 4).
-    let (ok, out) = os(
+    let (ok, out) = openstack(
         &bin,
         &a2,
         &["server", "list", "-f", "value", "-c", "ID", "-c", "Status"],

@@ -209,3 +209,67 @@ impl Fed {
         }
     }
 }
+
+/// The real `openstack` CLI from the workspace's `.venv` (installed by
+/// `scripts/setup-python.sh`; `$P2PSTACK_VENV` points elsewhere). `None`,
+/// after saying SKIP, when it is missing; under `CI=true` a missing CLI fails.
+pub fn openstack_cli() -> Option<std::path::PathBuf> {
+    let venv = std::env::var_os("P2PSTACK_VENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv"));
+    let bin = venv.join("bin").join("openstack");
+    if bin.exists() {
+        return Some(bin);
+    }
+    let msg = format!(
+        "{} not found: run scripts/setup-python.sh to install the OpenStack clients",
+        bin.display()
+    );
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{msg} (CI=true: CLI tests must not be skipped)");
+    }
+    eprintln!("SKIPPED: {msg}");
+    None
+}
+
+/// Runs the CLI as the demo user against `auth_url`, ignoring any `OS_*`
+/// of the caller's environment; (success, stdout then stderr).
+pub async fn openstack(bin: &std::path::Path, auth_url: &str, args: &[&str]) -> (bool, String) {
+    let mut cmd = tokio::process::Command::new(bin);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("OS_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd
+        .args([
+            "--os-auth-url",
+            auth_url,
+            "--os-username",
+            "demo",
+            "--os-password",
+            "secret",
+            "--os-project-name",
+            "demo",
+            "--os-user-domain-name",
+            "Default",
+            "--os-project-domain-name",
+            "Default",
+            "--os-region-name",
+            "RegionOne",
+            "--os-identity-api-version",
+            "3",
+            "--os-interface",
+            "public",
+        ])
+        .args(args)
+        .output()
+        .await
+        .expect("run openstack");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
