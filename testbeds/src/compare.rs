@@ -211,7 +211,10 @@ async fn run_one(
 ) -> Result<results::RunResults> {
     let kind = spec.kind;
     let members = spec.members;
-    let monitor = HostMonitor::start();
+    // Watches the host once the first testbed is up: its start-up (gossip
+    // converging) belongs to no level. In cloudlet-loss the later start-ups
+    // fall inside the window.
+    let mut monitor: Option<HostMonitor> = None;
     // In cloudlet-loss every level starts whole: a fresh testbed per level,
     // so that a level measures losing its share of members, not the
     // accumulated losses of the levels before it.
@@ -224,6 +227,7 @@ async fn run_one(
         let mut tb = Testbed::start(args.backend, spec.clone())
             .await
             .with_context(|| format!("cannot start the {} testbed", kind.label()))?;
+        monitor.get_or_insert_with(HostMonitor::start);
         let outcome = crate::sweep::run_sweep(args, &mut tb, batch, time_scale).await;
         tb.shutdown().await;
         let part = outcome.with_context(|| format!("the {} sweep failed", kind.label()))?;
@@ -236,7 +240,7 @@ async fn run_one(
             break;
         }
     }
-    let host = monitor.stop();
+    let host = monitor.context("no level to run")?.stop();
     let mut run = merged.context("no level to run")?;
     run.system.label = kind.label().to_string();
     run.system.kind = Some(kind.label().to_string());
