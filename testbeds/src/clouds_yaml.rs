@@ -25,17 +25,13 @@ impl Default for Credentials {
 
 /// Entry `testbed` for the first auth URL and `testbed-<i>` (from 1) for each.
 pub fn render(auth_urls: &[String], creds: &Credentials) -> String {
-    let names: Vec<(String, &str)> = auth_urls
-        .first()
-        .map(|first| ("testbed".to_string(), first.as_str()))
-        .into_iter()
-        .chain(
-            auth_urls
-                .iter()
-                .enumerate()
-                .map(|(i, url)| (format!("testbed-{}", i + 1), url.as_str())),
-        )
-        .collect();
+    let mut names: Vec<(String, &str)> = Vec::with_capacity(auth_urls.len() + 1);
+    if let Some(first) = auth_urls.first() {
+        names.push(("testbed".to_string(), first));
+    }
+    for (i, url) in auth_urls.iter().enumerate() {
+        names.push((format!("testbed-{}", i + 1), url));
+    }
     let clouds: Vec<os_wire::clouds_yaml::Cloud<'_>> = names
         .iter()
         .map(|(name, url)| os_wire::clouds_yaml::Cloud {
