@@ -141,7 +141,7 @@ fn proxied_get(c: &mut Criterion) {
                 AgentConfig {
                     name: format!("bench-{i}"),
                     cloudlet_auth_url: mock.auth_url(),
-                    cluster_secret: "s".into(),
+                    cluster_secret: "bench-cluster-secret".into(),
                     gossip_interval_ms: 100,
                     seed_peers: agents.first().map(|a| a.gossip_addr().to_string()).into_iter().collect(),
                     ..Default::default()

@@ -35,8 +35,13 @@ pub struct AgentConfig {
     pub seed_peers: Vec<String>,
     /// Agents only gossip within one cluster id.
     pub cluster_id: String,
-    /// Shared secret: signs federation tokens and agent-to-agent calls.
+    /// Shared secret: authenticates gossip, signs federation tokens and
+    /// agent-to-agent calls. No default: the agent refuses to start without
+    /// one (at least 16 bytes), given here, in `P2P_CLUSTER_SECRET`, or in
+    /// `cluster_secret_file`.
     pub cluster_secret: String,
+    /// File holding the cluster secret (used when `cluster_secret` is empty).
+    pub cluster_secret_file: Option<std::path::PathBuf>,
     /// Extra placement attempts after a refusal or an ERROR before ACTIVE
     /// (0 turns retries off).
     pub retries: u32,
@@ -82,7 +87,8 @@ impl Default for AgentConfig {
             gossip_advertise: None,
             seed_peers: Vec::new(),
             cluster_id: "p2pstack".into(),
-            cluster_secret: "change-me".into(),
+            cluster_secret: String::new(),
+            cluster_secret_file: None,
             retries: 2,
             local_max_builds: 10,
             gossip_interval_ms: 500,
@@ -116,6 +122,7 @@ impl std::fmt::Debug for AgentConfig {
             .field("seed_peers", &self.seed_peers)
             .field("cluster_id", &self.cluster_id)
             .field("cluster_secret", &"<redacted>")
+            .field("cluster_secret_file", &self.cluster_secret_file)
             .field("retries", &self.retries)
             .field("local_max_builds", &self.local_max_builds)
             .field("gossip_interval_ms", &self.gossip_interval_ms)
@@ -124,6 +131,21 @@ impl std::fmt::Debug for AgentConfig {
 }
 
 impl AgentConfig {
+    /// Reads `cluster_secret_file` into `cluster_secret` when no secret was
+    /// given directly (surrounding whitespace trimmed).
+    pub fn load_secret_file(&mut self) -> Result<(), crate::AgentError> {
+        if !self.cluster_secret.is_empty() {
+            return Ok(());
+        }
+        if let Some(p) = &self.cluster_secret_file {
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                crate::AgentError::Config(format!("cluster secret file {}: {e}", p.display()))
+            })?;
+            self.cluster_secret = text.trim().to_string();
+        }
+        Ok(())
+    }
+
     /// Parses a TOML document (missing keys take their defaults).
     pub fn from_toml(text: &str) -> Result<Self, crate::AgentError> {
         toml::from_str(text).map_err(|e| crate::AgentError::Config(e.to_string()))

@@ -18,10 +18,13 @@ pub mod config;
 mod core;
 pub mod error;
 pub mod gossip;
+pub mod gossip_auth;
 pub mod idroute;
 pub mod listing;
 pub mod metrics;
+pub mod peer_sig;
 pub mod placement;
+pub mod policy;
 pub mod state;
 pub mod token;
 pub mod view;
@@ -108,12 +111,17 @@ impl Drop for AgentHandle {
     }
 }
 
-/// Starts an agent with UDP gossip.
+/// Starts an agent with authenticated UDP gossip ([`gossip_auth`]): only
+/// holders of the cluster secret join. Refuses to start without a secret.
 pub async fn start(
     config: AgentConfig,
     transport: os_client::SharedTransport,
 ) -> Result<AgentHandle, AgentError> {
-    start_with_gossip(config, transport, &chitchat::transport::UdpTransport).await
+    let gossip = gossip_auth::AuthUdpTransport::new(&config.cluster_secret, &config.cluster_id)
+        .map_err(|e| AgentError::Config(e.to_string()))?;
+    let handle = start_with_gossip(config, transport, &gossip).await?;
+    let _ = handle.core.metrics.gossip_rejected.set(gossip.rejected());
+    Ok(handle)
 }
 
 /// Resolves `host:port` (or parses `ip:port`) with a pure-Rust resolver
@@ -174,11 +182,11 @@ pub async fn start_with_gossip(
     transport: os_client::SharedTransport,
     gossip_transport: &dyn chitchat::transport::Transport,
 ) -> Result<AgentHandle, AgentError> {
-    if config.name.is_empty() || config.cluster_secret.is_empty() {
-        return Err(AgentError::Config(
-            "name and cluster_secret must not be empty".into(),
-        ));
+    if config.name.is_empty() {
+        return Err(AgentError::Config("name must not be empty".into()));
     }
+    gossip_auth::check_secret(&config.cluster_secret)
+        .map_err(|e| AgentError::Config(e.to_string()))?;
     let listener = TcpListener::bind(&config.listen)
         .await
         .map_err(|source| AgentError::Bind {

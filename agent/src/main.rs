@@ -54,6 +54,9 @@ struct Cli {
     /// Shared cluster secret (prefer the env variable).
     #[arg(long, env = "P2P_CLUSTER_SECRET", hide_env_values = true)]
     cluster_secret: Option<String>,
+    /// File holding the cluster secret (when P2P_CLUSTER_SECRET is unset).
+    #[arg(long, env = "P2P_CLUSTER_SECRET_FILE")]
+    cluster_secret_file: Option<PathBuf>,
     /// Extra placement attempts (0 disables retries).
     #[arg(long)]
     retries: Option<u32>,
@@ -124,6 +127,10 @@ async fn run() -> anyhow::Result<()> {
         boot_watch_secs,
         owner_unreachable_ms
     );
+    if cli.cluster_secret_file.is_some() {
+        cfg.cluster_secret_file = cli.cluster_secret_file.clone();
+    }
+    cfg.load_secret_file()?;
     if cli.rng_seed.is_some() {
         cfg.seed = cli.rng_seed;
     }

@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// Upper bounds (ms) of the forward-latency histogram buckets.
 const BUCKETS_MS: [u64; 10] = [1, 2, 5, 10, 25, 50, 100, 250, 1000, 5000];
@@ -14,6 +15,9 @@ pub struct Metrics {
     pub boots_failed: AtomicU64,
     pub boots_accepted_for_peers: AtomicU64,
     pub requests: AtomicU64,
+    /// Gossip datagrams that failed authentication (set by the
+    /// authenticated transport; absent on in-process transports).
+    pub gossip_rejected: OnceLock<Arc<AtomicU64>>,
     forward_count: AtomicU64,
     forward_sum_us: AtomicU64,
     forward_buckets: [AtomicU64; BUCKETS_MS.len()],
@@ -77,6 +81,11 @@ impl Metrics {
             "p2p_http_requests_total",
             "HTTP requests served.",
             g(&self.requests),
+        );
+        counter(
+            "p2p_gossip_rejected_total",
+            "Gossip datagrams dropped: not authenticated with the cluster key.",
+            self.gossip_rejected.get().map_or(0, |c| g(c)),
         );
         counter(
             "p2p_gossip_rounds_total",

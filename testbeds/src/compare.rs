@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use sha2::{Digest, Sha256};
 
 pub use crate::backend::Backend;
 use crate::backend::Testbed;
@@ -95,14 +94,13 @@ impl CompareArgs {
     }
 }
 
-/// A run secret for the agents' cluster, derived from the seed and the
-/// process so that two runs on one machine do not share it.
-pub fn random_secret(seed: u64) -> String {
-    let mut h = Sha256::new();
-    h.update(seed.to_le_bytes());
-    h.update(std::process::id().to_le_bytes());
-    h.update(format!("{:?}", std::time::SystemTime::now()).as_bytes());
-    hex(&h.finalize())
+/// A run secret for the agents' cluster: 32 bytes from the OS's secure
+/// random source (never derived from the seed, the pid or the time).
+pub fn random_secret() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex(&b)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -134,7 +132,7 @@ pub async fn run(args: CompareArgs) -> Result<String> {
         time_scale,
         seed: args.seed,
         retries: args.retries,
-        cluster_secret: random_secret(args.seed),
+        cluster_secret: random_secret(),
         gossip_interval_ms: None,
     };
     let mut runs = Vec::new();

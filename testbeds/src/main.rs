@@ -112,7 +112,7 @@ async fn up(args: UpArgs) -> Result<()> {
         time_scale: args.time_scale,
         seed: args.seed,
         retries: args.retries,
-        cluster_secret: compare::random_secret(args.seed),
+        cluster_secret: compare::random_secret(),
         gossip_interval_ms: args.gossip_interval_ms,
     };
     let started = std::time::Instant::now();

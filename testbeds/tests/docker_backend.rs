@@ -147,7 +147,7 @@ async fn docker_backend_four_cloudlets_lose_one_and_lose_no_boot() {
         time_scale: TIME_SCALE,
         seed: 7,
         retries: 2,
-        cluster_secret: testbeds::compare::random_secret(7),
+        cluster_secret: testbeds::compare::random_secret(),
         gossip_interval_ms: None,
     };
     let t_up = Instant::now();
