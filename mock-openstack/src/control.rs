@@ -103,6 +103,24 @@ struct Duration {
     duration_s: f64,
 }
 
+/// Longest fault a shortcut may inject (model seconds): one day. A longer
+/// (or infinite) one would leave the mock useless until restarted.
+pub const MAX_FAULT_DURATION_S: f64 = 86_400.0;
+
+fn duration(body: &[u8]) -> ApiResult<f64> {
+    let Duration { duration_s } = parse(body)?;
+    if !(duration_s.is_finite() && (0.0..=MAX_FAULT_DURATION_S).contains(&duration_s)) {
+        return Err(ApiErr::bad_request(
+            S,
+            format!(
+                "Invalid input for field/attribute duration_s. Value: {duration_s}. \
+                 Expected seconds within 0..={MAX_FAULT_DURATION_S}."
+            ),
+        ));
+    }
+    Ok(duration_s)
+}
+
 async fn shortcut(st: &State, input: Input) -> ApiResult<Response> {
     st.engine
         .input(input)
@@ -129,7 +147,7 @@ async fn freeze(
     body: Bytes,
 ) -> ApiResult<Response> {
     require_admin(&st, &headers)?;
-    let Duration { duration_s } = parse(&body)?;
+    let duration_s = duration(&body)?;
     shortcut(&st, Input::FreezeController { duration_s }).await
 }
 
@@ -141,7 +159,7 @@ async fn api_unavailable(
     body: Bytes,
 ) -> ApiResult<Response> {
     require_admin(&st, &headers)?;
-    let Duration { duration_s } = parse(&body)?;
+    let duration_s = duration(&body)?;
     shortcut(&st, Input::ApiUnavailable { duration_s }).await
 }
 
@@ -185,6 +203,29 @@ async fn metrics(AxState(st): AxState<Arc<State>>) -> Response {
         "mock_openstack_requests_in_flight {}",
         st.metrics.in_flight.load(Ordering::Relaxed)
     );
+    for (name, kind, v) in [
+        (
+            "mock_openstack_connections",
+            "gauge",
+            &st.metrics.connections,
+        ),
+        (
+            "mock_openstack_connections_refused_total",
+            "counter",
+            &st.metrics.connections_refused,
+        ),
+        (
+            "mock_openstack_accept_failures_total",
+            "counter",
+            &st.metrics.accept_failures,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# TYPE {name} {kind}\n{name} {}",
+            v.load(Ordering::Relaxed)
+        );
+    }
     let g = st.lock();
     let mut by_status: BTreeMap<&str, u64> = ["BUILD", "ACTIVE", "ERROR"]
         .into_iter()

@@ -110,6 +110,84 @@ fn api_rejected(service: Service, code: u16, message: String) -> Response {
     ApiErr(e).into_response()
 }
 
+/// A request body must arrive within this (slow bodies get 408).
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Keystone's answer to a body that is not JSON.
+pub const KEYSTONE_NOT_JSON: &str = "Expecting to find application/json in Content-Type header \
+     - the server could not comply with the request since it is either malformed or otherwise \
+     incorrect. The client is assumed to be in error.";
+
+/// What the real service answers to a request body's Content-Type, if it
+/// refuses it: Nova (and the mock's control API) 415 "Unsupported
+/// Content-Type" for a type other than JSON (a missing type, or
+/// `text/plain`, is read as JSON, as Nova's WSGI layer does); Keystone
+/// 400 for anything but JSON.
+pub fn content_type_refusal(
+    service: Service,
+    content_type: Option<&str>,
+) -> Option<(StatusCode, &'static str)> {
+    let mime = content_type
+        .map(|c| {
+            c.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    let json =
+        mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"));
+    match service {
+        Service::Identity if !json => Some((StatusCode::BAD_REQUEST, KEYSTONE_NOT_JSON)),
+        Service::Identity => None,
+        _ if json || mime.is_empty() || mime == "text/plain" => None,
+        _ => Some((
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported Content-Type",
+        )),
+    }
+}
+
+/// Reads the body within [`BODY_READ_TIMEOUT`] (408 otherwise; 413 beyond
+/// [`MAX_BODY`]) and refuses a body whose Content-Type the real service
+/// would refuse, before any handler runs.
+pub async fn body_checks(req: Request, next: Next) -> Response {
+    let service = service_for_path(req.uri().path());
+    let (parts, body) = req.into_parts();
+    let bytes =
+        match tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, MAX_BODY)).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(_)) => {
+                return ApiErr(ApiError::new(
+                    service,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("Request body is larger than {MAX_BODY} bytes."),
+                ))
+                .into_response()
+            }
+            Err(_) => {
+                return ApiErr(ApiError::new(
+                    service,
+                    StatusCode::REQUEST_TIMEOUT,
+                    "The request body did not arrive in time.",
+                ))
+                .into_response()
+            }
+        };
+    if !bytes.is_empty() {
+        let ct = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        if let Some((status, msg)) = content_type_refusal(service, ct) {
+            return ApiErr(ApiError::new(service, status, msg)).into_response();
+        }
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
+}
+
 /// Strips trailing slashes so `/compute/v2.1/` and `/compute/v2.1` route alike.
 pub fn normalize(mut req: Request) -> Request {
     let path = req.uri().path();

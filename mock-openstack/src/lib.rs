@@ -44,7 +44,7 @@ use tower::ServiceBuilder;
 
 pub use config::MockConfig;
 pub use error::MockError;
-pub use server::{start, MockHandle};
+pub use server::{start, start_with_limits, ConnLimits, MockHandle};
 
 /// The whole deployment as an in-process service (no socket). Must be
 /// called inside a tokio runtime: it spawns the task that owns the cp-model
@@ -76,6 +76,7 @@ pub fn router_with_state(st: Arc<state::State>) -> Router {
         .with_state(st.clone());
     let svc = ServiceBuilder::new()
         .layer(axum::middleware::from_fn_with_state(st, http::envelope))
+        .layer(axum::middleware::from_fn(http::body_checks))
         .map_request(http::normalize)
         .service(inner);
     Router::new().fallback_service(svc)

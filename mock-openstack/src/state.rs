@@ -182,6 +182,12 @@ pub const SERVICE_LABELS: [&str; 6] = [
 pub struct Metrics {
     requests: Box<[AtomicU64]>,
     pub in_flight: AtomicU64,
+    /// Open HTTP connections.
+    pub connections: AtomicU64,
+    /// Connections answered 503 because the connection cap was reached.
+    pub connections_refused: AtomicU64,
+    /// `accept()` failures (e.g. out of file descriptors).
+    pub accept_failures: AtomicU64,
     rid_prefix: u64,
     rid_counter: AtomicU64,
 }
@@ -193,6 +199,9 @@ impl Default for Metrics {
                 .map(|_| AtomicU64::new(0))
                 .collect(),
             in_flight: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
+            connections_refused: AtomicU64::new(0),
+            accept_failures: AtomicU64::new(0),
             rid_prefix: uuid::Uuid::new_v4().as_u64_pair().0,
             rid_counter: AtomicU64::new(0),
         }

@@ -1068,3 +1068,68 @@ async fn multi_create_schedules_in_request_order() {
     let r = get(&app, "/compute/v2.1/os-services", &t).await.body;
     assert_eq!(r["services"].as_array().map(Vec::len), Some(3));
 }
+
+/// Issue 12, item 8: bodies the real services refuse by Content-Type, and
+/// fault durations that would disable the mock until restart.
+#[tokio::test]
+async fn content_type_and_fault_bounds_are_enforced() {
+    let app = router(cfg()).expect("router");
+    let t = token(&app, "admin", "admin").await;
+    let send = |uri: &'static str, ct: Option<&'static str>, body: Value| {
+        let app = app.clone();
+        let t = t.clone();
+        async move {
+            let mut req = Request::builder()
+                .method(Method::POST)
+                .uri(uri)
+                .header("x-auth-token", t);
+            if let Some(ct) = ct {
+                req = req.header("content-type", ct);
+            }
+            let resp = app
+                .oneshot(req.body(Body::from(body.to_string())).expect("request"))
+                .await
+                .expect("infallible");
+            let status = resp.status();
+            let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+            (
+                status,
+                serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
+            )
+        }
+    };
+    // Nova: a type other than JSON → 415 badMediaType; none → read as JSON.
+    let (s, v) = send("/compute/v2.1/servers", Some("application/xml"), boot("x")).await;
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{v}");
+    assert_eq!(v["badMediaType"]["message"], "Unsupported Content-Type");
+    let (s, v) = send("/compute/v2.1/servers", None, boot("x")).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    // Keystone: anything but JSON → 400 in Keystone's envelope.
+    for ct in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        let (s, v) = send("/identity/v3/auth/tokens", ct, auth_body("admin", None)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{ct:?}: {v}");
+        assert_eq!(v["error"]["code"], 400);
+    }
+    // Faults: bounded durations only.
+    for d in [json!(1e308), json!(-1.0), json!(86_401.0), json!("5")] {
+        let (s, v) = send(
+            "/mock/v1/faults/freeze",
+            Some("application/json"),
+            json!({ "duration_s": d }),
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{d}: {v}");
+        assert_eq!(v["error"]["code"], 400);
+    }
+    let (s, _) = send(
+        "/mock/v1/faults/freeze",
+        Some("application/json"),
+        json!({"duration_s": 0.5}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+}

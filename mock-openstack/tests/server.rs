@@ -199,3 +199,70 @@ fn binary_rejects_a_zero_time_scale_and_unknown_profiles() {
         assert!(err.contains(want), "{args:?}: {err}");
     }
 }
+
+/// Issue 12, item 7: beyond the connection cap a client gets a 503 in the
+/// envelope at once; idle connections are closed after the header read
+/// timeout, which frees room again.
+#[tokio::test]
+async fn connection_cap_answers_503_and_idle_connections_are_closed() {
+    let limits = mock_openstack::ConnLimits {
+        header_read: Duration::from_secs(1),
+        max_connections: 4,
+    };
+    let mock = mock_openstack::start_with_limits(cfg(), limits)
+        .await
+        .expect("start");
+    let mut idle = vec![];
+    for _ in 0..4 {
+        idle.push(TcpStream::connect(mock.addr()).await.expect("connect"));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let resp = tokio::time::timeout(
+        Duration::from_secs(3),
+        raw_get(mock.addr(), "/compute/v2.1/flavors"),
+    )
+    .await
+    .expect("refusal is prompt")
+    .expect("get");
+    assert!(resp.starts_with("HTTP/1.1 503"), "{resp}");
+    assert!(resp.contains("serviceUnavailable"), "{resp}");
+    assert!(
+        resp.to_ascii_lowercase().contains("retry-after: 1"),
+        "{resp}"
+    );
+    // The idle ones are closed by the server after ~1 s.
+    for mut s in idle {
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("idle connection closed by the server");
+        assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let resp = raw_get(mock.addr(), "/mock/v1/info").await.expect("get");
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    // A kept-alive connection that goes idle after a request is closed too.
+    let mut ka = TcpStream::connect(mock.addr()).await.expect("connect");
+    ka.write_all(b"GET /mock/v1/info HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = vec![0u8; 8192];
+    let n = ka.read(&mut buf).await.expect("answer");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match ka.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "idle keep-alive connection never closed");
+    let metrics = raw_get(mock.addr(), "/metrics").await.expect("get");
+    assert!(
+        metrics.contains("mock_openstack_connections_refused_total 1"),
+        "{metrics}"
+    );
+    mock.shutdown().await;
+}
