@@ -8,6 +8,10 @@
 //! effects, so the model can run inside the mock at any time scale, or on pure
 //! virtual time in tests ([`simulate`]).
 //!
+//! [`clock`] is also the project's one reader of the time ([`clock::now`],
+//! [`clock::utc_now`]) and its one time-scale type ([`TimeScale`]); the
+//! engine never calls them, its drivers do.
+//!
 //! Stages (see `docs/performance-model.md` for every parameter and its source):
 //! API workers → conductor → scheduler (RPC call) → compute build slot + claim
 //! → networking (port create) → spawn ∥ VIF plugging → conductor (RPC call) →
@@ -24,7 +28,7 @@ mod stages;
 pub mod stats;
 mod types;
 
-pub use clock::Clock;
+pub use clock::{Clock, TimeScale};
 pub use engine::Engine;
 pub use error::ModelError;
 pub use faults::{BootErrorRule, FaultReason, FaultSet, StageLatency, Window};
