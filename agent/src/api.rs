@@ -207,6 +207,16 @@ pub fn router(core: Arc<Core>) -> Router {
         .with_state(core)
 }
 
+/// `req-<uuid>` drawn from the agent's seeded generator (no OS randomness,
+/// so a seeded run repeats exactly).
+fn new_request_id(core: &Core) -> String {
+    let mut bytes = [0u8; 16];
+    if let Ok(mut rng) = core.request_ids.lock() {
+        rand::RngCore::fill_bytes(&mut *rng, &mut bytes);
+    }
+    format!("req-{}", uuid::Builder::from_random_bytes(bytes).into_uuid())
+}
+
 /// Gives every request an `x-openstack-request-id` (kept when a peer or a
 /// client sent one, so one id follows a request across agents), a tracing
 /// span, and echoes the id.
@@ -218,7 +228,7 @@ async fn request_id(State(core): S, mut req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .filter(|v| v.len() <= 128)
         .map(str::to_string)
-        .unwrap_or_else(|| format!("req-{}", uuid::Uuid::new_v4()));
+        .unwrap_or_else(|| new_request_id(&core));
     if let Ok(v) = HeaderValue::from_str(&id) {
         req.headers_mut().insert(REQUEST_ID, v);
     }
@@ -367,7 +377,8 @@ async fn auth_tokens(State(core): S, headers: HeaderMap, uri: Uri, body: Bytes) 
     let base = base_of(&core, &headers);
     if let Some(tok) = v.get_mut("token").and_then(Value::as_object_mut) {
         let exp =
-            chrono::DateTime::from_timestamp(claims.expires_at, 0).unwrap_or_else(chrono::Utc::now);
+            chrono::DateTime::from_timestamp(claims.expires_at, 0)
+                .unwrap_or_else(cp_model::clock::utc_now);
         tok.insert(
             "expires_at".into(),
             json!(os_wire::time::rfc3339_micros(exp)),

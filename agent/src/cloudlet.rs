@@ -165,7 +165,7 @@ fn parse_expiry(token_body: &Value) -> i64 {
         .and_then(Value::as_str)
         .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
         .map(|t| t.timestamp())
-        .unwrap_or_else(|| chrono::Utc::now().timestamp() + 300)
+        .unwrap_or_else(|| cp_model::clock::unix_secs() + 300)
 }
 
 impl CloudletClient {
@@ -219,7 +219,7 @@ impl CloudletClient {
 
     /// The service account's token for `project`, cached.
     pub async fn token_for(&self, project: &ProjectRef) -> Result<Arc<ScopedToken>, CallError> {
-        let now = chrono::Utc::now().timestamp();
+        let now = cp_model::clock::unix_secs();
         if let Ok(cache) = self.cache.lock() {
             if let Some(t) = cache.get(project) {
                 if t.expires_at - 60 > now {

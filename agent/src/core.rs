@@ -2,9 +2,11 @@
 //! modules: placing and forwarding boots, watching them, routing server
 //! IDs to their owner, and fanning lists out to every cloudlet.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use cp_model::clock::{self, Instant};
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
@@ -78,7 +80,8 @@ pub struct Core {
     pub cloudlet: CloudletClient,
     pub gossip: Gossip,
     pub metrics: Metrics,
-    pub directory: Mutex<HashMap<Uuid, DirEntry>>,
+    /// Ordered, so that listings come out the same in every run.
+    pub directory: Mutex<BTreeMap<Uuid, DirEntry>>,
     /// Peers that refused a connection: name → since.
     pub suspects: Mutex<HashMap<String, Instant>>,
     /// Last servers seen per (cloudlet, project), shown as UNKNOWN when the
@@ -87,12 +90,15 @@ pub struct Core {
     /// name → id per (kind, name) on the own cloudlet.
     pub names: Mutex<HashMap<(&'static str, String), String>>,
     pub rng: Mutex<StdRng>,
+    /// Draws request IDs (seeded like `rng`, kept apart from placement).
+    pub request_ids: Mutex<StdRng>,
     /// Own recent placements, to correct the view between reports.
     pub recent: Mutex<placement::RecentPlacements>,
 }
 
+/// Unix seconds on the project clock (virtual under the `sim` backend).
 pub fn now() -> i64 {
-    chrono::Utc::now().timestamp()
+    clock::unix_secs()
 }
 
 pub fn project_of(c: &Claims) -> Option<ProjectRef> {
@@ -141,7 +147,7 @@ impl Core {
             return;
         }
         if let Ok(mut s) = self.suspects.lock() {
-            s.insert(name.to_string(), Instant::now());
+            s.insert(name.to_string(), clock::now());
         }
     }
 
@@ -151,7 +157,7 @@ impl Core {
         };
         let ttl = Duration::from_millis(self.cfg.suspect_ms);
         match s.get(&st.name) {
-            Some(since) if since.elapsed() < ttl => true,
+            Some(since) if clock::now().saturating_duration_since(*since) < ttl => true,
             Some(_) => {
                 s.remove(&st.name);
                 false
@@ -172,7 +178,7 @@ impl Core {
     }
 
     fn note_placement(&self, target: &str, demand: &Demand) {
-        let now_ms = chrono::Utc::now().timestamp_millis();
+        let now_ms = clock::unix_millis();
         if let Ok(mut r) = self.recent.lock() {
             let list = r.entry(target.to_string()).or_default();
             // Bound memory if a target stops reporting.
@@ -221,9 +227,10 @@ impl Core {
         if let Ok(v) = http::HeaderValue::from_str(&sig) {
             req.headers_mut().insert(P2P_AUTH, v);
         }
-        let t0 = Instant::now();
+        let t0 = clock::now();
         let r = self.cloudlet.send(req).await;
-        self.metrics.observe_forward(t0.elapsed());
+        self.metrics
+            .observe_forward(clock::now().saturating_duration_since(t0));
         r
     }
 
@@ -735,10 +742,10 @@ impl Core {
         demand: Demand,
         rid: String,
     ) {
-        let deadline = Instant::now() + Duration::from_secs(self.cfg.boot_watch_secs);
+        let deadline = clock::now() + Duration::from_secs(self.cfg.boot_watch_secs);
         let poll = Duration::from_millis(self.cfg.boot_poll_ms.max(10));
         let mut unreachable_since: Option<Instant> = None;
-        while Instant::now() < deadline {
+        while clock::now() < deadline {
             tokio::time::sleep(poll).await;
             let Some(e) = self.entry(&gid) else { return };
             if e.state == DirState::Deleted {
@@ -770,9 +777,9 @@ impl Core {
                 }
                 Err(err) => {
                     let alive = self.view().await.iter().any(|s| s.name == e.owner);
-                    let since = *unreachable_since.get_or_insert_with(Instant::now);
+                    let since = *unreachable_since.get_or_insert_with(clock::now);
                     let patience = Duration::from_millis(self.cfg.owner_unreachable_ms);
-                    if alive && since.elapsed() < patience {
+                    if alive && clock::now().saturating_duration_since(since) < patience {
                         continue;
                     }
                     format!("cloudlet {} unreachable: {err}", e.owner)

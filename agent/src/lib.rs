@@ -263,11 +263,12 @@ pub async fn start_with_gossip(
         cloudlet,
         gossip,
         metrics: Default::default(),
-        directory: Mutex::new(HashMap::new()),
+        directory: Mutex::new(std::collections::BTreeMap::new()),
         suspects: Mutex::new(HashMap::new()),
         last_seen: Mutex::new(HashMap::new()),
         names: Mutex::new(HashMap::new()),
         rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)),
+        request_ids: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed ^ 0x5EED_0F1D)),
         recent: Mutex::new(HashMap::new()),
         cfg: config,
     });
