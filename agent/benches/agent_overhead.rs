@@ -33,6 +33,7 @@ fn view(n: usize) -> Vec<CloudletState> {
             builds_in_flight: rng.gen_range(0..12),
             healthy: true,
             updated_ms: 0,
+            saturated: false,
         })
         .collect()
 }

@@ -22,8 +22,10 @@ use crate::core::{
 use crate::error::CallError;
 use crate::listing::{self, ListQuery};
 use crate::metrics::Metrics;
+use crate::peer_sig;
 use crate::token::{self, Claims};
 use crate::{idroute, view};
+use crate::{input, policy};
 
 type S = State<Arc<Core>>;
 
@@ -117,20 +119,80 @@ fn ctx(core: &Core, headers: &HeaderMap, service: Service) -> Result<Ctx, Fault>
     })
 }
 
+/// Checks the agent-to-agent signature over method, path, query, body
+/// and user token, its time window and its nonce ([`peer_sig`]).
+fn check_peer(
+    core: &Core,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), Fault> {
+    let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let parts = peer_sig::Parts {
+        method: method.as_str(),
+        path: uri.path(),
+        query: uri.query(),
+        body,
+        user_token: header("x-auth-token"),
+    };
+    let verdict = match core.peer_verifier.lock() {
+        Ok(mut v) => v.verify(now(), header(P2P_AUTH), &parts),
+        Err(_) => Err(peer_sig::Refusal::Saturated),
+    };
+    verdict.map_err(|r| {
+        Metrics::inc(&core.metrics.peer_refused);
+        tracing::warn!(path = %uri.path(), refusal = %r, "peer request refused");
+        fault(Service::Control, 401, format!("Refused X-P2P-Auth: {r}."))
+    })
+}
+
 /// Checks the agent-to-agent signature, then the forwarded user token.
-fn peer_ctx(core: &Core, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<Ctx, Fault> {
-    let sig = headers
-        .get(P2P_AUTH)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !token::verify_peer_request(&core.secret, now(), method.as_str(), uri.path(), sig) {
-        return Err(fault(
-            Service::Control,
-            401,
-            "Missing or invalid X-P2P-Auth.",
-        ));
-    }
+fn peer_ctx(
+    core: &Core,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Ctx, Fault> {
+    check_peer(core, method, uri, headers, body)?;
     ctx(core, headers, Service::Control)
+}
+
+/// Nova's 403 for a failed policy check.
+fn forbidden(service: Service, rule: &str) -> Response {
+    fault(service, 403, policy::policy_message(rule)).into_response()
+}
+
+/// Nova's reading of a boolean query parameter (`strutils.bool_from_string`
+/// with default true: an empty value counts as true).
+fn truthy(v: &str) -> bool {
+    !matches!(
+        v.trim().to_ascii_lowercase().as_str(),
+        "0" | "false" | "f" | "no" | "n" | "off"
+    )
+}
+
+/// Whether `id` names the caller's project: its ID at the issuing
+/// cloudlet, its name, or its ID on this agent's cloudlet.
+async fn is_own_project(core: &Core, c: &Ctx, id: &str) -> bool {
+    if c.claims.project_id.as_deref() == Some(id) || c.project.name == id {
+        return true;
+    }
+    matches!(core.cloudlet.token_for(&c.project).await, Ok(t) if t.project_id == id)
+}
+
+/// Removes admin-only server attributes for non-admin callers.
+fn scrub_for(claims: &Claims, v: &mut Value) {
+    if claims.is_admin() {
+        return;
+    }
+    if let Some(s) = v.get_mut("server") {
+        policy::strip_admin_server_fields(s);
+    }
+    if let Some(list) = v.get_mut("servers").and_then(Value::as_array_mut) {
+        list.iter_mut().for_each(policy::strip_admin_server_fields);
+    }
 }
 
 fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
@@ -203,6 +265,7 @@ pub fn router(core: Arc<Core>) -> Router {
         .route("/p2p/v1/known/{member}", get(p2p_known))
         .route("/p2p/v1/view", get(p2p_view))
         .fallback(not_found)
+        .layer(middleware::from_fn(crate::guard::literal_requests))
         .layer(middleware::from_fn_with_state(core.clone(), request_id))
         .with_state(core)
 }
@@ -214,7 +277,10 @@ fn new_request_id(core: &Core) -> String {
     if let Ok(mut rng) = core.request_ids.lock() {
         rand::RngCore::fill_bytes(&mut *rng, &mut bytes);
     }
-    format!("req-{}", uuid::Builder::from_random_bytes(bytes).into_uuid())
+    format!(
+        "req-{}",
+        uuid::Builder::from_random_bytes(bytes).into_uuid()
+    )
 }
 
 /// Gives every request an `x-openstack-request-id` (kept when a peer or a
@@ -376,9 +442,8 @@ async fn auth_tokens(State(core): S, headers: HeaderMap, uri: Uri, body: Bytes) 
     let fed = token::sign(&claims, &core.secret);
     let base = base_of(&core, &headers);
     if let Some(tok) = v.get_mut("token").and_then(Value::as_object_mut) {
-        let exp =
-            chrono::DateTime::from_timestamp(claims.expires_at, 0)
-                .unwrap_or_else(cp_model::clock::utc_now);
+        let exp = chrono::DateTime::from_timestamp(claims.expires_at, 0)
+            .unwrap_or_else(cp_model::clock::utc_now);
         tok.insert(
             "expires_at".into(),
             json!(os_wire::time::rfc3339_micros(exp)),
@@ -405,17 +470,21 @@ async fn create_server(State(core): S, headers: HeaderMap, body: Bytes) -> Respo
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
         return fault(Service::Compute, 400, "Malformed request body").into_response();
     };
-    if v.pointer("/server/max_count")
-        .and_then(Value::as_i64)
-        .unwrap_or(1)
-        > 1
+    match v
+        .get("server")
+        .and_then(Value::as_object)
+        .map(input::counts)
     {
-        return fault(
-            Service::Compute,
-            400,
-            "The federation boots one server per request (max_count must be 1)",
-        )
-        .into_response();
+        Some(Err(msg)) => return fault(Service::Compute, 400, msg).into_response(),
+        Some(Ok((_, max))) if max > 1 => {
+            return fault(
+                Service::Compute,
+                400,
+                "The federation boots one server per request (min_count and max_count must be 1)",
+            )
+            .into_response()
+        }
+        _ => {}
     }
     let (plan, demand) = match core.plan_boot(&c.claims, &c.project, &v, &c.rid).await {
         Ok(x) => x,
@@ -494,6 +563,14 @@ async fn list(core: Arc<Core>, headers: HeaderMap, uri: Uri, detail: bool) -> Re
         Err(f) => return f.into_response(),
     };
     let pairs = query_pairs(&uri);
+    if !c.claims.is_admin() && pairs.iter().any(|(k, v)| k == "all_tenants" && truthy(v)) {
+        let rule = if detail {
+            "os_compute_api:servers:detail:get_all_tenants"
+        } else {
+            "os_compute_api:servers:index:get_all_tenants"
+        };
+        return forbidden(Service::Compute, rule);
+    }
     let q = match ListQuery::parse(&pairs) {
         Ok(q) => q,
         Err(e) => return fault(Service::Compute, 400, e.to_string()).into_response(),
@@ -511,6 +588,7 @@ async fn list(core: Arc<Core>, headers: HeaderMap, uri: Uri, detail: bool) -> Re
         page.servers.iter().map(view::brief).collect()
     };
     let mut body = json!({"servers": servers});
+    scrub_for(&c.claims, &mut body);
     if let Some(m) = page.next_marker {
         let mut qs: Vec<(String, String)> =
             pairs.into_iter().filter(|(k, _)| k != "marker").collect();
@@ -583,6 +661,7 @@ async fn route_server(core: Arc<Core>, method: Method, headers: HeaderMap, id: S
                                     if let Some(s) = v.get_mut("server") {
                                         view::globalize(s, &id, &c.base);
                                     }
+                                    scrub_for(&c.claims, &mut v);
                                     json_resp(status, &v)
                                 }
                                 Err(_) => status.into_response(),
@@ -598,9 +677,12 @@ async fn route_server(core: Arc<Core>, method: Method, headers: HeaderMap, id: S
             }
         }
     }
-    let o = core
+    let mut o = core
         .server_op(&method, gid, &c.claims, &c.project, &c.base, &c.rid)
         .await;
+    if let Some(b) = o.body.as_mut() {
+        scrub_for(&c.claims, b);
+    }
     if o.status == StatusCode::NOT_FOUND {
         // Not on any live cloudlet: is it last known on a dead one?
         if let Some((member, mut server)) = core
@@ -621,6 +703,9 @@ async fn route_server(core: Arc<Core>, method: Method, headers: HeaderMap, id: S
             }
             view::globalize(&mut server, &id, &c.base);
             view::mark_unknown(&mut server);
+            if !c.claims.is_admin() {
+                policy::strip_admin_server_fields(&mut server);
+            }
             return with_owner(
                 json_resp(StatusCode::OK, &json!({"server": server})),
                 &core,
@@ -646,6 +731,9 @@ async fn hypervisor_stats(State(core): S, headers: HeaderMap) -> Response {
         Ok(c) => c,
         Err(f) => return f.into_response(),
     };
+    if !c.claims.is_admin() {
+        return forbidden(Service::Compute, "os_compute_api:os-hypervisors:statistics");
+    }
     match core
         .federated_sum(
             &c.claims,
@@ -669,6 +757,9 @@ async fn hypervisors(core: Arc<Core>, headers: HeaderMap, detail: bool) -> Respo
         Ok(c) => c,
         Err(f) => return f.into_response(),
     };
+    if !c.claims.is_admin() {
+        return forbidden(Service::Compute, "os_compute_api:os-hypervisors:list");
+    }
     let path = if detail {
         "/os-hypervisors/detail"
     } else {
@@ -698,11 +789,29 @@ async fn hypervisors_detail(State(core): S, headers: HeaderMap) -> Response {
     hypervisors(core, headers, true).await
 }
 
-async fn limits(State(core): S, headers: HeaderMap) -> Response {
+async fn limits(State(core): S, headers: HeaderMap, uri: Uri) -> Response {
     let c = match ctx(&core, &headers, Service::Compute) {
         Ok(c) => c,
         Err(f) => return f.into_response(),
     };
+    // Another project's limits are admin-only (`limits:other_project`);
+    // the figures below are always the caller's own project.
+    if let Some((_, t)) = query_pairs(&uri)
+        .into_iter()
+        .find(|(k, _)| k == "tenant_id")
+    {
+        if !is_own_project(&core, &c, &t).await {
+            if !c.claims.is_admin() {
+                return forbidden(Service::Compute, "os_compute_api:limits:other_project");
+            }
+            return fault(
+                Service::Compute,
+                400,
+                "Another project's limits are not federated; ask its cloudlet.",
+            )
+            .into_response();
+        }
+    }
     match core
         .federated_sum(
             &c.claims,
@@ -727,9 +836,29 @@ async fn quotas(State(core): S, headers: HeaderMap, Path(project): Path<String>)
         Ok(c) => c,
         Err(f) => return f.into_response(),
     };
+    // Nova: a project reader sees its own quota only (target project_id =
+    // the path's); the admin sees any project's, here on this cloudlet
+    // (project IDs are per cloudlet).
+    if !is_own_project(&core, &c, &project).await {
+        if !c.claims.is_admin() {
+            return forbidden(Service::Compute, "os_compute_api:os-quota-sets:show");
+        }
+        return match core
+            .cloudlet
+            .get_json(
+                &c.project,
+                Svc::Compute,
+                &format!("/os-quota-sets/{project}"),
+                &c.rid,
+            )
+            .await
+        {
+            Ok(v) => json_resp(StatusCode::OK, &v),
+            Err(e) => call_fault(Service::Compute, e).into_response(),
+        };
+    }
     // Project IDs are per cloudlet: each cloudlet answers for its own ID of
     // the caller's project (`@project` is substituted where the call lands).
-    let _ = project;
     let path = format!("/os-quota-sets/{PROJECT_PLACEHOLDER}");
     match core
         .federated_sum(
@@ -770,6 +899,37 @@ async fn proxy(
         return fault(service, 405, "Only reads are federated for this resource.").into_response();
     }
     let rest = uri.path().strip_prefix(prefix).unwrap_or("");
+    // The service account is admin: the caller's own rights decide.
+    let admin = c.claims.is_admin();
+    let access = match svc {
+        Svc::Compute => policy::compute_access(rest),
+        Svc::Image => policy::image_access(rest),
+        Svc::Network => policy::network_access(rest),
+        _ => policy::Access::Unknown,
+    };
+    match access {
+        policy::Access::Admin(rule) if !admin => return forbidden(service, rule),
+        policy::Access::OwnProject { rule, segment } if !admin => {
+            let id = rest.split('/').filter(|s| !s.is_empty()).nth(segment);
+            if !is_own_project(&core, &c, id.unwrap_or("")).await {
+                return forbidden(service, rule);
+            }
+        }
+        policy::Access::Unknown if !admin => {
+            return fault(service, 404, "The resource could not be found.").into_response()
+        }
+        _ => {}
+    }
+    // Glance and Neutron answers are trimmed to what the caller's project
+    // may see (the service account would see every project's).
+    let own_pid = if !admin && matches!(svc, Svc::Image | Svc::Network) {
+        match core.cloudlet.token_for(&c.project).await {
+            Ok(t) => Some(t.project_id.clone()),
+            Err(e) => return call_fault(service, e).into_response(),
+        }
+    } else {
+        None
+    };
     let path = match uri.query() {
         Some(q) => format!("{rest}?{q}"),
         None => rest.to_string(),
@@ -784,6 +944,19 @@ async fn proxy(
         Err(e) => return call_fault(service, e).into_response(),
     };
     let mut text = String::from_utf8_lossy(resp.body()).into_owned();
+    if let (Some(own), true) = (&own_pid, resp.status().is_success()) {
+        match serde_json::from_str::<Value>(&text) {
+            Ok(mut v) => {
+                if !policy::filter_owned(&mut v, own) {
+                    return fault(service, 404, "The resource could not be found.").into_response();
+                }
+                text = v.to_string();
+            }
+            Err(_) => {
+                return fault(service, 404, "The resource could not be found.").into_response()
+            }
+        }
+    }
     if let Ok(eps) = core.cloudlet.endpoints().await {
         let mut pairs = vec![
             (eps.compute.clone(), format!("{}/compute/v2.1", c.base)),
@@ -897,7 +1070,7 @@ async fn p2p_boot(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let c = match peer_ctx(&core, &method, &uri, &headers) {
+    let c = match peer_ctx(&core, &method, &uri, &headers, &body) {
         Ok(c) => c,
         Err(f) => return f.into_response(),
     };
@@ -923,8 +1096,9 @@ async fn p2p_server(
     uri: Uri,
     headers: HeaderMap,
     Path(id): Path<String>,
+    body: Bytes,
 ) -> Response {
-    let c = match peer_ctx(&core, &method, &uri, &headers) {
+    let c = match peer_ctx(&core, &method, &uri, &headers, &body) {
         Ok(c) => c,
         Err(f) => return f.into_response(),
     };
@@ -943,8 +1117,14 @@ async fn p2p_server(
 }
 
 /// Raw access to the own cloudlet's Nova for a peer (reads and deletes).
-async fn p2p_local(State(core): S, method: Method, uri: Uri, headers: HeaderMap) -> Response {
-    let c = match peer_ctx(&core, &method, &uri, &headers) {
+async fn p2p_local(
+    State(core): S,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let c = match peer_ctx(&core, &method, &uri, &headers, &body) {
         Ok(c) => c,
         Err(f) => return f.into_response(),
     };
@@ -952,6 +1132,12 @@ async fn p2p_local(State(core): S, method: Method, uri: Uri, headers: HeaderMap)
         return fault(Service::Control, 405, "Only GET and DELETE").into_response();
     }
     let rest = uri.path().strip_prefix("/p2p/v1/local").unwrap_or("");
+    // A member acts for a user: the user's rights decide, not the
+    // service account's (which is admin).
+    let own_pid = match local_access(&core, &c, &method, rest, &uri).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let path = match uri.query() {
         Some(q) => format!("{rest}?{q}"),
         None => rest.to_string(),
@@ -967,6 +1153,15 @@ async fn p2p_local(State(core): S, method: Method, uri: Uri, headers: HeaderMap)
     {
         Ok(r) => {
             let status = r.status();
+            if let (Some(own), true) = (&own_pid, status.is_success()) {
+                let owner = serde_json::from_slice::<Value>(r.body())
+                    .ok()
+                    .and_then(|v| v.pointer("/server/tenant_id").cloned());
+                if owner.as_ref().and_then(Value::as_str) != Some(own.as_str()) {
+                    return fault(Service::Compute, 404, "Instance could not be found.")
+                        .into_response();
+                }
+            }
             let mut resp = (status, Body::from(r.into_body())).into_response();
             resp.headers_mut()
                 .insert("content-type", HeaderValue::from_static("application/json"));
@@ -976,14 +1171,91 @@ async fn p2p_local(State(core): S, method: Method, uri: Uri, headers: HeaderMap)
     }
 }
 
+/// What a peer may do on this cloudlet for the user of its token: the
+/// project's servers (list without other tenants, show and delete of its
+/// own), and the compute reads [`policy::compute_access`] allows. For a
+/// server GET, returns the project ID the answer must belong to.
+async fn local_access(
+    core: &Core,
+    c: &Ctx,
+    method: &Method,
+    rest: &str,
+    uri: &Uri,
+) -> Result<Option<String>, Response> {
+    let admin = c.claims.is_admin();
+    let pairs = query_pairs(uri);
+    let widening = |k: &str| matches!(k, "all_tenants" | "project_id" | "tenant_id" | "host");
+    if !admin && pairs.iter().any(|(k, _)| widening(k)) {
+        return Err(forbidden(
+            Service::Compute,
+            "os_compute_api:servers:detail:get_all_tenants",
+        ));
+    }
+    let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    match segs.as_slice() {
+        ["servers", "detail"] if *method == Method::GET => Ok(None),
+        ["servers", id] if *id != "detail" => {
+            // The service account sees every project's servers: check the
+            // owner of the answer (GET) or before deleting.
+            let own = core
+                .cloudlet
+                .token_for(&c.project)
+                .await
+                .map_err(|e| call_fault(Service::Compute, e).into_response())?;
+            if *method == Method::GET {
+                return Ok(Some(own.project_id.clone()));
+            }
+            let v = core
+                .cloudlet
+                .get_json(&c.project, Svc::Compute, &format!("/servers/{id}"), &c.rid)
+                .await;
+            match v {
+                Ok(v)
+                    if v.pointer("/server/tenant_id").and_then(Value::as_str)
+                        == Some(own.project_id.as_str()) =>
+                {
+                    Ok(None)
+                }
+                Ok(_) | Err(CallError::Status { status: 404, .. }) => Err(fault(
+                    Service::Compute,
+                    404,
+                    format!("Instance {id} could not be found."),
+                )
+                .into_response()),
+                Err(e) => Err(call_fault(Service::Compute, e).into_response()),
+            }
+        }
+        _ if *method != Method::GET => {
+            Err(fault(Service::Control, 405, "Only GET and DELETE of servers").into_response())
+        }
+        _ => match policy::compute_access(rest) {
+            policy::Access::Member => Ok(None),
+            policy::Access::Admin(rule) if !admin => Err(forbidden(Service::Compute, rule)),
+            policy::Access::OwnProject { .. } if rest.contains(PROJECT_PLACEHOLDER) => Ok(None),
+            policy::Access::OwnProject { rule, .. } if !admin => {
+                Err(forbidden(Service::Compute, rule))
+            }
+            policy::Access::Unknown if !admin => {
+                Err(
+                    fault(Service::Compute, 404, "The resource could not be found.")
+                        .into_response(),
+                )
+            }
+            _ => Ok(None),
+        },
+    }
+}
+
 /// This agent's view of the federation (for operators and tests).
-async fn p2p_view(State(core): S, method: Method, uri: Uri, headers: HeaderMap) -> Response {
-    let sig = headers
-        .get(P2P_AUTH)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !token::verify_peer_request(&core.secret, now(), method.as_str(), uri.path(), sig) {
-        return fault(Service::Control, 401, "Missing or invalid X-P2P-Auth.").into_response();
+async fn p2p_view(
+    State(core): S,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(f) = check_peer(&core, &method, &uri, &headers, &body) {
+        return f.into_response();
     }
     let known = core.gossip.known().await;
     let members: Vec<Value> = known
@@ -997,8 +1269,14 @@ async fn p2p_view(State(core): S, method: Method, uri: Uri, headers: HeaderMap) 
 }
 
 /// A peer whose own cloudlet is down resolves flavors/images/networks here.
-async fn p2p_read(State(core): S, method: Method, uri: Uri, headers: HeaderMap) -> Response {
-    let c = match peer_ctx(&core, &method, &uri, &headers) {
+async fn p2p_read(
+    State(core): S,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let c = match peer_ctx(&core, &method, &uri, &headers, &body) {
         Ok(c) => c,
         Err(f) => return f.into_response(),
     };
@@ -1041,12 +1319,8 @@ async fn p2p_auth(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let sig = headers
-        .get(P2P_AUTH)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !token::verify_peer_request(&core.secret, now(), method.as_str(), uri.path(), sig) {
-        return fault(Service::Control, 401, "Missing or invalid X-P2P-Auth.").into_response();
+    if let Err(f) = check_peer(&core, &method, &uri, &headers, &body) {
+        return f.into_response();
     }
     match core.cloudlet.user_auth(body, &rid(&headers)).await {
         Ok(r) => {
@@ -1067,8 +1341,9 @@ async fn p2p_known(
     uri: Uri,
     headers: HeaderMap,
     Path(member): Path<String>,
+    body: Bytes,
 ) -> Response {
-    let c = match peer_ctx(&core, &method, &uri, &headers) {
+    let c = match peer_ctx(&core, &method, &uri, &headers, &body) {
         Ok(c) => c,
         Err(f) => return f.into_response(),
     };

@@ -22,6 +22,7 @@ use crate::error::CallError;
 use crate::gossip::Gossip;
 use crate::idroute::{self, COORDINATOR_KEY, METADATA_KEY};
 use crate::metrics::Metrics;
+use crate::peer_sig;
 use crate::placement::{self, Demand, Policy};
 use crate::state::CloudletState;
 use crate::token::{self, Claims};
@@ -77,6 +78,10 @@ pub struct Core {
     pub name: String,
     pub self_url: String,
     pub secret: Vec<u8>,
+    /// Signs this agent's `/p2p/v1` requests.
+    pub peer_key: peer_sig::PeerKey,
+    /// Checks peers' `/p2p/v1` requests and remembers their nonces.
+    pub peer_verifier: Mutex<peer_sig::Verifier>,
     pub cloudlet: CloudletClient,
     pub gossip: Gossip,
     pub metrics: Metrics,
@@ -215,8 +220,26 @@ impl Core {
         body: Option<Bytes>,
         request_id: &str,
     ) -> Result<HttpResponse, CallError> {
-        let pure_path = path.split('?').next().unwrap_or(path);
-        let sig = token::sign_peer_request(&self.secret, now(), method.as_str(), pure_path);
+        let (pure_path, query) = match path.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (path, None),
+        };
+        let mut nonce = [0u8; 16];
+        if let Ok(mut rng) = self.request_ids.lock() {
+            rand::RngCore::fill_bytes(&mut *rng, &mut nonce);
+        }
+        let sig = peer_sig::sign(
+            &self.peer_key,
+            now(),
+            nonce,
+            &peer_sig::Parts {
+                method: method.as_str(),
+                path: pure_path,
+                query,
+                body: body.as_deref().unwrap_or_default(),
+                user_token,
+            },
+        );
         let mut req = build_request(
             method,
             &format!("{url}{path}"),

@@ -15,11 +15,14 @@
 mod api;
 pub mod cloudlet;
 pub mod config;
+pub mod conn;
 mod core;
 pub mod error;
 pub mod gossip;
 pub mod gossip_auth;
+pub mod guard;
 pub mod idroute;
+pub mod input;
 pub mod listing;
 pub mod metrics;
 pub mod peer_sig;
@@ -260,6 +263,10 @@ pub async fn start_with_gossip(
         name: config.name.clone(),
         self_url: self_url.clone(),
         secret: config.cluster_secret.as_bytes().to_vec(),
+        peer_key: peer_sig::PeerKey::derive(config.cluster_secret.as_bytes()),
+        peer_verifier: Mutex::new(peer_sig::Verifier::new(peer_sig::PeerKey::derive(
+            config.cluster_secret.as_bytes(),
+        ))),
         cloudlet,
         gossip,
         metrics: Default::default(),
@@ -274,7 +281,13 @@ pub async fn start_with_gossip(
     });
     let router = api::router(core.clone());
     let (stop, stop_rx) = watch::channel(false);
-    let server = tokio::spawn(serve(listener, router.clone(), stop_rx));
+    let server = tokio::spawn(conn::serve(
+        listener,
+        router.clone(),
+        stop_rx,
+        conn::ConnLimits::default(),
+        core.metrics.conns.clone(),
+    ));
     let poller = tokio::spawn(poll_capacity(core.clone(), initial, named_seeds));
     info!(agent = %core.name, url = %self_url, gossip = %gossip_addr, "agent started");
     Ok(AgentHandle {
@@ -338,6 +351,9 @@ async fn poll_capacity(core: Arc<Core>, mut st: CloudletState, named_seeds: Vec<
         // key costs every peer a delta, which at idle is the overlay's
         // largest cost. The timestamp alone is refreshed now and then so
         // that peers still prune their record of recent placements.
+        // Refused connections or accept failures since the last poll, or
+        // connections near the cap: peers stop sending boots here.
+        st.saturated = core.metrics.conns.pressure();
         if needs_publish(&last_published, &st, unchanged_polls) {
             core.gossip.publish(&st).await;
             last_published = st.clone();
@@ -357,40 +373,6 @@ fn needs_publish(last: &CloudletState, now: &CloudletState, unchanged_polls: u32
         ..now.clone()
     } == *last;
     !same || unchanged_polls + 1 >= REFRESH_EVERY_POLLS
-}
-
-/// Accept loop; every connection task lives in a `JoinSet` owned by this
-/// task, so aborting it drops every connection at once.
-async fn serve(listener: TcpListener, router: axum::Router, mut stop: watch::Receiver<bool>) {
-    let mut conns = tokio::task::JoinSet::new();
-    let svc = hyper_util::service::TowerToHyperService::new(router);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        // e.g. EMFILE under a large burst: back off
-                        // instead of spinning on the same error.
-                        warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let svc = svc.clone();
-                conns.spawn(async move {
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-                        .serve_connection(io, svc)
-                        .await;
-                });
-            }
-            _ = stop.changed() => break,
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-        }
-    }
-    conns.shutdown().await;
 }
 
 #[cfg(test)]

@@ -18,6 +18,10 @@ pub struct Metrics {
     /// Gossip datagrams that failed authentication (set by the
     /// authenticated transport; absent on in-process transports).
     pub gossip_rejected: OnceLock<Arc<AtomicU64>>,
+    /// Connections of the HTTP face (see [`crate::conn`]).
+    pub conns: Arc<crate::conn::ConnStats>,
+    /// `/p2p/v1` requests refused: bad, stale or replayed signatures.
+    pub peer_refused: AtomicU64,
     forward_count: AtomicU64,
     forward_sum_us: AtomicU64,
     forward_buckets: [AtomicU64; BUCKETS_MS.len()],
@@ -88,9 +92,29 @@ impl Metrics {
             self.gossip_rejected.get().map_or(0, |c| g(c)),
         );
         counter(
+            "p2p_peer_requests_refused_total",
+            "Agent-to-agent requests refused (bad, stale or replayed signature).",
+            g(&self.peer_refused),
+        );
+        counter(
+            "p2p_connections_refused_total",
+            "Connections answered 503: the connection cap was reached.",
+            g(&self.conns.refused),
+        );
+        counter(
+            "p2p_accept_failures_total",
+            "accept() failures (e.g. out of file descriptors).",
+            g(&self.conns.accept_failures),
+        );
+        counter(
             "p2p_gossip_rounds_total",
             "Own chitchat heartbeat (one per gossip round sent or received).",
             gossip_heartbeat,
+        );
+        let _ = writeln!(
+            s,
+            "# HELP p2p_connections_open Open connections of the HTTP face.\n# TYPE p2p_connections_open gauge\np2p_connections_open{{{l}}} {}",
+            g(&self.conns.open)
         );
         let _ = writeln!(
             s,

@@ -42,7 +42,11 @@ impl Default for Policy {
 
 /// True when `c` has room for `d` by its last report.
 pub fn fits(c: &CloudletState, d: &Demand) -> bool {
-    c.healthy && c.free_vcpus >= d.vcpus && c.free_ram_mb >= d.ram_mb && c.free_disk_gb >= d.disk_gb
+    c.healthy
+        && !c.saturated
+        && c.free_vcpus >= d.vcpus
+        && c.free_ram_mb >= d.ram_mb
+        && c.free_disk_gb >= d.disk_gb
 }
 
 /// Headroom in "flavors that still fit", after discounting builds in flight
@@ -183,6 +187,7 @@ mod tests {
             builds_in_flight: builds,
             healthy: true,
             updated_ms: 0,
+            saturated: false,
         }
     }
     const TINY: Demand = Demand {
@@ -354,6 +359,14 @@ mod tests {
         account_recent(&mut view, &mut old);
         assert_eq!(view[0].free_vcpus, 2);
         assert!(old["a"].is_empty());
+    }
+
+    #[test]
+    fn saturated_agents_get_no_boots() {
+        let mut b = c("b", 8, 0);
+        b.saturated = true;
+        assert!(!fits(&b, &TINY));
+        assert!(fits(&c("b", 8, 0), &TINY));
     }
 
     #[test]

@@ -173,6 +173,15 @@ pub fn image_access(rest: &str) -> Access {
 pub fn network_access(rest: &str) -> Access {
     match segs(rest).as_slice() {
         [] | ["v2.0"] | ["v2.0", "extensions"] | ["v2.0", "extensions", _] => Access::Member,
+        // Neutron 2025.2 makes quotas ADMIN_OR_PROJECT_MANAGER; earlier
+        // defaults let a project's reader see its own (what `openstack
+        // quota show` asks): the caller's own project only.
+        ["v2.0", "quotas", _] | ["v2.0", "quotas", _, "details" | "default"] => {
+            Access::OwnProject {
+                rule: "get_quota",
+                segment: 2,
+            }
+        }
         ["v2.0", "quotas", ..] => Access::Admin("get_quota"),
         ["v2.0", "agents", ..] => Access::Admin("get_agent"),
         ["v2.0", "segments", ..] => Access::Admin("get_segment"),
@@ -351,7 +360,11 @@ mod tests {
         assert_eq!(compute_access("/servers"), Access::Unknown);
         assert_eq!(compute_access("/os-keypairs"), Access::Unknown);
         assert_eq!(network_access("/v2.0/ports"), Access::Member);
-        assert!(matches!(network_access("/v2.0/quotas/x"), Access::Admin(_)));
+        assert!(matches!(
+            network_access("/v2.0/quotas/x"),
+            Access::OwnProject { segment: 2, .. }
+        ));
+        assert!(matches!(network_access("/v2.0/quotas"), Access::Admin(_)));
         assert_eq!(network_access("/v2.0/whatever"), Access::Unknown);
         assert_eq!(image_access("/v2/images/x"), Access::Member);
         assert_eq!(image_access("/v2/images/x/file"), Access::Unknown);

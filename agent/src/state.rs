@@ -22,6 +22,10 @@ pub struct CloudletState {
     pub healthy: bool,
     /// Unix milliseconds of the capacity poll.
     pub updated_ms: i64,
+    /// The agent's own HTTP face is saturated (connections refused or
+    /// `accept()` failing): peers do not place boots here meanwhile.
+    #[serde(default)]
+    pub saturated: bool,
 }
 
 impl CloudletState {

@@ -6,10 +6,7 @@
 //! other agent, with no central identity service. Tokens carry their own
 //! expiry; there is no revocation list (a documented limitation).
 //!
-//! Agent-to-agent requests (`/p2p/v1/...`) carry `X-P2P-Auth:
-//! <unix seconds>.<hex HMAC(secret, "<ts>\n<METHOD>\n<path>")>`: the secret
-//! itself never crosses the wire, and a captured header is only good for
-//! the same method and path within [`PEER_AUTH_WINDOW_SECS`].
+//! Agent-to-agent requests are signed by [`crate::peer_sig`].
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -20,9 +17,6 @@ use sha2::Sha256;
 type HmacSha256 = Hmac<Sha256>;
 
 const PREFIX: &str = "p2p1";
-
-/// How far (seconds) a peer request's timestamp may be from our clock.
-pub const PEER_AUTH_WINDOW_SECS: i64 = 300;
 
 /// What a federation token asserts about its bearer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,48 +95,6 @@ pub fn verify(token: &str, secret: &[u8], now: i64) -> Result<Claims, TokenError
     Ok(claims)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn peer_mac(secret: &[u8], ts: i64, method: &str, path: &str) -> String {
-    let mut m = mac(secret);
-    m.update(format!("{ts}\n{method}\n{path}").as_bytes());
-    hex(&m.finalize().into_bytes())
-}
-
-/// The `X-P2P-Auth` value for a request to `path` (no query string).
-pub fn sign_peer_request(secret: &[u8], now: i64, method: &str, path: &str) -> String {
-    format!("{now}.{}", peer_mac(secret, now, method, path))
-}
-
-/// Checks an `X-P2P-Auth` value.
-pub fn verify_peer_request(
-    secret: &[u8],
-    now: i64,
-    method: &str,
-    path: &str,
-    header: &str,
-) -> bool {
-    let Some((ts, tag)) = header.split_once('.') else {
-        return false;
-    };
-    let Ok(ts) = ts.parse::<i64>() else {
-        return false;
-    };
-    if (now - ts).abs() > PEER_AUTH_WINDOW_SECS {
-        return false;
-    }
-    let expected = peer_mac(secret, ts, method, path);
-    // Constant-time comparison.
-    expected.len() == tag.len()
-        && expected
-            .bytes()
-            .zip(tag.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,34 +157,5 @@ mod tests {
         ] {
             assert!(verify(junk, b"k", 0).is_err(), "{junk}");
         }
-    }
-
-    #[test]
-    fn peer_signature_binds_method_path_and_time() {
-        let h = sign_peer_request(b"k", 1_000, "POST", "/p2p/v1/boot");
-        assert!(verify_peer_request(b"k", 1_010, "POST", "/p2p/v1/boot", &h));
-        assert!(!verify_peer_request(b"k", 1_010, "GET", "/p2p/v1/boot", &h));
-        assert!(!verify_peer_request(b"k", 1_010, "POST", "/p2p/v1/x", &h));
-        assert!(!verify_peer_request(
-            b"x",
-            1_010,
-            "POST",
-            "/p2p/v1/boot",
-            &h
-        ));
-        assert!(!verify_peer_request(
-            b"k",
-            2_000,
-            "POST",
-            "/p2p/v1/boot",
-            &h
-        ));
-        assert!(!verify_peer_request(
-            b"k",
-            1_000,
-            "POST",
-            "/p2p/v1/boot",
-            "nonsense"
-        ));
     }
 }

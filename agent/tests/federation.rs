@@ -108,12 +108,23 @@ async fn full_cloudlet_boots_elsewhere_and_federation_survives_a_death() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // Federation-wide statistics: three computes of 4 vcpus, one of 0.
+    // Federation-wide statistics (admin-only, as Nova's policy): three
+    // computes of 4 vcpus, one of 0.
     let (s, _, st) = fed
         .call(
             "GET",
             &format!("{}/os-hypervisors/statistics", fed.compute(1)),
             Some(&tok),
+            None,
+        )
+        .await;
+    assert_eq!(s, 403, "{st}");
+    let admin = fed.login(1, "admin").await;
+    let (s, _, st) = fed
+        .call(
+            "GET",
+            &format!("{}/os-hypervisors/statistics", fed.compute(1)),
+            Some(&admin),
             None,
         )
         .await;
@@ -131,10 +142,30 @@ async fn full_cloudlet_boots_elsewhere_and_federation_survives_a_death() {
         .await;
     assert_eq!(s, 200, "{l}");
     assert_eq!(l["limits"]["absolute"]["maxTotalInstances"], 40);
+    // Another project's quota is refused (Nova: reader of the target
+    // project); the caller's own, under its ID, is the federation's sum.
     let (s, _, q) = fed
         .call(
             "GET",
             &format!("{}/os-quota-sets/whatever", fed.compute(3)),
+            Some(&tok),
+            None,
+        )
+        .await;
+    assert_eq!(s, 403, "{q}");
+    let own = {
+        use base64::Engine;
+        let payload = tok.split('.').nth(1).unwrap();
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap();
+        let claims: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        claims["project_id"].as_str().unwrap().to_string()
+    };
+    let (s, _, q) = fed
+        .call(
+            "GET",
+            &format!("{}/os-quota-sets/{own}", fed.compute(3)),
             Some(&tok),
             None,
         )

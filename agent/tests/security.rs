@@ -161,3 +161,385 @@ async fn no_default_secret() {
     cfg.load_secret_file().unwrap();
     assert_eq!(cfg.cluster_secret, "0123456789abcdef0123456789abcdef");
 }
+
+/// One request with the path exactly as given (like `curl --path-as-is`);
+/// returns (status, body).
+async fn raw(base: &str, method: &str, path: &str, token: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nX-Auth-Token: {token}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut buf)).await;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+fn claims_of(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&json).unwrap()
+}
+
+/// A demo token reads nothing of another project and no admin-only route,
+/// whatever the spelling of the path; cloudlet internals are never
+/// reachable through a service path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demo_token_cannot_read_another_project_or_admin_routes() {
+    let fed = federation(&[8, 8]).await;
+    let admin = fed.login(1, "admin").await;
+    let demo = fed.login(1, "demo").await;
+    let admin_project = claims_of(&admin)["project_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (admin_vm, _) = fed.boot(1, &admin, "admin-secret-vm").await;
+    let (demo_vm, _) = fed.boot(2, &demo, "demo-vm").await;
+    fed.wait_status(1, &admin, &admin_vm, "ACTIVE").await;
+    fed.wait_status(1, &demo, &demo_vm, "ACTIVE").await;
+    let base = fed.agent(1).base_url().to_string();
+    let c = "/compute/v2.1";
+    let forbidden_markers = [admin_vm.as_str(), "admin-secret-vm", admin_project.as_str()];
+    let mut probes: Vec<String> = vec![];
+    for list in ["servers", "servers/detail"] {
+        for q in [
+            "all_tenants=1",
+            "all_tenants=True",
+            "all_tenants",
+            "all_tenants=0&all_tenants=1",
+        ] {
+            probes.push(format!("{c}/{list}?{q}"));
+            probes.push(format!("{c}/{list}/?{q}"));
+            probes.push(format!("{c}//{list}?{q}"));
+            probes.push(format!("{c}/servers/x/../{list}?{q}"));
+            probes.push(format!("{c}/./{list}?{q}"));
+            probes.push(format!("{c}/servers/%2e%2e/{list}?{q}"));
+        }
+    }
+    for p in [
+        format!("{c}/servers/{admin_vm}"),
+        format!("{c}/servers/{admin_vm}/"),
+        format!("{c}/servers/{admin_vm}/metadata"),
+        format!("{c}/servers/{admin_vm}/os-interface"),
+        format!("{c}/servers/{admin_vm}/ips"),
+        format!("{c}/os-services"),
+        format!("{c}/os-services/"),
+        format!("{c}//os-services"),
+        format!("{c}/os-hypervisors"),
+        format!("{c}/os-hypervisors/detail"),
+        format!("{c}/os-hypervisors/statistics"),
+        format!("{c}/os-hypervisors/1"),
+        format!("{c}/os-aggregates"),
+        format!("{c}/os-availability-zone/detail"),
+        format!("{c}/os-simple-tenant-usage"),
+        format!("{c}/os-simple-tenant-usage/{admin_project}"),
+        format!("{c}/os-quota-sets/{admin_project}"),
+        format!("{c}/os-quota-sets/{admin_project}/detail"),
+        format!("{c}/os-quota-sets/{admin_project}/"),
+        format!("{c}/limits?tenant_id={admin_project}"),
+        "/network/v2.0/ports".to_string(),
+        "/network/v2.0/ports?all_tenants=1".to_string(),
+        format!("/network/v2.0/ports?project_id={admin_project}"),
+        format!("/network/v2.0/quotas/{admin_project}"),
+        "/network/v2.0/agents".to_string(),
+        "/image/../mock/v1/faults".to_string(),
+        "/image/%2e%2e/mock/v1/faults".to_string(),
+        "/image/..%2fmock/v1/faults".to_string(),
+        "/network/../placement/resource_providers".to_string(),
+        format!("{c}/../../mock/v1/faults"),
+        "/mock/v1/faults".to_string(),
+        "/mock/v1/info".to_string(),
+        "/placement/resource_providers".to_string(),
+        "/identity/v3/projects".to_string(),
+    ] {
+        probes.push(p);
+    }
+    let mut report = vec![];
+    for p in &probes {
+        let (status, body) = raw(&base, "GET", p, &demo).await;
+        // A 404 naming the ID the caller sent is no leak.
+        let body = body.replace(&format!("Instance {admin_vm} could not be found."), "");
+        let leaked: Vec<&str> = forbidden_markers
+            .iter()
+            .copied()
+            .filter(|m| body.contains(m))
+            .collect();
+        // Lists of one's own project are fine; anything else must fail.
+        // (Neutron ignores a non-admin's all_tenants: the list stays the
+        // caller's own, trimmed by the agent.)
+        let own_list = status == 200
+            && (p.starts_with("/network/v2.0/ports") || p.starts_with(&format!("{c}/limits")));
+        if !leaked.is_empty() || (status == 200 && !own_list) || status == 0 {
+            report.push(format!(
+                "{status} {p} leaked {leaked:?}: {}",
+                &body[..body.len().min(200)]
+            ));
+        }
+        // Errors come in an envelope (JSON).
+        if status >= 400 {
+            assert!(
+                serde_json::from_str::<serde_json::Value>(&body).is_ok(),
+                "{status} {p}: not JSON: {body}"
+            );
+        }
+    }
+    assert!(
+        report.is_empty(),
+        "demo read what it must not:\n{}",
+        report.join("\n")
+    );
+    // Nova's answers, not just any failure.
+    let (s, b) = raw(&base, "GET", &format!("{c}/os-services"), &demo).await;
+    assert_eq!(s, 403, "{b}");
+    assert!(b.contains("Policy doesn't allow"), "{b}");
+    let (s, _) = raw(
+        &base,
+        "GET",
+        &format!("{c}/servers/detail?all_tenants=1"),
+        &demo,
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, _) = raw(&base, "GET", &format!("{c}/servers/{admin_vm}"), &demo).await;
+    assert_eq!(s, 404);
+    // The admin still reads admin routes, and demo its own things.
+    let (s, b) = raw(
+        &base,
+        "GET",
+        &format!("{c}/os-hypervisors/statistics"),
+        &admin,
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = raw(&base, "GET", &format!("{c}/servers/detail"), &demo).await;
+    assert_eq!(s, 200, "{b}");
+    assert!(b.contains(&demo_vm) && !b.contains(&admin_vm), "{b}");
+    assert!(
+        !b.contains("OS-EXT-SRV-ATTR:host"),
+        "admin-only attributes shown: {b}"
+    );
+    let (s, b) = raw(&base, "GET", &format!("{c}/servers/{demo_vm}"), &demo).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = raw(&base, "GET", &format!("{c}/flavors/detail"), &demo).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = raw(&base, "GET", "/image/v2/images", &demo).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = raw(&base, "GET", "/network/v2.0/networks", &demo).await;
+    assert_eq!(s, 200, "{b}");
+}
+
+/// Sends a request signed with `header` (or none) to agent `base`.
+async fn signed(
+    fed: &Fed,
+    method: &str,
+    url: &str,
+    token: &str,
+    body: &[u8],
+    header: &str,
+) -> (u16, String) {
+    let mut b = http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("x-auth-token", token)
+        .header("x-p2p-auth", header);
+    if !body.is_empty() {
+        b = b.header("content-type", "application/json");
+    }
+    let r = fed
+        .transport
+        .call(b.body(bytes::Bytes::copy_from_slice(body)).unwrap())
+        .await
+        .unwrap();
+    (
+        r.status().as_u16(),
+        String::from_utf8_lossy(r.body()).into_owned(),
+    )
+}
+
+/// A captured signed peer request is refused when replayed, when any part
+/// of it (method, path, query, body, user token) is altered, and when its
+/// timestamp is outside the window in either direction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_or_altered_signed_peer_requests_are_refused() {
+    use agent::peer_sig::{sign, Parts, PeerKey, WINDOW_SECS};
+    let fed = federation(&[8]).await;
+    let demo = fed.login(1, "demo").await;
+    let admin = fed.login(1, "admin").await;
+    let base = fed.agent(1).base_url().to_string();
+    let key = PeerKey::derive(SECRET.as_bytes());
+    let now = cp_model::clock::unix_secs();
+    let list = Parts {
+        method: "GET",
+        path: "/p2p/v1/local/servers/detail",
+        query: Some("limit=1000"),
+        body: b"",
+        user_token: &demo,
+    };
+    let url = format!("{base}/p2p/v1/local/servers/detail?limit=1000");
+    let h = sign(&key, now, [1; 16], &list);
+    let (s, b) = signed(&fed, "GET", &url, &demo, b"", &h).await;
+    assert_eq!(s, 200, "{b}");
+    // Replay of the very same request.
+    let (s, b) = signed(&fed, "GET", &url, &demo, b"", &h).await;
+    assert_eq!(s, 401, "replay accepted: {b}");
+    assert!(b.contains("replay"), "{b}");
+    // Altered query, path, method, user token (fresh nonces each time).
+    let h = sign(&key, now, [2; 16], &list);
+    let (s, b) = signed(&fed, "GET", &format!("{url}&all_tenants=1"), &demo, b"", &h).await;
+    assert_eq!(s, 401, "altered query accepted: {b}");
+    let h = sign(&key, now, [3; 16], &list);
+    let (s, _) = signed(
+        &fed,
+        "GET",
+        &format!("{base}/p2p/v1/local/os-hypervisors?limit=1000"),
+        &demo,
+        b"",
+        &h,
+    )
+    .await;
+    assert_eq!(s, 401, "altered path accepted");
+    let h = sign(&key, now, [4; 16], &list);
+    let (s, _) = signed(&fed, "DELETE", &url, &demo, b"", &h).await;
+    assert_eq!(s, 401, "altered method accepted");
+    let h = sign(&key, now, [5; 16], &list);
+    let (s, _) = signed(&fed, "GET", &url, &admin, b"", &h).await;
+    assert_eq!(s, 401, "swapped user token accepted");
+    // A signed boot replayed with another body.
+    let plan = br#"{"gid":"x"}"#;
+    let boot = Parts {
+        method: "POST",
+        path: "/p2p/v1/boot",
+        query: None,
+        body: plan,
+        user_token: &demo,
+    };
+    let h = sign(&key, now, [6; 16], &boot);
+    let (s, b) = signed(
+        &fed,
+        "POST",
+        &format!("{base}/p2p/v1/boot"),
+        &demo,
+        br#"{"gid":"y","evil":1}"#,
+        &h,
+    )
+    .await;
+    assert_eq!(s, 401, "altered body accepted: {b}");
+    // Timestamps outside the window, in the future and in the past.
+    for ts in [now + WINDOW_SECS + 5, now - WINDOW_SECS - 5, now + 600] {
+        let h = sign(&key, ts, [7; 16], &list);
+        let (s, b) = signed(&fed, "GET", &url, &demo, b"", &h).await;
+        assert_eq!(s, 401, "ts {ts} (now {now}) accepted: {b}");
+    }
+    // A fresh, honest request still works; the refusals were counted.
+    let h = sign(&key, now, [8; 16], &list);
+    let (s, b) = signed(&fed, "GET", &url, &demo, b"", &h).await;
+    assert_eq!(s, 200, "{b}");
+    let refused = metric(&fed, &base, "p2p_peer_requests_refused_total").await;
+    assert!(refused >= 9, "refused {refused}");
+}
+
+/// Bad input gets the real service's status and envelope (issue 12, 8).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_counts_and_content_types_get_novas_answers() {
+    let fed = federation(&[4]).await;
+    let demo = fed.login(1, "demo").await;
+    let url = format!("{}/servers", fed.compute(1));
+    let boot = |extra: serde_json::Value| {
+        let mut b = serde_json::json!({"server": {"name": "x",
+            "imageRef": mock_openstack::defaults::IMAGE_ID, "flavorRef": "1",
+            "networks": [{"uuid": mock_openstack::defaults::PRIVATE_NET_ID}]}});
+        for (k, v) in extra.as_object().unwrap() {
+            b["server"][k] = v.clone();
+        }
+        b
+    };
+    for (extra, want) in [
+        (
+            serde_json::json!({"min_count": 1.5}),
+            "Invalid input for field/attribute min_count",
+        ),
+        (
+            serde_json::json!({"min_count": "abc"}),
+            "Invalid input for field/attribute min_count",
+        ),
+        (
+            serde_json::json!({"max_count": 0}),
+            "Invalid input for field/attribute max_count",
+        ),
+        (
+            serde_json::json!({"min_count": 5, "max_count": 2}),
+            "min_count must be <= max_count",
+        ),
+        (
+            serde_json::json!({"min_count": 5}),
+            "one server per request",
+        ),
+        (
+            serde_json::json!({"min_count": "2"}),
+            "one server per request",
+        ),
+    ] {
+        let (s, _, v) = fed
+            .call("POST", &url, Some(&demo), Some(boot(extra.clone())))
+            .await;
+        assert_eq!(s, 400, "{extra}: {v}");
+        let msg = v["badRequest"]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains(want), "{extra}: {v}");
+    }
+    // Content types.
+    let send =
+        |url: String, ct: Option<&'static str>, body: serde_json::Value, tok: Option<String>| {
+            let fed = &fed;
+            async move {
+                let mut b = http::Request::post(url);
+                if let Some(ct) = ct {
+                    b = b.header("content-type", ct);
+                }
+                if let Some(t) = tok {
+                    b = b.header("x-auth-token", t);
+                }
+                let r = fed
+                    .transport
+                    .call(b.body(bytes::Bytes::from(body.to_string())).unwrap())
+                    .await
+                    .unwrap();
+                let v: serde_json::Value = serde_json::from_slice(r.body()).unwrap_or_default();
+                (r.status().as_u16(), v)
+            }
+        };
+    let (s, v) = send(
+        url.clone(),
+        Some("application/xml"),
+        boot(serde_json::json!({})),
+        Some(demo.clone()),
+    )
+    .await;
+    assert_eq!(s, 415, "{v}");
+    assert_eq!(v["badMediaType"]["message"], "Unsupported Content-Type");
+    let auth = serde_json::json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "demo", "domain": {"name": "Default"}, "password": "secret"}}}}});
+    let auth_url = format!("{}/v3/auth/tokens", fed.agent(1).auth_url());
+    for ct in [None, Some("text/plain")] {
+        let (s, v) = send(auth_url.clone(), ct, auth.clone(), None).await;
+        assert_eq!(s, 400, "{ct:?}: {v}");
+        assert_eq!(v["error"]["code"], 400);
+    }
+    // Nothing was created by any of the refused requests.
+    let (s, _, v) = fed
+        .call("GET", &format!("{url}/detail"), Some(&demo), None)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(v["servers"].as_array().map(Vec::len), Some(0), "{v}");
+}
