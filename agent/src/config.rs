@@ -68,6 +68,9 @@ pub struct AgentConfig {
     pub owner_unreachable_ms: u64,
     /// Seed of the placement RNG (random when absent).
     pub seed: Option<u64>,
+    /// Open connections of the HTTP face beyond which new ones get a 503
+    /// (0: half the process's open-file limit).
+    pub max_connections: usize,
 }
 
 impl Default for AgentConfig {
@@ -101,6 +104,7 @@ impl Default for AgentConfig {
             boot_watch_secs: 900,
             owner_unreachable_ms: 30_000,
             seed: None,
+            max_connections: 0,
         }
     }
 }

@@ -285,7 +285,13 @@ pub async fn start_with_gossip(
         listener,
         router.clone(),
         stop_rx,
-        conn::ConnLimits::default(),
+        conn::ConnLimits {
+            max_connections: match core.cfg.max_connections {
+                0 => conn::ConnLimits::default().max_connections,
+                n => n,
+            },
+            ..Default::default()
+        },
         core.metrics.conns.clone(),
     ));
     let poller = tokio::spawn(poll_capacity(core.clone(), initial, named_seeds));

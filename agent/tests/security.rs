@@ -543,3 +543,65 @@ async fn bad_counts_and_content_types_get_novas_answers() {
     assert_eq!(s, 200);
     assert_eq!(v["servers"].as_array().map(Vec::len), Some(0), "{v}");
 }
+
+/// Beyond its connection cap an agent answers 503 in the envelope at once,
+/// and it tells the overlay it is saturated (peers then place no boots on
+/// it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saturated_agent_answers_503_and_says_so_in_gossip() {
+    use agent::peer_sig::{sign, Parts, PeerKey};
+    let fed = federation_with(&[4, 4], |c| c.max_connections = 8).await;
+    let target = fed
+        .agent(2)
+        .base_url()
+        .trim_start_matches("http://")
+        .to_string();
+    let mut idle = vec![];
+    for _ in 0..8 {
+        idle.push(tokio::net::TcpStream::connect(&target).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (s, body) = raw(fed.agent(2).base_url(), "GET", "/compute/v2.1/flavors", "x").await;
+    assert_eq!(s, 503, "{body}");
+    assert!(body.contains("serviceUnavailable"), "{body}");
+    // Agent 1 learns that agent 2 is saturated.
+    let demo = fed.login(1, "demo").await;
+    let key = PeerKey::derive(SECRET.as_bytes());
+    let base = fed.agent(1).base_url().to_string();
+    let t0 = std::time::Instant::now();
+    let mut n = 0u8;
+    loop {
+        n += 1;
+        let parts = Parts {
+            method: "GET",
+            path: "/p2p/v1/view",
+            query: None,
+            body: b"",
+            user_token: &demo,
+        };
+        let h = sign(&key, cp_model::clock::unix_secs(), [n; 16], &parts);
+        let (s, b) = signed(&fed, "GET", &format!("{base}/p2p/v1/view"), &demo, b"", &h).await;
+        assert_eq!(s, 200, "{b}");
+        let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+        let sat = v["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["state"]["name"] == "cloudlet-2" && m["state"]["saturated"] == true);
+        if sat {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "never saturated: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Boots through agent 1 stay on cloudlet 1 (local first anyway; that a
+    // saturated member never fits is `placement::saturated_agents_get_no_boots`).
+    for k in 0..3 {
+        let (_, owner) = fed.boot(1, &demo, &format!("s{k}")).await;
+        assert_eq!(owner, "cloudlet-1");
+    }
+    drop(idle);
+}
