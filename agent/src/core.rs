@@ -99,6 +99,9 @@ pub struct Core {
     pub request_ids: Mutex<StdRng>,
     /// Own recent placements, to correct the view between reports.
     pub recent: Mutex<placement::RecentPlacements>,
+    /// Instances (cloudlet, local ID) this agent deleted or is deleting for
+    /// certain: never listed again.
+    pub doomed: Mutex<HashSet<(String, String)>>,
 }
 
 /// Unix seconds on the project clock (virtual under the `sim` backend).
@@ -744,6 +747,73 @@ impl Core {
         }
     }
 
+    /// Deletes an instance for certain: now, or retried every boot poll
+    /// until its cloudlet answers (a superseded or abandoned instance must
+    /// never come back under its global ID). Pending deletes are counted
+    /// on `/metrics`.
+    pub fn delete_for_certain(
+        self: &Arc<Self>,
+        owner: &str,
+        local_id: &str,
+        claims: &Claims,
+        p: &ProjectRef,
+        rid: &str,
+    ) {
+        let me = self.clone();
+        let (owner, local_id, claims, p, rid) = (
+            owner.to_string(),
+            local_id.to_string(),
+            claims.clone(),
+            p.clone(),
+            rid.to_string(),
+        );
+        if let Ok(mut g) = self.doomed.lock() {
+            g.insert((owner.clone(), local_id.clone()));
+        }
+        Metrics::inc(&self.metrics.deletes_pending);
+        tokio::spawn(async move {
+            let every = Duration::from_millis(me.cfg.boot_poll_ms.max(10));
+            let mut attempts = 0u64;
+            loop {
+                attempts += 1;
+                match me.delete_local(&owner, &local_id, &claims, &p, &rid).await {
+                    Ok(_) => break,
+                    Err(e) => {
+                        if attempts == 1 {
+                            warn!(cloudlet = %owner, local_id = %local_id, error = %e, "delete failed; retrying until the cloudlet answers");
+                        }
+                        tokio::time::sleep(every).await;
+                    }
+                }
+            }
+            me.metrics
+                .deletes_pending
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            info!(cloudlet = %owner, local_id = %local_id, attempts, "superseded instance deleted");
+        });
+    }
+
+    /// Whether a listed instance must not be shown: this agent coordinates
+    /// its global ID and knows it deleted, or knows it lives elsewhere now
+    /// (a superseded instance awaiting deletion).
+    fn hidden(&self, cloudlet: &str, s: &Value, gid: &str) -> bool {
+        let local = s.get("id").and_then(Value::as_str).unwrap_or_default();
+        if self
+            .doomed
+            .lock()
+            .is_ok_and(|d| d.contains(&(cloudlet.to_string(), local.to_string())))
+        {
+            return true;
+        }
+        let Ok(g) = Uuid::parse_str(gid) else {
+            return false;
+        };
+        match self.entry(&g) {
+            Some(e) => e.state == DirState::Deleted || e.owner != cloudlet || e.local_id != local,
+            None => false,
+        }
+    }
+
     fn entry(&self, gid: &Uuid) -> Option<DirEntry> {
         self.directory.lock().ok().and_then(|d| d.get(gid).cloned())
     }
@@ -821,9 +891,9 @@ impl Core {
                 return;
             }
             self.update(&gid, |e| e.state = DirState::Retrying);
-            let _ = self
-                .delete_local(&e.owner, &e.local_id, &e.claims, &e.project, &rid)
-                .await;
+            // The superseded instance must go, now or once its cloudlet
+            // answers again (else it comes back under the same ID).
+            self.delete_for_certain(&e.owner, &e.local_id, &e.claims, &e.project, &rid);
             let mut tried = e.tried.clone();
             let budget_before = tried.len();
             let res = self
@@ -837,9 +907,7 @@ impl Core {
                         .map(|x| x.state == DirState::Deleted)
                         .unwrap_or(true);
                     if deleted {
-                        let _ = self
-                            .delete_local(&owner, &local_id, &e.claims, &e.project, &rid)
-                            .await;
+                        self.delete_for_certain(&owner, &local_id, &e.claims, &e.project, &rid);
                         return;
                     }
                     self.update(&gid, |x| {
@@ -939,6 +1007,9 @@ impl Core {
                     }
                     for mut s in list {
                         if let Some(gid) = view::global_id_of(&s) {
+                            if self.hidden(&name, &s, &gid) {
+                                continue;
+                            }
                             view::globalize(&mut s, &gid, base);
                             out.push(s);
                         }
@@ -1096,7 +1167,7 @@ impl Core {
     /// `GET`/`DELETE` of a global ID at its coordinator (or anywhere when
     /// the directory has to be rebuilt from instance metadata).
     pub async fn server_op(
-        &self,
+        self: &Arc<Self>,
         method: &Method,
         gid: Uuid,
         claims: &Claims,
@@ -1124,6 +1195,11 @@ impl Core {
         if *method == Method::DELETE {
             self.update(&gid, |x| x.state = DirState::Deleted);
             if matches!(e.state, DirState::Retrying | DirState::Failed(_)) {
+                // An instance may remain where the boot last failed (e.g. a
+                // cloudlet that stopped answering): delete it for certain.
+                if !e.local_id.is_empty() {
+                    self.delete_for_certain(&e.owner, &e.local_id, claims, p, rid);
+                }
                 return Outcome {
                     status: StatusCode::NO_CONTENT,
                     body: None,

@@ -277,6 +277,7 @@ pub async fn start_with_gossip(
         rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)),
         request_ids: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed ^ 0x5EED_0F1D)),
         recent: Mutex::new(HashMap::new()),
+        doomed: Mutex::new(std::collections::HashSet::new()),
         cfg: config,
     });
     let router = api::router(core.clone());

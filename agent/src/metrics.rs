@@ -22,6 +22,8 @@ pub struct Metrics {
     pub conns: Arc<crate::conn::ConnStats>,
     /// `/p2p/v1` requests refused: bad, stale or replayed signatures.
     pub peer_refused: AtomicU64,
+    /// Superseded or abandoned instances still to be deleted.
+    pub deletes_pending: AtomicU64,
     forward_count: AtomicU64,
     forward_sum_us: AtomicU64,
     forward_buckets: [AtomicU64; BUCKETS_MS.len()],
@@ -115,6 +117,11 @@ impl Metrics {
             s,
             "# HELP p2p_connections_open Open connections of the HTTP face.\n# TYPE p2p_connections_open gauge\np2p_connections_open{{{l}}} {}",
             g(&self.conns.open)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP p2p_deletes_pending Superseded or abandoned instances awaiting deletion.\n# TYPE p2p_deletes_pending gauge\np2p_deletes_pending{{{l}}} {}",
+            g(&self.deletes_pending)
         );
         let _ = writeln!(
             s,

@@ -1,0 +1,155 @@
+//! Durability: what the client deleted never comes back (issue 12).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use serde_json::{json, Value};
+
+/// An admin token of a mock's own Keystone.
+async fn mock_admin_token(fed: &Fed, i: usize) -> String {
+    let m = fed.mocks[i - 1].as_ref().unwrap();
+    let body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "admin", "domain": {"name": "Default"}, "password": "secret"}}},
+        "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}});
+    let req = http::Request::post(format!("{}/v3/auth/tokens", m.auth_url()))
+        .header("content-type", "application/json")
+        .body(Bytes::from(body.to_string()))
+        .unwrap();
+    let r = fed.transport.call(req).await.unwrap();
+    r.headers()["x-subject-token"].to_str().unwrap().to_string()
+}
+
+/// Every server on mock `i` (all projects), as (local id, global id).
+async fn instances(fed: &Fed, i: usize, token: &str) -> Vec<(String, String)> {
+    let m = fed.mocks[i - 1].as_ref().unwrap();
+    let (s, _, v) = fed
+        .call(
+            "GET",
+            &format!("{}/compute/v2.1/servers/detail?all_tenants=1", m.base_url()),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    v["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap_or_default().to_string(),
+                s["metadata"]["p2p_global_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A boot is re-placed because its cloudlet stops answering (every API call
+/// 503 for a while); the client deletes the server. When the cloudlet
+/// answers again, the first instance is deleted for certain and the server
+/// never reappears in any agent's list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_server_never_comes_back_after_its_first_cloudlet_returns() {
+    // time_scale 1: a boot takes 3 s, long enough to cut the cloudlet off
+    // while it builds.
+    let fed = federation_full(&[4, 4], 1.0, |c| {
+        c.owner_unreachable_ms = 1_000;
+        c.retries = 2;
+    })
+    .await;
+    let demo = fed.login(2, "demo").await;
+    let admin2 = mock_admin_token(&fed, 2).await;
+    let (gid, owner) = fed.boot(2, &demo, "phoenix").await;
+    assert_eq!(owner, "cloudlet-2", "local first");
+    // Cloudlet 2 stops answering (503 to everything) for 15 model seconds.
+    let m2 = fed.mocks[1].as_ref().unwrap().base_url().to_string();
+    let (s, _, v) = fed
+        .call(
+            "POST",
+            &format!("{m2}/mock/v1/faults/api-unavailable"),
+            Some(&admin2),
+            Some(json!({"duration_s": 15.0})),
+        )
+        .await;
+    assert_eq!(s, 204, "{v}");
+    let cut = Instant::now();
+    // The boot is re-placed on cloudlet 1 and goes ACTIVE there.
+    let t0 = Instant::now();
+    loop {
+        let (s, h, v) = fed
+            .call(
+                "GET",
+                &format!("{}/servers/{gid}", fed.compute(1)),
+                Some(&demo),
+                None,
+            )
+            .await;
+        let on = h
+            .get("x-p2p-cloudlet")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if s == 200 && v["server"]["status"] == "ACTIVE" && on == "cloudlet-1" {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(12),
+            "never re-placed: {s} {on} {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The client deletes it.
+    let (s, _, v) = fed
+        .call(
+            "DELETE",
+            &format!("{}/servers/{gid}", fed.compute(1)),
+            Some(&demo),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204, "{v}");
+    // Wait until cloudlet 2 answers again, then watch every list.
+    while cut.elapsed() < Duration::from_secs(16) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(5) {
+        for i in 1..=2 {
+            let (s, _, v) = fed
+                .call(
+                    "GET",
+                    &format!("{}/servers/detail", fed.compute(i)),
+                    Some(&demo),
+                    None,
+                )
+                .await;
+            assert_eq!(s, 200, "{v}");
+            let back: Vec<&Value> = v["servers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| s["id"] == gid.as_str())
+                .collect();
+            assert!(
+                back.is_empty(),
+                "deleted server came back at agent {i}: {back:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // And the first instance is really gone from cloudlet 2.
+    let left: Vec<(String, String)> = instances(&fed, 2, &admin2)
+        .await
+        .into_iter()
+        .filter(|(_, g)| *g == gid)
+        .collect();
+    assert!(
+        left.is_empty(),
+        "superseded instance left on cloudlet 2: {left:?}"
+    );
+}
