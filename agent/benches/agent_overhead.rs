@@ -34,6 +34,7 @@ fn view(n: usize) -> Vec<CloudletState> {
             healthy: true,
             updated_ms: 0,
             saturated: false,
+            cloudlet_auth_url: None,
         })
         .collect()
 }

@@ -186,6 +186,11 @@ impl CloudletClient {
         }
     }
 
+    /// The transport this client sends through.
+    pub fn transport(&self) -> SharedTransport {
+        self.transport.clone()
+    }
+
     pub fn service_project(&self) -> &ProjectRef {
         &self.service_project
     }

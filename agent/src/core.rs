@@ -73,6 +73,10 @@ pub struct DirEntry {
     pub tried: Vec<String>,
 }
 
+/// A client of another member's cloudlet, and when a call through it last
+/// failed to connect.
+pub type DirectClient = (Arc<CloudletClient>, Option<Instant>);
+
 pub struct Core {
     pub cfg: AgentConfig,
     pub name: String,
@@ -102,6 +106,9 @@ pub struct Core {
     /// Instances (cloudlet, local ID) this agent deleted or is deleting for
     /// certain: never listed again.
     pub doomed: Mutex<HashSet<(String, String)>>,
+    /// Clients of other members' cloudlets, used when their agent is gone;
+    /// with the time of the last direct call that could not connect.
+    pub direct_clients: Mutex<HashMap<String, DirectClient>>,
 }
 
 /// Unix seconds on the project clock (virtual under the `sim` backend).
@@ -663,6 +670,133 @@ impl Core {
 
     /// Fetches the cloudlet-local server `local_id` from `owner`:
     /// `Ok(None)` when the cloudlet says 404.
+    /// A Nova call about a server on `owner`'s cloudlet: locally, through
+    /// `owner`'s agent, or, when that agent is gone (dead by gossip, or
+    /// unreachable), straight to its cloudlet (see [`Core::direct`]).
+    async fn owner_call(
+        &self,
+        owner: &str,
+        method: Method,
+        nova_path: &str,
+        claims: &Claims,
+        p: &ProjectRef,
+        rid: &str,
+    ) -> Result<HttpResponse, CallError> {
+        if owner == self.name {
+            return self
+                .cloudlet
+                .call(p, Svc::Compute, method, nova_path, None, rid)
+                .await;
+        }
+        if !self.member_alive(owner).await {
+            if let Some(c) = self.direct(owner).await {
+                return self.direct_call(owner, &c, p, method, nova_path, rid).await;
+            }
+        }
+        let url = self
+            .url_of(owner)
+            .await
+            .ok_or_else(|| CallError::BadResponse(format!("unknown cloudlet {owner}")))?;
+        let tok = self.token_for_claims(claims);
+        let r = self
+            .peer_call(
+                &url,
+                method.clone(),
+                &format!("/p2p/v1/local{nova_path}"),
+                &tok,
+                None,
+                rid,
+            )
+            .await;
+        match r {
+            Err(e) if e.is_unreachable() => match self.direct(owner).await {
+                Some(c) => self.direct_call(owner, &c, p, method, nova_path, rid).await,
+                None => Err(e),
+            },
+            other => other,
+        }
+    }
+
+    async fn direct_list(
+        &self,
+        member: &str,
+        c: &CloudletClient,
+        p: &ProjectRef,
+        rid: &str,
+    ) -> Result<Value, CallError> {
+        let r = self
+            .direct_call(member, c, p, Method::GET, "/servers/detail?limit=1000", rid)
+            .await?;
+        json_of(&r)
+    }
+
+    /// Whether gossip believes `member` alive.
+    async fn member_alive(&self, member: &str) -> bool {
+        self.gossip
+            .known()
+            .await
+            .iter()
+            .any(|(s, alive)| s.name == member && *alive)
+    }
+
+    /// A client of `member`'s cloudlet itself, for when its agent is gone:
+    /// the cloudlet's Keystone URL comes from the member's (authenticated)
+    /// gossip state and this agent's service account is used (the same
+    /// account must exist on every cloudlet). `None` when unknown, or when
+    /// a direct call failed to connect within the last `suspect_ms`.
+    pub async fn direct(&self, member: &str) -> Option<Arc<CloudletClient>> {
+        let ttl = Duration::from_millis(self.cfg.suspect_ms);
+        if let Ok(d) = self.direct_clients.lock() {
+            if let Some((c, failed)) = d.get(member) {
+                return match failed {
+                    Some(at) if clock::now().saturating_duration_since(*at) < ttl => None,
+                    _ => Some(c.clone()),
+                };
+            }
+        }
+        let st = self
+            .gossip
+            .known()
+            .await
+            .into_iter()
+            .find(|(s, _)| s.name == member)?
+            .0;
+        let url = st.cloudlet_auth_url.filter(|u| !u.is_empty())?;
+        let mut cfg = self.cfg.clone();
+        cfg.cloudlet_auth_url = url;
+        let c = Arc::new(CloudletClient::new(&cfg, self.cloudlet.transport()));
+        if let Ok(mut d) = self.direct_clients.lock() {
+            d.insert(member.to_string(), (c.clone(), None));
+        }
+        Some(c)
+    }
+
+    async fn direct_call(
+        &self,
+        member: &str,
+        c: &CloudletClient,
+        p: &ProjectRef,
+        method: Method,
+        nova_path: &str,
+        rid: &str,
+    ) -> Result<HttpResponse, CallError> {
+        let r = c.call(p, Svc::Compute, method, nova_path, None, rid).await;
+        if let Ok(mut d) = self.direct_clients.lock() {
+            if let Some(entry) = d.get_mut(member) {
+                entry.1 = match &r {
+                    Err(e) if e.is_unreachable() => Some(clock::now()),
+                    _ => None,
+                };
+            }
+        }
+        if r.is_ok() {
+            Metrics::inc(&self.metrics.direct_calls);
+        }
+        r
+    }
+
+    /// Fetches the cloudlet-local server `local_id` from `owner`:
+    /// `Ok(None)` when the cloudlet says 404.
     pub async fn fetch_local(
         &self,
         owner: &str,
@@ -671,33 +805,16 @@ impl Core {
         p: &ProjectRef,
         rid: &str,
     ) -> Result<Option<Value>, CallError> {
-        let resp = if owner == self.name {
-            self.cloudlet
-                .call(
-                    p,
-                    Svc::Compute,
-                    Method::GET,
-                    &format!("/servers/{local_id}"),
-                    None,
-                    rid,
-                )
-                .await?
-        } else {
-            let url = self
-                .url_of(owner)
-                .await
-                .ok_or_else(|| CallError::BadResponse(format!("unknown cloudlet {owner}")))?;
-            let tok = self.token_for_claims(claims);
-            self.peer_call(
-                &url,
+        let resp = self
+            .owner_call(
+                owner,
                 Method::GET,
-                &format!("/p2p/v1/local/servers/{local_id}"),
-                &tok,
-                None,
+                &format!("/servers/{local_id}"),
+                claims,
+                p,
                 rid,
             )
-            .await?
-        };
+            .await?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -713,33 +830,16 @@ impl Core {
         p: &ProjectRef,
         rid: &str,
     ) -> Result<StatusCode, CallError> {
-        let resp = if owner == self.name {
-            self.cloudlet
-                .call(
-                    p,
-                    Svc::Compute,
-                    Method::DELETE,
-                    &format!("/servers/{local_id}"),
-                    None,
-                    rid,
-                )
-                .await?
-        } else {
-            let url = self
-                .url_of(owner)
-                .await
-                .ok_or_else(|| CallError::BadResponse(format!("unknown cloudlet {owner}")))?;
-            let tok = self.token_for_claims(claims);
-            self.peer_call(
-                &url,
+        let resp = self
+            .owner_call(
+                owner,
                 Method::DELETE,
-                &format!("/p2p/v1/local/servers/{local_id}"),
-                &tok,
-                None,
+                &format!("/servers/{local_id}"),
+                claims,
+                p,
                 rid,
             )
-            .await?
-        };
+            .await?;
         if resp.status().is_success() || resp.status() == StatusCode::NOT_FOUND {
             Ok(resp.status())
         } else {
@@ -966,7 +1066,11 @@ impl Core {
                         .get_json(p, Svc::Compute, "/servers/detail?limit=1000", rid)
                         .await
                 } else if !alive || self.suspected(st) {
-                    Err(CallError::BadResponse("member not alive".into()))
+                    // Its agent is gone: ask its cloudlet itself.
+                    match self.direct(&st.name).await {
+                        Some(c) => self.direct_list(&st.name, &c, p, rid).await,
+                        None => Err(CallError::BadResponse("member not alive".into())),
+                    }
                 } else {
                     match self
                         .peer_call(
@@ -1115,6 +1219,19 @@ impl Core {
         for (st, alive) in &known {
             if *alive && !self.suspected(st) {
                 continue;
+            }
+            // Its agent is gone but its cloudlet answers: the cloudlet's own
+            // list is the truth (a server missing there is gone).
+            if let Some(c) = self.direct(&st.name).await {
+                if let Ok(v) = self.direct_list(&st.name, &c, p, rid).await {
+                    if let (Some(list), Ok(mut cache)) = (
+                        v.get("servers").and_then(Value::as_array),
+                        self.last_seen.lock(),
+                    ) {
+                        cache.insert((st.name.clone(), p.clone()), list.clone());
+                    }
+                    continue;
+                }
             }
             let mut list = self.known_servers_of(&st.name, p);
             if !list
@@ -1298,14 +1415,16 @@ impl Core {
         let known = self.gossip.known().await;
         let tok = self.token_for_claims(claims);
         for (st, alive) in known {
-            if !alive && st.name != self.name {
-                continue;
-            }
             let list = if st.name == self.name {
                 self.cloudlet
                     .get_json(p, Svc::Compute, "/servers/detail?limit=1000", rid)
                     .await
                     .ok()
+            } else if !alive {
+                match self.direct(&st.name).await {
+                    Some(c) => self.direct_list(&st.name, &c, p, rid).await.ok(),
+                    None => None,
+                }
             } else {
                 match self
                     .peer_call(

@@ -227,6 +227,7 @@ pub async fn start_with_gossip(
     let mut initial = CloudletState {
         name: config.name.clone(),
         url: self_url.clone(),
+        cloudlet_auth_url: Some(config.cloudlet_auth_url.clone()),
         ..Default::default()
     };
     // First capacity poll before joining, so peers see real figures.
@@ -278,6 +279,7 @@ pub async fn start_with_gossip(
         request_ids: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed ^ 0x5EED_0F1D)),
         recent: Mutex::new(HashMap::new()),
         doomed: Mutex::new(std::collections::HashSet::new()),
+        direct_clients: Mutex::new(HashMap::new()),
         cfg: config,
     });
     let router = api::router(core.clone());

@@ -24,6 +24,8 @@ pub struct Metrics {
     pub peer_refused: AtomicU64,
     /// Superseded or abandoned instances still to be deleted.
     pub deletes_pending: AtomicU64,
+    /// Calls made straight to another member's cloudlet (its agent gone).
+    pub direct_calls: AtomicU64,
     forward_count: AtomicU64,
     forward_sum_us: AtomicU64,
     forward_buckets: [AtomicU64; BUCKETS_MS.len()],
@@ -107,6 +109,11 @@ impl Metrics {
             "p2p_accept_failures_total",
             "accept() failures (e.g. out of file descriptors).",
             g(&self.conns.accept_failures),
+        );
+        counter(
+            "p2p_direct_cloudlet_calls_total",
+            "Calls made straight to a member's cloudlet because its agent was gone.",
+            g(&self.direct_calls),
         );
         counter(
             "p2p_gossip_rounds_total",

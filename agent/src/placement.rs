@@ -188,6 +188,7 @@ mod tests {
             healthy: true,
             updated_ms: 0,
             saturated: false,
+            cloudlet_auth_url: None,
         }
     }
     const TINY: Demand = Demand {

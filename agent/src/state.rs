@@ -26,6 +26,11 @@ pub struct CloudletState {
     /// `accept()` failing): peers do not place boots here meanwhile.
     #[serde(default)]
     pub saturated: bool,
+    /// Keystone URL of the cloudlet, for peers to reach it directly when
+    /// this agent is gone (durable boot records: instance metadata names
+    /// every server's global ID).
+    #[serde(default)]
+    pub cloudlet_auth_url: Option<String>,
 }
 
 impl CloudletState {

@@ -153,3 +153,92 @@ async fn a_deleted_server_never_comes_back_after_its_first_cloudlet_returns() {
         "superseded instance left on cloudlet 2: {left:?}"
     );
 }
+
+/// The entry agent dies while its cloudlet stays healthy: the servers it
+/// placed there stay visible (real status, not UNKNOWN), listable and
+/// deletable through another agent, found by their metadata on the
+/// cloudlet itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_of_a_dead_entry_agent_stay_visible_and_deletable() {
+    let mut fed = federation(&[4, 4]).await;
+    let demo = fed.login(2, "demo").await;
+    let mut ids = vec![];
+    for k in 0..2 {
+        let (gid, owner) = fed.boot(2, &demo, &format!("orphan-{k}")).await;
+        assert_eq!(owner, "cloudlet-2", "local first");
+        fed.wait_status(2, &demo, &gid, "ACTIVE").await;
+        ids.push(gid);
+    }
+    // Only the agent dies; its cloudlet stays.
+    if let Some(a) = fed.agents[1].take() {
+        a.abort();
+    }
+    let t0 = Instant::now();
+    while fed.agent(1).members_alive() != 1 {
+        assert!(t0.elapsed() < Duration::from_secs(20), "death not detected");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Show and list through agent 1: real rows.
+    for gid in &ids {
+        let v = fed.wait_status(1, &demo, gid, "ACTIVE").await;
+        assert_eq!(v["server"]["id"], gid.as_str());
+    }
+    let (s, _, v) = fed
+        .call(
+            "GET",
+            &format!("{}/servers/detail", fed.compute(1)),
+            Some(&demo),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    for gid in &ids {
+        let row = v["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == gid.as_str())
+            .unwrap_or_else(|| panic!("{gid} missing from the list: {v}"));
+        assert_eq!(row["status"], "ACTIVE", "{row}");
+    }
+    // Delete through agent 1: gone from the cloudlet itself.
+    for gid in &ids {
+        let (s, _, v) = fed
+            .call(
+                "DELETE",
+                &format!("{}/servers/{gid}", fed.compute(1)),
+                Some(&demo),
+                None,
+            )
+            .await;
+        assert_eq!(s, 204, "{v}");
+    }
+    let admin2 = mock_admin_token(&fed, 2).await;
+    let t0 = Instant::now();
+    loop {
+        let left: Vec<(String, String)> = instances(&fed, 2, &admin2)
+            .await
+            .into_iter()
+            .filter(|(_, g)| ids.contains(g))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "not deleted: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for gid in &ids {
+        let (s, _, v) = fed
+            .call(
+                "GET",
+                &format!("{}/servers/{gid}", fed.compute(1)),
+                Some(&demo),
+                None,
+            )
+            .await;
+        assert_eq!(s, 404, "{v}");
+    }
+}
