@@ -14,6 +14,23 @@
 //! | about half the time | makespan P2P / standard at the limits | ratio ≤ 0.6 (half, with 0.1 tolerance; faster counts); the mean-boot-time ratio is reported beside it but does not decide |
 //! | error rate below one third | error rate P2P / standard at the limits | ratio < 1/3, strictly; both 0 or standard 0 → not reproduced (nothing is below zero), and the note says why |
 //!
+//! # Verdicts
+//!
+//! Meeting the criterion is not enough for `reproduced`. Each claim gets a
+//! [`Verdict`]: `reproduced` or `not_reproduced` when the comparison can
+//! decide it, and `undetermined` (never `reproduced`) when it cannot:
+//!
+//! - a system was not taken past its limit: no level above its limit level
+//!   was run, so a larger burst might have done better and its limit (and
+//!   every ratio against it) is only a bound (flag `<system>_not_past_limit`);
+//! - a run was host-bound: the host, not the system, limited it
+//!   (`host.host_bound`; flag `<system>_host_bound`);
+//! - `--check-scale` disagreed: model-time results changed with the time
+//!   scale (flag `scale_check_disagrees`).
+//!
+//! The flags and a one-sentence reason are written per claim; whether the
+//! measured ratio met the criterion is kept beside them (`criterion_met`).
+//!
 //! Ratios whose denominator is zero are never written as a number:
 //! [`RatioKind::Infinite`] (numerator > 0) or [`RatioKind::Undefined`]
 //! (0 / 0), with `value: null` in `headline.json`.
@@ -24,7 +41,7 @@ use crate::text::{pct, secs, short};
 use crate::{Prepared, ReportOptions};
 
 pub const HEADLINE_SCHEMA: &str = "p2pstack/report-headline";
-pub const HEADLINE_SCHEMA_VERSION: u32 = 1;
+pub const HEADLINE_SCHEMA_VERSION: u32 = 2;
 
 /// When each seed claim counts as reproduced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +64,172 @@ impl Default for ClaimThresholds {
     }
 }
 
+/// What `--check-scale` found (the report cannot see it in the results
+/// files; the caller says).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScaleCheck {
+    /// No scale check was run.
+    #[default]
+    NotRun,
+    /// Model-time figures agreed at both time scales.
+    Agree,
+    /// They disagreed: the host shaped the results.
+    Disagree,
+}
+
+impl ScaleCheck {
+    pub fn label(&self) -> &'static str {
+        match self {
+            ScaleCheck::NotRun => "not run",
+            ScaleCheck::Agree => "agree",
+            ScaleCheck::Disagree => "disagree",
+        }
+    }
+}
+
+/// The judgement of one claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The criterion was met, and the comparison can decide.
+    Reproduced,
+    /// The criterion was not met, and the comparison can decide.
+    NotReproduced,
+    /// The comparison cannot decide (see the claim's flags and reason).
+    Undetermined,
+}
+
+impl Verdict {
+    /// `reproduced`, `not reproduced` or `undetermined`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Reproduced => "reproduced",
+            Verdict::NotReproduced => "not reproduced",
+            Verdict::Undetermined => "undetermined",
+        }
+    }
+}
+
+/// Why a comparison cannot decide a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flag {
+    StandardNotPastLimit,
+    P2pNotPastLimit,
+    StandardHostBound,
+    P2pHostBound,
+    ScaleCheckDisagrees,
+}
+
+/// What the verdicts rest on, per system and for the pair.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub standard: SystemEvidence,
+    pub p2p: SystemEvidence,
+    pub scale_check: ScaleCheck,
+    /// Every flag raised (empty: the comparison can decide every claim).
+    pub flags: Vec<Flag>,
+    /// One sentence per flag, in the order of `flags`.
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SystemEvidence {
+    /// A level above the limit level was run (and did no better under the
+    /// limit rule).
+    pub past_limit: bool,
+    pub limit_level: u32,
+    pub largest_level: u32,
+    /// `host.host_bound` of the run (`null`: not recorded).
+    pub host_bound: Option<bool>,
+}
+
+impl SystemEvidence {
+    fn of(p: &Prepared<'_>) -> Option<Self> {
+        let limit = p.limit_level()?;
+        let largest = p
+            .levels
+            .iter()
+            .map(|l| l.level)
+            .max()
+            .unwrap_or(limit.level);
+        Some(Self {
+            past_limit: p.levels.iter().any(|l| l.level > limit.level),
+            limit_level: limit.level,
+            largest_level: largest,
+            host_bound: p.run.host.host_bound,
+        })
+    }
+}
+
+impl Evidence {
+    fn judge(std: SystemEvidence, p2p: SystemEvidence, scale_check: ScaleCheck) -> Self {
+        let mut flags = Vec::new();
+        let mut reasons = Vec::new();
+        for (name, e, not_past, bound) in [
+            (
+                "standard",
+                &std,
+                Flag::StandardNotPastLimit,
+                Flag::StandardHostBound,
+            ),
+            ("P2P", &p2p, Flag::P2pNotPastLimit, Flag::P2pHostBound),
+        ] {
+            if !e.past_limit {
+                flags.push(not_past);
+                reasons.push(format!(
+                    "{name} was not taken past its limit: its limit is its largest level ({}), \
+                     so a larger burst might do better and the ratios against it are bounds",
+                    e.limit_level
+                ));
+            }
+            if e.host_bound == Some(true) {
+                flags.push(bound);
+                reasons.push(format!(
+                    "the {name} run was host-bound: the host, not the system, limited it"
+                ));
+            }
+        }
+        if scale_check == ScaleCheck::Disagree {
+            flags.push(Flag::ScaleCheckDisagrees);
+            reasons.push(
+                "the scale check disagrees: model-time results changed with the time scale"
+                    .to_string(),
+            );
+        }
+        Self {
+            standard: std,
+            p2p,
+            scale_check,
+            flags,
+            reasons,
+        }
+    }
+
+    /// The verdict of a claim whose criterion was (or was not) met.
+    pub fn verdict(&self, criterion_met: bool) -> Verdict {
+        if !self.flags.is_empty() {
+            Verdict::Undetermined
+        } else if criterion_met {
+            Verdict::Reproduced
+        } else {
+            Verdict::NotReproduced
+        }
+    }
+
+    /// `None` when no flag is raised.
+    pub fn reason(&self) -> Option<String> {
+        (!self.reasons.is_empty()).then(|| {
+            let mut s = self.reasons.join("; ");
+            if let Some(first) = s.get(..1) {
+                s = first.to_uppercase() + &s[1..];
+            }
+            s + "."
+        })
+    }
+}
+
 /// One system at its performance limit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SystemAtLimit {
@@ -65,12 +248,44 @@ pub struct SystemAtLimit {
     /// Boot time of the successful servers, model seconds.
     pub mean_boot_s: f64,
     pub p95_boot_s: f64,
+    /// Failed requests at the limit by mechanism, most frequent first.
+    #[serde(default)]
+    pub failures: Vec<FailureCount>,
+    /// The mechanism behind most failures at the limit (`None`: no failure).
+    #[serde(default)]
+    pub failed_by: Option<String>,
+}
+
+/// Failures of one [`results::ErrorCategory`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailureCount {
+    /// `db_pool_timeout`, `messaging_timeout`, `api_timeout`, `no_valid_host`, …
+    pub category: String,
+    /// The mechanism in words.
+    pub mechanism: String,
+    pub count: u32,
+}
+
+/// Failures by category, most frequent first (ties by category name).
+pub fn failures(l: &results::LevelResult) -> Vec<FailureCount> {
+    let mut v: Vec<FailureCount> = l
+        .error_categories()
+        .into_iter()
+        .map(|(c, count)| FailureCount {
+            category: c.label().to_string(),
+            mechanism: c.mechanism().to_string(),
+            count,
+        })
+        .collect();
+    v.sort_by(|a, b| b.count.cmp(&a.count).then(a.category.cmp(&b.category)));
+    v
 }
 
 impl SystemAtLimit {
     /// `None` when the run has no limit.
     pub(crate) fn of(p: &Prepared<'_>) -> Option<Self> {
         let l = p.limit_level()?;
+        let fails = failures(l);
         Some(Self {
             label: p.label.clone(),
             limit_level: l.level,
@@ -82,6 +297,10 @@ impl SystemAtLimit {
             throughput_per_s: l.throughput_per_s,
             mean_boot_s: l.boot_time.mean_s,
             p95_boot_s: l.boot_time.p95_s,
+            failed_by: fails
+                .first()
+                .map(|f| format!("{} ({})", f.mechanism, f.category)),
+            failures: fails,
         })
     }
 }
@@ -162,9 +381,25 @@ pub struct Claim {
     pub measured: Option<f64>,
     /// The measured ratio as shown in the report.
     pub measured_text: String,
-    pub reproduced: bool,
+    /// The measured ratio meets the criterion (whatever the verdict).
+    pub criterion_met: bool,
+    /// `reproduced`, `not_reproduced` or `undetermined`.
+    pub verdict: Verdict,
+    /// Why the verdict is `undetermined` (empty otherwise).
+    #[serde(default)]
+    pub flags: Vec<Flag>,
+    /// One sentence saying why, when `undetermined`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// About the ratio itself (a zero denominator, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+}
+
+impl Claim {
+    pub fn reproduced(&self) -> bool {
+        self.verdict == Verdict::Reproduced
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -177,8 +412,13 @@ pub struct Headline {
     pub standard: SystemAtLimit,
     pub p2p: SystemAtLimit,
     pub ratios: Ratios,
+    /// What the verdicts rest on: each system past its limit or not,
+    /// host-bound or not, and the scale check.
+    pub evidence: Evidence,
     pub claims: Vec<Claim>,
     pub claims_reproduced: u32,
+    pub claims_not_reproduced: u32,
+    pub claims_undetermined: u32,
     /// P2P booted more servers at its limit than standard at its own, with
     /// an error rate no higher.
     pub p2p_beat_standard: bool,
@@ -195,6 +435,20 @@ impl Headline {
     ) -> Option<Self> {
         let s = SystemAtLimit::of(std)?;
         let p = SystemAtLimit::of(p2p)?;
+        let evidence = Evidence::judge(
+            SystemEvidence::of(std)?,
+            SystemEvidence::of(p2p)?,
+            opts.scale_check.clone(),
+        );
+        let judged = |criterion_met: bool| {
+            let verdict = evidence.verdict(criterion_met);
+            let (flags, reason) = if verdict == Verdict::Undetermined {
+                (evidence.flags.clone(), evidence.reason())
+            } else {
+                (Vec::new(), None)
+            };
+            (criterion_met, verdict, flags, reason)
+        };
         let th = &opts.claims;
         let ratios = Ratios {
             vms: Ratio::new(f64::from(p.succeeded), f64::from(s.succeeded)),
@@ -204,7 +458,7 @@ impl Headline {
         };
 
         let vms = {
-            let (reproduced, note) = match (ratios.vms.kind, ratios.vms.value) {
+            let (met, note) = match (ratios.vms.kind, ratios.vms.value) {
                 (RatioKind::Finite, Some(v)) => (v >= th.vms_min_ratio, None),
                 (RatioKind::Infinite, _) => (
                     true,
@@ -212,6 +466,7 @@ impl Headline {
                 ),
                 _ => (false, Some("neither system booted a server".to_string())),
             };
+            let (criterion_met, verdict, flags, reason) = judged(met);
             Claim {
                 id: "vms".into(),
                 seed_claim: "4× more VMs".into(),
@@ -223,18 +478,22 @@ impl Headline {
                     p.succeeded,
                     s.succeeded
                 ),
-                reproduced,
+                criterion_met,
+                verdict,
+                flags,
+                reason,
                 note,
             }
         };
         let time = {
-            let (reproduced, note) = match (ratios.makespan.kind, ratios.makespan.value) {
+            let (met, note) = match (ratios.makespan.kind, ratios.makespan.value) {
                 (RatioKind::Finite, Some(v)) => (v <= th.time_max_ratio, None),
                 _ => (
                     false,
                     Some("the standard system's makespan is 0".to_string()),
                 ),
             };
+            let (criterion_met, verdict, flags, reason) = judged(met);
             Claim {
                 id: "time".into(),
                 seed_claim: "about half the time".into(),
@@ -247,12 +506,15 @@ impl Headline {
                     short(s.makespan_s),
                     ratios.mean_boot_time.display()
                 ),
-                reproduced,
+                criterion_met,
+                verdict,
+                flags,
+                reason,
                 note,
             }
         };
         let error = {
-            let (reproduced, note) = match (ratios.error_rate.kind, ratios.error_rate.value) {
+            let (met, note) = match (ratios.error_rate.kind, ratios.error_rate.value) {
                 (RatioKind::Finite, Some(v)) => (v < th.error_below_ratio, None),
                 (RatioKind::Infinite, _) => (
                     false,
@@ -266,6 +528,7 @@ impl Headline {
                     ),
                 ),
             };
+            let (criterion_met, verdict, flags, reason) = judged(met);
             Claim {
                 id: "error_rate".into(),
                 seed_claim: "error rate below one third".into(),
@@ -284,20 +547,27 @@ impl Headline {
                     pct(p.error_rate),
                     pct(s.error_rate)
                 ),
-                reproduced,
+                criterion_met,
+                verdict,
+                flags,
+                reason,
                 note,
             }
         };
         let claims = vec![vms, time, error];
-        let claims_reproduced = claims.iter().filter(|c| c.reproduced).count() as u32;
+        let count = |v: Verdict| claims.iter().filter(|c| c.verdict == v).count() as u32;
+        let claims_reproduced = count(Verdict::Reproduced);
+        let claims_not_reproduced = count(Verdict::NotReproduced);
+        let claims_undetermined = count(Verdict::Undetermined);
         let p2p_beat_standard = p.succeeded > s.succeeded && p.error_rate <= s.error_rate;
         let verdict = format!(
-            "{} at each system's limit: P2P booted {} the VMs ({} vs {}) in {} the makespan, \
-             with {} the error rate ({} vs {}). {} of 3 seed claims reproduced.",
-            if p2p_beat_standard {
-                "P2P beat standard"
-            } else {
-                "P2P did not beat standard"
+            "{}: P2P booted {} the VMs ({} vs {}) in {} the makespan, \
+             with {} the error rate ({} vs {}). Seed claims: {} reproduced, {} not reproduced, \
+             {} undetermined.{}",
+            match (evidence.flags.is_empty(), p2p_beat_standard) {
+                (false, _) => "Undetermined at the limits found",
+                (true, true) => "P2P beat standard at each system's limit",
+                (true, false) => "P2P did not beat standard at each system's limit",
             },
             ratios.vms.display(),
             p.succeeded,
@@ -306,7 +576,13 @@ impl Headline {
             ratios.error_rate.display(),
             pct(p.error_rate),
             pct(s.error_rate),
-            claims_reproduced
+            claims_reproduced,
+            claims_not_reproduced,
+            claims_undetermined,
+            evidence
+                .reason()
+                .map(|r| format!(" {r}"))
+                .unwrap_or_default()
         );
         Some(Headline {
             schema: HEADLINE_SCHEMA.into(),
@@ -316,8 +592,11 @@ impl Headline {
             standard: s,
             p2p: p,
             ratios,
+            evidence,
             claims,
             claims_reproduced,
+            claims_not_reproduced,
+            claims_undetermined,
             p2p_beat_standard,
             verdict,
         })
@@ -329,14 +608,14 @@ impl Headline {
             "seed claim".into(),
             "criterion".into(),
             "measured (P2P/standard)".into(),
-            "reproduced".into(),
+            "verdict".into(),
         ]];
         for c in &self.claims {
             rows.push([
                 c.seed_claim.clone(),
                 c.criterion.clone(),
                 c.measured_text.clone(),
-                if c.reproduced { "yes" } else { "no" }.into(),
+                c.verdict.label().into(),
             ]);
         }
         let mut out = String::new();
@@ -355,6 +634,11 @@ impl Headline {
             pct(self.p2p.error_rate),
         ));
         out.push_str(&text_table(&rows));
+        for s in [&self.standard, &self.p2p] {
+            if let Some(f) = &s.failed_by {
+                out.push_str(&format!("{} at its limit failed mostly by: {f}\n", s.label));
+            }
+        }
         out.push_str(&self.verdict);
         out.push('\n');
         out

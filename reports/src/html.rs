@@ -6,7 +6,7 @@
 use results::RunResults;
 
 use crate::charts::Chart;
-use crate::headline::{Headline, SystemAtLimit};
+use crate::headline::{Flag, Headline, SystemAtLimit, Verdict};
 use crate::text::{escape, pct, secs, short};
 use crate::{Prepared, ReportOptions};
 
@@ -36,6 +36,8 @@ td.num { white-space: nowrap; }
 table.levels { font-size: 13px; }
 td.num, th.num { text-align: right; }
 tr.limit td { background: #eef6ff; font-weight: 600; }
+.und { display: inline-block; padding: 1px 8px; border-radius: 10px; font-weight: 700; font-size: 12px; white-space: nowrap; color: var(--warn); background: var(--warnbg); }
+.verdict .big.und { color: var(--warn); background: var(--warnbg); }
 .yes, .no { display: inline-block; padding: 1px 8px; border-radius: 10px; font-weight: 700; font-size: 12px; white-space: nowrap; }
 .yes { color: var(--good); background: var(--goodbg); }
 .no { color: var(--bad); background: var(--badbg); }
@@ -51,12 +53,12 @@ dd { margin: 0; font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, 
 .runs { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 14px; }
 "#;
 
-/// The level a system's limit was found at when that is simply the largest
-/// level run and nothing failed there: the system was never saturated.
-fn unsaturated_limit(p: &Prepared<'_>) -> Option<u32> {
-    let i = p.limit?;
-    let l = p.levels[i];
-    (i + 1 == p.levels.len() && l.requested > 0 && l.succeeded == l.requested).then_some(l.level)
+/// `(limit level, all boots of it succeeded)` when no level above the
+/// limit was run: the system was not taken past its limit.
+fn not_past_limit(p: &Prepared<'_>) -> Option<(u32, bool)> {
+    let l = p.limit_level()?;
+    let past = p.levels.iter().any(|x| x.level > l.level);
+    (!past).then_some((l.level, l.requested > 0 && l.succeeded == l.requested))
 }
 
 /// Warnings for the banner: incomplete runs, host-bound runs, systems not
@@ -65,10 +67,11 @@ pub fn warnings(prepared: &[Prepared<'_>]) -> Vec<String> {
     let mut out = Vec::new();
     for p in prepared {
         let r = p.run;
-        if let Some(top) = unsaturated_limit(p) {
+        if let Some((top, all_ok)) = not_past_limit(p) {
             out.push(format!(
-                "{}: not taken past its limit: every boot of the largest level ({}) succeeded, so its limit is at least {} and ratios against it are bounds; add a higher level to find it.",
-                p.label, top, top
+                "{}: not taken past its limit: its limit is its largest level ({top}){}, so a larger burst might do better, ratios against it are bounds and the claims are undetermined; add a higher level to find it.",
+                p.label,
+                if all_ok { ", where every boot succeeded" } else { "" }
             ));
         }
         if !r.complete {
@@ -169,7 +172,7 @@ pub fn rerun_facts(p: &Prepared<'_>) -> Vec<(String, String)> {
         ),
         ("backend".into(), opt(&s.backend)),
         ("profile".into(), opt(&s.profile)),
-        ("profile sha-256".into(), opt(&s.profile_hash)),
+        ("profile hash (FNV-1a 64)".into(), opt(&s.profile_hash)),
         ("scenario".into(), opt(&s.scenario)),
         ("agent retries".into(), opt(&s.retries)),
         ("seed".into(), r.seed.to_string()),
@@ -216,7 +219,7 @@ pub fn rerun_facts(p: &Prepared<'_>) -> Vec<(String, String)> {
 
 fn limits_table(h: Option<&Headline>, prepared: &[Prepared<'_>]) -> String {
     let mut s = String::from(
-        "<table id=\"limits\"><thead><tr><th>system at its limit</th><th class=\"num\">level</th><th class=\"num\">VMs ACTIVE</th><th class=\"num\">makespan</th><th class=\"num\">mean boot</th><th class=\"num\">p95 boot</th><th class=\"num\">error rate</th></tr></thead><tbody>\n",
+        "<table id=\"limits\"><thead><tr><th>system at its limit</th><th class=\"num\">level</th><th class=\"num\">VMs ACTIVE</th><th class=\"num\">makespan</th><th class=\"num\">mean boot</th><th class=\"num\">p95 boot</th><th class=\"num\">error rate</th><th>what failed</th></tr></thead><tbody>\n",
     );
     let rows: Vec<(String, Option<SystemAtLimit>)> = match h {
         Some(h) => vec![
@@ -231,7 +234,7 @@ fn limits_table(h: Option<&Headline>, prepared: &[Prepared<'_>]) -> String {
     for (label, x) in rows {
         match x {
             Some(x) => s.push_str(&format!(
-                "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{} / {}</td><td class=\"num\">{} s</td><td class=\"num\">{} s</td><td class=\"num\">{} s</td><td class=\"num\">{}</td></tr>\n",
+                "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{} / {}</td><td class=\"num\">{} s</td><td class=\"num\">{} s</td><td class=\"num\">{} s</td><td class=\"num\">{}</td><td>{}</td></tr>\n",
                 escape(&label),
                 x.limit_level,
                 x.succeeded,
@@ -239,10 +242,17 @@ fn limits_table(h: Option<&Headline>, prepared: &[Prepared<'_>]) -> String {
                 short(x.makespan_s),
                 short(x.mean_boot_s),
                 short(x.p95_boot_s),
-                pct(x.error_rate)
+                pct(x.error_rate),
+                escape(
+                    &x.failures
+                        .iter()
+                        .map(|f| format!("{} × {}", f.count, f.mechanism))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
             )),
             None => s.push_str(&format!(
-                "<tr><td>{}</td><td colspan=\"6\">no level qualifies as the limit</td></tr>\n",
+                "<tr><td>{}</td><td colspan=\"7\">no level qualifies as the limit</td></tr>\n",
                 escape(&label)
             )),
         }
@@ -253,13 +263,23 @@ fn limits_table(h: Option<&Headline>, prepared: &[Prepared<'_>]) -> String {
 
 fn headline_section(h: &Headline, prepared: &[Prepared<'_>], opts: &ReportOptions) -> String {
     let mut s = String::new();
-    let (cls, big) = if h.p2p_beat_standard {
-        ("good", "P2P beat standard")
-    } else {
-        ("bad", "P2P did not beat standard")
+    let (cls, big) = match (h.evidence.flags.is_empty(), h.p2p_beat_standard) {
+        (false, _) => ("und", "Undetermined"),
+        (true, true) => ("good", "P2P beat standard"),
+        (true, false) => ("bad", "P2P did not beat standard"),
     };
+    let why = h
+        .evidence
+        .reason()
+        .map(|r| format!(" <b>Why undetermined:</b> {}", escape(&r)))
+        .unwrap_or_default();
     s.push_str(&format!(
-        "<section class=\"card\"><div class=\"verdict\"><div class=\"big {cls}\">{big}</div><p>At each system's performance limit, P2P booted <b>{}</b> the VMs ({} vs {}) in <b>{}</b> the makespan (mean boot time {}), with <b>{}</b> the error rate ({} vs {}). <b>{} of 3</b> seed claims reproduced.</p></div></section>\n",
+        "<section class=\"card\"><div class=\"verdict\"><div class=\"big {cls}\">{big}</div><p>At {}, P2P booted <b>{}</b> the VMs ({} vs {}) in <b>{}</b> the makespan (mean boot time {}), with <b>{}</b> the error rate ({} vs {}). Seed claims: <b>{} reproduced</b>, {} not reproduced, {} undetermined.{why}</p></div></section>\n",
+        if h.evidence.flags.is_empty() {
+            "each system's performance limit"
+        } else {
+            "the limits found"
+        },
         escape(&h.ratios.vms.display()),
         h.p2p.succeeded,
         h.standard.succeeded,
@@ -268,21 +288,28 @@ fn headline_section(h: &Headline, prepared: &[Prepared<'_>], opts: &ReportOption
         escape(&h.ratios.error_rate.display()),
         pct(h.p2p.error_rate),
         pct(h.standard.error_rate),
-        h.claims_reproduced
+        h.claims_reproduced,
+        h.claims_not_reproduced,
+        h.claims_undetermined
     ));
     s.push_str("<div class=\"cols\"><section class=\"card\"><h3 style=\"margin-top:0\">The seed's claims</h3>\n");
-    s.push_str("<table id=\"headline\"><thead><tr><th>seed claim</th><th>criterion</th><th>measured (P2P / standard)</th><th>result</th></tr></thead><tbody>\n");
+    s.push_str("<table id=\"headline\"><thead><tr><th>seed claim</th><th>criterion</th><th>measured (P2P / standard)</th><th>verdict</th></tr></thead><tbody>\n");
     for c in &h.claims {
-        let badge = if c.reproduced {
-            "<span class=\"yes\">✓ reproduced</span>"
-        } else {
-            "<span class=\"no\">✗ not reproduced</span>"
+        let badge = match c.verdict {
+            Verdict::Reproduced => "<span class=\"yes\">✓ reproduced</span>".to_string(),
+            Verdict::NotReproduced => "<span class=\"no\">✗ not reproduced</span>".to_string(),
+            Verdict::Undetermined => format!(
+                "<span class=\"und\">? undetermined</span><br><small>criterion {} by the measured ratio; flags: {}</small>",
+                if c.criterion_met { "met" } else { "not met" },
+                escape(&flag_list(&c.flags))
+            ),
         };
         let note = c
             .note
-            .as_deref()
+            .iter()
+            .chain(c.reason.iter())
             .map(|n| format!("<br><small>{}</small>", escape(n)))
-            .unwrap_or_default();
+            .collect::<String>();
         s.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}{note}</td><td>{badge}</td></tr>\n",
             escape(&c.seed_claim),
@@ -297,10 +324,24 @@ fn headline_section(h: &Headline, prepared: &[Prepared<'_>], opts: &ReportOption
     s
 }
 
+/// `standard_not_past_limit, scale_check_disagrees`, as in headline.json.
+pub(crate) fn flag_list(flags: &[Flag]) -> String {
+    flags
+        .iter()
+        .map(|f| {
+            serde_json::to_value(f)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_else(|| format!("{f:?}"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn definitions(opts: &ReportOptions) -> String {
     let t = &opts.claims;
     format!(
-        "<p class=\"def\"><b>Performance limit</b> (rule <code>{}</code>): {} <b>Claims</b> (Ericsson Research, CloudCom 2017: at both limits, P2P boots 4× more VMs in about half the time with an error rate below one third): “4× more” counts as reproduced when P2P/standard successful VMs ≥ {}; “about half the time” when P2P/standard makespan ≤ {} (the mean-boot-time ratio is shown but does not decide); “below one third” when P2P/standard error rate &lt; {} strictly (a standard error rate of 0 cannot be beaten). Times are model seconds.</p>\n",
+        "<p class=\"def\"><b>Performance limit</b> (rule <code>{}</code>): {} <b>Claims</b> (Ericsson Research, CloudCom 2017: at both limits, P2P boots 4× more VMs in about half the time with an error rate below one third): “4× more” counts as reproduced when P2P/standard successful VMs ≥ {}; “about half the time” when P2P/standard makespan ≤ {} (the mean-boot-time ratio is shown but does not decide); “below one third” when P2P/standard error rate &lt; {} strictly (a standard error rate of 0 cannot be beaten). <b>Verdicts:</b> a claim is <i>undetermined</i>, never reproduced, when either system's sweep ended at its limit (no level above the limit was run), when a run was host-bound, or when the scale check disagreed (scale check: {}). Times are model seconds.</p>\n",
         escape(&opts.limit.to_string()),
         escape(&opts.limit.definition()),
         short(t.vms_min_ratio),
@@ -309,7 +350,8 @@ fn definitions(opts: &ReportOptions) -> String {
             "1/3".to_string()
         } else {
             short(t.error_below_ratio)
-        }
+        },
+        opts.scale_check.label()
     )
 }
 

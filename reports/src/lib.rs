@@ -10,7 +10,7 @@
 //! | `index.html` | one self-contained page: verdict, headline, charts, tables, footer |
 //! | `summary.md` | the same tables in Markdown |
 //! | `summary.csv` | one row per system and level |
-//! | `headline.json` | limits, ratios and claims (only with one standard + one P2P run) |
+//! | `headline.json` | limits, ratios, evidence flags and claim verdicts (only with one standard + one P2P run) |
 //! | `*.svg` | every chart on its own |
 //!
 //! How the performance limit is chosen lives in [`limit`]; how the seed's
@@ -27,7 +27,10 @@ pub mod svg;
 pub mod tables;
 mod text;
 
-pub use headline::{Claim, ClaimThresholds, Headline, Ratio, RatioKind, Ratios, SystemAtLimit};
+pub use headline::{
+    Claim, ClaimThresholds, Evidence, Flag, Headline, Ratio, RatioKind, Ratios, ScaleCheck,
+    SystemAtLimit, SystemEvidence, Verdict,
+};
 pub use limit::LimitRule;
 
 /// How to build a report.
@@ -39,6 +42,9 @@ pub struct ReportOptions {
     pub title: Option<String>,
     /// When a seed claim counts as reproduced.
     pub claims: ClaimThresholds,
+    /// What `--check-scale` found, if it ran; a disagreement makes every
+    /// claim `undetermined`.
+    pub scale_check: ScaleCheck,
 }
 
 #[derive(Debug, thiserror::Error)]

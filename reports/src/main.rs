@@ -3,13 +3,14 @@
 //! ```text
 //! report render RESULTS.json… --out DIR [--limit RULE] [--title T]
 //! report compare --baseline standard.json --candidate p2p.json --out DIR [--limit RULE]
+//! (both: [--scale-check not-run|agree|disagree])
 //! ```
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use reports::{LimitRule, ReportOptions};
+use reports::{LimitRule, ReportOptions, ScaleCheck};
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +35,17 @@ struct Common {
     /// Page title.
     #[arg(long)]
     title: Option<String>,
+    /// What `testbed compare --check-scale` found for these runs; a
+    /// disagreement makes every claim undetermined.
+    #[arg(long, value_enum, default_value_t = ScaleCheckArg::NotRun)]
+    scale_check: ScaleCheckArg,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ScaleCheckArg {
+    NotRun,
+    Agree,
+    Disagree,
 }
 
 #[derive(Subcommand)]
@@ -61,6 +73,11 @@ fn options(c: &Common) -> ReportOptions {
     ReportOptions {
         limit: c.limit.clone(),
         title: c.title.clone(),
+        scale_check: match c.scale_check {
+            ScaleCheckArg::NotRun => ScaleCheck::NotRun,
+            ScaleCheckArg::Agree => ScaleCheck::Agree,
+            ScaleCheckArg::Disagree => ScaleCheck::Disagree,
+        },
         ..ReportOptions::default()
     }
 }

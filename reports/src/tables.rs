@@ -66,6 +66,18 @@ pub fn csv(prepared: &[Prepared<'_>]) -> String {
     out
 }
 
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+fn opt_yes_no(b: Option<bool>) -> &'static str {
+    b.map(yes_no).unwrap_or("not recorded")
+}
+
 fn md_cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
@@ -89,32 +101,60 @@ pub fn markdown(
     if let Some(h) = headline {
         out.push_str("## Headline\n\n");
         out.push_str(&format!("{}\n\n", md_cell(&h.verdict)));
-        out.push_str("| system | limit level | succeeded | makespan (s) | mean boot (s) | p95 boot (s) | error rate |\n");
-        out.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
+        out.push_str("| system | limit level | succeeded | makespan (s) | mean boot (s) | p95 boot (s) | error rate | what failed |\n");
+        out.push_str("|---|---:|---:|---:|---:|---:|---:|---|\n");
         for s in [&h.standard, &h.p2p] {
             out.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 md_cell(&s.label),
                 s.limit_level,
                 s.succeeded,
                 secs(s.makespan_s),
                 secs(s.mean_boot_s),
                 secs(s.p95_boot_s),
-                pct(s.error_rate)
+                pct(s.error_rate),
+                md_cell(
+                    &s.failures
+                        .iter()
+                        .map(|f| format!("{} × {}", f.count, f.category))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             ));
         }
-        out.push_str("\n| seed claim | criterion | measured (P2P/standard) | reproduced |\n");
+        out.push_str("\n| seed claim | criterion | measured (P2P/standard) | verdict |\n");
         out.push_str("|---|---|---|---|\n");
         for c in &h.claims {
+            let verdict = if c.flags.is_empty() {
+                c.verdict.label().to_string()
+            } else {
+                format!(
+                    "{} (criterion {}; {})",
+                    c.verdict.label(),
+                    if c.criterion_met { "met" } else { "not met" },
+                    crate::html::flag_list(&c.flags)
+                )
+            };
             out.push_str(&format!(
                 "| {} | {} | {} | {} |\n",
                 md_cell(&c.seed_claim),
                 md_cell(&c.criterion),
                 md_cell(&c.measured_text),
-                if c.reproduced { "yes" } else { "no" }
+                md_cell(&verdict)
             ));
         }
         out.push('\n');
+        if let Some(r) = h.evidence.reason() {
+            out.push_str(&format!("**Why undetermined:** {}\n\n", md_cell(&r)));
+        }
+        out.push_str(&format!(
+            "Evidence: standard past its limit: {}; P2P past its limit: {}; host-bound: standard {}, P2P {}; scale check: {}.\n\n",
+            yes_no(h.evidence.standard.past_limit),
+            yes_no(h.evidence.p2p.past_limit),
+            opt_yes_no(h.evidence.standard.host_bound),
+            opt_yes_no(h.evidence.p2p.host_bound),
+            h.evidence.scale_check.label()
+        ));
     } else {
         out.push_str(
             "_No headline: it needs exactly one standard and one P2P run (by `system.kind` or label)._\n\n",

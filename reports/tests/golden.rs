@@ -89,18 +89,30 @@ fn default_limit_and_ratios_match_hand_computed_values() {
     // Claims: 3.3 < 3.6 → not reproduced; 0.467 ≤ 0.6 → reproduced;
     // 0.025 < 1/3 → reproduced.
     let claims = headline["claims"].as_array().unwrap();
-    let got: Vec<(&str, bool)> = claims
+    let got: Vec<(&str, &str)> = claims
         .iter()
-        .map(|c| {
-            (
-                c["id"].as_str().unwrap(),
-                c["reproduced"].as_bool().unwrap(),
-            )
-        })
+        .map(|c| (c["id"].as_str().unwrap(), c["verdict"].as_str().unwrap()))
         .collect();
-    assert_eq!(got, [("vms", false), ("time", true), ("error_rate", true)]);
+    assert_eq!(
+        got,
+        [
+            ("vms", "not_reproduced"),
+            ("time", "reproduced"),
+            ("error_rate", "reproduced")
+        ]
+    );
+    // Both systems were taken past their limits, neither run is host-bound:
+    // nothing flags the comparison.
+    assert_eq!(headline["evidence"]["flags"], serde_json::json!([]));
+    assert_eq!(headline["evidence"]["standard"]["past_limit"], true);
+    assert_eq!(headline["evidence"]["p2p"]["past_limit"], true);
+    assert_eq!(headline["evidence"]["scale_check"], "not_run");
+    assert!(claims.iter().all(|c| c["flags"] == serde_json::json!([])));
+    assert!(claims.iter().all(|c| c.get("reason").is_none()));
     assert!(close(claims[0]["measured"].as_f64().unwrap(), 3.3));
     assert_eq!(headline["claims_reproduced"], 2);
+    assert_eq!(headline["claims_not_reproduced"], 1);
+    assert_eq!(headline["claims_undetermined"], 0);
     assert_eq!(headline["p2p_beat_standard"], true);
     assert_eq!(headline["limit_rule"], "most-successful");
 
@@ -110,8 +122,8 @@ fn default_limit_and_ratios_match_hand_computed_values() {
     assert_eq!(back.claims.len(), h.claims.len());
     for (a, b) in back.claims.iter().zip(&h.claims) {
         assert_eq!(
-            (&a.id, a.reproduced, &a.measured_text),
-            (&b.id, b.reproduced, &b.measured_text)
+            (&a.id, a.verdict, &a.measured_text),
+            (&b.id, b.verdict, &b.measured_text)
         );
     }
     assert_eq!(back.standard.limit_level, h.standard.limit_level);
@@ -160,9 +172,9 @@ fn summary_md_tables_match() {
     for line in [
         "| standard | 200 | 120 | 300.000 | 150.000 | 280.000 | 40.0% |",
         "| p2p | 400 | 396 | 140.000 | 60.000 | 115.000 | 1.0% |",
-        "| 4× more VMs | VMs P2P/standard ≥ 3.6 | 3.30× (396 vs 120) | no |",
-        "| about half the time | makespan P2P/standard ≤ 0.6 | 0.47× (140 s vs 300 s; mean boot 0.40×) | yes |",
-        "| error rate below one third | error rate P2P/standard < 1/3 | 0.025× (1.0% vs 40.0%) | yes |",
+        "| 4× more VMs | VMs P2P/standard ≥ 3.6 | 3.30× (396 vs 120) | not reproduced |",
+        "| about half the time | makespan P2P/standard ≤ 0.6 | 0.47× (140 s vs 300 s; mean boot 0.40×) | reproduced |",
+        "| error rate below one third | error rate P2P/standard < 1/3 | 0.025× (1.0% vs 40.0%) | reproduced |",
         "| **200** (limit) | 200 | 120 | 80 | 40.0% | 300.000 | 0.400 | 150.000 | 140.000 | 280.000 | 295.000 | 298.000 |",
         "| **400** (limit) | 400 | 396 | 4 | 1.0% | 140.000 | 2.829 | 60.000 | 55.000 | 115.000 | 130.000 | 138.000 |",
         "| 800 | 800 | 380 | 420 | 52.5% | 200.000 | 1.900 | 90.000 | 85.000 | 170.000 | 190.000 | 198.000 |",
@@ -189,7 +201,7 @@ fn max_throughput_gives_an_undefined_error_ratio() {
     assert!(close(h.ratios.makespan.value.unwrap(), 22.0 / 40.0));
     assert_eq!(h.ratios.error_rate.kind, RatioKind::Undefined);
     assert_eq!(h.ratios.error_rate.value, None);
-    let c: Vec<bool> = h.claims.iter().map(|c| c.reproduced).collect();
+    let c: Vec<bool> = h.claims.iter().map(|c| c.reproduced()).collect();
     assert_eq!(c, [false, true, false]);
     assert!(h.claims[2]
         .note
@@ -218,7 +230,7 @@ fn error_threshold_rule_and_an_infinite_ratio() {
     assert!(close(h.ratios.vms.value.unwrap(), 7.92));
     assert!(close(h.ratios.makespan.value.unwrap(), 3.5));
     assert_eq!(h.ratios.error_rate.kind, RatioKind::Infinite);
-    let c: Vec<bool> = h.claims.iter().map(|c| c.reproduced).collect();
+    let c: Vec<bool> = h.claims.iter().map(|c| c.reproduced()).collect();
     assert_eq!(c, [true, false, false]);
     assert!(
         !h.p2p_beat_standard,
@@ -418,7 +430,9 @@ fn a_system_never_saturated_is_flagged() {
     assert!(!read(dir.path(), "index.html").contains("not taken past its limit"));
 
     // Only levels 50 and 100: P2P boots all 100 at its largest level, so
-    // its "limit" is only a lower bound; standard already fails at 100.
+    // its "limit" is only a lower bound. Standard already fails at 100, but
+    // 100 is its largest level too: a larger burst might boot more (level
+    // 200 does: 120), so it is not past its limit either.
     let (mut s, mut p) = (s, p);
     s.levels.retain(|l| l.level <= 100);
     p.levels.retain(|l| l.level <= 100);
@@ -426,13 +440,15 @@ fn a_system_never_saturated_is_flagged() {
     reports::render(&[s, p], dir.path(), &ReportOptions::default()).unwrap();
     let html = read(dir.path(), "index.html");
     assert_eq!(
-        html.matches("not taken past its limit").count(),
-        1,
-        "only P2P"
+        html.matches("class=\"banner\">⚠ ").count(),
+        2,
+        "both systems"
     );
     assert!(html.contains(
-        "p2p: not taken past its limit: every boot of the largest level (100) succeeded"
+        "p2p: not taken past its limit: its limit is its largest level (100), where every boot succeeded"
     ));
+    assert!(html
+        .contains("standard: not taken past its limit: its limit is its largest level (100), so"));
     let md = read(dir.path(), "summary.md");
     assert!(md.contains("> **Warning:** p2p: not taken past its limit"));
 }

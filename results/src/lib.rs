@@ -79,7 +79,8 @@ pub struct SystemInfo {
     pub computes: Option<u32>,
     #[serde(default)]
     pub profile: Option<String>,
-    /// SHA-256 of the profile TOML, hex.
+    /// 64-bit FNV-1a hash of the effective profile's TOML, 16 hex digits
+    /// (`cp_model::Profile::hash`).
     #[serde(default)]
     pub profile_hash: Option<String>,
     /// Agent retry bound (P2P only).
@@ -87,6 +88,53 @@ pub struct SystemInfo {
     pub retries: Option<u32>,
     #[serde(default)]
     pub scenario: Option<String>,
+    /// The compute capacity deployed (written by the testbed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<Capacity>,
+}
+
+/// vCPUs, RAM and disk of one node or of a whole system.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Resources {
+    pub vcpus: u64,
+    pub ram_mb: u64,
+    pub disk_gb: u64,
+}
+
+/// The compute capacity of a system: what was deployed, and what the system
+/// itself reports through its API.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Capacity {
+    /// Deployments (OpenStack control planes): 1 for the monolith, one per
+    /// cloudlet for P2P. Every deployment has the same shape.
+    pub deployments: u32,
+    /// Compute nodes in each deployment.
+    pub nodes_per_deployment: u32,
+    /// One compute node as deployed (before allocation ratios).
+    pub node: Resources,
+    /// Where the node size comes from (e.g. the profile and its source).
+    #[serde(default)]
+    pub node_source: String,
+    /// Nodes of all deployments together.
+    pub total_nodes: u32,
+    /// Resources of all deployments together.
+    pub total: Resources,
+    /// As the system reports it (`GET /os-hypervisors/statistics` at an
+    /// entry point, after the testbed started); `None` when not asked.
+    #[serde(default)]
+    pub reported: Option<ReportedCapacity>,
+}
+
+/// `GET /os-hypervisors/statistics` as one entry point answered it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ReportedCapacity {
+    /// The auth URL of the entry point asked.
+    pub entry: String,
+    /// `count`: hypervisors (compute nodes) the system knows.
+    pub hypervisors: u64,
+    pub vcpus: u64,
+    pub memory_mb: u64,
+    pub local_gb: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -213,6 +261,139 @@ pub struct ErrorCount {
     pub outcome: Outcome,
     pub message: String,
     pub count: u32,
+}
+
+/// The mechanism behind failed requests, named from how they ended (see
+/// [`error_category`]). The root cause wins over the wrapper: an agent's
+/// `No valid host was found. Tried …: 504 …` is an API timeout.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCategory {
+    /// oslo.db pool exhausted: a checkout waited `pool_timeout` (`QueuePool limit … reached`).
+    DbPoolTimeout,
+    /// An RPC call waited past `rpc_response_timeout` (bus, scheduler or conductor queue).
+    MessagingTimeout,
+    /// The API did not answer within the load balancer's timeout (504).
+    ApiTimeout,
+    /// The API refused the call: backlog full or unavailable (503).
+    ApiUnavailable,
+    /// `network-vif-plugged` never came within `vif_plugging_timeout`, or the port failed.
+    VifPlugging,
+    /// Claims failed on every host tried: `max_attempts` reached.
+    NoValidHostRetries,
+    /// No host passed the filters (capacity exhausted, hosts down).
+    NoValidHost,
+    /// The compute host was lost.
+    HostLost,
+    /// A project quota.
+    Quota,
+    /// The client's poll timeout passed before the boot ended.
+    ClientTimeout,
+    /// No HTTP answer at all.
+    Transport,
+    /// Open model: the start was dropped.
+    Dropped,
+    /// A fault injected on purpose.
+    Injected,
+    Other,
+}
+
+impl ErrorCategory {
+    pub fn label(self) -> &'static str {
+        match self {
+            ErrorCategory::DbPoolTimeout => "db_pool_timeout",
+            ErrorCategory::MessagingTimeout => "messaging_timeout",
+            ErrorCategory::ApiTimeout => "api_timeout",
+            ErrorCategory::ApiUnavailable => "api_unavailable",
+            ErrorCategory::VifPlugging => "vif_plugging",
+            ErrorCategory::NoValidHostRetries => "no_valid_host_retries",
+            ErrorCategory::NoValidHost => "no_valid_host",
+            ErrorCategory::HostLost => "host_lost",
+            ErrorCategory::Quota => "quota",
+            ErrorCategory::ClientTimeout => "client_timeout",
+            ErrorCategory::Transport => "transport",
+            ErrorCategory::Dropped => "dropped",
+            ErrorCategory::Injected => "injected",
+            ErrorCategory::Other => "other",
+        }
+    }
+
+    /// The mechanism, in words, for reports.
+    pub fn mechanism(self) -> &'static str {
+        match self {
+            ErrorCategory::DbPoolTimeout => {
+                "database connection pool exhausted (oslo.db pool timeout)"
+            }
+            ErrorCategory::MessagingTimeout => {
+                "RPC call timed out (message bus, scheduler or conductor queue)"
+            }
+            ErrorCategory::ApiTimeout => "API workers saturated (504 at the API timeout)",
+            ErrorCategory::ApiUnavailable => {
+                "API refused the call (503: backlog full or unavailable)"
+            }
+            ErrorCategory::VifPlugging => "networking: VIF plugging timed out or the port failed",
+            ErrorCategory::NoValidHostRetries => "claims failed on every host tried (max_attempts)",
+            ErrorCategory::NoValidHost => "no valid host (capacity exhausted or hosts down)",
+            ErrorCategory::HostLost => "compute host lost",
+            ErrorCategory::Quota => "project quota",
+            ErrorCategory::ClientTimeout => "client poll timeout (boot not finished in time)",
+            ErrorCategory::Transport => "no HTTP answer (connection refused or reset)",
+            ErrorCategory::Dropped => "start dropped by the load generator",
+            ErrorCategory::Injected => "injected fault",
+            ErrorCategory::Other => "other",
+        }
+    }
+}
+
+/// The category of a failed request from its outcome and message.
+pub fn error_category(outcome: Outcome, message: &str) -> ErrorCategory {
+    let m = message;
+    match outcome {
+        Outcome::Timeout => return ErrorCategory::ClientTimeout,
+        Outcome::TransportError if !m.contains("QueuePool") => return ErrorCategory::Transport,
+        Outcome::Dropped => return ErrorCategory::Dropped,
+        _ => {}
+    }
+    let status = |code: &str| {
+        m.starts_with(code)
+            || m.contains(&format!(": {code} "))
+            || m.contains(&format!("HTTP {code}"))
+    };
+    if m.contains("QueuePool limit") {
+        ErrorCategory::DbPoolTimeout
+    } else if m.contains("MessagingTimeout") {
+        ErrorCategory::MessagingTimeout
+    } else if status("504") || m.contains("Gateway Timeout") {
+        ErrorCategory::ApiTimeout
+    } else if status("503") || m.contains("Service Unavailable") {
+        ErrorCategory::ApiUnavailable
+    } else if m.contains("Failed to allocate the network") {
+        ErrorCategory::VifPlugging
+    } else if m.contains("Compute host") && m.contains("lost") {
+        ErrorCategory::HostLost
+    } else if m.contains("Exceeded maximum number of retries") {
+        ErrorCategory::NoValidHostRetries
+    } else if m.contains("No valid host") {
+        ErrorCategory::NoValidHost
+    } else if m.contains("Quota exceeded") {
+        ErrorCategory::Quota
+    } else if m.contains("Injected fault") {
+        ErrorCategory::Injected
+    } else {
+        ErrorCategory::Other
+    }
+}
+
+impl LevelResult {
+    /// Failed requests per [`ErrorCategory`], from `errors`.
+    pub fn error_categories(&self) -> BTreeMap<ErrorCategory, u32> {
+        let mut out = BTreeMap::new();
+        for e in &self.errors {
+            *out.entry(error_category(e.outcome, &e.message))
+                .or_insert(0) += e.count;
+        }
+        out
+    }
 }
 
 /// What the post-level audit found.
@@ -378,6 +559,28 @@ mod tests {
         let back = sum.histogram().unwrap();
         assert_eq!(back.len(), 5);
         assert_eq!(back.max(), h.max());
+    }
+
+    #[test]
+    fn error_categories_name_the_root_cause() {
+        use ErrorCategory as C;
+        let cases = [
+            (Outcome::ApiError, "500 Unexpected API Error. <class 'sqlalchemy.exc.TimeoutError'>: QueuePool limit of size 5 overflow 50 reached, connection timed out, timeout 30", C::DbPoolTimeout),
+            (Outcome::ErrorState, "QueuePool limit of size 5 overflow 50 reached, connection timed out, timeout 30", C::DbPoolTimeout),
+            (Outcome::ErrorState, "MessagingTimeout: Timed out waiting for a reply to message ID <id>", C::MessagingTimeout),
+            (Outcome::ApiError, "504 Gateway Timeout: the compute API did not answer in time", C::ApiTimeout),
+            (Outcome::ApiError, "503 Service Unavailable: API backlog is full", C::ApiUnavailable),
+            (Outcome::ErrorState, "No valid host was found. There are not enough hosts available.", C::NoValidHost),
+            (Outcome::ErrorState, "No valid host was found. Exceeded maximum number of retries.", C::NoValidHostRetries),
+            (Outcome::ErrorState, "No valid host was found. Last: MessagingTimeout: Timed out; then x", C::MessagingTimeout),
+            (Outcome::ErrorState, "Build of instance 3 aborted: Failed to allocate the network(s), not rescheduling.", C::VifPlugging),
+            (Outcome::Timeout, "not final after 300 s", C::ClientTimeout),
+            (Outcome::TransportError, "connection refused", C::Transport),
+            (Outcome::ErrorState, "something else", C::Other),
+        ];
+        for (o, m, want) in cases {
+            assert_eq!(error_category(o, m), want, "{m}");
+        }
     }
 
     #[test]
