@@ -19,12 +19,9 @@ const TINY: Resources = Resources {
     disk_gb: 1,
 };
 
-/// Assumed compute node of 2017 (not published): 24 vCPU, 128 GiB, 1 TB,
-/// nova's default allocation ratios 16 / 1.5 / 1.0 → 384 m1.tiny per node.
-fn nodes(k: usize) -> Vec<NodeSpec> {
-    (0..k)
-        .map(|i| NodeSpec::with_default_ratios(format!("compute-{i}"), 24, 131_072, 1000))
-        .collect()
+/// The profile's compute node (`[hardware]`).
+fn nodes(profile: &Profile, k: usize) -> Vec<NodeSpec> {
+    cp_model::calibration::nodes(profile, k)
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
@@ -77,7 +74,29 @@ fn main() -> Result<(), Box<dyn Error>> {
         profile.name,
         profile.hash()
     );
-    println!("node: 24 vCPU, 128 GiB, 1 TB, ratios 16/1.5/1.0; flavor m1.tiny");
+    let h = &profile.hardware;
+    println!(
+        "node: {} vCPU, {} GiB, {} GB, ratios {}/{}/{} ({}); flavor m1.tiny",
+        h.compute_vcpus,
+        h.compute_ram_mb / 1024,
+        h.compute_disk_gb,
+        h.cpu_allocation_ratio,
+        h.ram_allocation_ratio,
+        h.disk_allocation_ratio,
+        h.source
+    );
+    println!();
+
+    println!("## Calibration check: published points and their stated tolerances");
+    println!();
+    let rows = cp_model::calibration::check(&profile, seed)?;
+    print!("{}", cp_model::calibration::markdown(&rows));
+    println!();
+    println!(
+        "{} of {} points within tolerance.",
+        rows.iter().filter(|r| r.holds()).count(),
+        rows.len()
+    );
     println!();
 
     let plain = SimOptions::default();
@@ -119,7 +138,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             delete_after: false,
         };
         for (label, opts) in [("ACTIVE", &plain), ("Rally poll", &rally)] {
-            let r = simulate_with(profile.clone(), nodes(k), seed, &w, opts)?;
+            let r = simulate_with(profile.clone(), nodes(&profile, k), seed, &w, opts)?;
             let mut ok: Vec<f64> = r
                 .outcomes
                 .iter()
@@ -143,7 +162,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         flavor: TINY,
         delete_after: true,
     };
-    let r = simulate_with(profile.clone(), nodes(17), seed, &w, &rally)?;
+    let r = simulate_with(profile.clone(), nodes(&profile, 17), seed, &w, &rally)?;
     let mut both: Vec<f64> = r
         .outcomes
         .iter()
@@ -179,7 +198,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         for k in [1usize, 16, 64, 256, 1000] {
             for c in [16u32, 64, 256, 1024, 4096] {
                 let w = Workload::Burst { boots: c, flavor: TINY };
-                let r = simulate_with(profile.clone(), nodes(k), seed, &w, opts)?;
+                let r = simulate_with(profile.clone(), nodes(&profile, k), seed, &w, opts)?;
                 let s = r.summary();
                 let reasons: BTreeMap<&String, &usize> = s.errors_by_reason.iter().collect();
                 let reasons = if reasons.is_empty() {
@@ -206,19 +225,27 @@ fn main() -> Result<(), Box<dyn Error>> {
         println!();
     }
 
-    println!("## D. Idle background load offered by K computes (workers' worth of work)");
+    println!(
+        "## D. Idle background load offered by K computes (workers' worth of work, bus messages)"
+    );
     println!();
-    println!("| K | conductor workers busy | neutron-server workers busy |");
-    println!("|---|---|---|");
+    println!("| K | conductor workers busy | neutron-server workers busy | bus messages/s (of capacity) | broker connections (refused computes) |");
+    println!("|---|---|---|---|---|");
     for k in [1usize, 16, 64, 256, 1000, 4000] {
-        let e = cp_model::Engine::new(profile.clone(), nodes(k), seed)?;
-        let b = e.stats().background;
+        let e = cp_model::Engine::new(profile.clone(), nodes(&profile, k), seed)?;
+        let st = e.stats();
+        let b = st.background;
         println!(
-            "| {k} | {:.3} of {} | {:.3} of {} |",
+            "| {k} | {:.3} of {} | {:.3} of {} | {:.0} of {:.0} | {} of {} ({}) |",
             b.offered_conductor_workers,
             profile.conductor.workers,
             b.offered_networking_workers,
-            profile.networking.workers
+            profile.networking.workers,
+            st.bus.offered_background_messages_per_s,
+            st.bus.messages_per_s,
+            st.bus.connections,
+            st.bus.max_connections,
+            st.bus.computes_refused
         );
     }
     Ok(())

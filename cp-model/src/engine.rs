@@ -10,13 +10,15 @@ use rand_distr::{Distribution, LogNormal, StandardNormal};
 
 use crate::error::ModelError;
 use crate::faults::{
-    CompiledFaults, FaultReason, FaultSet, Window, NO_VALID_HOST, NO_VALID_HOST_RETRIES, VIF_FAILED,
+    CompiledFaults, FaultReason, FaultSet, Window, DB_POOL_TIMEOUT, NO_VALID_HOST,
+    NO_VALID_HOST_RETRIES, VIF_FAILED,
 };
 use crate::profile::Profile;
+use crate::stages::admission::Admission;
 use crate::stages::node::{ImageCache, Node};
 use crate::stages::scheduler::{self, HostView};
 use crate::stages::station::{JobId, Station};
-use crate::stats::{ApiStats, BackgroundStats, BootStats, ComputeStats, Stats};
+use crate::stats::{ApiStats, BackgroundStats, BootStats, BusStats, ComputeStats, Stats};
 use crate::types::{
     ApiKind, Effect, Input, InstanceId, ModelTime, NodeSpec, NodeUsage, RequestId, Resources,
     TaskState,
@@ -29,9 +31,29 @@ enum Stage {
     Conductor = 1,
     Scheduler = 2,
     Networking = 3,
+    /// The message bus (one broker): no threads or DB, one forwarding queue.
+    Bus = 4,
 }
 
-const STAGE_NAMES: [&str; 4] = ["api", "conductor", "scheduler", "networking"];
+const STAGE_NAMES: [&str; 5] = ["api", "conductor", "scheduler", "networking", "bus"];
+
+/// Where an RPC message goes once the bus has forwarded it.
+#[derive(Clone, Debug)]
+enum Hop {
+    /// A job of a controller station; a call keeps its absolute deadline.
+    Station {
+        stage: Stage,
+        kind: JobKind,
+        base_s: f64,
+        deadline: Option<ModelTime>,
+    },
+    /// `build_and_run_instance` reaching a compute node.
+    Node {
+        inst: InstanceId,
+        gen: u32,
+        node: usize,
+    },
+}
 
 /// What a station job is for; decides what happens when it completes.
 #[derive(Clone, Debug)]
@@ -82,14 +104,33 @@ enum JobKind {
     AgentReport {
         node: usize,
     },
+    /// Messages in the broker on their way to `hop`.
+    Bus {
+        hop: Box<Hop>,
+    },
 }
 
 impl JobKind {
     fn background(&self) -> bool {
-        matches!(
-            self,
-            JobKind::Report { .. } | JobKind::Tracker { .. } | JobKind::AgentReport { .. }
-        )
+        match self {
+            JobKind::Report { .. } | JobKind::Tracker { .. } | JobKind::AgentReport { .. } => true,
+            JobKind::Bus { hop } => match hop.as_ref() {
+                Hop::Station { kind, .. } => kind.background(),
+                Hop::Node { .. } => false,
+            },
+            _ => false,
+        }
+    }
+
+    /// The job the caller waits for (through the bus when in transit).
+    fn target(&self) -> &JobKind {
+        match self {
+            JobKind::Bus { hop } => match hop.as_ref() {
+                Hop::Station { kind, .. } => kind,
+                Hop::Node { .. } => self,
+            },
+            _ => self,
+        }
     }
 }
 
@@ -102,6 +143,9 @@ struct Job {
     worker: Option<u32>,
     abandoned: bool,
     done: bool,
+    holds_thread: bool,
+    holds_conn: bool,
+    waiting_conn: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -109,6 +153,7 @@ enum Ev {
     Input(Input),
     StageDone { job: JobId },
     JobTimeout { job: JobId },
+    PoolTimeout { job: JobId },
     Kick,
     ImageReady { node: usize },
     SpawnDone { inst: InstanceId, gen: u32 },
@@ -185,7 +230,8 @@ pub struct Engine {
     seq: u64,
     heap: BinaryHeap<Scheduled>,
     out: Vec<(ModelTime, Effect)>,
-    stations: [Station; 4],
+    stations: [Station; 5],
+    admission: [Admission; 4],
     jobs: HashMap<JobId, Job>,
     next_job: JobId,
     nodes: Vec<Node>,
@@ -195,6 +241,7 @@ pub struct Engine {
     boots: BootStats,
     api: ApiStats,
     background: BackgroundStats,
+    bus: BusStats,
     spawns_started: u64,
     image_downloads: u64,
     active_time_total: f64,
@@ -230,6 +277,15 @@ impl Engine {
             Station::new(profile.conductor.workers),
             Station::new(profile.scheduler.workers),
             Station::new(profile.networking.workers),
+            Station::new(1),
+        ];
+        let conns = profile.db.per_worker();
+        let t = &profile.threads;
+        let admission = [
+            Admission::new(profile.api.workers, t.api, conns),
+            Admission::new(profile.conductor.workers, t.conductor, conns),
+            Admission::new(profile.scheduler.workers, t.scheduler, conns),
+            Admission::new(profile.networking.workers, t.networking, conns),
         ];
         let views =
             vec![vec![HostView::default(); nodes.len()]; profile.scheduler.workers as usize];
@@ -243,6 +299,7 @@ impl Engine {
             heap: BinaryHeap::new(),
             out: Vec::new(),
             stations,
+            admission,
             jobs: HashMap::new(),
             next_job: 0,
             nodes: nodes.into_iter().map(Node::new).collect(),
@@ -252,11 +309,32 @@ impl Engine {
             boots: BootStats::default(),
             api: ApiStats::default(),
             background: BackgroundStats::default(),
+            bus: BusStats::default(),
             spawns_started: 0,
             image_downloads: 0,
             active_time_total: 0.0,
             invalid_inputs: 0,
         };
+        // Broker connections: nodes past the broker's limit are refused,
+        // never report and are never chosen (they show as down).
+        let b = engine.profile.bus.clone();
+        let room = u64::from(b.max_connections).saturating_sub(u64::from(b.controller_connections));
+        let per = u64::from(b.connections_per_compute);
+        let connectable = room.checked_div(per).map_or(engine.nodes.len(), |c| {
+            usize::try_from(c).unwrap_or(usize::MAX)
+        });
+        engine.bus.connections =
+            u64::from(b.controller_connections).min(u64::from(b.max_connections));
+        for (i, n) in engine.nodes.iter_mut().enumerate() {
+            if i < connectable {
+                engine.bus.connections += per;
+            } else {
+                n.up = false;
+                n.last_report = f64::NEG_INFINITY;
+                engine.bus.computes_refused += 1;
+                engine.bus.connections_refused += per;
+            }
+        }
         let bg = engine.profile.background.clone();
         for node in 0..engine.nodes.len() {
             let r = engine.rng.gen::<f64>();
@@ -381,12 +459,37 @@ impl Engine {
         } else {
             0.0
         };
+        for (i, a) in self.admission.iter().enumerate() {
+            if let Some(st) = stages.get_mut(STAGE_NAMES[i]) {
+                st.threads = a.threads;
+                st.threads_in_use = a.threads_used;
+                st.thread_queue_len = a.thread_wait.len() as u64;
+                st.max_thread_queue_len = a.max_thread_wait;
+                st.db_connections = a.conns;
+                st.db_connections_in_use = a.conns_used;
+                st.max_db_connections_in_use = a.max_conns_used;
+                st.db_waiting = a.conn_waiting;
+                st.max_db_waiting = a.max_conn_waiting;
+                st.db_pool_timeouts = a.pool_timeouts;
+            }
+        }
+        let b = &self.profile.bus;
+        let bus = BusStats {
+            messages_per_s: b.messages_per_s,
+            max_connections: u64::from(b.max_connections),
+            offered_background_messages_per_s: n
+                * (f64::from(b.report_msgs) / bg.report_interval_s
+                    + f64::from(b.tracker_msgs) / bg.resource_tracker_interval_s
+                    + f64::from(b.agent_report_msgs) / bg.agent_report_interval_s),
+            ..self.bus.clone()
+        };
         Stats {
             now: self.now,
             profile: self.profile.name.clone(),
             profile_hash: self.profile_hash.clone(),
             seed: self.seed,
             stages,
+            bus,
             api: self.api.clone(),
             boots,
             compute: ComputeStats {
@@ -457,16 +560,36 @@ impl Engine {
         base_s: f64,
         timeout_s: Option<f64>,
     ) -> JobId {
-        let extra = {
-            let l = &self.faults.set.extra_latency;
-            match stage {
-                Stage::Api => l.api_s,
-                Stage::Conductor => l.conductor_s,
-                Stage::Scheduler => l.scheduler_s,
-                Stage::Networking => l.networking_s,
-            }
+        self.enqueue_job(stage, kind, base_s, timeout_s, false)
+    }
+
+    /// A new job of `stage`: through the service's threads and DB pool (the
+    /// bus has neither), then its FIFO queue. `abandoned` jobs run but their
+    /// result is discarded (the caller already gave up).
+    fn enqueue_job(
+        &mut self,
+        stage: Stage,
+        kind: JobKind,
+        base_s: f64,
+        timeout_s: Option<f64>,
+        abandoned: bool,
+    ) -> JobId {
+        let service_s = if stage == Stage::Bus {
+            // The broker forwards at a fixed rate: no variability, no RNG draw.
+            base_s
+        } else {
+            let extra = {
+                let l = &self.faults.set.extra_latency;
+                match stage {
+                    Stage::Api => l.api_s,
+                    Stage::Conductor => l.conductor_s,
+                    Stage::Scheduler => l.scheduler_s,
+                    Stage::Networking => l.networking_s,
+                    Stage::Bus => 0.0,
+                }
+            };
+            base_s * self.jitter() + extra
         };
-        let service_s = base_s * self.jitter() + extra;
         let id = self.next_job;
         self.next_job += 1;
         self.jobs.insert(
@@ -477,16 +600,142 @@ impl Engine {
                 enqueued_at: self.now,
                 service_s,
                 worker: None,
-                abandoned: false,
+                abandoned,
                 done: false,
+                holds_thread: false,
+                holds_conn: false,
+                waiting_conn: false,
             },
         );
-        self.stations[stage as usize].enqueue(self.now, id);
         if let Some(t) = timeout_s {
             self.push(self.now + t, Ev::JobTimeout { job: id });
         }
-        self.try_start(stage);
+        if stage == Stage::Bus {
+            self.stations[stage as usize].enqueue(self.now, id);
+            self.try_start(stage);
+        } else if self.admission[stage as usize].take_thread(id) {
+            if let Some(j) = self.jobs.get_mut(&id) {
+                j.holds_thread = true;
+            }
+            self.checkout(stage, id);
+        }
         id
+    }
+
+    /// Check out a DB connection for job `id` (which holds a thread), or
+    /// wait for one until the pool timeout.
+    fn checkout(&mut self, stage: Stage, id: JobId) {
+        let i = stage as usize;
+        if self.admission[i].take_conn(id) {
+            if let Some(j) = self.jobs.get_mut(&id) {
+                j.holds_conn = true;
+            }
+            self.stations[i].enqueue(self.now, id);
+            self.try_start(stage);
+        } else {
+            if let Some(j) = self.jobs.get_mut(&id) {
+                j.waiting_conn = true;
+            }
+            let t = self.profile.db.pool_timeout_s;
+            self.push(self.now + t, Ev::PoolTimeout { job: id });
+        }
+    }
+
+    /// A job left `stage` (served or failed): its connection goes to the
+    /// first job waiting for one, its thread to the first job waiting for one.
+    fn release_admission(&mut self, stage: Stage, holds_conn: bool, holds_thread: bool) {
+        if stage == Stage::Bus {
+            return;
+        }
+        let i = stage as usize;
+        if holds_conn {
+            let mut handed = false;
+            while let Some(next) = self.admission[i].conn_wait.pop_front() {
+                let Some(j) = self.jobs.get_mut(&next) else {
+                    continue;
+                };
+                if !j.waiting_conn {
+                    continue;
+                }
+                j.waiting_conn = false;
+                j.holds_conn = true;
+                self.admission[i].conn_waiting = self.admission[i].conn_waiting.saturating_sub(1);
+                self.stations[i].enqueue(self.now, next);
+                handed = true;
+                break;
+            }
+            if !handed {
+                self.admission[i].conns_used = self.admission[i].conns_used.saturating_sub(1);
+            }
+        }
+        if holds_thread {
+            let mut handed = None;
+            while let Some(next) = self.admission[i].thread_wait.pop_front() {
+                if let Some(j) = self.jobs.get_mut(&next) {
+                    j.holds_thread = true;
+                    handed = Some(next);
+                    break;
+                }
+            }
+            match handed {
+                Some(next) => self.checkout(stage, next),
+                None => {
+                    self.admission[i].threads_used =
+                        self.admission[i].threads_used.saturating_sub(1);
+                }
+            }
+        }
+    }
+
+    /// `msgs` RPC messages through the broker, then `hop`. Without a bus
+    /// (`messages_per_s` 0) or without messages, `hop` happens at once.
+    fn send(&mut self, msgs: u32, hop: Hop) {
+        let rate = self.profile.bus.messages_per_s;
+        if rate <= 0.0 || msgs == 0 {
+            self.deliver(hop, false);
+            return;
+        }
+        self.bus.messages += u64::from(msgs);
+        let timeout = match &hop {
+            Hop::Station { deadline, .. } => deadline.map(|d| (d - self.now).max(0.0)),
+            Hop::Node { .. } => None,
+        };
+        self.enqueue_job(
+            Stage::Bus,
+            JobKind::Bus { hop: Box::new(hop) },
+            f64::from(msgs) / rate,
+            timeout,
+            false,
+        );
+    }
+
+    /// The broker has forwarded the messages of `hop`.
+    fn deliver(&mut self, hop: Hop, abandoned: bool) {
+        match hop {
+            Hop::Station {
+                stage,
+                kind,
+                base_s,
+                deadline,
+            } => {
+                let timeout = if abandoned {
+                    None
+                } else {
+                    deadline.map(|d| (d - self.now).max(0.0))
+                };
+                self.enqueue_job(stage, kind, base_s, timeout, abandoned);
+            }
+            Hop::Node { inst, gen, node } => self.on_cast_arrived(inst, gen, node),
+        }
+    }
+
+    /// Nova's error when a checkout waited `pool_timeout_s`.
+    fn db_pool_fault(&self) -> String {
+        let d = &self.profile.db;
+        format!(
+            "{DB_POOL_TIMEOUT} of size {} overflow {} reached, connection timed out, timeout {}",
+            d.pool_size, d.max_overflow, d.pool_timeout_s
+        )
     }
 
     fn frozen(&self) -> Option<Window> {
@@ -525,6 +774,7 @@ impl Engine {
             Stage::Conductor,
             Stage::Scheduler,
             Stage::Networking,
+            Stage::Bus,
         ] {
             self.try_start(s);
         }
@@ -537,6 +787,7 @@ impl Engine {
             Ev::Input(input) => self.on_input(input),
             Ev::StageDone { job } => self.on_stage_done(job),
             Ev::JobTimeout { job } => self.on_job_timeout(job),
+            Ev::PoolTimeout { job } => self.on_pool_timeout(job),
             Ev::Kick => self.try_start_all(),
             Ev::ImageReady { node } => self.on_image_ready(node),
             Ev::SpawnDone { inst, gen } => {
@@ -548,7 +799,16 @@ impl Engine {
             Ev::AgentSeen { inst, gen } => {
                 if self.live(inst, gen).is_some() {
                     let s = self.profile.networking.device_up_s;
-                    self.enqueue(Stage::Networking, JobKind::DeviceUp { inst, gen }, s, None);
+                    let msgs = self.profile.bus.vif_msgs;
+                    self.send(
+                        msgs,
+                        Hop::Station {
+                            stage: Stage::Networking,
+                            kind: JobKind::DeviceUp { inst, gen },
+                            base_s: s,
+                            deadline: None,
+                        },
+                    );
                 }
             }
             Ev::VifTimeout { inst, gen } => self.on_vif_timeout(inst, gen),
@@ -635,7 +895,8 @@ impl Engine {
             return;
         }
         let api = &self.profile.api;
-        if self.stations[Stage::Api as usize].queue.len() >= api.backlog as usize {
+        // The socket backlog: calls no worker thread has accepted yet.
+        if self.admission[Stage::Api as usize].thread_wait.len() >= api.backlog as usize {
             self.api.rejected_backlog_503 += 1;
             self.emit(Effect::ApiRejected {
                 req,
@@ -691,11 +952,15 @@ impl Engine {
             task_state: TaskState::Scheduling,
         });
         let s = self.profile.conductor.build_s;
-        self.enqueue(
-            Stage::Conductor,
-            JobKind::Build { inst: id, gen: 0 },
-            s,
-            None,
+        let msgs = self.profile.bus.build_msgs;
+        self.send(
+            msgs,
+            Hop::Station {
+                stage: Stage::Conductor,
+                kind: JobKind::Build { inst: id, gen: 0 },
+                base_s: s,
+                deadline: None,
+            },
         );
     }
 
@@ -712,9 +977,88 @@ impl Engine {
         job.done = true;
         let worker = job.worker.unwrap_or(0);
         self.stations[job.stage as usize].finish(worker, job.abandoned);
+        self.release_admission(job.stage, job.holds_conn, job.holds_thread);
         let abandoned = job.abandoned;
         self.dispatch_done(job.kind, worker, abandoned);
         self.try_start(job.stage);
+    }
+
+    /// A job waited `pool_timeout_s` for a DB connection: it fails
+    /// (`QueuePool limit … reached`), and so does what it was for.
+    fn on_pool_timeout(&mut self, id: JobId) {
+        if let Some(w) = self.frozen() {
+            self.push(
+                w.end_s + (self.now - w.start_s),
+                Ev::PoolTimeout { job: id },
+            );
+            return;
+        }
+        if !self.jobs.get(&id).is_some_and(|j| j.waiting_conn) {
+            return;
+        }
+        let Some(job) = self.jobs.remove(&id) else {
+            return;
+        };
+        let i = job.stage as usize;
+        if let Some(a) = self.admission.get_mut(i) {
+            a.conn_waiting = a.conn_waiting.saturating_sub(1);
+            a.pool_timeouts += 1;
+        }
+        self.release_admission(job.stage, false, job.holds_thread);
+        self.try_start(job.stage);
+        let fault = self.db_pool_fault();
+        let abandoned = job.abandoned;
+        match job.kind {
+            JobKind::Api { req } => {
+                if !abandoned {
+                    self.api.rejected_db_pool_500 += 1;
+                    self.emit(Effect::ApiRejected {
+                        req,
+                        status: 500,
+                        message: format!(
+                            "Unexpected API Error. <class 'sqlalchemy.exc.TimeoutError'>: {fault}"
+                        ),
+                    });
+                }
+            }
+            JobKind::Build { inst, gen } | JobKind::Cast { inst, gen, .. } => {
+                if self.live(inst, gen).is_some() {
+                    self.fail_build(inst, fault);
+                }
+            }
+            JobKind::Schedule { inst, gen } | JobKind::Complete { inst, gen } => {
+                if !abandoned && self.live(inst, gen).is_some() {
+                    self.fail_build(inst, fault);
+                }
+            }
+            JobKind::PortCreate { inst, gen } => {
+                if self.live(inst, gen).is_some() {
+                    self.fail_build(inst, format!("Build of instance {inst} aborted: {fault}"));
+                }
+            }
+            // The device-up never reaches nova: the VIF timeout decides.
+            JobKind::DeviceUp { .. } => {}
+            // Deletes are not failed here (their retries are not modelled).
+            kind @ (JobKind::PortDelete { .. } | JobKind::DeleteRecord { .. }) => {
+                self.dispatch_done(kind, 0, abandoned);
+            }
+            JobKind::Report { node } => {
+                if let Some(n) = self.nodes.get_mut(node) {
+                    n.report_outstanding = false;
+                }
+            }
+            JobKind::Tracker { node, .. } => {
+                if let Some(n) = self.nodes.get_mut(node) {
+                    n.tracker_outstanding = false;
+                }
+            }
+            JobKind::AgentReport { node } => {
+                if let Some(n) = self.nodes.get_mut(node) {
+                    n.agent_outstanding = false;
+                }
+            }
+            JobKind::Bus { .. } => {}
+        }
     }
 
     fn dispatch_done(&mut self, kind: JobKind, worker: u32, abandoned: bool) {
@@ -731,7 +1075,11 @@ impl Engine {
                     self.on_schedule_done(inst, gen, worker);
                 }
             }
-            JobKind::Cast { inst, gen, node } => self.on_cast_done(inst, gen, node),
+            JobKind::Cast { inst, gen, node } => {
+                let msgs = self.profile.bus.compute_cast_msgs;
+                self.send(msgs, Hop::Node { inst, gen, node });
+            }
+            JobKind::Bus { hop } => self.deliver(*hop, abandoned),
             JobKind::PortCreate { inst, gen } => self.on_port_created(inst, gen),
             JobKind::DeviceUp { inst, gen } => {
                 if let Some(i) = self.live(inst, gen) {
@@ -747,11 +1095,15 @@ impl Engine {
             JobKind::PortDelete { inst, gen } => {
                 if self.live(inst, gen).is_some() {
                     let s = self.profile.conductor.delete_s;
-                    self.enqueue(
-                        Stage::Conductor,
-                        JobKind::DeleteRecord { inst, gen },
-                        s,
-                        None,
+                    let msgs = self.profile.bus.delete_msgs;
+                    self.send(
+                        msgs,
+                        Hop::Station {
+                            stage: Stage::Conductor,
+                            kind: JobKind::DeleteRecord { inst, gen },
+                            base_s: s,
+                            deadline: None,
+                        },
                     );
                 }
             }
@@ -794,7 +1146,7 @@ impl Engine {
             return;
         }
         job.abandoned = true;
-        match job.kind.clone() {
+        match job.kind.target().clone() {
             JobKind::Api { req } => {
                 self.api.rejected_timeout_504 += 1;
                 self.emit(Effect::ApiRejected {
@@ -840,11 +1192,15 @@ impl Engine {
         let s =
             self.profile.scheduler.base_s + self.profile.scheduler.per_host_s * considered as f64;
         let timeout = self.profile.conductor.rpc_response_timeout_s;
-        self.enqueue(
-            Stage::Scheduler,
-            JobKind::Schedule { inst, gen },
-            s,
-            Some(timeout),
+        let msgs = self.profile.bus.schedule_msgs;
+        self.send(
+            msgs,
+            Hop::Station {
+                stage: Stage::Scheduler,
+                kind: JobKind::Schedule { inst, gen },
+                base_s: s,
+                deadline: Some(self.now + timeout),
+            },
         );
     }
 
@@ -892,7 +1248,8 @@ impl Engine {
         self.enqueue(Stage::Conductor, JobKind::Cast { inst, gen, node }, s, None);
     }
 
-    fn on_cast_done(&mut self, inst: InstanceId, gen: u32, node: usize) {
+    /// `build_and_run_instance` reached the compute: queue for a build slot.
+    fn on_cast_arrived(&mut self, inst: InstanceId, gen: u32, node: usize) {
         let up = self.nodes.get(node).is_some_and(|n| n.up);
         let Some(i) = self.live(inst, gen) else {
             return;
@@ -971,7 +1328,16 @@ impl Engine {
                     None => continue,
                 };
                 let s = self.profile.conductor.build_s;
-                self.enqueue(Stage::Conductor, JobKind::Build { inst, gen }, s, None);
+                let msgs = self.profile.bus.build_msgs;
+                self.send(
+                    msgs,
+                    Hop::Station {
+                        stage: Stage::Conductor,
+                        kind: JobKind::Build { inst, gen },
+                        base_s: s,
+                        deadline: None,
+                    },
+                );
             }
         }
     }
@@ -1068,11 +1434,15 @@ impl Engine {
         }
         let s = self.profile.conductor.complete_s;
         let timeout = self.profile.conductor.rpc_response_timeout_s;
-        self.enqueue(
-            Stage::Conductor,
-            JobKind::Complete { inst, gen },
-            s,
-            Some(timeout),
+        let msgs = self.profile.bus.complete_msgs;
+        self.send(
+            msgs,
+            Hop::Station {
+                stage: Stage::Conductor,
+                kind: JobKind::Complete { inst, gen },
+                base_s: s,
+                deadline: Some(self.now + timeout),
+            },
         );
     }
 
@@ -1298,11 +1668,15 @@ impl Engine {
         }
         n.report_outstanding = true;
         self.background.service_reports += 1;
-        self.enqueue(
-            Stage::Conductor,
-            JobKind::Report { node },
-            bg.report_cost_s,
-            None,
+        let msgs = self.profile.bus.report_msgs;
+        self.send(
+            msgs,
+            Hop::Station {
+                stage: Stage::Conductor,
+                kind: JobKind::Report { node },
+                base_s: bg.report_cost_s,
+                deadline: None,
+            },
         );
     }
 
@@ -1328,11 +1702,15 @@ impl Engine {
         let cost = bg.resource_tracker_cost_s
             + bg.resource_tracker_per_instance_s * f64::from(n.instances);
         self.background.tracker_updates += 1;
-        self.enqueue(
-            Stage::Conductor,
-            JobKind::Tracker { node, usage },
-            cost,
-            None,
+        let msgs = self.profile.bus.tracker_msgs;
+        self.send(
+            msgs,
+            Hop::Station {
+                stage: Stage::Conductor,
+                kind: JobKind::Tracker { node, usage },
+                base_s: cost,
+                deadline: None,
+            },
         );
     }
 
@@ -1354,11 +1732,15 @@ impl Engine {
         }
         n.agent_outstanding = true;
         self.background.agent_reports += 1;
-        self.enqueue(
-            Stage::Networking,
-            JobKind::AgentReport { node },
-            bg.agent_report_cost_s,
-            None,
+        let msgs = self.profile.bus.agent_report_msgs;
+        self.send(
+            msgs,
+            Hop::Station {
+                stage: Stage::Networking,
+                kind: JobKind::AgentReport { node },
+                base_s: bg.agent_report_cost_s,
+                deadline: None,
+            },
         );
     }
 }

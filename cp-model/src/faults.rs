@@ -73,6 +73,8 @@ pub enum FaultReason {
     MessagingTimeout,
     VifPluggingTimeout,
     HostLost,
+    /// A database connection checkout waited `db.pool_timeout_s`.
+    DbPoolTimeout,
     Injected,
 }
 
@@ -84,13 +86,16 @@ impl FaultReason {
             FaultReason::MessagingTimeout => "messaging_timeout",
             FaultReason::VifPluggingTimeout => "vif_plugging_timeout",
             FaultReason::HostLost => "host_lost",
+            FaultReason::DbPoolTimeout => "db_pool_timeout",
             FaultReason::Injected => "injected",
         }
     }
 
     /// Classify a fault message produced by this model.
     pub fn classify(fault: &str) -> FaultReason {
-        if fault.starts_with(NO_VALID_HOST_RETRIES) {
+        if fault.contains(DB_POOL_TIMEOUT) {
+            FaultReason::DbPoolTimeout
+        } else if fault.starts_with(NO_VALID_HOST_RETRIES) {
             FaultReason::MaxRetries
         } else if fault.starts_with("No valid host") {
             FaultReason::NoValidHost
@@ -109,6 +114,8 @@ impl FaultReason {
 pub const NO_VALID_HOST: &str = "No valid host was found. There are not enough hosts available.";
 pub const NO_VALID_HOST_RETRIES: &str =
     "No valid host was found. Exceeded maximum number of retries.";
+/// SQLAlchemy's `QueuePool` exhaustion error starts with this.
+pub const DB_POOL_TIMEOUT: &str = "QueuePool limit";
 pub const VIF_FAILED: &str = "Failed to allocate the network(s), not rescheduling.";
 
 /// A [`FaultSet`] with its regexes compiled.

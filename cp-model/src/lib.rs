@@ -18,6 +18,7 @@
 //! ACTIVE. Periodic service reports and resource-tracker updates of every
 //! compute node load the conductor and neutron-server in the background.
 
+pub mod calibration;
 pub mod clock;
 pub mod engine;
 pub mod error;

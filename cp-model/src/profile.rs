@@ -114,6 +114,114 @@ pub struct BackgroundParams {
     pub service_down_time_s: f64,
 }
 
+/// Concurrency and database connections of one controller service (nova-api,
+/// nova-conductor, nova-scheduler, neutron-server), per worker process.
+///
+/// A request first takes one of the worker's threads (eventlet greenthreads
+/// or RPC executor threads; beyond them it waits in the socket backlog or the
+/// message queue), then checks out a database connection from the worker's
+/// oslo.db pool (waiting at most `db.pool_timeout_s`, else it fails with
+/// `QueuePool limit … reached`), then waits for the worker's CPU. The
+/// connection is held until the request's service ends.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThreadParams {
+    pub api: u32,
+    pub conductor: u32,
+    pub scheduler: u32,
+    pub networking: u32,
+}
+
+/// The oslo.db connection pool of every controller service's worker process.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DbParams {
+    /// oslo.db `max_pool_size`.
+    pub pool_size: u32,
+    /// oslo.db `max_overflow`.
+    pub max_overflow: u32,
+    /// SQLAlchemy `pool_timeout`: a checkout waiting this long fails.
+    pub pool_timeout_s: f64,
+}
+
+impl DbParams {
+    /// Connections one worker process can hold at once.
+    pub fn per_worker(&self) -> u32 {
+        self.pool_size.saturating_add(self.max_overflow)
+    }
+}
+
+/// The message bus (one RabbitMQ broker on the controller).
+///
+/// Every RPC message is a job of one broker station that forwards
+/// `messages_per_s`; a hop carrying `n` messages takes `n / messages_per_s`
+/// of it. Calls keep their `rpc_response_timeout_s` while they wait there.
+/// Every compute node holds `connections_per_compute` connections; nodes
+/// whose connections would pass `max_connections` are refused, never report
+/// and are never chosen.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusParams {
+    /// Messages the broker forwards per second (0 = no bus station).
+    pub messages_per_s: f64,
+    /// Connections the broker accepts (file descriptors).
+    pub max_connections: u32,
+    /// Connections held by the controller's own services.
+    pub controller_connections: u32,
+    /// Connections held by each compute node (nova-compute, L2 agent, …).
+    pub connections_per_compute: u32,
+    /// `build_instances` cast (API → conductor).
+    pub build_msgs: u32,
+    /// `select_destinations` call + reply.
+    pub schedule_msgs: u32,
+    /// `build_and_run_instance` cast (conductor → compute).
+    pub compute_cast_msgs: u32,
+    /// L2 agent ↔ neutron-server for one port (details, device up, port update).
+    pub vif_msgs: u32,
+    /// The final `instance.save()` call + reply, and the boot's notifications.
+    pub complete_msgs: u32,
+    /// Delete: conductor call + reply and notifications.
+    pub delete_msgs: u32,
+    /// Service report (call + reply).
+    pub report_msgs: u32,
+    /// Resource-tracker update (conductor calls + replies).
+    pub tracker_msgs: u32,
+    /// Neutron agent state report (call + reply).
+    pub agent_report_msgs: u32,
+}
+
+/// The compute node every deployment is built from. Both systems of a
+/// comparison use the same node; only the number of nodes per deployment
+/// differs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HardwareParams {
+    /// Logical CPUs as nova reports them.
+    pub compute_vcpus: u32,
+    pub compute_ram_mb: u64,
+    pub compute_disk_gb: u64,
+    pub cpu_allocation_ratio: f64,
+    pub ram_allocation_ratio: f64,
+    pub disk_allocation_ratio: f64,
+    /// Where the figures come from (shown in results and reports).
+    pub source: String,
+}
+
+impl HardwareParams {
+    /// One compute node of this size.
+    pub fn node(&self, name: impl Into<String>) -> crate::types::NodeSpec {
+        crate::types::NodeSpec {
+            name: name.into(),
+            vcpus: self.compute_vcpus,
+            ram_mb: self.compute_ram_mb,
+            disk_gb: self.compute_disk_gb,
+            cpu_allocation_ratio: self.cpu_allocation_ratio,
+            ram_allocation_ratio: self.ram_allocation_ratio,
+            disk_allocation_ratio: self.disk_allocation_ratio,
+        }
+    }
+}
+
 /// A complete, self-describing set of model parameters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -128,6 +236,10 @@ pub struct Profile {
     pub networking: NetworkingParams,
     pub compute: ComputeParams,
     pub background: BackgroundParams,
+    pub threads: ThreadParams,
+    pub db: DbParams,
+    pub bus: BusParams,
+    pub hardware: HardwareParams,
 }
 
 impl Profile {
@@ -273,6 +385,8 @@ impl Profile {
                 "background.service_down_time_s",
                 self.background.service_down_time_s,
             ),
+            ("db.pool_timeout_s", self.db.pool_timeout_s),
+            ("bus.messages_per_s", self.bus.messages_per_s),
         ];
         for (field, v) in times {
             if !v.is_finite() || v < 0.0 {
@@ -309,11 +423,30 @@ impl Profile {
                 "compute.max_concurrent_builds",
                 self.compute.max_concurrent_builds,
             ),
+            ("threads.api", self.threads.api),
+            ("threads.conductor", self.threads.conductor),
+            ("threads.scheduler", self.threads.scheduler),
+            ("threads.networking", self.threads.networking),
+            ("db.pool_size + db.max_overflow", self.db.per_worker()),
+            ("hardware.compute_vcpus", self.hardware.compute_vcpus),
         ];
         for (field, v) in counts {
             if v == 0 {
                 return Err(bad(field, "must be >= 1"));
             }
+        }
+        let h = &self.hardware;
+        for (field, r) in [
+            ("hardware.cpu_allocation_ratio", h.cpu_allocation_ratio),
+            ("hardware.ram_allocation_ratio", h.ram_allocation_ratio),
+            ("hardware.disk_allocation_ratio", h.disk_allocation_ratio),
+        ] {
+            if !(r.is_finite() && r > 0.0) {
+                return Err(bad(field, "must be a finite number > 0"));
+            }
+        }
+        if h.compute_ram_mb == 0 || h.compute_disk_gb == 0 {
+            return Err(bad("hardware", "a compute node needs RAM and disk"));
         }
         Ok(())
     }

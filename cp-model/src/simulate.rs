@@ -162,6 +162,8 @@ impl SimReport {
                 (BootResult::Error { fault }, None) => {
                     FaultReason::classify(fault).label().to_string()
                 }
+                // The engine's only 500 is a DB pool checkout timeout.
+                (BootResult::ApiRejected { status: 500 }, None) => "api_500_db_pool".to_string(),
                 (BootResult::ApiRejected { status }, None) => format!("api_{status}"),
                 (BootResult::Unfinished, None) => "unfinished".to_string(),
             };

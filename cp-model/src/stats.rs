@@ -25,6 +25,48 @@ pub struct StageStats {
     pub background_jobs: u64,
     pub background_busy_s: f64,
     pub background_utilization: f64,
+    /// Threads of all workers (greenthreads / RPC executor threads); 0 for the bus.
+    #[serde(default)]
+    pub threads: u64,
+    #[serde(default)]
+    pub threads_in_use: u64,
+    /// Requests waiting for a thread (socket backlog, message queue).
+    #[serde(default)]
+    pub thread_queue_len: u64,
+    #[serde(default)]
+    pub max_thread_queue_len: u64,
+    /// DB connections of all workers' pools (`pool_size + max_overflow` each).
+    #[serde(default)]
+    pub db_connections: u64,
+    #[serde(default)]
+    pub db_connections_in_use: u64,
+    #[serde(default)]
+    pub max_db_connections_in_use: u64,
+    /// Requests waiting for a DB connection now, and at most.
+    #[serde(default)]
+    pub db_waiting: u64,
+    #[serde(default)]
+    pub max_db_waiting: u64,
+    /// Checkouts that waited `pool_timeout_s` and failed.
+    #[serde(default)]
+    pub db_pool_timeouts: u64,
+}
+
+/// The message bus: its capacity, what it carried, who it refused.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BusStats {
+    pub messages_per_s: f64,
+    /// Messages sent through the broker so far.
+    pub messages: u64,
+    pub max_connections: u64,
+    /// Connections open (controller + connected computes).
+    pub connections: u64,
+    /// Connections the broker refused (computes past `max_connections`).
+    pub connections_refused: u64,
+    /// Compute nodes that could not connect (down for the scheduler).
+    pub computes_refused: u64,
+    /// Messages per second offered by the periodic tasks of the connected computes.
+    pub offered_background_messages_per_s: f64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -49,6 +91,9 @@ pub struct ApiStats {
     pub rejected_backlog_503: u64,
     pub rejected_unavailable_503: u64,
     pub rejected_timeout_504: u64,
+    /// Calls that waited `db.pool_timeout_s` for a DB connection (500).
+    #[serde(default)]
+    pub rejected_db_pool_500: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -84,6 +129,8 @@ pub struct Stats {
     pub profile_hash: String,
     pub seed: u64,
     pub stages: BTreeMap<String, StageStats>,
+    #[serde(default)]
+    pub bus: BusStats,
     pub api: ApiStats,
     pub boots: BootStats,
     pub compute: ComputeStats,
@@ -237,6 +284,40 @@ impl Stats {
                 (
                     "{result=\"504_timeout\"}".into(),
                     a.rejected_timeout_504 as f64,
+                ),
+                (
+                    "{result=\"500_db_pool\"}".into(),
+                    a.rejected_db_pool_500 as f64,
+                ),
+            ],
+        );
+        metric(
+            "stage_db_connections_in_use",
+            "gauge",
+            "DB connections checked out per controller stage.",
+            per_stage(&|s| s.db_connections_in_use as f64),
+        );
+        metric(
+            "stage_db_pool_timeouts_total",
+            "counter",
+            "DB connection checkouts that timed out, per stage.",
+            per_stage(&|s| s.db_pool_timeouts as f64),
+        );
+        metric(
+            "bus_messages_total",
+            "counter",
+            "RPC messages sent through the broker.",
+            one(self.bus.messages as f64),
+        );
+        metric(
+            "bus_connections",
+            "gauge",
+            "Broker connections open and refused.",
+            vec![
+                ("{state=\"open\"}".into(), self.bus.connections as f64),
+                (
+                    "{state=\"refused\"}".into(),
+                    self.bus.connections_refused as f64,
                 ),
             ],
         );

@@ -183,7 +183,10 @@ fn boot_error_rate_is_honoured() {
 
 #[test]
 fn api_unavailable_backlog_and_timeout() {
-    let p = devstack_with("[api]\nworkers = 1\npost_s = 1.0\nbacklog = 3\ntimeout_s = 2.5\n");
+    // One worker thread: calls beyond it wait in the socket backlog.
+    let p = devstack_with(
+        "[api]\nworkers = 1\npost_s = 1.0\nbacklog = 3\ntimeout_s = 2.5\n[threads]\napi = 1\n",
+    );
     let mut e = engine(p, big_nodes(1), 1);
     for req in 1..=5 {
         e.submit(

@@ -68,3 +68,18 @@ fn client_gives_up_after_the_poll_timeout() {
     assert_eq!(s.active, 0);
     assert_eq!(s.errors_by_reason.get("client_timeout"), Some(&3));
 }
+
+/// The calibration table of docs/performance-model.md: every published
+/// point within its stated tolerance (see `cp_model::calibration`).
+#[test]
+fn published_points_hold_within_their_tolerances() {
+    let p = cp_model::Profile::builtin("openstack-2017").expect("builtin");
+    let rows = cp_model::calibration::check(&p, 1).expect("runs");
+    assert!(rows.len() >= 9);
+    let bad: Vec<_> = rows.iter().filter(|r| !r.holds()).collect();
+    assert!(
+        bad.is_empty(),
+        "out of tolerance:\n{}",
+        cp_model::calibration::markdown(&rows)
+    );
+}

@@ -136,6 +136,8 @@ impl Station {
             } else {
                 0.0
             },
+            // Threads and DB connections are the engine's admission counters.
+            ..StageStats::default()
         }
     }
 }
