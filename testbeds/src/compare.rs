@@ -114,8 +114,8 @@ pub async fn run(args: CompareArgs) -> Result<String> {
     if n == 0 {
         bail!("--cloudlets must be at least 1");
     }
-    let max_level = levels.iter().copied().max().unwrap_or(1);
-    let sizing = topology::size_for(n, max_level, topology::M1_TINY, 2.0);
+    // Fixed hardware: the profile's node, whatever the levels.
+    let sizing = topology::for_profile(n, &args.profile, topology::M1_TINY)?;
     let time_scale = args.resolved_time_scale();
     if !time_scale.is_finite() || time_scale <= 0.0 {
         bail!("--time-scale must be positive");
@@ -142,6 +142,7 @@ pub async fn run(args: CompareArgs) -> Result<String> {
         write_json(&path, &run)?;
         runs.push(run);
     }
+    let mut scale_check = reports::ScaleCheck::NotRun;
     if args.check_scale {
         // Twice as much wall time per model second: less timer lag.
         let second_scale = time_scale * 2.0;
@@ -179,6 +180,11 @@ pub async fn run(args: CompareArgs) -> Result<String> {
                 &rows,
             ));
         }
+        scale_check = if all_agree {
+            reports::ScaleCheck::Agree
+        } else {
+            reports::ScaleCheck::Disagree
+        };
         report.push_str(if all_agree {
             "scale check: model-time results agree within 10% at both time scales\n"
         } else {
@@ -192,7 +198,10 @@ pub async fn run(args: CompareArgs) -> Result<String> {
             )
         })?;
     }
-    let opts = reports::ReportOptions::default();
+    let opts = reports::ReportOptions {
+        scale_check,
+        ..reports::ReportOptions::default()
+    };
     let headline = reports::compare(&runs[0], &runs[1], &args.out, &opts)
         .context("cannot render the report")?;
     let table = headline.table();
@@ -221,10 +230,14 @@ async fn run_one(
         Scenario::CloudletLoss => levels.iter().map(|l| vec![*l]).collect(),
     };
     let mut merged: Option<results::RunResults> = None;
+    let mut reported: Option<results::ReportedCapacity> = None;
     for batch in &batches {
         let mut tb = Testbed::start(args.backend, spec.clone())
             .await
             .with_context(|| format!("cannot start the {} testbed", kind.label()))?;
+        if reported.is_none() {
+            reported = report_capacity(&tb).await;
+        }
         monitor.get_or_insert_with(HostMonitor::start);
         let outcome = crate::sweep::run_sweep(args, &mut tb, batch, time_scale).await;
         tb.shutdown().await;
@@ -254,6 +267,12 @@ async fn run_one(
     }
     run.system.retries = (kind == Kind::P2p).then_some(args.retries);
     run.system.scenario = Some(args.scenario.name().to_string());
+    let node_source = cp_model::Profile::load(&args.profile)
+        .map(|p| p.hardware.source)
+        .unwrap_or_default();
+    let mut capacity = crate::capacity::deployed(&spec, &node_source);
+    capacity.reported = reported;
+    run.system.capacity = Some(capacity);
     run.command_line = std::env::args().collect();
     run.host.cpus = std::thread::available_parallelism()
         .map(|n| n.get() as u32)
@@ -264,6 +283,27 @@ async fn run_one(
     run.host.peak_rss_bytes = Some(host.peak_rss_bytes);
     run.host.host_bound = Some(host.host_bound(time_scale, args.max_lag_model_s));
     Ok(run)
+}
+
+/// The testbed's compute capacity as its first entry point reports it;
+/// `None` (with a warning) when it cannot be read.
+async fn report_capacity(tb: &Testbed) -> Option<results::ReportedCapacity> {
+    let entry = tb.entries().into_iter().next()?;
+    let transport: os_client::SharedTransport =
+        match os_client::ReqwestTransport::new(std::time::Duration::from_secs(30)) {
+            Ok(t) => std::sync::Arc::new(t),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot create the HTTP client");
+                return None;
+            }
+        };
+    match crate::capacity::reported(transport, &entry).await {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "cannot read the deployed capacity");
+            None
+        }
+    }
 }
 
 /// `first` followed by the levels of `next` (a run of later levels).

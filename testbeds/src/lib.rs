@@ -2,6 +2,7 @@
 //! experiment that runs the same concurrent-boot sweep against both.
 //!
 //! - [`topology`]: sizing both testbeds to the same capacity (pure).
+//! - [`capacity`]: the capacity deployed and as each system reports it.
 //! - [`embedded`]: every mock and agent in this process on loopback ports.
 //! - [`scenario`]: steady or cloudlet-loss, with seeded victim choice (pure).
 //! - [`hostmon`]: timer lag and CPU use, to flag host-bound runs.
@@ -9,6 +10,7 @@
 //! - [`compare`]: the experiment itself.
 
 pub mod backend;
+pub mod capacity;
 pub mod clouds_yaml;
 pub mod compare;
 pub mod docker;

@@ -51,9 +51,6 @@ struct UpArgs {
     /// Cloudlets of the P2P testbed.
     #[arg(long, default_value_t = 4)]
     cloudlets: u32,
-    /// Size nodes so this many concurrent m1.tiny boots fit twice over.
-    #[arg(long, default_value_t = 256)]
-    capacity_for: u32,
     #[arg(long, default_value = "devstack")]
     profile: String,
     #[arg(long, default_value_t = 1.0)]
@@ -107,7 +104,7 @@ async fn up(args: UpArgs) -> Result<()> {
     let spec = TestbedSpec {
         kind: args.kind,
         members,
-        sizing: topology::size_for(members, args.capacity_for, topology::M1_TINY, 2.0),
+        sizing: topology::for_profile(members, &args.profile, topology::M1_TINY)?,
         profile: args.profile,
         time_scale: args.time_scale,
         seed: args.seed,

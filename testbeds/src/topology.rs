@@ -1,9 +1,11 @@
 //! Sizing of the two testbeds so that they have the same compute capacity.
 //!
-//! The comparison is about control planes, as in the seed experiment: both
-//! testbeds get N compute nodes of the same size, and each node is sized so
-//! that compute capacity (vCPU × allocation ratio, RAM, disk) and quotas are
-//! never what limits the largest burst level.
+//! The hardware is fixed, as in the seed experiment: every compute node of
+//! both testbeds is the profile's node (`[hardware]`, a 2017-era server with
+//! its source), and both testbeds have N of them. The sweep does not change
+//! the deployment: running out of capacity is a legitimate limit (No valid
+//! host after `max_attempts`), for P2P as for standard. Quotas are set so
+//! that they never bind before capacity does.
 
 use serde::{Deserialize, Serialize};
 
@@ -40,20 +42,45 @@ pub const M1_TINY: FlavorSize = FlavorSize {
     disk_gb: 1,
 };
 
-/// Nova's default allocation ratios; the mock uses the same.
-pub const CPU_ALLOCATION_RATIO: f64 = 16.0;
-pub const RAM_ALLOCATION_RATIO: f64 = 1.5;
-
-/// Size of one compute node.
+/// Size of one compute node, with its allocation ratios.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct NodeSize {
     pub vcpus: u32,
     pub ram_mb: u64,
     pub disk_gb: u64,
+    pub cpu_allocation_ratio: f64,
+    pub ram_allocation_ratio: f64,
+    pub disk_allocation_ratio: f64,
 }
 
-/// The sizing of one comparison: N nodes in both testbeds, each node big
-/// enough that the whole burst fits even if placement is uneven.
+impl NodeSize {
+    /// The profile's compute node (`[hardware]`).
+    pub fn from_profile(p: &cp_model::Profile) -> Self {
+        let h = &p.hardware;
+        NodeSize {
+            vcpus: h.compute_vcpus,
+            ram_mb: h.compute_ram_mb,
+            disk_gb: h.compute_disk_gb,
+            cpu_allocation_ratio: h.cpu_allocation_ratio,
+            ram_allocation_ratio: h.ram_allocation_ratio,
+            disk_allocation_ratio: h.disk_allocation_ratio,
+        }
+    }
+
+    /// How many `flavor` instances one node holds.
+    pub fn holds(&self, flavor: FlavorSize) -> u64 {
+        let by_cpu = (f64::from(self.vcpus) * self.cpu_allocation_ratio
+            / f64::from(flavor.vcpus.max(1))) as u64;
+        let by_ram =
+            (self.ram_mb as f64 * self.ram_allocation_ratio / flavor.ram_mb.max(1) as f64) as u64;
+        let by_disk = (self.disk_gb as f64 * self.disk_allocation_ratio
+            / flavor.disk_gb.max(1) as f64) as u64;
+        by_cpu.min(by_ram).min(by_disk)
+    }
+}
+
+/// The sizing of one comparison: N nodes of the profile's size in both
+/// testbeds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Sizing {
     pub nodes: u32,
@@ -66,53 +93,39 @@ pub struct Sizing {
     pub quota_ram_mb: u64,
 }
 
-/// Sizes nodes for `max_level` concurrent boots of `flavor` over `nodes`
-/// nodes. `headroom` (≥ 1) multiplies the even share so that an uneven
-/// spread (a stale scheduler view, a P2P placement that favours some
-/// cloudlets) still never runs out of compute.
-pub fn size_for(nodes: u32, max_level: u32, flavor: FlavorSize, headroom: f64) -> Sizing {
+/// `nodes` nodes of size `node`, with quotas that never bind before
+/// capacity: one project may hold every `flavor` instance the whole testbed
+/// fits (through any one deployment).
+pub fn fixed(nodes: u32, node: NodeSize, flavor: FlavorSize) -> Sizing {
     let nodes = nodes.max(1);
-    let headroom = if headroom.is_finite() {
-        headroom.max(1.0)
-    } else {
-        1.0
-    };
-    // Instances a node must be able to hold.
-    let per_node = ((f64::from(max_level) / f64::from(nodes)) * headroom)
-        .ceil()
-        .max(1.0);
-    // Never smaller than a DevStack node (8 vCPU, 16 GiB, 160 GB).
-    let vcpus = ((per_node * f64::from(flavor.vcpus)) / CPU_ALLOCATION_RATIO)
-        .ceil()
-        .max(8.0) as u32;
-    let ram_mb = ((per_node * flavor.ram_mb as f64) / RAM_ALLOCATION_RATIO)
-        .ceil()
-        .max(16_384.0) as u64;
-    let disk_gb = (per_node * flavor.disk_gb as f64).ceil().max(160.0) as u64;
+    let total = node.holds(flavor).saturating_mul(u64::from(nodes)).max(10);
+    let instances = u32::try_from(total).unwrap_or(u32::MAX);
     Sizing {
         nodes,
-        node: NodeSize {
-            vcpus,
-            ram_mb,
-            disk_gb,
-        },
-        // The whole burst may come from one project through one entry point.
-        quota_instances: max_level.saturating_mul(2).max(10),
-        quota_cores: u64::from(max_level.saturating_mul(2).max(10))
-            * u64::from(flavor.vcpus.max(1)),
-        quota_ram_mb: u64::from(max_level.saturating_mul(2).max(10)) * flavor.ram_mb.max(1),
+        node,
+        quota_instances: instances,
+        quota_cores: total.saturating_mul(u64::from(flavor.vcpus.max(1))),
+        quota_ram_mb: total.saturating_mul(flavor.ram_mb.max(1)),
     }
+}
+
+/// [`fixed`] with the node of profile `profile` (a name or a TOML path).
+pub fn for_profile(nodes: u32, profile: &str, flavor: FlavorSize) -> anyhow::Result<Sizing> {
+    let p = cp_model::Profile::load(profile)
+        .map_err(|e| anyhow::anyhow!("profile {profile:?}: {e}"))?;
+    Ok(fixed(nodes, NodeSize::from_profile(&p), flavor))
 }
 
 impl Sizing {
     /// How many `flavor` instances one node holds.
     pub fn node_holds(&self, flavor: FlavorSize) -> u64 {
-        let by_cpu = (f64::from(self.node.vcpus) * CPU_ALLOCATION_RATIO
-            / f64::from(flavor.vcpus.max(1))) as u64;
-        let by_ram =
-            (self.node.ram_mb as f64 * RAM_ALLOCATION_RATIO / flavor.ram_mb.max(1) as f64) as u64;
-        let by_disk = self.node.disk_gb / flavor.disk_gb.max(1);
-        by_cpu.min(by_ram).min(by_disk)
+        self.node.holds(flavor)
+    }
+
+    /// How many `flavor` instances the whole testbed holds.
+    pub fn total_holds(&self, flavor: FlavorSize) -> u64 {
+        self.node_holds(flavor)
+            .saturating_mul(u64::from(self.nodes))
     }
 }
 
@@ -120,28 +133,39 @@ impl Sizing {
 mod tests {
     use super::*;
 
+    fn profile_node() -> NodeSize {
+        NodeSize::from_profile(&cp_model::Profile::builtin("openstack-2017").expect("builtin"))
+    }
+
     #[test]
-    fn largest_burst_fits_with_headroom_on_any_node_count() {
+    fn the_node_comes_from_the_profile_not_the_sweep() {
+        let n = profile_node();
+        // 2 x E5-2680 v3: 48 threads; 256 GiB; 960 GB; 16 / 1.5 / 1.0.
+        assert_eq!((n.vcpus, n.ram_mb, n.disk_gb), (48, 262_144, 960));
+        // m1.tiny: 768 by CPU (48 x 16), 768 by RAM (256 GiB x 1.5 / 512 MB), 960 by disk.
+        assert_eq!(n.holds(M1_TINY), 768);
+        let s = fixed(64, n, M1_TINY);
+        assert_eq!(s.node, n);
+        assert_eq!(s.total_holds(M1_TINY), 64 * 768);
+    }
+
+    #[test]
+    fn quotas_never_bind_before_capacity() {
         for nodes in [1, 4, 64, 1000] {
-            for level in [16, 512, 4096] {
-                let s = size_for(nodes, level, M1_TINY, 2.0);
-                let total = s.node_holds(M1_TINY) * u64::from(nodes);
-                assert!(
-                    total >= 2 * u64::from(level),
-                    "nodes {nodes} level {level}: {total}"
-                );
-                assert!(s.quota_instances >= level);
-                assert!(s.quota_cores >= u64::from(level) * u64::from(M1_TINY.vcpus));
-                assert!(s.quota_ram_mb >= u64::from(level) * M1_TINY.ram_mb);
-            }
+            let s = fixed(nodes, profile_node(), M1_TINY);
+            let total = s.total_holds(M1_TINY);
+            assert!(u64::from(s.quota_instances) >= total);
+            assert!(s.quota_cores >= total * u64::from(M1_TINY.vcpus));
+            assert!(s.quota_ram_mb >= total * M1_TINY.ram_mb);
         }
     }
 
     #[test]
-    fn nodes_are_never_smaller_than_devstack() {
-        let s = size_for(64, 16, M1_TINY, 1.0);
-        assert_eq!(s.node.vcpus, 8);
-        assert_eq!(s.node.ram_mb, 16_384);
-        assert_eq!(s.node.disk_gb, 160);
+    fn same_total_capacity_whatever_the_split() {
+        // 64 deployments of 1 node and 1 deployment of 64 nodes: the same nodes.
+        let one = fixed(1, profile_node(), M1_TINY);
+        let many = fixed(64, profile_node(), M1_TINY);
+        assert_eq!(one.node, many.node);
+        assert_eq!(64 * one.total_holds(M1_TINY), many.total_holds(M1_TINY));
     }
 }

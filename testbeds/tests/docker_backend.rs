@@ -142,7 +142,8 @@ async fn docker_backend_four_cloudlets_lose_one_and_lose_no_boot() {
     let spec = TestbedSpec {
         kind: Kind::P2p,
         members: CLOUDLETS,
-        sizing: topology::size_for(CLOUDLETS, 64, topology::M1_TINY, 2.0),
+        sizing: topology::for_profile(CLOUDLETS, "openstack-2017", topology::M1_TINY)
+            .expect("builtin profile"),
         profile: "openstack-2017".into(),
         time_scale: TIME_SCALE,
         seed: 7,

@@ -221,6 +221,12 @@ fn mock_args(spec: &TestbedSpec, name: &str, computes: u32, seed: u64) -> Vec<St
         spec.sizing.node.ram_mb.to_string(),
         "--compute-disk-gb".into(),
         spec.sizing.node.disk_gb.to_string(),
+        "--cpu-allocation-ratio".into(),
+        spec.sizing.node.cpu_allocation_ratio.to_string(),
+        "--ram-allocation-ratio".into(),
+        spec.sizing.node.ram_allocation_ratio.to_string(),
+        "--disk-allocation-ratio".into(),
+        spec.sizing.node.disk_allocation_ratio.to_string(),
         "--quota-instances".into(),
         spec.sizing.quota_instances.to_string(),
         "--quota-cores".into(),
@@ -540,7 +546,8 @@ mod tests {
         let spec = TestbedSpec {
             kind: Kind::P2p,
             members: 4,
-            sizing: crate::topology::size_for(4, 16, crate::topology::M1_TINY, 2.0),
+            sizing: crate::topology::for_profile(4, "devstack", crate::topology::M1_TINY)
+                .expect("builtin profile"),
             profile: "devstack".into(),
             time_scale: 0.5,
             seed: 3,
