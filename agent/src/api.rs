@@ -1299,6 +1299,19 @@ async fn p2p_read(
         .call(&c.project, svc, Method::GET, &path, None, &c.rid)
         .await
     {
+        Ok(r) if !c.claims.is_admin() && r.status().is_success() && svc != Svc::Compute => {
+            // Trimmed to what the user's project may see, as the proxy does.
+            let own = match core.cloudlet.token_for(&c.project).await {
+                Ok(t) => t.project_id.clone(),
+                Err(e) => return call_fault(Service::Control, e).into_response(),
+            };
+            let mut v: Value = serde_json::from_slice(r.body()).unwrap_or(Value::Null);
+            if !policy::filter_owned(&mut v, &own) {
+                return fault(Service::Control, 404, "The resource could not be found.")
+                    .into_response();
+            }
+            json_resp(r.status(), &v)
+        }
         Ok(r) => {
             let mut resp = (r.status(), Body::from(r.into_body())).into_response();
             resp.headers_mut()

@@ -459,6 +459,9 @@ impl Core {
                     .read_json(claims, p, Svc::Image, &format!("/v2/images/{iid}"), rid)
                     .await
                     .map_err(|e| nf(e, format!("Image {iid} could not be found.")))?;
+                if !self.may_use(claims, p, &img).await {
+                    return Err((400, format!("Image {iid} could not be found.")));
+                }
                 Some(
                     img.get("name")
                         .and_then(Value::as_str)
@@ -484,6 +487,10 @@ impl Core {
                         )
                         .await
                         .map_err(|e| nf(e, format!("Network {uuid} could not be found.")))?;
+                    let obj = net.get("network").unwrap_or(&Value::Null);
+                    if !self.may_use(claims, p, obj).await {
+                        return Err((400, format!("Network {uuid} could not be found.")));
+                    }
                     names.push(json!(net
                         .pointer("/network/name")
                         .and_then(Value::as_str)
@@ -523,6 +530,20 @@ impl Core {
             },
             demand,
         ))
+    }
+
+    /// Whether a non-admin of `p` may use a Glance image or Neutron network
+    /// read with the service account: owned by `p` on this cloudlet,
+    /// shared, external or public. When the own cloudlet cannot be asked,
+    /// the read came through a peer, which trimmed it the same way.
+    async fn may_use(&self, claims: &Claims, p: &ProjectRef, obj: &Value) -> bool {
+        if claims.is_admin() {
+            return true;
+        }
+        match self.cloudlet.token_for(p).await {
+            Ok(t) => crate::policy::visible(obj, &t.project_id),
+            Err(_) => true,
+        }
     }
 
     /// Creates the planned server on the own cloudlet. Returns the local ID

@@ -34,9 +34,12 @@ async fn openstack_cli_reads_through_an_agent() {
     ] {
         let (ok, text) = openstack(&bin, &auth, &cmd).await;
         eprintln!("$ openstack {}\n{text}", cmd.join(" "));
+        // (The status itself, 403 with Nova's message, is checked in
+        // tests/security.rs; the deprecated `hypervisor stats show` turns
+        // it into a client-side error message.)
         assert!(
-            !ok && text.contains("403"),
-            "openstack {}:\n{text}",
+            !ok,
+            "openstack {} succeeded for demo:\n{text}",
             cmd.join(" ")
         );
     }
