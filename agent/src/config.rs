@@ -4,6 +4,13 @@ use serde::{Deserialize, Serialize};
 
 /// Everything one agent needs. Every field has a default, so a TOML file
 /// only lists what differs.
+///
+/// Durations (`*_ms`, `*_secs`, `service_time_us`) are **model time**: the
+/// agent converts them once at start with `time_scale` (wall seconds per
+/// model second, 1.0 by default, i.e. real time). A testbed that runs its
+/// mocks at a time scale gives the agents the same one, so every agent
+/// timer follows the model clock in every backend. `token_ttl_secs` is a
+/// validity period against the date, not a timer, and is not scaled.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AgentConfig {
@@ -71,6 +78,14 @@ pub struct AgentConfig {
     /// Open connections of the HTTP face beyond which new ones get a 503
     /// (0: half the process's open-file limit).
     pub max_connections: usize,
+    /// Wall seconds per model second of the durations above.
+    pub time_scale: f64,
+    /// Model time each request costs the agent before it is handled
+    /// (queued over `service_workers`); 0 = none. Set on virtual time,
+    /// where work is otherwise free (see `service_time`).
+    pub service_time_us: u64,
+    /// Requests the agent serves at once when `service_time_us` is set.
+    pub service_workers: u32,
 }
 
 impl Default for AgentConfig {
@@ -105,6 +120,9 @@ impl Default for AgentConfig {
             owner_unreachable_ms: 30_000,
             seed: None,
             max_connections: 0,
+            time_scale: 1.0,
+            service_time_us: 0,
+            service_workers: 1,
         }
     }
 }
@@ -130,6 +148,8 @@ impl std::fmt::Debug for AgentConfig {
             .field("retries", &self.retries)
             .field("local_max_builds", &self.local_max_builds)
             .field("gossip_interval_ms", &self.gossip_interval_ms)
+            .field("time_scale", &self.time_scale)
+            .field("service_time_us", &self.service_time_us)
             .finish_non_exhaustive()
     }
 }
@@ -154,6 +174,29 @@ impl AgentConfig {
     pub fn from_toml(text: &str) -> Result<Self, crate::AgentError> {
         toml::from_str(text).map_err(|e| crate::AgentError::Config(e.to_string()))
     }
+
+    /// The same configuration with every duration converted from model to
+    /// wall time (`time_scale` then 1.0). Timers keep a floor of 10 ms so a
+    /// tiny scale cannot turn them into busy loops.
+    pub fn to_wall(&self) -> Result<Self, crate::AgentError> {
+        let scale = cp_model::TimeScale::new(self.time_scale)
+            .map_err(|e| crate::AgentError::Config(format!("time_scale: {e}")))?;
+        let ms = |model_ms: u64, floor: u64| scale.wall_ms(model_ms as f64 / 1000.0, floor);
+        let mut w = self.clone();
+        w.gossip_interval_ms = ms(self.gossip_interval_ms, 10);
+        w.capacity_interval_ms = ms(self.capacity_interval_ms, 10);
+        w.suspect_ms = ms(self.suspect_ms, 1);
+        w.request_timeout_ms = ms(self.request_timeout_ms, 1);
+        w.boot_poll_ms = ms(self.boot_poll_ms, 10);
+        w.owner_unreachable_ms = ms(self.owner_unreachable_ms, 1);
+        w.boot_watch_secs = scale.wall(self.boot_watch_secs as f64).as_secs_f64().ceil() as u64;
+        w.service_time_us = scale
+            .wall(self.service_time_us as f64 / 1e6)
+            .as_micros()
+            .min(u128::from(u64::MAX)) as u64;
+        w.time_scale = 1.0;
+        Ok(w)
+    }
 }
 
 #[cfg(test)]
@@ -175,5 +218,36 @@ mod tests {
             "{dbg}"
         );
         assert!(AgentConfig::from_toml("retries = \"many\"").is_err());
+    }
+
+    #[test]
+    fn durations_are_model_time_converted_once() {
+        let c = AgentConfig {
+            time_scale: 0.25,
+            boot_poll_ms: 2_000,
+            boot_watch_secs: 900,
+            gossip_interval_ms: 400,
+            service_time_us: 120,
+            ..Default::default()
+        };
+        let w = c.to_wall().unwrap();
+        assert_eq!(w.boot_poll_ms, 500);
+        assert_eq!(w.gossip_interval_ms, 100);
+        assert_eq!(w.boot_watch_secs, 225);
+        assert_eq!(w.service_time_us, 30);
+        assert_eq!(w.time_scale, 1.0);
+        // A tiny scale keeps timers at 10 ms at least.
+        let tiny = AgentConfig {
+            time_scale: 1e-6,
+            ..Default::default()
+        };
+        assert_eq!(tiny.to_wall().unwrap().boot_poll_ms, 10);
+        let bad = AgentConfig {
+            time_scale: 0.0,
+            ..Default::default()
+        };
+        assert!(bad.to_wall().is_err());
+        // Real time leaves everything as it is.
+        assert_eq!(AgentConfig::default().to_wall().unwrap().boot_poll_ms, 1000);
     }
 }

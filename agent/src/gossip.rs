@@ -28,11 +28,13 @@ pub struct GossipConfig {
     pub cluster_id: String,
     pub interval: Duration,
     pub phi_threshold: f64,
+    /// Seed of the peer-selection generator (random when `None`).
+    pub rng_seed: Option<u64>,
 }
 
 impl GossipConfig {
     fn chitchat(&self) -> ChitchatConfig {
-        let generation = chrono::Utc::now().timestamp_millis().max(0) as u64;
+        let generation = cp_model::clock::unix_millis().max(0) as u64;
         ChitchatConfig {
             chitchat_id: ChitchatId::new(self.node_id.clone(), generation, self.addr),
             cluster_id: self.cluster_id.clone(),
@@ -56,6 +58,7 @@ impl GossipConfig {
             marked_for_deletion_grace_period: Duration::from_secs(3600),
             catchup_callback: None,
             extra_liveness_predicate: None,
+            rng_seed: self.rng_seed,
         }
     }
 }
@@ -181,6 +184,7 @@ mod tests {
             cluster_id: "t".into(),
             interval: Duration::from_millis(50),
             phi_threshold: 8.0,
+            rng_seed: Some(u64::from(i)),
         }
     }
 

@@ -20,6 +20,7 @@ mod core;
 pub mod error;
 pub mod gossip;
 pub mod gossip_auth;
+pub mod gossip_sim;
 pub mod guard;
 pub mod idroute;
 pub mod input;
@@ -28,6 +29,7 @@ pub mod metrics;
 pub mod peer_sig;
 pub mod placement;
 pub mod policy;
+pub mod service_time;
 pub mod state;
 pub mod token;
 pub mod view;
@@ -148,12 +150,12 @@ pub async fn resolve(host_port: &str) -> Option<SocketAddr> {
 }
 
 async fn resolve_with_retry(host_port: &str, limit: Duration) -> Option<SocketAddr> {
-    let t0 = std::time::Instant::now();
+    let t0 = cp_model::clock::now();
     loop {
         if let Some(a) = resolve(host_port).await {
             return Some(a);
         }
-        if t0.elapsed() > limit {
+        if cp_model::clock::now().saturating_duration_since(t0) > limit {
             return None;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -185,11 +187,7 @@ pub async fn start_with_gossip(
     transport: os_client::SharedTransport,
     gossip_transport: &dyn chitchat::transport::Transport,
 ) -> Result<AgentHandle, AgentError> {
-    if config.name.is_empty() {
-        return Err(AgentError::Config("name must not be empty".into()));
-    }
-    gossip_auth::check_secret(&config.cluster_secret)
-        .map_err(|e| AgentError::Config(e.to_string()))?;
+    let config = checked(config)?;
     let listener = TcpListener::bind(&config.listen)
         .await
         .map_err(|source| AgentError::Bind {
@@ -206,6 +204,51 @@ pub async fn start_with_gossip(
         .or_else(|| config.public_url.clone())
         .map(|u| u.trim_end_matches('/').to_string())
         .unwrap_or_else(|| format!("http://{local}"));
+    launch(
+        config,
+        transport,
+        gossip_transport,
+        self_url,
+        Some(listener),
+    )
+    .await
+}
+
+/// Starts an agent with no socket at all (the `sim` backend): its HTTP face
+/// is [`AgentHandle::router`], to be served in-process (e.g. through
+/// `os_client::InProcessTransport` under the authority of `base_url`), and
+/// its gossip goes over `gossip_transport` (e.g. [`gossip_sim::SimGossipNet`]).
+/// `config.gossip_listen` must be a concrete `ip:port` (an address on that
+/// network, not a port to pick).
+pub async fn start_in_process(
+    config: AgentConfig,
+    transport: os_client::SharedTransport,
+    gossip_transport: &dyn chitchat::transport::Transport,
+    base_url: &str,
+) -> Result<AgentHandle, AgentError> {
+    let config = checked(config)?;
+    let self_url = base_url.trim_end_matches('/').to_string();
+    launch(config, transport, gossip_transport, self_url, None).await
+}
+
+/// Validates the configuration and converts its durations (model time)
+/// into the wall time the agent's timers run on.
+fn checked(config: AgentConfig) -> Result<AgentConfig, AgentError> {
+    if config.name.is_empty() {
+        return Err(AgentError::Config("name must not be empty".into()));
+    }
+    gossip_auth::check_secret(&config.cluster_secret)
+        .map_err(|e| AgentError::Config(e.to_string()))?;
+    config.to_wall()
+}
+
+async fn launch(
+    config: AgentConfig,
+    transport: os_client::SharedTransport,
+    gossip_transport: &dyn chitchat::transport::Transport,
+    self_url: String,
+    listener: Option<TcpListener>,
+) -> Result<AgentHandle, AgentError> {
     let advertised = match &config.gossip_advertise {
         Some(a) => Some(
             resolve_with_retry(a, Duration::from_secs(10))
@@ -250,10 +293,11 @@ pub async fn start_with_gossip(
             cluster_id: config.cluster_id.clone(),
             interval: Duration::from_millis(config.gossip_interval_ms.max(10)),
             phi_threshold: config.phi_threshold,
+            rng_seed: config.seed.map(|s| s ^ 0x0601_5519),
         };
         match Gossip::spawn(&gcfg, &initial, gossip_transport).await {
             Ok(g) => break (g, gossip_addr),
-            Err(e) if attempt < 5 && config.gossip_listen.ends_with(":0") => {
+            Err(e) if attempt < 5 && listener.is_some() && config.gossip_listen.ends_with(":0") => {
                 warn!(error = %e, "gossip port taken meanwhile; picking another");
             }
             Err(e) => return Err(e),
@@ -282,21 +326,27 @@ pub async fn start_with_gossip(
         direct_clients: Mutex::new(HashMap::new()),
         cfg: config,
     });
-    let router = api::router(core.clone());
+    let service = service_time::ServiceTime::new(
+        Duration::from_micros(core.cfg.service_time_us),
+        core.cfg.service_workers,
+    );
+    let router = service_time::wrap(api::router(core.clone()), service);
     let (stop, stop_rx) = watch::channel(false);
-    let server = tokio::spawn(conn::serve(
-        listener,
-        router.clone(),
-        stop_rx,
-        conn::ConnLimits {
-            max_connections: match core.cfg.max_connections {
-                0 => conn::ConnLimits::default().max_connections,
-                n => n,
+    let server = listener.map(|l| {
+        tokio::spawn(conn::serve(
+            l,
+            router.clone(),
+            stop_rx,
+            conn::ConnLimits {
+                max_connections: match core.cfg.max_connections {
+                    0 => conn::ConnLimits::default().max_connections,
+                    n => n,
+                },
+                ..Default::default()
             },
-            ..Default::default()
-        },
-        core.metrics.conns.clone(),
-    ));
+            core.metrics.conns.clone(),
+        ))
+    });
     let poller = tokio::spawn(poll_capacity(core.clone(), initial, named_seeds));
     info!(agent = %core.name, url = %self_url, gossip = %gossip_addr, "agent started");
     Ok(AgentHandle {
@@ -304,7 +354,7 @@ pub async fn start_with_gossip(
         gossip_addr,
         core,
         router,
-        server: Some(server),
+        server,
         poller,
         stop,
     })
@@ -317,7 +367,7 @@ fn apply_capacity(st: &mut CloudletState, cap: &cloudlet::Capacity, healthy: boo
     st.total_vcpus = cap.total_vcpus;
     st.builds_in_flight = cap.builds_in_flight;
     st.healthy = healthy;
-    st.updated_ms = chrono::Utc::now().timestamp_millis();
+    st.updated_ms = cp_model::clock::unix_millis();
 }
 
 /// Publishes the cloudlet's capacity to the overlay at a fixed interval.
@@ -349,7 +399,7 @@ async fn poll_capacity(core: Arc<Core>, mut st: CloudletState, named_seeds: Vec<
             }
             Err(e) => {
                 st.healthy = false;
-                st.updated_ms = chrono::Utc::now().timestamp_millis();
+                st.updated_ms = cp_model::clock::unix_millis();
                 if was_healthy {
                     warn!(agent = %core.name, error = %e, "cloudlet capacity poll failed; leaving placement");
                 }
