@@ -76,7 +76,7 @@ impl TimeBase {
         Ok(Self {
             origin: Instant::now(),
             clock,
-            epoch: Utc::now(),
+            epoch: cp_model::clock::utc_now(),
         })
     }
 

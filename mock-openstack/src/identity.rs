@@ -8,7 +8,6 @@ use axum::extract::{Path, RawQuery, State as AxState};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use chrono::Utc;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use os_wire::time::rfc3339_micros;
 use os_wire::{ApiError, Service};
@@ -197,7 +196,7 @@ async fn issue(
             _ => (None, false, vec![]),
         };
 
-    let now = Utc::now();
+    let now = cp_model::clock::utc_now();
     let ttl = chrono::Duration::seconds(st.cfg.token_ttl_s.min(10 * 365 * 86400) as i64);
     let token = Token {
         user,

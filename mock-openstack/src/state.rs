@@ -335,7 +335,7 @@ impl State {
         // Drop expired tokens every 1024 issues so a long run does not grow
         // forever.
         if self.token_issues.fetch_add(1, Ordering::Relaxed) & 1023 == 1023 {
-            let now = Utc::now();
+            let now = cp_model::clock::utc_now();
             map.retain(|_, t| t.expires_at > now);
         }
         map.insert(id.clone(), Arc::new(token));
@@ -344,7 +344,9 @@ impl State {
 
     pub fn token(&self, id: &str) -> Option<Arc<Token>> {
         let map = self.tokens.read().unwrap_or_else(|p| p.into_inner());
-        map.get(id).filter(|t| t.expires_at > Utc::now()).cloned()
+        map.get(id)
+            .filter(|t| t.expires_at > cp_model::clock::utc_now())
+            .cloned()
     }
 
     pub fn revoke_token(&self, id: &str) -> bool {

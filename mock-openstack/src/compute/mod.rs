@@ -10,7 +10,6 @@ use axum::extract::{Path, State as AxState};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use chrono::Utc;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use os_wire::time::rfc3339;
 use os_wire::Service;
@@ -628,7 +627,7 @@ async fn keypair_create(
         public_key,
         fingerprint,
         user_id: ctx.user_id,
-        created: Utc::now(),
+        created: cp_model::clock::utc_now(),
     };
     let mut view = keypair_view(&k, false);
     view["user_id"] = json!(ctx.user_id);
