@@ -107,6 +107,11 @@ pub struct BurstConfig {
     pub system: results::SystemInfo,
     #[serde(skip)]
     pub command_line: Vec<String>,
+    /// The caller (e.g. `testbed compare`) measures the host and fills
+    /// `host.*` itself: loadgen then leaves those fields empty, so that each
+    /// results field has one writer.
+    #[serde(skip)]
+    pub host_measured_by_caller: bool,
     /// Per-level events (optional).
     #[serde(skip)]
     pub events: Option<EventSender>,
@@ -133,6 +138,7 @@ impl Default for BurstConfig {
             audit_every_entry: false,
             system: results::SystemInfo::default(),
             command_line: Vec::new(),
+            host_measured_by_caller: false,
             events: None,
         }
     }

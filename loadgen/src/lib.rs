@@ -31,7 +31,6 @@
 //! # Ok(()) }
 //! ```
 
-pub mod clock;
 pub mod config;
 pub mod error;
 pub mod output;

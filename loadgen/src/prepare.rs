@@ -30,7 +30,7 @@ pub struct Entry {
 #[derive(Debug)]
 pub struct Prepared {
     pub entries: Vec<Arc<Entry>>,
-    pub time_scale: f64,
+    pub time_scale: cp_model::TimeScale,
     pub time_scale_source: String,
 }
 
@@ -148,6 +148,8 @@ pub async fn prepare(
             }
         }
     };
+    let time_scale = cp_model::TimeScale::new(time_scale)
+        .map_err(|e| LoadgenError::Config(format!("--time-scale: {e}")))?;
     Ok(Prepared {
         entries,
         time_scale,

@@ -3,7 +3,9 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use cp_model::clock::{self, Instant};
 
 use os_client::{compute, SharedTransport};
 use rand::{Rng, SeedableRng};
@@ -15,13 +17,13 @@ use results::{
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::ModelClock;
 use crate::config::{BootDeleteConfig, BootDeleteModel, BurstConfig, EntryPolicy, LevelEvent};
 use crate::prepare::{prepare, Prepared};
 use crate::stats::{summarize, Finished};
 use crate::target::Target;
 use crate::workflow::{self, LevelCtx};
 use crate::{procstat, LoadgenError};
+use cp_model::TimeScale;
 
 /// A start is late when it begins more than this after its intended time
 /// (wall), or more than 0.01 model seconds, whichever is larger.
@@ -32,7 +34,7 @@ struct RunState<'a> {
     cfg: &'a BurstConfig,
     prep: Prepared,
     policy: EntryPolicy,
-    clock: ModelClock,
+    clock: TimeScale,
     run_id: String,
     cancel: CancellationToken,
     /// Timer lateness of the in-flight sampler, wall microseconds.
@@ -64,7 +66,7 @@ impl RunState<'_> {
     fn level_ctx(&self, index: usize, level: u32, len: u64) -> Arc<LevelCtx> {
         Arc::new(LevelCtx {
             clock: self.clock,
-            level_start: Instant::now(),
+            level_start: clock::now(),
             poll_interval_s: self.cfg.poll_interval_s,
             poll_timeout_s: self.cfg.poll_timeout_s,
             delete_timeout_s: self.cfg.delete_timeout_s,
@@ -121,7 +123,7 @@ impl Sampler {
                 tokio::select! {
                     _ = s2.cancelled() => break,
                     t = tick.tick() => {
-                        let now = tokio::time::Instant::now();
+                        let now = clock::now();
                         lags.push(now.saturating_duration_since(t).as_micros() as u64);
                         series.push((ctx.clock.since(ctx.level_start), ctx.in_flight.load(Ordering::Relaxed)));
                     }
@@ -328,17 +330,12 @@ async fn run_closed_level(
         let _ = w;
         set.spawn(async move {
             let mut done = Vec::new();
-            while Instant::now() < end && !ctx.cancel.is_cancelled() {
+            while clock::now() < end && !ctx.cancel.is_cancelled() {
                 let i = counter.fetch_add(1, Ordering::Relaxed);
                 ctx.progress.inc_length(1);
-                let f = boot_then_delete(
-                    ctx.clone(),
-                    i,
-                    entry,
-                    format!("{prefix}{i}"),
-                    Instant::now(),
-                )
-                .await;
+                let f =
+                    boot_then_delete(ctx.clone(), i, entry, format!("{prefix}{i}"), clock::now())
+                        .await;
                 done.push(f);
             }
             done
@@ -393,12 +390,12 @@ async fn run_open_level(
         let intended = ctx.level_start + ctx.clock.wall(f64::from(k) / rate);
         tokio::select! {
             _ = ctx.cancel.cancelled() => break,
-            _ = tokio::time::sleep_until(intended.into()) => {}
+            _ = tokio::time::sleep_until(intended) => {}
         }
         let give_up = intended + ctx.clock.wall(max_lateness_s);
         let permit = tokio::select! {
             _ = ctx.cancel.cancelled() => break,
-            p = tokio::time::timeout_at(give_up.into(), sem.clone().acquire_owned()) => p,
+            p = tokio::time::timeout_at(give_up, sem.clone().acquire_owned()) => p,
         };
         let entry = st.pick_entry();
         let permit = match permit {
@@ -432,7 +429,7 @@ async fn run_open_level(
                 continue;
             }
         };
-        let late = Instant::now().saturating_duration_since(intended) > tolerance;
+        let late = clock::now().saturating_duration_since(intended) > tolerance;
         let ctx2 = ctx.clone();
         let name = format!("{prefix}{k}");
         set.spawn(async move {
@@ -528,12 +525,12 @@ async fn run(
     cancel: CancellationToken,
 ) -> Result<RunResults, LoadgenError> {
     let started_at = now_rfc3339();
-    let wall0 = Instant::now();
+    let wall0 = clock::host_now();
     let cpu0 = procstat::cpu_seconds();
     let prep = prepare(cfg, target, transport).await?;
-    let clock = ModelClock::new(prep.time_scale);
+    let clock = prep.time_scale;
     let entries_info: Vec<String> = prep.entries.iter().map(|e| e.url.clone()).collect();
-    let time_scale = prep.time_scale;
+    let time_scale = prep.time_scale.get();
     let time_scale_source = prep.time_scale_source.clone();
     let mut st = RunState {
         cfg,
@@ -587,17 +584,21 @@ async fn run(
     };
     let lag_p99_ms = (!st.lag.is_empty()).then(|| st.lag.value_at_quantile(0.99) as f64 / 1000.0);
     let lag_max_ms = (!st.lag.is_empty()).then(|| st.lag.max() as f64 / 1000.0);
-    let host = HostInfo {
-        cpus: std::thread::available_parallelism()
-            .map(|n| n.get() as u32)
-            .unwrap_or(1),
-        // Host-bound when timers ran late by more than a quarter poll interval.
-        host_bound: lag_p99_ms.map(|ms| ms / 1000.0 / time_scale > cfg.poll_interval_s / 4.0),
-        scheduler_lag_p99_ms: lag_p99_ms,
-        scheduler_lag_max_ms: lag_max_ms,
-        cpu_utilization: cpu.map(|c| if wall > 0.0 { c / wall } else { 0.0 }),
-        loadgen_cpu_seconds: cpu,
-        peak_rss_bytes: procstat::peak_rss_bytes(),
+    let host = if cfg.host_measured_by_caller {
+        HostInfo::default()
+    } else {
+        HostInfo {
+            cpus: std::thread::available_parallelism()
+                .map(|n| n.get() as u32)
+                .unwrap_or(1),
+            // Host-bound when timers ran late by more than a quarter poll interval.
+            host_bound: lag_p99_ms.map(|ms| ms / 1000.0 / time_scale > cfg.poll_interval_s / 4.0),
+            scheduler_lag_p99_ms: lag_p99_ms,
+            scheduler_lag_max_ms: lag_max_ms,
+            cpu_utilization: cpu.map(|c| if wall > 0.0 { c / wall } else { 0.0 }),
+            loadgen_cpu_seconds: cpu,
+            peak_rss_bytes: procstat::peak_rss_bytes(),
+        }
     };
     Ok(RunResults {
         schema: SCHEMA_NAME.to_string(),

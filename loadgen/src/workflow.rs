@@ -3,7 +3,9 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use cp_model::clock::{self, Instant};
 
 use os_client::compute::{self, CreateServer};
 use os_client::{ClientError, RetryPolicy};
@@ -12,13 +14,13 @@ use rand_chacha::ChaCha8Rng;
 use results::{Outcome, RequestRecord};
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::ModelClock;
 use crate::prepare::Entry;
 use crate::stats::Finished;
+use cp_model::TimeScale;
 
 /// What every workflow of a level shares.
 pub struct LevelCtx {
-    pub clock: ModelClock,
+    pub clock: TimeScale,
     pub level_start: Instant,
     pub poll_interval_s: f64,
     pub poll_timeout_s: f64,
@@ -102,13 +104,13 @@ pub async fn boot(
         networks: entry.network_id.iter().cloned().collect(),
         metadata: Default::default(),
     };
-    let sent = Instant::now();
+    let sent = clock::now();
     let created = compute::create_server_with(&entry.session, &req, RetryPolicy::NONE).await;
-    let answered = Instant::now();
+    let answered = clock::now();
     record.post_latency_s = Some(ctx.clock.between(sent, answered));
     let mut agent = None;
     let finish = |record: RequestRecord, agent: Option<String>, created: Option<String>| {
-        let now = Instant::now();
+        let now = clock::now();
         ctx.progress.inc(1);
         Finished {
             record,
@@ -138,16 +140,16 @@ pub async fn boot(
     let mut last_error: Option<(Outcome, String)> = None;
     let mut wait = ctx.jitter(&mut rng, 0.5, 1.0);
     loop {
-        let wake = (Instant::now() + wait).min(deadline);
+        let wake = (clock::now() + wait).min(deadline);
         tokio::select! {
             _ = ctx.cancel.cancelled() => {
                 record.outcome = Outcome::Timeout;
                 record.message = Some("interrupted before the server was final".into());
                 return finish(record, agent, Some(server.id));
             }
-            _ = tokio::time::sleep_until(wake.into()) => {}
+            _ = tokio::time::sleep_until(wake) => {}
         }
-        if Instant::now() >= deadline {
+        if clock::now() >= deadline {
             let (outcome, message) = match last_error.take() {
                 Some((o, m)) => (o, format!("timed out; last poll: {m}")),
                 None => (
@@ -223,7 +225,7 @@ pub async fn delete(
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let n = ctx.entries.len();
     let mut which = entry_index % n.max(1);
-    let start = Instant::now();
+    let start = clock::now();
     let deadline = start + ctx.clock.wall(ctx.delete_timeout_s);
     let mut deleted = false;
     let mut last = String::new();
@@ -244,7 +246,7 @@ pub async fn delete(
                 last = e.to_string();
             }
         }
-        if Instant::now() >= deadline {
+        if clock::now() >= deadline {
             return Err(if deleted {
                 format!(
                     "{id}: still present {} model s after DELETE",
@@ -255,6 +257,6 @@ pub async fn delete(
             });
         }
         let wait = ctx.jitter(&mut rng, 0.9, 1.1);
-        tokio::time::sleep_until((Instant::now() + wait).min(deadline).into()).await;
+        tokio::time::sleep_until((clock::now() + wait).min(deadline)).await;
     }
 }
