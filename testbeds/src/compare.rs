@@ -14,21 +14,38 @@ pub use crate::backend::Backend;
 use crate::backend::Testbed;
 use crate::embedded::TestbedSpec;
 use crate::hostmon::HostMonitor;
+use crate::levels::{Levels, LimitSearch, Step};
 use crate::scenario::Scenario;
 use crate::topology::{self, Kind};
+use reports::LimitRule;
 
 #[derive(Debug, Clone, Args)]
 pub struct CompareArgs {
     /// Cloudlets of the P2P testbed = compute nodes of the standard one.
     #[arg(long, default_value_t = 64)]
     pub cloudlets: u32,
-    /// Concurrency levels (comma-separated burst sizes).
-    #[arg(long, value_delimiter = ',')]
-    pub levels: Option<Vec<u32>>,
+    /// Concurrency levels: `auto` (the default: search each system's
+    /// limit, see --start-level and --max-level) or comma-separated burst
+    /// sizes. `--quick` defaults to 8,32.
+    #[arg(long)]
+    pub levels: Option<Levels>,
+    /// `--levels auto`: first level of each system's search.
+    #[arg(long, default_value_t = 64)]
+    pub start_level: u32,
+    /// `--levels auto`: largest level the search may run (default 131,072
+    /// on sim; 4,096 on the real-time backends, where every boot holds
+    /// sockets and the machine's descriptors bind first).
+    #[arg(long)]
+    pub max_level: Option<u32>,
+    /// Which level is a system's performance limit: most-successful,
+    /// max-throughput or error-below:FRACTION (search and report).
+    #[arg(long, default_value = "most-successful")]
+    pub limit_rule: LimitRule,
     /// Control-plane profile of every mock (name or TOML path).
     #[arg(long, default_value = "openstack-2017")]
     pub profile: String,
-    /// Wall seconds per model second.
+    /// Wall seconds per model second (real-time backends; `sim` runs on a
+    /// virtual clock and takes none).
     #[arg(long)]
     pub time_scale: Option<f64>,
     #[arg(long, default_value_t = 1)]
@@ -39,6 +56,9 @@ pub struct CompareArgs {
     /// A small, fast run for smoke tests.
     #[arg(long)]
     pub quick: bool,
+    /// Where the testbeds run: `sim` (virtual time, one process, no
+    /// sockets; deterministic), `embedded` (real HTTP on loopback, real
+    /// time) or `docker`.
     #[arg(long, value_enum, default_value_t = Backend::Embedded)]
     pub backend: Backend,
     #[arg(long, value_enum, default_value_t = Scenario::Steady)]
@@ -72,11 +92,28 @@ pub struct CompareArgs {
 }
 
 impl CompareArgs {
-    pub fn resolved_levels(&self) -> Vec<u32> {
+    pub fn resolved_levels(&self) -> Levels {
         match &self.levels {
-            Some(l) if !l.is_empty() => l.clone(),
-            _ if self.quick => vec![8, 32],
-            _ => vec![64, 256, 1024, 2048],
+            Some(l) => l.clone(),
+            None if self.quick => Levels::List(vec![8, 32]),
+            None => Levels::Auto,
+        }
+    }
+
+    /// Cap of the limit search.
+    pub fn resolved_max_level(&self) -> u32 {
+        self.max_level.unwrap_or(if self.backend.is_virtual() {
+            crate::levels::DEFAULT_CAP
+        } else {
+            4096
+        })
+    }
+
+    /// The largest level this comparison may run (sizes the testbeds).
+    pub fn largest_level(&self) -> u32 {
+        match self.resolved_levels() {
+            Levels::Auto => self.resolved_max_level(),
+            Levels::List(l) => l.iter().copied().max().unwrap_or(1),
         }
     }
 
@@ -88,7 +125,12 @@ impl CompareArgs {
         }
     }
 
+    /// Wall seconds per model second: 1 on the virtual clock of `sim`
+    /// (nothing maps to wall time there), else the flag or the default.
     pub fn resolved_time_scale(&self) -> f64 {
+        if self.backend.is_virtual() {
+            return 1.0;
+        }
         self.time_scale
             .unwrap_or(if self.quick { 0.05 } else { 0.25 })
     }
@@ -116,6 +158,17 @@ pub async fn run(args: CompareArgs) -> Result<String> {
     }
     // Fixed hardware: the profile's node, whatever the levels.
     let sizing = topology::for_profile(n, &args.profile, topology::M1_TINY)?;
+    if let Levels::Auto = levels {
+        if args.start_level == 0 || args.start_level > args.resolved_max_level() {
+            bail!("--start-level must be between 1 and --max-level");
+        }
+    }
+    if args.backend.is_virtual() && args.time_scale.is_some() {
+        bail!("--time-scale does not apply to --backend sim (virtual time has no wall clock); drop it or use --backend embedded");
+    }
+    if args.backend.is_virtual() && args.check_scale {
+        bail!("--check-scale compares two wall-time scales; --backend sim has none (its results do not depend on the host); use --backend embedded");
+    }
     let time_scale = args.resolved_time_scale();
     if !time_scale.is_finite() || time_scale <= 0.0 {
         bail!("--time-scale must be positive");
@@ -135,9 +188,24 @@ pub async fn run(args: CompareArgs) -> Result<String> {
         cluster_secret: random_secret(),
         gossip_interval_ms: None,
     };
+    let mut scale_disagrees = false;
     let mut runs = Vec::new();
+    let mut search_report = String::new();
     for kind in [Kind::Standard, Kind::P2p] {
-        let run = run_one(&args, spec_for(kind, time_scale), &levels, time_scale).await?;
+        let plan = match &levels {
+            Levels::List(l) => Plan::Fixed(l.clone()),
+            Levels::Auto => Plan::Search(LimitSearch::new(
+                args.start_level,
+                args.resolved_max_level(),
+                args.limit_rule.clone(),
+            )),
+        };
+        let (run, end) = run_one(&args, spec_for(kind, time_scale), &plan, time_scale).await?;
+        if let Some(end) = end {
+            let line = format!("{}: {end}\n", kind.label());
+            print!("{line}");
+            search_report.push_str(&line);
+        }
         let path = results_dir.join(format!("{}.json", kind.label()));
         write_json(&path, &run)?;
         runs.push(run);
@@ -146,20 +214,21 @@ pub async fn run(args: CompareArgs) -> Result<String> {
     if args.check_scale {
         // Twice as much wall time per model second: less timer lag.
         let second_scale = time_scale * 2.0;
-        let check_levels: Vec<u32> = [levels.iter().min(), levels.iter().max()]
-            .into_iter()
-            .flatten()
-            .copied()
-            .collect::<std::collections::BTreeSet<u32>>()
-            .into_iter()
-            .collect();
         let mut report = String::new();
         let mut all_agree = true;
         for (kind, first) in [Kind::Standard, Kind::P2p].into_iter().zip(&runs) {
-            let again = run_one(
+            // The smallest and largest level this system ran.
+            let check_levels: Vec<u32> = [first.levels.first(), first.levels.last()]
+                .into_iter()
+                .flatten()
+                .map(|l| l.level)
+                .collect::<std::collections::BTreeSet<u32>>()
+                .into_iter()
+                .collect();
+            let (again, _) = run_one(
                 &args,
                 spec_for(kind, second_scale),
-                &check_levels,
+                &Plan::Fixed(check_levels.clone()),
                 second_scale,
             )
             .await?;
@@ -197,9 +266,16 @@ pub async fn run(args: CompareArgs) -> Result<String> {
                 args.out.join("scale-check.txt").display()
             )
         })?;
+        scale_disagrees = !all_agree;
+    }
+    if !search_report.is_empty() {
+        let path = args.out.join("limit-search.txt");
+        std::fs::write(&path, &search_report)
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     let opts = reports::ReportOptions {
         scale_check,
+        limit: args.limit_rule.clone(),
         ..reports::ReportOptions::default()
     };
     let headline = reports::compare(&runs[0], &runs[1], &args.out, &opts)
@@ -207,41 +283,107 @@ pub async fn run(args: CompareArgs) -> Result<String> {
     let table = headline.table();
     println!("{table}");
     println!("report: {}", args.out.join("index.html").display());
+    if scale_disagrees {
+        bail!(
+            "the scale check disagrees (see {}): the host shaped these results; rerun with a larger --time-scale or --backend sim",
+            args.out.join("scale-check.txt").display()
+        );
+    }
     Ok(table)
 }
 
+/// Which levels one system runs.
+pub enum Plan {
+    Fixed(Vec<u32>),
+    Search(LimitSearch),
+}
+
+/// Runs one system's levels (a fixed list, or its limit search). Returns
+/// its results and, for a search, how the search ended.
 async fn run_one(
     args: &CompareArgs,
     spec: TestbedSpec,
-    levels: &[u32],
+    plan: &Plan,
     time_scale: f64,
-) -> Result<results::RunResults> {
+) -> Result<(results::RunResults, Option<Step>)> {
     let kind = spec.kind;
     let members = spec.members;
     // Watches the host once the first testbed is up: its start-up (gossip
     // converging) belongs to no level. In cloudlet-loss the later start-ups
-    // fall inside the window.
+    // fall inside the window. Not on virtual time: there the host cannot
+    // shape a result (the clock waits for the work), and timer lag is zero
+    // by construction.
+    let watch_host = !args.backend.is_virtual();
     let mut monitor: Option<HostMonitor> = None;
+    let host_t0 = cp_model::clock::host_now();
+    let cpu_t0 = crate::hostmon::process_cpu_seconds();
     // In cloudlet-loss every level starts whole: a fresh testbed per level,
     // so that a level measures losing its share of members, not the
     // accumulated losses of the levels before it.
-    let batches: Vec<Vec<u32>> = match args.scenario {
-        Scenario::Steady => vec![levels.to_vec()],
-        Scenario::CloudletLoss => levels.iter().map(|l| vec![*l]).collect(),
-    };
+    let fresh_per_level = args.scenario == Scenario::CloudletLoss;
     let mut merged: Option<results::RunResults> = None;
     let mut reported: Option<results::ReportedCapacity> = None;
-    for batch in &batches {
-        let mut tb = Testbed::start(args.backend, spec.clone())
-            .await
-            .with_context(|| format!("cannot start the {} testbed", kind.label()))?;
-        if reported.is_none() {
-            reported = report_capacity(&tb).await;
+    let mut tb: Option<Testbed> = None;
+    let mut end = None;
+    let mut index = 0usize;
+    loop {
+        let done: &[results::LevelResult] = merged.as_ref().map_or(&[], |m| &m.levels);
+        let level = match plan {
+            Plan::Fixed(levels) => match levels.get(index) {
+                Some(l) => *l,
+                None => break,
+            },
+            Plan::Search(search) => match search.next(done) {
+                Step::Run(l) => l,
+                other => {
+                    end = Some(other);
+                    break;
+                }
+            },
+        };
+        index += 1;
+        if fresh_per_level {
+            if let Some(old) = tb.take() {
+                old.shutdown().await;
+            }
         }
-        monitor.get_or_insert_with(HostMonitor::start);
-        let outcome = crate::sweep::run_sweep(args, &mut tb, batch, time_scale).await;
-        tb.shutdown().await;
-        let part = outcome.with_context(|| format!("the {} sweep failed", kind.label()))?;
+        let testbed = match tb.as_mut() {
+            Some(t) => t,
+            None => {
+                let t = Testbed::start(args.backend, spec.clone())
+                    .await
+                    .with_context(|| format!("cannot start the {} testbed", kind.label()))?;
+                tb.insert(t)
+            }
+        };
+        if reported.is_none() {
+            reported = report_capacity(testbed).await;
+        }
+        if watch_host {
+            monitor.get_or_insert_with(HostMonitor::start);
+        }
+        let outcome = crate::sweep::run_sweep(args, testbed, &[level], time_scale).await;
+        let part = match outcome {
+            Ok(p) => p,
+            Err(e) => {
+                if let Some(t) = tb.take() {
+                    t.shutdown().await;
+                }
+                return Err(e.context(format!("the {} sweep failed", kind.label())));
+            }
+        };
+        if !args.quiet {
+            if let Some(l) = part.levels.first() {
+                eprintln!(
+                    "{} level {}: {}/{} ACTIVE, makespan {:.1} model s",
+                    kind.label(),
+                    l.level,
+                    l.succeeded,
+                    l.requested,
+                    l.makespan_s
+                );
+            }
+        }
         let complete = part.complete;
         merged = Some(match merged {
             None => part,
@@ -251,8 +393,43 @@ async fn run_one(
             break;
         }
     }
-    let host = monitor.context("no level to run")?.stop();
+    if let Some(t) = tb.take() {
+        t.shutdown().await;
+    }
+    let host = match monitor {
+        Some(m) => m.stop(),
+        None => {
+            let wall = host_t0.elapsed().as_secs_f64();
+            let cpu = match (cpu_t0, crate::hostmon::process_cpu_seconds()) {
+                (Some(a), Some(b)) => (b - a).max(0.0),
+                _ => 0.0,
+            };
+            crate::hostmon::HostReport {
+                cpu_utilization: if wall > 0.0 { cpu / wall } else { 0.0 },
+                cpu_seconds: cpu,
+                wall_seconds: wall,
+                peak_rss_bytes: crate::hostmon::peak_rss_bytes().unwrap_or(0),
+                ..Default::default()
+            }
+        }
+    };
     let mut run = merged.context("no level to run")?;
+    // The levels actually run, in the order they ran.
+    let ran: Vec<u32> = run.levels.iter().map(|l| l.level).collect();
+    if let Some(b) = run.config.get_mut("burst") {
+        b["levels"] = serde_json::json!(ran);
+    }
+    if let Some(e) = &end {
+        run.config["limit_search"] = serde_json::json!({
+            "rule": args.limit_rule.to_string(),
+            "start": args.start_level,
+            "cap": args.resolved_max_level(),
+            "tolerance": crate::levels::DEFAULT_TOLERANCE,
+            "ended": e.to_string(),
+            "past_limit": matches!(e, Step::PastLimit { .. }),
+        });
+    }
+    run.levels.sort_by_key(|l| l.level);
     run.system.label = kind.label().to_string();
     run.system.kind = Some(kind.label().to_string());
     run.system.backend = Some(args.backend.name().to_string());
@@ -274,15 +451,20 @@ async fn run_one(
     capacity.reported = reported;
     run.system.capacity = Some(capacity);
     run.command_line = std::env::args().collect();
-    run.host.cpus = std::thread::available_parallelism()
-        .map(|n| n.get() as u32)
-        .unwrap_or(1);
-    run.host.scheduler_lag_p99_ms = Some(host.lag_p99_ms);
-    run.host.scheduler_lag_max_ms = Some(host.lag_max_ms);
-    run.host.cpu_utilization = Some(host.cpu_utilization);
-    run.host.peak_rss_bytes = Some(host.peak_rss_bytes);
-    run.host.host_bound = Some(host.host_bound(time_scale, args.max_lag_model_s));
-    Ok(run)
+    // The one writer of `host.*` for a comparison (loadgen leaves them
+    // empty: `host_measured_by_caller`).
+    run.host = results::HostInfo {
+        cpus: std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(1),
+        host_bound: Some(watch_host && host.host_bound(time_scale, args.max_lag_model_s)),
+        scheduler_lag_p99_ms: watch_host.then_some(host.lag_p99_ms),
+        scheduler_lag_max_ms: watch_host.then_some(host.lag_max_ms),
+        cpu_utilization: Some(host.cpu_utilization),
+        loadgen_cpu_seconds: None,
+        peak_rss_bytes: Some(host.peak_rss_bytes),
+    };
+    Ok((run, end))
 }
 
 /// The testbed's compute capacity as its first entry point reports it;
@@ -290,8 +472,8 @@ async fn run_one(
 async fn report_capacity(tb: &Testbed) -> Option<results::ReportedCapacity> {
     let entry = tb.entries().into_iter().next()?;
     let transport: os_client::SharedTransport =
-        match os_client::ReqwestTransport::new(std::time::Duration::from_secs(30)) {
-            Ok(t) => std::sync::Arc::new(t),
+        match tb.client_transport(std::time::Duration::from_secs(30)) {
+            Ok(t) => t,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot create the HTTP client");
                 return None;

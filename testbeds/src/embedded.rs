@@ -24,16 +24,31 @@ pub struct TestbedSpec {
     pub retries: u32,
     /// Shared secret of the agents' cluster.
     pub cluster_secret: String,
-    /// Agents' gossip interval in wall ms; `None` picks
-    /// [`auto_gossip_interval_ms`] for the testbed's size.
+    /// Agents' gossip interval in **model** ms; `None` picks
+    /// [`auto_gossip_interval_ms`] (wall ms) for the testbed's size.
     pub gossip_interval_ms: Option<u64>,
 }
 
 impl TestbedSpec {
+    /// The validated time scale.
+    pub fn scale(&self) -> Result<cp_model::TimeScale, cp_model::ModelError> {
+        cp_model::TimeScale::new(self.time_scale)
+    }
+
+    /// Gossip interval in model ms (at least 10 wall ms).
     pub fn gossip_interval_ms(&self) -> u64 {
-        self.gossip_interval_ms
-            .unwrap_or_else(|| auto_gossip_interval_ms(self.members))
-            .max(10)
+        let model = self.gossip_interval_ms.unwrap_or_else(|| {
+            (auto_gossip_interval_ms(self.members) as f64 / self.time_scale).round() as u64
+        });
+        let floor = (10.0 / self.time_scale).ceil() as u64;
+        model.max(floor)
+    }
+
+    /// Gossip interval in wall ms.
+    pub fn gossip_interval_wall_ms(&self) -> u64 {
+        self.scale()
+            .map(|s| s.wall_ms(self.gossip_interval_ms() as f64 / 1000.0, 10))
+            .unwrap_or(100)
     }
 }
 
@@ -49,6 +64,8 @@ pub fn auto_gossip_interval_ms(members: u32) -> u64 {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TestbedError {
+    #[error("invalid time scale: {0}")]
+    TimeScale(#[from] cp_model::ModelError),
     #[error("cannot start mock OpenStack {name}: {source}")]
     Mock {
         name: String,
@@ -108,7 +125,7 @@ pub fn member_name(kind: Kind, i: u32) -> String {
     }
 }
 
-fn mock_config(
+pub(crate) fn mock_config(
     spec: &TestbedSpec,
     name: String,
     computes: u32,
@@ -134,15 +151,10 @@ fn mock_config(
     }
 }
 
-/// Model seconds → wall milliseconds at the testbed's time scale, never
-/// below `floor_ms` (so a tiny scale cannot turn a timer into a busy loop).
-fn model_ms(spec: &TestbedSpec, model_s: f64, floor_ms: u64) -> u64 {
-    ((model_s * spec.time_scale * 1000.0).round() as u64).max(floor_ms)
-}
-
-/// The agent of one cloudlet. Its timers are set in model seconds and
-/// scaled like the mock's, because what the agent does to its cloudlet
-/// (boot polls, capacity reads) is load the model accounts for.
+/// The agent of one cloudlet. Its timers are set in model time with the
+/// testbed's time scale (the agent converts them once, like the mock), so
+/// what the agent does to its cloudlet (boot polls, capacity reads) and how
+/// long it waits follow the model clock in every backend.
 pub fn agent_config(
     spec: &TestbedSpec,
     name: &str,
@@ -159,15 +171,18 @@ pub fn agent_config(
         cluster_secret: spec.cluster_secret.clone(),
         retries: spec.retries,
         seed: Some(seed),
+        time_scale: spec.time_scale,
         // A coordinator polls a boot every 2 model s (Rally's interval).
-        boot_poll_ms: model_ms(spec, AGENT_BOOT_POLL_S, 10),
+        boot_poll_ms: secs_to_ms(AGENT_BOOT_POLL_S),
         // Capacity is read every report_interval (10 model s, nova's default).
-        capacity_interval_ms: model_ms(spec, AGENT_CAPACITY_INTERVAL_S, 20),
-        // Gossip is not modelled; it runs at a wall rate that keeps the
-        // view a few seconds old and the overlay's cost linear in N.
+        capacity_interval_ms: secs_to_ms(AGENT_CAPACITY_INTERVAL_S),
+        // On real sockets the interval keeps the view a few seconds old
+        // and the overlay's host cost linear in N (see
+        // `auto_gossip_interval_ms`).
         gossip_interval_ms: spec.gossip_interval_ms(),
-        owner_unreachable_ms: model_ms(spec, AGENT_OWNER_UNREACHABLE_S, 100),
-        boot_watch_secs: ((AGENT_BOOT_WATCH_S * spec.time_scale).ceil() as u64).max(5),
+        owner_unreachable_ms: secs_to_ms(AGENT_OWNER_UNREACHABLE_S),
+        boot_watch_secs: AGENT_BOOT_WATCH_S as u64,
+        request_timeout_ms: secs_to_ms(AGENT_REQUEST_TIMEOUT_S),
         ..Default::default()
     }
 }
@@ -176,6 +191,13 @@ pub const AGENT_BOOT_POLL_S: f64 = 2.0;
 pub const AGENT_CAPACITY_INTERVAL_S: f64 = 10.0;
 pub const AGENT_BOOT_WATCH_S: f64 = 900.0;
 pub const AGENT_OWNER_UNREACHABLE_S: f64 = 30.0;
+/// Above the cloudlet API's own 60 s timeout (openstack-2017 profile), so
+/// that the cloudlet's 504 reaches the agent rather than its own timeout.
+pub const AGENT_REQUEST_TIMEOUT_S: f64 = 120.0;
+
+fn secs_to_ms(s: f64) -> u64 {
+    (s * 1000.0).round() as u64
+}
 
 impl EmbeddedTestbed {
     /// Starts the testbed and, for P2P, waits until every agent knows every
@@ -244,7 +266,7 @@ impl EmbeddedTestbed {
         }
         // O(log N) rounds spread a member; allow generously more.
         let limit = Duration::from_secs(30)
-            + Duration::from_millis(tb.spec.gossip_interval_ms().saturating_mul(60));
+            + Duration::from_millis(tb.spec.gossip_interval_wall_ms().saturating_mul(60));
         tb.wait_converged(limit).await?;
         Ok(tb)
     }

@@ -59,8 +59,8 @@ struct UpArgs {
     seed: u64,
     #[arg(long, default_value_t = 2)]
     retries: u32,
-    /// Agents' gossip interval in wall ms (default: 100 ms up to 64
-    /// cloudlets, then in proportion to N).
+    /// Agents' gossip interval in model ms (default: 100 wall ms up to 64
+    /// cloudlets, then in proportion to N; on `sim` 400 model ms and up).
     #[arg(long)]
     gossip_interval_ms: Option<u64>,
     #[arg(long, value_enum, default_value_t = Backend::Embedded)]
@@ -80,10 +80,21 @@ fn main() -> Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
         .with_writer(std::io::stderr)
         .init();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    // The sim backend runs everything on one thread with tokio's clock
+    // paused: virtual time that advances only when every task waits.
+    let virtual_time = match &cli.command {
+        Command::Up(a) => a.backend.is_virtual(),
+        Command::Compare(a) => a.backend.is_virtual(),
+        Command::Images(_) => false,
+    };
+    let rt = if virtual_time {
+        testbeds::sim::runtime()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    }
+    .context("cannot start the async runtime")?;
     rt.block_on(async move {
         match cli.command {
             Command::Up(args) => up(args).await,
@@ -101,22 +112,35 @@ async fn up(args: UpArgs) -> Result<()> {
     if members == 0 {
         bail!("a testbed needs at least one compute node or cloudlet");
     }
+    if args.backend.is_virtual() && !args.exit_when_ready {
+        bail!("--backend sim has no sockets for a client to reach and runs on virtual time; use it with --exit-when-ready (start-up time and memory), or `testbed compare --backend sim`");
+    }
     let spec = TestbedSpec {
         kind: args.kind,
         members,
         sizing: topology::for_profile(members, &args.profile, topology::M1_TINY)?,
         profile: args.profile,
-        time_scale: args.time_scale,
+        time_scale: if args.backend.is_virtual() {
+            1.0
+        } else {
+            args.time_scale
+        },
         seed: args.seed,
         retries: args.retries,
         cluster_secret: compare::random_secret(),
         gossip_interval_ms: args.gossip_interval_ms,
     };
-    let started = std::time::Instant::now();
+    let spec_scale = spec.time_scale;
+    let started = cp_model::clock::host_now();
+    let started_model = cp_model::clock::now();
     let tb = Testbed::start(args.backend, spec)
         .await
         .context("cannot start the testbed")?;
     let ready_s = started.elapsed().as_secs_f64();
+    let ready_model_s = cp_model::clock::now()
+        .saturating_duration_since(started_model)
+        .as_secs_f64()
+        / spec_scale;
     let entries = tb.entries();
     println!(
         "{} testbed with {} members is up; entry points:",
@@ -137,7 +161,7 @@ async fn up(args: UpArgs) -> Result<()> {
     if args.exit_when_ready {
         let rss = testbeds::hostmon::peak_rss_bytes().unwrap_or(0);
         println!(
-            "ready: {} members in {ready_s:.2} s, peak RSS {:.1} MiB",
+            "ready: {} members in {ready_s:.2} s (wall; {ready_model_s:.1} model s), peak RSS {:.1} MiB",
             members,
             rss as f64 / (1024.0 * 1024.0)
         );

@@ -1,7 +1,6 @@
 //! Runs loadgen's boot-burst sweep against a running testbed and, in the
 //! cloudlet-loss scenario, stops members in the middle of each level.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -22,6 +21,7 @@ pub fn burst_config(args: &CompareArgs, levels: &[u32], time_scale: f64) -> Burs
         time_scale: Some(time_scale),
         quiet: args.quiet,
         name_prefix: "cmp".into(),
+        host_measured_by_caller: true,
         ..BurstConfig::default()
     }
 }
@@ -40,10 +40,9 @@ pub async fn run_sweep(
         Kind::P2p => EntryPolicy::RoundRobin,
     };
     let target = Target::password(entries, "demo", "secret", "demo", policy);
-    let transport: os_client::SharedTransport = Arc::new(
-        os_client::ReqwestTransport::new(Duration::from_secs(60))
-            .context("cannot create the HTTP client")?,
-    );
+    let transport = tb
+        .client_transport(Duration::from_secs(60))
+        .context("cannot create the HTTP client")?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut cfg = burst_config(args, levels, time_scale);
     cfg.events = Some(tx);
@@ -70,6 +69,8 @@ pub async fn run_sweep(
     let outcome = loop {
         let kill_at = pending_kill.map(|(at, _)| at);
         tokio::select! {
+            // Fixed order: the same run on virtual time repeats exactly.
+            biased;
             res = &mut sweep => break res,
             Some(ev) = rx.recv() => {
                 if let LevelEvent::AllSent { index, .. } = ev {
@@ -77,7 +78,7 @@ pub async fn run_sweep(
                         // "Middle of the level": a few model seconds after the
                         // burst, while boots are in flight.
                         let delay = Duration::from_secs_f64((args.kill_after * time_scale).max(0.0));
-                        pending_kill = Some((tokio::time::Instant::now() + delay, index));
+                        pending_kill = Some((cp_model::clock::now() + delay, index));
                     }
                 }
             }
@@ -95,7 +96,8 @@ pub async fn run_sweep(
                         // The monolith cannot lose part of its controller; it
                         // loses the same share of compute nodes instead.
                         Kind::Standard => {
-                            if let Err(e) = lose_computes(&tb.entries(), &victims).await {
+                            let transport = tb.client_transport(Duration::from_secs(30))?;
+                            if let Err(e) = lose_computes(&tb.entries(), &victims, transport).await {
                                 tracing::warn!(error = %e, "cannot inject compute-node loss");
                             }
                         }
@@ -117,10 +119,12 @@ async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
 
 /// Asks the standard testbed's mock to lose compute nodes `victims` (0-based
 /// member indices → hosts `standard-compute-<i+1>`) through its admin fault API.
-async fn lose_computes(entries: &[String], victims: &[u32]) -> Result<()> {
+async fn lose_computes(
+    entries: &[String],
+    victims: &[u32],
+    transport: os_client::SharedTransport,
+) -> Result<()> {
     let auth_url = entries.first().context("the testbed has no entry point")?;
-    let transport: os_client::SharedTransport =
-        Arc::new(os_client::ReqwestTransport::new(Duration::from_secs(30))?);
     let creds = os_client::Credentials::password(auth_url.clone(), "admin", "secret", "admin");
     let session = os_client::OpenStackSession::connect(transport, creds)
         .await

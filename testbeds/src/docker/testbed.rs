@@ -253,13 +253,15 @@ fn agent_args(spec: &TestbedSpec, run_id: &str, i: u32) -> Vec<String> {
         .filter(|&s| s != i)
         .map(|s| format!("{}:{GOSSIP_PORT}", cname(run_id, spec.kind, s, "agent")))
         .collect();
-    let cfg = agent_config(
+    let model_cfg = agent_config(
         spec,
         &name,
         format!("http://{os}:{API_PORT}/identity"),
         seeds,
         member_seed(spec, i),
     );
+    // The flags below are wall time (the agent binary's default scale).
+    let cfg = model_cfg.to_wall().unwrap_or(model_cfg);
     let mut args = vec![
         "/p2p-agent".to_string(),
         "--name".into(),
