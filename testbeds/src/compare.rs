@@ -33,8 +33,8 @@ pub struct CompareArgs {
     #[arg(long, default_value_t = 64)]
     pub start_level: u32,
     /// `--levels auto`: largest level the search may run (default 131,072
-    /// on sim; 4,096 on the real-time backends, where every boot holds
-    /// sockets and the machine's descriptors bind first).
+    /// on sim; 2,048 on the real-time backends, where every boot holds
+    /// sockets and 4,096 ran out of descriptors on a 20,000 limit).
     #[arg(long)]
     pub max_level: Option<u32>,
     /// Which level is a system's performance limit: most-successful,
@@ -105,7 +105,7 @@ impl CompareArgs {
         self.max_level.unwrap_or(if self.backend.is_virtual() {
             crate::levels::DEFAULT_CAP
         } else {
-            4096
+            2048
         })
     }
 
