@@ -25,6 +25,7 @@ fn cfg(i: usize, base_port: u16, interval: Duration) -> GossipConfig {
         cluster_id: "bench".into(),
         interval,
         phi_threshold: 8.0,
+        rng_seed: None,
     }
 }
 
