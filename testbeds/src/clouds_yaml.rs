@@ -1,7 +1,13 @@
 //! clouds.yaml for a testbed's entry points, in the format the `openstack`
 //! CLI and openstacksdk read (`openstack --os-cloud testbed …`).
+//!
+//! Whoever starts a testbed owns it, so the plain entries (`testbed`,
+//! `testbed-<i>`) are the cloud admin's, like DevStack's `devstack-admin`:
+//! admin-only routes (hypervisor statistics, services) answer 403 to a
+//! member under Nova's default policy. `testbed-demo` and `testbed-<i>-demo`
+//! are a tenant's view (the `demo` project), like DevStack's `devstack`.
 
-/// Credentials written into every entry.
+/// Credentials of one set of entries.
 #[derive(Debug, Clone)]
 pub struct Credentials {
     pub username: String,
@@ -11,20 +17,23 @@ pub struct Credentials {
     pub region: String,
 }
 
-impl Default for Credentials {
-    fn default() -> Self {
+impl Credentials {
+    /// DevStack's default user `name` in the project of the same name.
+    pub fn devstack(name: &str) -> Self {
         Self {
-            username: "demo".into(),
+            username: name.into(),
             password: "secret".into(),
-            project_name: "demo".into(),
+            project_name: name.into(),
             domain: "Default".into(),
             region: "RegionOne".into(),
         }
     }
 }
 
-/// Entry `testbed` for the first auth URL and `testbed-<i>` (from 1) for each.
-pub fn render(auth_urls: &[String], creds: &Credentials) -> String {
+/// Entry `testbed` for the first auth URL and `testbed-<i>` (from 1) for
+/// each, with `admin`'s credentials; the same names with `-demo` appended
+/// carry `tenant`'s.
+pub fn render(auth_urls: &[String], admin: &Credentials, tenant: &Credentials) -> String {
     let mut names: Vec<(String, &str)> = Vec::with_capacity(auth_urls.len() + 1);
     if let Some(first) = auth_urls.first() {
         names.push(("testbed".to_string(), first));
@@ -32,9 +41,18 @@ pub fn render(auth_urls: &[String], creds: &Credentials) -> String {
     for (i, url) in auth_urls.iter().enumerate() {
         names.push((format!("testbed-{}", i + 1), url));
     }
-    let clouds: Vec<os_wire::clouds_yaml::Cloud<'_>> = names
+    let entries: Vec<(String, &str, &Credentials)> = names
         .iter()
-        .map(|(name, url)| os_wire::clouds_yaml::Cloud {
+        .map(|(name, url)| (name.clone(), *url, admin))
+        .chain(
+            names
+                .iter()
+                .map(|(name, url)| (format!("{name}-demo"), *url, tenant)),
+        )
+        .collect();
+    let clouds: Vec<os_wire::clouds_yaml::Cloud<'_>> = entries
+        .iter()
+        .map(|(name, url, creds)| os_wire::clouds_yaml::Cloud {
             name,
             auth_url: url,
             username: &creds.username,
@@ -57,7 +75,11 @@ mod tests {
             "http://127.0.0.1:1/identity".to_string(),
             "http://127.0.0.1:2/identity".to_string(),
         ];
-        let text = render(&urls, &Credentials::default());
+        let text = render(
+            &urls,
+            &Credentials::devstack("admin"),
+            &Credentials::devstack("demo"),
+        );
         let v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
         let clouds = &v["clouds"];
         assert_eq!(
@@ -68,7 +90,13 @@ mod tests {
             clouds["testbed-2"]["auth"]["auth_url"],
             "http://127.0.0.1:2/identity"
         );
-        assert_eq!(clouds["testbed-1"]["auth"]["project_name"], "demo");
+        assert_eq!(clouds["testbed-1"]["auth"]["project_name"], "admin");
         assert_eq!(clouds["testbed-1"]["identity_api_version"], 3);
+        assert_eq!(
+            clouds["testbed-2-demo"]["auth"]["auth_url"],
+            "http://127.0.0.1:2/identity"
+        );
+        assert_eq!(clouds["testbed-demo"]["auth"]["username"], "demo");
+        assert_eq!(clouds["testbed-demo"]["auth"]["project_name"], "demo");
     }
 }

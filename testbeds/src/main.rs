@@ -151,7 +151,11 @@ async fn up(args: UpArgs) -> Result<()> {
         println!("  testbed-{}  {}", i + 1, e);
     }
     if let Some(path) = &args.clouds_yaml {
-        let text = testbeds::clouds_yaml::render(&entries, &Default::default());
+        let text = testbeds::clouds_yaml::render(
+            &entries,
+            &testbeds::clouds_yaml::Credentials::devstack("admin"),
+            &testbeds::clouds_yaml::Credentials::devstack("demo"),
+        );
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
         println!(
             "clouds.yaml written to {} (use: openstack --os-cloud testbed …)",
