@@ -10,3 +10,5 @@ if [ -x scripts/build-images.sh ]; then
   scripts/build-images.sh
 fi
 cargo nextest run --workspace --no-fail-fast "$@"
+# nextest does not run doctests.
+cargo test --workspace --doc
