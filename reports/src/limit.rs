@@ -137,29 +137,7 @@ mod tests {
     use super::*;
 
     fn level(level: u32, succeeded: u32, failed: u32, makespan: f64) -> LevelResult {
-        let requested = succeeded + failed;
-        LevelResult {
-            level,
-            load_model: results::LoadModel::Burst,
-            requested,
-            succeeded,
-            failed,
-            error_rate: f64::from(failed) / f64::from(requested.max(1)),
-            makespan_s: makespan,
-            throughput_per_s: f64::from(succeeded) / makespan,
-            outcomes: Default::default(),
-            errors: vec![],
-            post_latency: Default::default(),
-            boot_time: Default::default(),
-            delete_time: Default::default(),
-            placement: Default::default(),
-            placed_remotely: None,
-            late_starts: 0,
-            dropped_starts: 0,
-            in_flight: vec![],
-            audit: Default::default(),
-            requests: vec![],
-        }
+        LevelResult::burst_summary(level, succeeded, failed, makespan)
     }
 
     #[test]

@@ -385,6 +385,34 @@ pub fn error_category(outcome: Outcome, message: &str) -> ErrorCategory {
 }
 
 impl LevelResult {
+    /// A burst level with only its counts and makespan filled in (what the
+    /// limit rule and the limit search read); for tests and examples.
+    pub fn burst_summary(level: u32, succeeded: u32, failed: u32, makespan_s: f64) -> Self {
+        let requested = succeeded + failed;
+        LevelResult {
+            level,
+            load_model: LoadModel::Burst,
+            requested,
+            succeeded,
+            failed,
+            error_rate: f64::from(failed) / f64::from(requested.max(1)),
+            makespan_s,
+            throughput_per_s: f64::from(succeeded) / makespan_s,
+            outcomes: Default::default(),
+            errors: vec![],
+            post_latency: Default::default(),
+            boot_time: Default::default(),
+            delete_time: Default::default(),
+            placement: Default::default(),
+            placed_remotely: None,
+            late_starts: 0,
+            dropped_starts: 0,
+            in_flight: vec![],
+            audit: Default::default(),
+            requests: vec![],
+        }
+    }
+
     /// Failed requests per [`ErrorCategory`], from `errors`.
     pub fn error_categories(&self) -> BTreeMap<ErrorCategory, u32> {
         let mut out = BTreeMap::new();

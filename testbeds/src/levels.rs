@@ -168,29 +168,7 @@ mod tests {
 
     /// A level where `ok` boots succeed and the rest fail.
     fn level(level: u32, ok: u32) -> LevelResult {
-        let failed = level - ok;
-        LevelResult {
-            level,
-            load_model: results::LoadModel::Burst,
-            requested: level,
-            succeeded: ok,
-            failed,
-            error_rate: f64::from(failed) / f64::from(level),
-            makespan_s: 100.0,
-            throughput_per_s: f64::from(ok) / 100.0,
-            outcomes: Default::default(),
-            errors: vec![],
-            post_latency: Default::default(),
-            boot_time: Default::default(),
-            delete_time: Default::default(),
-            placement: Default::default(),
-            placed_remotely: None,
-            late_starts: 0,
-            dropped_starts: 0,
-            in_flight: vec![],
-            audit: Default::default(),
-            requests: vec![],
-        }
+        LevelResult::burst_summary(level, ok, level - ok, 100.0)
     }
 
     /// Runs the search against a system that saturates at `peak` successes.
