@@ -47,6 +47,9 @@ pub enum LevelEvent {
     Started { index: usize, level: u32 },
     /// Every request of the level has been sent (burst) or scheduled.
     AllSent { index: usize, level: u32 },
+    /// Every boot POST of burst level `index` has been answered (accepted,
+    /// refused or failed): the boots the client knows of are in flight.
+    AllAnswered { index: usize, level: u32 },
     /// Every boot workflow of the level is final; cleanup follows.
     BootsFinal {
         index: usize,

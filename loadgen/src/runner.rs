@@ -71,6 +71,8 @@ impl RunState<'_> {
             poll_timeout_s: self.cfg.poll_timeout_s,
             delete_timeout_s: self.cfg.delete_timeout_s,
             in_flight: AtomicU32::new(0),
+            posts_answered: AtomicU32::new(0),
+            post_answered: tokio::sync::Notify::new(),
             cancel: self.cancel.clone(),
             seed: self.cfg.seed ^ ((index as u64) << 40),
             entries: self.prep.entries.clone(),
@@ -248,10 +250,27 @@ async fn run_burst_level(st: &mut RunState<'_>, index: usize, level: u32) -> Lev
     }
     st.emit(LevelEvent::AllSent { index, level });
     let mut finished = Vec::with_capacity(level as usize);
-    while let Some(r) = set.join_next().await {
-        if let Ok(f) = r {
-            finished.push(f);
+    let mut announced = false;
+    loop {
+        tokio::select! {
+            // Fixed order: the same run on virtual time repeats exactly.
+            biased;
+            r = set.join_next() => match r {
+                Some(Ok(f)) => finished.push(f),
+                Some(Err(_)) => {}
+                None => break,
+            },
+            _ = ctx.post_answered.notified(), if !announced => {
+                if ctx.posts_answered.load(Ordering::Relaxed) >= level {
+                    announced = true;
+                    st.emit(LevelEvent::AllAnswered { index, level });
+                }
+            }
         }
+    }
+    if !announced {
+        // Cancelled before every POST was sent: still tell the listener.
+        st.emit(LevelEvent::AllAnswered { index, level });
     }
     ctx.progress.finish_and_clear();
     let succeeded = finished

@@ -26,6 +26,10 @@ pub struct LevelCtx {
     pub poll_timeout_s: f64,
     pub delete_timeout_s: f64,
     pub in_flight: AtomicU32,
+    /// Boot POSTs of this level that got an answer (or failed), and a wake-up
+    /// for whoever waits until all of them have.
+    pub posts_answered: AtomicU32,
+    pub post_answered: tokio::sync::Notify,
     pub cancel: CancellationToken,
     pub seed: u64,
     pub entries: Vec<Arc<Entry>>,
@@ -107,6 +111,9 @@ pub async fn boot(
     let sent = clock::now();
     let created = compute::create_server_with(&entry.session, &req, RetryPolicy::NONE).await;
     let answered = clock::now();
+    ctx.posts_answered
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    ctx.post_answered.notify_one();
     record.post_latency_s = Some(ctx.clock.between(sent, answered));
     let mut agent = None;
     let finish = |record: RequestRecord, agent: Option<String>, created: Option<String>| {

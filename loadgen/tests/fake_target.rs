@@ -97,6 +97,17 @@ async fn burst_sweep_counts_and_placement() {
         level: 5,
         clean: true
     }));
+    // A level's boot POSTs are all answered after they were sent and
+    // before its boots are final (cloudlet-loss kills at that moment).
+    for (index, level) in [(0usize, 3u32), (1, 5)] {
+        let at = |want: &dyn Fn(&LevelEvent) -> bool| events.iter().position(want);
+        let sent = at(&|e| *e == LevelEvent::AllSent { index, level }).expect("AllSent");
+        let answered =
+            at(&|e| *e == LevelEvent::AllAnswered { index, level }).expect("AllAnswered");
+        let fin = at(&|e| matches!(e, LevelEvent::BootsFinal { index: i, .. } if *i == index))
+            .expect("BootsFinal");
+        assert!(sent < answered && answered < fin, "{events:?}");
+    }
     let table = loadgen::summary_table(&r);
     assert!(table.contains("clean"), "{table}");
 }

@@ -79,8 +79,8 @@ pub struct CompareArgs {
     /// check that model-time results agree within 10%.
     #[arg(long)]
     pub check_scale: bool,
-    /// Cloudlet-loss: stop the victims this many model seconds after a
-    /// level's requests are all sent.
+    /// Cloudlet-loss: stop the victims this many model seconds after every
+    /// boot POST of a level was answered.
     #[arg(long, default_value_t = 5.0)]
     pub kill_after: f64,
     /// Results are host-bound when p99 timer lag exceeds this many model seconds.

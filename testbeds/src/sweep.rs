@@ -73,10 +73,13 @@ pub async fn run_sweep(
             biased;
             res = &mut sweep => break res,
             Some(ev) = rx.recv() => {
-                if let LevelEvent::AllSent { index, .. } = ev {
+                if let LevelEvent::AllAnswered { index, .. } = ev {
                     if kill_count > 0 {
-                        // "Middle of the level": a few model seconds after the
-                        // burst, while boots are in flight.
+                        // "Middle of the level": a few model seconds after
+                        // every boot POST was answered, while the accepted
+                        // boots are in flight (a POST still unanswered at the
+                        // kill would test the client's transport, not the
+                        // federation, and depends on host load).
                         let delay = Duration::from_secs_f64((args.kill_after * time_scale).max(0.0));
                         pending_kill = Some((cp_model::clock::now() + delay, index));
                     }
