@@ -973,6 +973,7 @@ impl Core {
                     unreachable_since = None;
                     match s.get("status").and_then(Value::as_str).unwrap_or("") {
                         "ACTIVE" => {
+                            info!(gid = %gid, cloudlet = %e.owner, "boot ACTIVE");
                             self.update(&gid, |e| e.state = DirState::Active);
                             return;
                         }

@@ -242,3 +242,118 @@ async fn servers_of_a_dead_entry_agent_stay_visible_and_deletable() {
         assert_eq!(s, 404, "{v}");
     }
 }
+
+/// Holds a dead member's ports: connections are accepted by the kernel but
+/// never answered, as a killed container's address (calls hang until the
+/// caller's timeout instead of being refused at once).
+struct Blackhole {
+    _held: Vec<std::net::TcpListener>,
+}
+
+fn blackhole(urls: &[&str]) -> Blackhole {
+    Blackhole {
+        _held: urls
+            .iter()
+            .filter_map(|u| {
+                let hp = u.trim_start_matches("http://").split('/').next()?;
+                std::net::TcpListener::bind(hp).ok()
+            })
+            .collect(),
+    }
+}
+
+/// A burst through two agents spills onto cloudlet 4, whose boots are kept
+/// building (slow spawns); then cloudlet 4's mock AND agent die, their
+/// addresses answering nothing. Every boot placed there is re-placed under
+/// its ID and ends ACTIVE elsewhere; every other boot ends ACTIVE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boots_building_on_a_dead_pair_are_re_placed_and_end_active() {
+    // 20 boots; the three cloudlets left hold 24.
+    let mut fed = federation(&[8, 8, 8, 8]).await;
+    let victim = 4;
+    // Cloudlet 4 spawns take 600 model s more: its boots are certainly
+    // still building when it dies.
+    let admin4 = mock_admin_token(&fed, victim).await;
+    let m4 = fed.mocks[victim - 1]
+        .as_ref()
+        .unwrap()
+        .base_url()
+        .to_string();
+    let (s, _, v) = fed
+        .call(
+            "PUT",
+            &format!("{m4}/mock/v1/faults"),
+            Some(&admin4),
+            Some(json!({"extra_latency": {"compute_s": 600.0}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let demo = fed.login(1, "demo").await;
+    let mut boots = vec![];
+    for k in 0..10 {
+        for via in [1, 2] {
+            let (gid, owner) = fed.boot(via, &demo, &format!("burst-{via}-{k}")).await;
+            boots.push((gid, owner, via));
+        }
+    }
+    let on_victim: Vec<&(String, String, usize)> = boots
+        .iter()
+        .filter(|(_, o, _)| *o == format!("cloudlet-{victim}"))
+        .collect();
+    assert!(
+        !on_victim.is_empty(),
+        "nothing placed on the victim: {boots:?}"
+    );
+    for (gid, _, via) in &on_victim {
+        let (s, _, v) = fed
+            .call(
+                "GET",
+                &format!("{}/servers/{gid}", fed.compute(*via)),
+                Some(&demo),
+                None,
+            )
+            .await;
+        assert_eq!((s, v["server"]["status"].as_str()), (200, Some("BUILD")));
+    }
+    let urls = [fed.agent(victim).base_url().to_string(), m4.clone()];
+    fed.kill(victim);
+    let _hole = blackhole(&[&urls[0], &urls[1]]);
+    let t0 = Instant::now();
+    for (gid, _, via) in &boots {
+        loop {
+            let (s, h, v) = fed
+                .call(
+                    "GET",
+                    &format!("{}/servers/{gid}", fed.compute(*via)),
+                    Some(&demo),
+                    None,
+                )
+                .await;
+            let on = h
+                .get("x-p2p-cloudlet")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            if s == 200 && v["server"]["status"] == "ACTIVE" {
+                assert_ne!(
+                    on,
+                    format!("cloudlet-{victim}"),
+                    "ACTIVE on the dead cloudlet"
+                );
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(90),
+                "{gid} not ACTIVE {:?} after the kill: {s} on {on:?} {v}",
+                t0.elapsed(),
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    eprintln!(
+        "{} boots ACTIVE ({} re-placed from cloudlet-{victim}) {:?} after the kill",
+        boots.len(),
+        on_victim.len(),
+        t0.elapsed()
+    );
+}

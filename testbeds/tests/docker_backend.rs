@@ -103,6 +103,28 @@ async fn settle(s: &OpenStackSession, id: &str, limit: Duration) -> Outcome {
     }
 }
 
+/// Adds `seconds` (model time) to every spawn of member `i`'s cloudlet,
+/// through its mock's admin fault API.
+async fn slow_spawns(tb: &DockerTestbed, transport: &SharedTransport, i: u32, seconds: f64) {
+    let base = tb.mock_url(i).await.expect("victim mock port");
+    let admin = session(transport, &format!("{base}/identity")).await;
+    let resp = admin
+        .send(
+            "compute",
+            http::Method::PUT,
+            &format!("{base}/mock/v1/faults"),
+            Some(&serde_json::json!({"extra_latency": {"compute_s": seconds}})),
+        )
+        .await
+        .expect("fault API");
+    assert_eq!(
+        resp.status,
+        200,
+        "PUT /mock/v1/faults: {}",
+        String::from_utf8_lossy(&resp.body)
+    );
+}
+
 async fn hypervisor_count(s: &OpenStackSession) -> u64 {
     let stats = compute::hypervisor_statistics(s)
         .await
@@ -190,17 +212,34 @@ async fn docker_backend_four_cloudlets_lose_one_and_lose_no_boot() {
     eprintln!("first 8 boots ACTIVE on {owners:?}");
 
     // 4. Boots in flight, then cloudlet-4's containers are killed.
+    // The victim's spawns are slowed first (+600 model s each, through its
+    // mock's fault API): a boot placed there is then certainly still
+    // building when it dies. Without this the test raced: a boot that went
+    // ACTIVE on the victim before the kill (the first boots there can take
+    // ~1.5 s wall, about as long as the rest of the burst) rightly stays
+    // ACTIVE-then-UNKNOWN (durability contract), and never settles.
+    slow_spawns(&tb, &transport, VICTIM, 600.0).await;
     // 16 per entry: more than an agent keeps local (local_max_builds 10),
     // so boots spill over to the other cloudlets, the victim included.
     let second = boot_batch(&[&s1, &s2], "b", 16).await;
-    let on_victim = second
+    let on_victim: Vec<&Boot> = second
         .iter()
         .filter(|b| b.owner.as_deref() == Some(VICTIM_NAME))
-        .count();
+        .collect();
     assert!(
-        on_victim > 0,
+        !on_victim.is_empty(),
         "no boot was placed on {VICTIM_NAME}; the kill would test nothing"
     );
+    for b in &on_victim {
+        let s = if b.via == 0 { &s1 } else { &s2 };
+        let st = compute::get_server(s, &b.id).await.map(|v| v.status);
+        assert!(
+            matches!(st.as_deref(), Ok("BUILD")),
+            "boot {} on {VICTIM_NAME} not building before the kill: {st:?}",
+            b.id
+        );
+    }
+    let on_victim = on_victim.len();
     tb.kill(VICTIM).await;
     eprintln!(
         "killed {VICTIM_NAME} with {} boots in flight ({on_victim} placed on it)",

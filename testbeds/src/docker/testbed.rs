@@ -491,6 +491,14 @@ impl DockerTestbed {
             .collect()
     }
 
+    /// `http://127.0.0.1:<published port>` of member `i`'s mock itself
+    /// (its fault API, an admin's audit), while it runs.
+    pub async fn mock_url(&self, i: u32) -> Option<String> {
+        let c = self.members.get(i as usize)?.mock.as_ref()?;
+        let port = c.get_host_port_ipv4(API_PORT.tcp()).await.ok()?;
+        Some(format!("http://127.0.0.1:{port}"))
+    }
+
     /// Kills member `i`'s containers at once (SIGKILL and removal, no
     /// grace), as a lost cloudlet.
     pub async fn kill(&mut self, i: u32) {
