@@ -605,3 +605,82 @@ async fn a_saturated_agent_answers_503_and_says_so_in_gossip() {
     }
     drop(idle);
 }
+
+/// Issue 12, item 7: the agent's accept loop (`agent::conn::serve`, with
+/// short limits) closes a client that sends no request head and answers
+/// 408 in the envelope to one whose body does not arrive; a well-behaved
+/// client is served meanwhile.
+#[tokio::test]
+async fn idle_and_slow_clients_get_closed_or_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = axum::Router::new().route(
+        "/compute/v2.1/servers",
+        axum::routing::post(|body: bytes::Bytes| async move { format!("{}", body.len()) }),
+    );
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let limits = agent::conn::ConnLimits {
+        header_read: Duration::from_millis(500),
+        body_read: Duration::from_millis(500),
+        max_connections: 16,
+    };
+    let server = tokio::spawn(agent::conn::serve(
+        listener,
+        router,
+        stop,
+        limits,
+        Default::default(),
+    ));
+    let read_all = |mut s: tokio::net::TcpStream| async move {
+        let mut out = vec![];
+        let r = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+        (r.is_ok(), String::from_utf8_lossy(&out).to_string())
+    };
+    // Idle: connects, says nothing.
+    let idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // Half a head, then silence.
+    let mut half = tokio::net::TcpStream::connect(addr).await.unwrap();
+    half.write_all(b"POST /compute/v2.1/servers HT")
+        .await
+        .unwrap();
+    // A full head announcing 1,000 bytes, then 1 byte.
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(
+        b"POST /compute/v2.1/servers HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\nContent-Length: 1000\r\n\r\n{",
+    )
+    .await
+    .unwrap();
+    // Meanwhile a good client is served.
+    let mut good = tokio::net::TcpStream::connect(addr).await.unwrap();
+    good.write_all(
+        b"POST /compute/v2.1/servers HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nconnection: close\r\n\r\n{}",
+    )
+    .await
+    .unwrap();
+    let (closed, answer) = read_all(good).await;
+    assert!(closed && answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let t0 = std::time::Instant::now();
+    let (closed, answer) = read_all(idle).await;
+    assert!(closed && answer.is_empty(), "idle: {answer:?}");
+    let (closed, answer) = read_all(half).await;
+    assert!(closed, "half a head: connection left open");
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+    let (closed, answer) = read_all(slow).await;
+    assert!(closed, "slow body: connection left open");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // The service's error envelope, not plain text.
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let inner = v.as_object().and_then(|o| o.values().next()).cloned();
+    assert_eq!(
+        inner.and_then(|i| i["code"].as_u64()),
+        Some(408),
+        "{answer}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
+    server.abort();
+}
