@@ -638,7 +638,7 @@ async fn route_server(core: Arc<Core>, method: Method, headers: HeaderMap, id: S
         let known = core.gossip.known().await;
         let coord = idroute::coordinator_of(&gid, known.iter().map(|(s, _)| s.name.as_str()))
             .map(str::to_string);
-        if let Some(coord) = coord.filter(|c| *c != core.name) {
+        if let Some(coord) = coord.clone().filter(|c| *c != core.name) {
             let alive = known.iter().any(|(s, a)| s.name == coord && *a);
             if let (true, Some(url)) = (alive, core.url_of(&coord).await) {
                 let path = format!("/p2p/v1/servers/{gid}");
@@ -646,32 +646,27 @@ async fn route_server(core: Arc<Core>, method: Method, headers: HeaderMap, id: S
                     .peer_call(&url, method.clone(), &path, &c.token, None, &c.rid)
                     .await
                 {
-                    Ok(r) => {
-                        let owner = r
-                            .headers()
-                            .get("x-p2p-cloudlet")
-                            .and_then(|v| v.to_str().ok())
-                            .map(str::to_string);
-                        let status = r.status();
-                        let resp = if r.body().is_empty() {
-                            status.into_response()
-                        } else {
-                            match serde_json::from_slice::<Value>(r.body()) {
-                                Ok(mut v) => {
-                                    if let Some(s) = v.get_mut("server") {
-                                        view::globalize(s, &id, &c.base);
-                                    }
-                                    scrub_for(&c.claims, &mut v);
-                                    json_resp(status, &v)
-                                }
-                                Err(_) => status.into_response(),
-                            }
-                        };
-                        return with_owner(resp, &core, owner.as_deref());
-                    }
+                    Ok(r) => return relay(&core, &c, &id, &r),
                     Err(e) => {
                         tracing::warn!(coordinator = %coord, error = %e, "coordinator unreachable; searching");
                         core.suspect(&coord);
+                    }
+                }
+            }
+        }
+        // The coordinator is gone: the agent that adopted its boots
+        // answers, so that a delete cannot cross its re-placement.
+        if coord.as_deref() != Some(core.name.as_str()) {
+            if let Some((adopter, url)) = core.adopter_url(gid, &c.claims, &c.project, &c.rid).await
+            {
+                let path = format!("/p2p/v1/servers/{gid}");
+                match core
+                    .peer_call(&url, method.clone(), &path, &c.token, None, &c.rid)
+                    .await
+                {
+                    Ok(r) => return relay(&core, &c, &id, &r),
+                    Err(e) => {
+                        tracing::warn!(adopter = %adopter, error = %e, "adopter unreachable; serving here");
                     }
                 }
             }
@@ -714,6 +709,31 @@ async fn route_server(core: Arc<Core>, method: Method, headers: HeaderMap, id: S
         }
     }
     outcome(&core, o)
+}
+
+/// A peer agent's answer about a server, passed on to the user.
+fn relay(core: &Core, c: &Ctx, id: &str, r: &os_client::HttpResponse) -> Response {
+    let owner = r
+        .headers()
+        .get("x-p2p-cloudlet")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let status = r.status();
+    let resp = if r.body().is_empty() {
+        status.into_response()
+    } else {
+        match serde_json::from_slice::<Value>(r.body()) {
+            Ok(mut v) => {
+                if let Some(s) = v.get_mut("server") {
+                    view::globalize(s, id, &c.base);
+                }
+                scrub_for(&c.claims, &mut v);
+                json_resp(status, &v)
+            }
+            Err(_) => status.into_response(),
+        }
+    };
+    with_owner(resp, core, owner.as_deref())
 }
 
 async fn show_server(State(core): S, headers: HeaderMap, Path(id): Path<String>) -> Response {

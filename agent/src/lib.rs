@@ -91,6 +91,7 @@ impl AgentHandle {
     /// Stops accepting, leaves the overlay, and waits for the tasks.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
+        self.core.halt();
         self.poller.abort();
         if let Some(server) = self.server.take() {
             let _ = server.await;
@@ -99,8 +100,10 @@ impl AgentHandle {
     }
 
     /// Kills the agent at once: open connections are dropped, new ones
-    /// refused, gossip stops (peers then declare it dead).
+    /// refused, gossip and background work (boot watchers, pending
+    /// deletes) stop (peers then declare it dead).
     pub fn abort(&self) {
+        self.core.halt();
         if let Some(server) = &self.server {
             server.abort();
         }
@@ -324,8 +327,10 @@ async fn launch(
         recent: Mutex::new(HashMap::new()),
         doomed: Mutex::new(std::collections::HashSet::new()),
         direct_clients: Mutex::new(HashMap::new()),
+        halt: watch::channel(false).0,
         cfg: config,
     });
+    core.start_background();
     let service = service_time::ServiceTime::new(
         Duration::from_micros(core.cfg.service_time_us),
         core.cfg.service_workers,

@@ -26,6 +26,8 @@ pub struct Metrics {
     pub deletes_pending: AtomicU64,
     /// Calls made straight to another member's cloudlet (its agent gone).
     pub direct_calls: AtomicU64,
+    /// Boots of dead coordinators this agent took over (see `Core::adopt`).
+    pub boots_adopted: AtomicU64,
     forward_count: AtomicU64,
     forward_sum_us: AtomicU64,
     forward_buckets: [AtomicU64; BUCKETS_MS.len()],
@@ -114,6 +116,11 @@ impl Metrics {
             "p2p_direct_cloudlet_calls_total",
             "Calls made straight to a member's cloudlet because its agent was gone.",
             g(&self.direct_calls),
+        );
+        counter(
+            "p2p_boots_adopted_total",
+            "Unfinished boots of dead coordinators this agent took over.",
+            g(&self.boots_adopted),
         );
         counter(
             "p2p_gossip_rounds_total",

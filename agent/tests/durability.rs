@@ -357,3 +357,229 @@ async fn boots_building_on_a_dead_pair_are_re_placed_and_end_active() {
         t0.elapsed()
     );
 }
+
+/// POSTs one boot; `Some(global id)` when the client got its 202, `None`
+/// when the answer never came (connection dropped) or was an error.
+async fn post_boot(
+    transport: os_client::SharedTransport,
+    compute: String,
+    token: String,
+    name: String,
+) -> (String, Option<String>) {
+    let body = json!({"server": {"name": name, "imageRef": mock_openstack::defaults::IMAGE_ID,
+        "flavorRef": "1", "networks": [{"uuid": mock_openstack::defaults::PRIVATE_NET_ID}]}});
+    let req = http::Request::post(format!("{compute}/servers"))
+        .header("content-type", "application/json")
+        .header("x-auth-token", token)
+        .body(Bytes::from(body.to_string()))
+        .unwrap();
+    match transport.call(req).await {
+        Ok(r) if r.status() == 202 => {
+            let v: Value = serde_json::from_slice(r.body()).unwrap_or(Value::Null);
+            (name, v["server"]["id"].as_str().map(str::to_string))
+        }
+        _ => (name, None),
+    }
+}
+
+/// The global IDs of `names`' servers in a list through agent `i`, with
+/// their status.
+async fn listed(fed: &Fed, i: usize, token: &str, prefix: &str) -> Vec<(String, String)> {
+    let (s, _, v) = fed
+        .call(
+            "GET",
+            &format!("{}/servers/detail", fed.compute(i)),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    v["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap_or_default().to_string(),
+                s["status"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Issue 12: the entry agent dies in the middle of a burst of boots (its
+/// cloudlet healthy; the boots it kept there fail late, and another
+/// cloudlet stops answering for a while). Every boot the client was told
+/// was accepted is re-placed by an adopter and ends ACTIVE, is visible
+/// and deletable through the other agents; servers created for POSTs
+/// whose answer was lost are reported in lists (the client deletes them
+/// too); nothing deleted comes back once the cut-off cloudlet answers
+/// again; and an audit of every cloudlet finds no instance left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entry_agent_killed_mid_burst_loses_nothing_and_leaves_nothing() {
+    let mut fed = federation_with(&[8, 8, 8, 8], |c| c.owner_unreachable_ms = 1_500).await;
+    let entry = 2;
+    // The entry's own cloudlet (where it places first) fails every boot,
+    // late (+20 model s of spawn): after the entry agent is dead.
+    let admin2 = mock_admin_token(&fed, entry).await;
+    let m2 = fed.mocks[entry - 1]
+        .as_ref()
+        .unwrap()
+        .base_url()
+        .to_string();
+    let (s, _, v) = fed
+        .call(
+            "PUT",
+            &format!("{m2}/mock/v1/faults"),
+            Some(&admin2),
+            Some(json!({"extra_latency": {"compute_s": 20.0},
+                        "boot_errors": [{"name_regex": "^burst", "rate": 1.0}]})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let demo = fed.login(1, "demo").await;
+    let compute = fed.compute(entry);
+    let mut posts = tokio::task::JoinSet::new();
+    for k in 0..16 {
+        let (t, c, tok) = (fed.transport.clone(), compute.clone(), demo.clone());
+        posts.spawn(post_boot(t, c, tok, format!("burst-{k:02}")));
+    }
+    // Kill the entry agent once a few answers came back.
+    let mut accepted = vec![];
+    let mut lost_answers = vec![];
+    while let Some(r) = posts.join_next().await {
+        let (name, gid) = r.unwrap();
+        match gid {
+            Some(g) => accepted.push((name, g)),
+            None => lost_answers.push(name),
+        }
+        if accepted.len() == 4 {
+            if let Some(a) = fed.agents[entry - 1].take() {
+                a.abort();
+            }
+        }
+    }
+    eprintln!(
+        "{} accepted, {} answers lost",
+        accepted.len(),
+        lost_answers.len()
+    );
+    assert!(accepted.len() >= 4, "{accepted:?}");
+    // Cloudlet 3 stops answering for 30 model s (3 s) meanwhile.
+    let admin3 = mock_admin_token(&fed, 3).await;
+    let m3 = fed.mocks[2].as_ref().unwrap().base_url().to_string();
+    let (s, _, v) = fed
+        .call(
+            "POST",
+            &format!("{m3}/mock/v1/faults/api-unavailable"),
+            Some(&admin3),
+            Some(json!({"duration_s": 30.0})),
+        )
+        .await;
+    assert_eq!(s, 204, "{v}");
+    let cut = Instant::now();
+    // Every accepted boot ends ACTIVE, seen through agents 1 and 4.
+    let t0 = Instant::now();
+    for (name, gid) in &accepted {
+        for via in [1, 4] {
+            loop {
+                let (s, h, v) = fed
+                    .call(
+                        "GET",
+                        &format!("{}/servers/{gid}", fed.compute(via)),
+                        Some(&demo),
+                        None,
+                    )
+                    .await;
+                if s == 200 && v["server"]["status"] == "ACTIVE" {
+                    let on = h.get("x-p2p-cloudlet").and_then(|v| v.to_str().ok());
+                    assert_ne!(
+                        on,
+                        Some("cloudlet-2"),
+                        "{name} ACTIVE where every boot fails"
+                    );
+                    break;
+                }
+                assert!(
+                    t0.elapsed() < Duration::from_secs(60),
+                    "{name} ({gid}) not ACTIVE via agent {via}: {s} {}",
+                    v["server"]["status"]
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    // Servers of lost answers are listed; nothing stays in BUILD.
+    let t0 = Instant::now();
+    let rows = loop {
+        let rows = listed(&fed, 1, &demo, "burst-").await;
+        if rows.iter().all(|(_, st)| st == "ACTIVE" || st == "ERROR") {
+            break rows;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "still building: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    for (_, gid) in &accepted {
+        assert!(
+            rows.iter().any(|(id, _)| id == gid),
+            "{gid} not listed: {rows:?}"
+        );
+    }
+    eprintln!(
+        "{} listed ({} accepted), {:?} after the kill",
+        rows.len(),
+        accepted.len(),
+        t0.elapsed()
+    );
+    // The client deletes everything it sees, through agent 3.
+    for (gid, _) in &rows {
+        let (s, _, v) = fed
+            .call(
+                "DELETE",
+                &format!("{}/servers/{gid}", fed.compute(3)),
+                Some(&demo),
+                None,
+            )
+            .await;
+        assert!(s == 204 || s == 404, "delete {gid}: {s} {v}");
+    }
+    // Once cloudlet 3 answers again, nothing comes back, and no cloudlet
+    // holds an instance of the burst.
+    while cut.elapsed() < Duration::from_secs(4) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let t0 = Instant::now();
+    loop {
+        let mut left = vec![];
+        for i in [1, 2, 3, 4] {
+            let tok = mock_admin_token(&fed, i).await;
+            left.extend(
+                instances(&fed, i, &tok)
+                    .await
+                    .into_iter()
+                    .map(|(l, g)| (i, l, g)),
+            );
+        }
+        let back: Vec<(String, String)> = [1, 3, 4]
+            .into_iter()
+            .map(|i| listed(&fed, i, &demo, "burst-"))
+            .collect::<futures::future::JoinAll<_>>()
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        assert!(back.is_empty(), "deleted servers listed again: {back:?}");
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "orphans on the cloudlets: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
