@@ -17,6 +17,8 @@ pub enum ModelError {
     ProfileParse { name: String, message: String },
     #[error("invalid profile parameter {field}: {message}")]
     InvalidParameter { field: String, message: String },
+    #[error("invalid profile override `{spec}`: {message}")]
+    InvalidOverride { spec: String, message: String },
     #[error("invalid node spec `{name}`: {message}")]
     InvalidNode { name: String, message: String },
     #[error("invalid fault set: {0}")]

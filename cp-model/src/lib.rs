@@ -33,7 +33,7 @@ pub use clock::{Clock, TimeScale};
 pub use engine::Engine;
 pub use error::ModelError;
 pub use faults::{BootErrorRule, FaultReason, FaultSet, StageLatency, Window};
-pub use profile::Profile;
+pub use profile::{Override, Profile};
 pub use simulate::{
     run, simulate, simulate_with, BootOutcome, BootResult, Polling, SimOptions, SimReport, Summary,
     Workload,

@@ -452,6 +452,132 @@ impl Profile {
     }
 }
 
+/// One `section.key=value` change to a profile (`--set` on the command
+/// line). The key must already exist in the profile (typos are errors, not
+/// new keys); the value is a TOML value (`4`, `0.2`, `true`, `"text"`; bare
+/// text is taken as a string). An integer given for a float key is widened.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Override {
+    /// Dotted path, e.g. `api.workers`.
+    pub key: String,
+    pub value: toml::Value,
+}
+
+impl std::str::FromStr for Override {
+    type Err = ModelError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |message: &str| ModelError::InvalidOverride {
+            spec: s.to_string(),
+            message: message.to_string(),
+        };
+        let (key, raw) = s
+            .split_once('=')
+            .ok_or_else(|| bad("expected section.key=value"))?;
+        let key = key.trim();
+        if key.is_empty() || key.split('.').any(|part| part.trim().is_empty()) {
+            return Err(bad("the key must be section.key (e.g. api.workers)"));
+        }
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err(bad("the value is empty"));
+        }
+        let value = match format!("v = {raw}").parse::<toml::Table>() {
+            Ok(mut t) => t.remove("v").ok_or_else(|| bad("cannot parse the value"))?,
+            Err(_) => toml::Value::String(raw.to_string()),
+        };
+        Ok(Override {
+            key: key.to_string(),
+            value,
+        })
+    }
+}
+
+impl std::fmt::Display for Override {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.value {
+            toml::Value::String(s) => write!(f, "{}={s}", self.key),
+            v => write!(f, "{}={v}", self.key),
+        }
+    }
+}
+
+impl Profile {
+    /// This profile with `overrides` applied in order, validated, and named
+    /// `<name>+<key=value,…>` so that it never passes for the original.
+    /// Unknown keys, keys naming a whole section, values of the wrong type
+    /// and values [`Profile::validate`] rejects are errors.
+    pub fn with_overrides(&self, overrides: &[Override]) -> Result<Profile, ModelError> {
+        if overrides.is_empty() {
+            return Ok(self.clone());
+        }
+        let encode_err = |message: String| ModelError::ProfileParse {
+            name: self.name.clone(),
+            message,
+        };
+        let mut table = match toml::Value::try_from(self).map_err(|e| encode_err(e.to_string()))? {
+            toml::Value::Table(t) => t,
+            _ => return Err(encode_err("a profile encodes as a table".into())),
+        };
+        for o in overrides {
+            let bad = |message: String| ModelError::InvalidOverride {
+                spec: o.to_string(),
+                message,
+            };
+            let parts: Vec<&str> = o.key.split('.').map(str::trim).collect();
+            let Some((last, sections)) = parts.split_last() else {
+                return Err(bad("empty key".into()));
+            };
+            let mut at = &mut table;
+            for (i, part) in sections.iter().enumerate() {
+                at = match at.get_mut(*part) {
+                    Some(toml::Value::Table(t)) => t,
+                    _ => {
+                        return Err(bad(format!(
+                            "unknown section `{}`",
+                            parts[..=i].join(".")
+                        )))
+                    }
+                };
+            }
+            let slot = at
+                .get_mut(*last)
+                .ok_or_else(|| bad(format!("unknown key `{}`", o.key)))?;
+            *slot = match (&*slot, &o.value) {
+                (toml::Value::Table(_), _) => {
+                    return Err(bad(format!("`{}` is a section, not a key", o.key)))
+                }
+                (toml::Value::Float(_), toml::Value::Integer(i)) => toml::Value::Float(*i as f64),
+                (old, new) if old.type_str() != new.type_str() => {
+                    return Err(bad(format!(
+                        "`{}` takes a {}, not a {}",
+                        o.key,
+                        old.type_str(),
+                        new.type_str()
+                    )))
+                }
+                (_, new) => new.clone(),
+            };
+        }
+        if !overrides.iter().any(|o| o.key == "name") {
+            let list: Vec<String> = overrides.iter().map(Override::to_string).collect();
+            table.insert(
+                "name".into(),
+                toml::Value::String(format!("{}+{}", self.name, list.join(","))),
+            );
+        }
+        let profile: Profile =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| ModelError::ProfileParse {
+                    name: self.name.clone(),
+                    message: e.to_string(),
+                })?;
+        profile.validate()?;
+        Ok(profile)
+    }
+}
+
 fn builtin_text(name: &str) -> Option<&'static str> {
     match name {
         "devstack" => Some(DEVSTACK),
@@ -494,6 +620,42 @@ mod tests {
         assert_eq!(p.name, "openstack-2017+t");
         assert_eq!(p.scheduler.base_s, base.scheduler.base_s);
         assert_ne!(p.hash(), base.hash());
+    }
+
+    #[test]
+    fn overrides_change_named_keys_only() {
+        let base = Profile::builtin("openstack-2017").expect("builtin");
+        let sets: Vec<Override> = ["api.workers=2", "api.post_s=1", "hardware.source=lab"]
+            .iter()
+            .map(|s| s.parse().expect("parses"))
+            .collect();
+        let p = base.with_overrides(&sets).expect("applies");
+        assert_eq!(p.api.workers, 2);
+        assert_eq!(p.api.post_s, 1.0);
+        assert_eq!(p.hardware.source, "lab");
+        assert_eq!(p.api.timeout_s, base.api.timeout_s);
+        assert_eq!(
+            p.name,
+            "openstack-2017+api.workers=2,api.post_s=1.0,hardware.source=lab"
+        );
+        assert_ne!(p.hash(), base.hash());
+        // The effective profile round-trips through its TOML (how the
+        // testbeds hand it to every mock).
+        let again = Profile::from_toml("x", &p.to_toml()).expect("round trip");
+        assert_eq!(again, p);
+        assert_eq!(base.with_overrides(&[]).expect("none"), base);
+    }
+
+    #[test]
+    fn bad_overrides_are_rejected() {
+        let base = Profile::builtin("openstack-2017").expect("builtin");
+        for bad in ["api.workerz=2", "apx.workers=2", "api=2", "api.workers=0", "api.workers=1.5", "api.workers=many", "api.post_s=-1", "api.workers.x=1"] {
+            let o: Override = bad.parse().expect("syntax is fine");
+            assert!(base.with_overrides(&[o]).is_err(), "{bad} accepted");
+        }
+        for bad in ["api.workers", "=2", "api..workers=2", "api.workers=", ".x=1"] {
+            assert!(bad.parse::<Override>().is_err(), "{bad} parsed");
+        }
     }
 
     #[test]

@@ -10,7 +10,8 @@ use crate::headline::{Flag, Headline, SystemAtLimit, Verdict};
 use crate::text::{escape, pct, secs, short};
 use crate::{Prepared, ReportOptions};
 
-const CSS: &str = r#"
+/// The page style, shared with the sensitivity report.
+pub(crate) const CSS: &str = r#"
 :root { --ink:#1f2933; --muted:#52606d; --line:#e4e7eb; --good:#0f7b5f; --goodbg:#e3f6ef; --bad:#b42318; --badbg:#fdecea; --warnbg:#fff4d6; --warn:#8a5a00; }
 * { box-sizing: border-box; }
 body { margin: 0; font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", Arial, sans-serif; color: var(--ink); background: #f5f7fa; font-size: 14px; line-height: 1.45; }

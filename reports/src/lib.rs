@@ -14,7 +14,9 @@
 //! | `*.svg` | every chart on its own |
 //!
 //! How the performance limit is chosen lives in [`limit`]; how the seed's
-//! claims are judged lives in [`headline`].
+//! claims are judged lives in [`headline`]; the sensitivity report
+//! (`testbed sensitivity`: tornado charts and the claim map) in
+//! [`sensitivity`].
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -23,6 +25,8 @@ pub mod charts;
 pub mod headline;
 pub mod html;
 pub mod limit;
+pub mod sensitivity;
+pub mod sensitivity_charts;
 pub mod svg;
 pub mod tables;
 mod text;

@@ -89,6 +89,15 @@ pub struct CompareArgs {
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
+    /// Change one parameter of --profile for both systems:
+    /// `section.key=value` (repeatable; unknown keys and bad values are
+    /// errors). The effective profile is written to OUT/profile.toml.
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    pub set: Vec<cp_model::Override>,
+    /// Agents' gossip interval, model ms (default: the backend's for the
+    /// testbed's size; see `testbed up --help`).
+    #[arg(long)]
+    pub gossip_interval_ms: Option<u64>,
 }
 
 impl CompareArgs {
@@ -151,6 +160,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Runs the whole experiment; returns the headline table text.
 pub async fn run(args: CompareArgs) -> Result<String> {
+    let args = crate::profile_set::apply(args)?;
     let levels = args.resolved_levels();
     let n = args.resolved_cloudlets();
     if n == 0 {
@@ -186,7 +196,7 @@ pub async fn run(args: CompareArgs) -> Result<String> {
         seed: args.seed,
         retries: args.retries,
         cluster_secret: random_secret(),
-        gossip_interval_ms: None,
+        gossip_interval_ms: args.gossip_interval_ms,
     };
     let mut scale_disagrees = false;
     let mut runs = Vec::new();

@@ -8,6 +8,8 @@
 //! - [`hostmon`]: timer lag and CPU use, to flag host-bound runs.
 //! - [`clouds_yaml`]: clouds.yaml for a testbed's entry points.
 //! - [`compare`]: the experiment itself.
+//! - [`profile_set`]: `--set section.key=value` applied to the profile.
+//! - [`sensitivity`]: the comparison under each assumed parameter's range.
 
 pub mod backend;
 pub mod capacity;
@@ -17,8 +19,10 @@ pub mod docker;
 pub mod embedded;
 pub mod hostmon;
 pub mod levels;
+pub mod profile_set;
 pub mod scale_check;
 pub mod scenario;
+pub mod sensitivity;
 pub mod sim;
 pub mod sweep;
 pub mod topology;

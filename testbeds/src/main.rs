@@ -8,6 +8,7 @@ use testbeds::backend::{Backend, Testbed};
 use testbeds::compare::{self, CompareArgs};
 use testbeds::docker;
 use testbeds::embedded::TestbedSpec;
+use testbeds::sensitivity::{self, SensitivityArgs};
 use testbeds::topology::{self, Kind};
 
 #[derive(Parser)]
@@ -30,6 +31,10 @@ enum Command {
     Up(UpArgs),
     /// Run the boot-burst sweep against both testbeds and write the report.
     Compare(Box<CompareArgs>),
+    /// Vary each assumed parameter over its range, one at a time; run the
+    /// comparison at both limits for each value; write tornado charts per
+    /// claim ratio, the claim map and CSV.
+    Sensitivity(Box<SensitivityArgs>),
     /// Build the container image (static binaries, FROM scratch) for --backend docker.
     Images(ImagesArgs),
 }
@@ -85,6 +90,7 @@ fn main() -> Result<()> {
     let virtual_time = match &cli.command {
         Command::Up(a) => a.backend.is_virtual(),
         Command::Compare(a) => a.backend.is_virtual(),
+        Command::Sensitivity(a) => a.resolved_backend().is_virtual(),
         Command::Images(_) => false,
     };
     let rt = if virtual_time {
@@ -99,6 +105,7 @@ fn main() -> Result<()> {
         match cli.command {
             Command::Up(args) => up(args).await,
             Command::Compare(args) => compare::run(*args).await.map(|_| ()),
+            Command::Sensitivity(args) => sensitivity::run(*args).await.map(|_| ()),
             Command::Images(args) => images(args).await,
         }
     })
