@@ -206,7 +206,7 @@ pub fn tornado(s: &Sensitivity, which: ClaimRatio) -> Vec<TornadoBar> {
     let base = s.baseline.as_ref().map(|h| which.ratio(h));
     let mut bars = Vec::new();
     for p in &s.parameters {
-        let mut xs: Vec<f64> = base.and_then(|r| finite(r)).into_iter().collect();
+        let mut xs: Vec<f64> = base.and_then(finite).into_iter().collect();
         let mut off_scale = false;
         let mut points = Vec::new();
         for set in s
@@ -394,7 +394,10 @@ pub fn markdown(s: &Sensitivity) -> String {
         s.run.cloudlets, s.run.backend, s.run.seed, s.run.profile, s.run.limit_rule, s.run.values, s.run.comparisons
     );
     match &s.baseline {
-        Some(h) => out.push_str(&format!("Baseline (every parameter at its default): {}\n\n", h.verdict)),
+        Some(h) => out.push_str(&format!(
+            "Baseline (every parameter at its default): {}\n\n",
+            h.verdict
+        )),
         None => out.push_str("The baseline comparison failed: no tornado can be drawn.\n\n"),
     }
     out.push_str("## Claim map\n\nFor each parameter value: does each claim hold (`holds` = reproduced; `undetermined` = the comparison cannot decide, e.g. a system was not taken past its limit).\n\n");
@@ -493,7 +496,9 @@ pub fn page(s: &Sensitivity) -> String {
             "<p><b>Baseline</b> (every parameter at its default): {}</p>",
             escape(&b.verdict)
         )),
-        None => h.push_str("<p><b>The baseline comparison failed</b>: no tornado can be drawn.</p>"),
+        None => {
+            h.push_str("<p><b>The baseline comparison failed</b>: no tornado can be drawn.</p>")
+        }
     }
     let failed: Vec<&SettingResult> = s.settings.iter().filter(|x| x.error.is_some()).collect();
     h.push_str("</section>\n");
@@ -544,7 +549,9 @@ pub fn page(s: &Sensitivity) -> String {
 }
 
 fn claim_map_table(s: &Sensitivity) -> String {
-    let mut h = String::from("<section class=\"card\"><table class=\"levels\"><tr><th>parameter</th><th>value</th>");
+    let mut h = String::from(
+        "<section class=\"card\"><table class=\"levels\"><tr><th>parameter</th><th>value</th>",
+    );
     for c in ClaimRatio::ALL {
         h.push_str(&format!("<th>{}</th>", escape(c.seed_claim())));
     }

@@ -38,6 +38,7 @@ impl Doc {
         ));
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn line(&mut self, x1: f64, y1: f64, x2: f64, y2: f64, stroke: &str, width: f64, dash: &str) {
         let dash = if dash.is_empty() {
             String::new()
@@ -75,10 +76,12 @@ pub fn tornado(s: &Sensitivity, which: ClaimRatio) -> String {
     let th = ClaimThresholds::default();
     let (threshold, crit) = which.threshold(&th);
     let bars = sensitivity::tornado(s, which);
-    let base = s
-        .baseline
-        .as_ref()
-        .and_then(|h| which.ratio(h).value.filter(|_| which.ratio(h).kind == crate::RatioKind::Finite));
+    let base = s.baseline.as_ref().and_then(|h| {
+        which
+            .ratio(h)
+            .value
+            .filter(|_| which.ratio(h).kind == crate::RatioKind::Finite)
+    });
     let row_h = 26.0;
     let top = 64.0;
     let height = (top + row_h * bars.len().max(1) as f64 + 48.0).max(200.0);
@@ -113,14 +116,22 @@ pub fn tornado(s: &Sensitivity, which: ClaimRatio) -> String {
     let right = WIDTH - 120.0;
     let bottom = top + row_h * bars.len().max(1) as f64;
     if bars.is_empty() {
-        d.text(WIDTH / 2.0, top + 20.0, 13.0, "middle", MUTED, "no parameter");
+        d.text(
+            WIDTH / 2.0,
+            top + 20.0,
+            13.0,
+            "middle",
+            MUTED,
+            "no parameter",
+        );
         return d.finish();
     }
     let mut lo = threshold;
     let mut hi = threshold;
-    for v in base.into_iter().chain(bars.iter().flat_map(|b| {
-        b.span.map(|(a, z)| [a, z]).into_iter().flatten()
-    })) {
+    for v in base.into_iter().chain(
+        bars.iter()
+            .flat_map(|b| b.span.map(|(a, z)| [a, z]).into_iter().flatten()),
+    ) {
         lo = lo.min(v);
         hi = hi.max(v);
     }
@@ -276,7 +287,12 @@ pub fn claim_map(s: &Sensitivity) -> String {
                 col_w - 4.0,
                 row_h - 4.0,
                 color,
-                &format!("{} = {}: {} — {text}, ratio {ratio}", set.parameter, set.value, c.seed_claim()),
+                &format!(
+                    "{} = {}: {} — {text}, ratio {ratio}",
+                    set.parameter,
+                    set.value,
+                    c.seed_claim()
+                ),
             );
             d.text(
                 x0 + (col_w - 4.0) / 2.0,

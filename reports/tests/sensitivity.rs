@@ -163,17 +163,29 @@ fn writes_csv_html_tornado_and_claim_map() {
     let vms: f64 = large_high.split(',').nth(4).unwrap().parse().unwrap();
     let b = s.baseline.as_ref().unwrap().ratios.vms.value.unwrap();
     assert!((vms - (b + 3.0)).abs() < 1e-3, "{vms}");
-    assert!(lines.iter().any(|l| l.starts_with("failing,low,") && l.ends_with("the comparison failed")));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("failing,low,") && l.ends_with("the comparison failed")));
 
     let html = std::fs::read_to_string(dir.path().join("index.html")).expect("html");
     assert!(html.contains("Claim map"));
     assert!(html.contains("Tornado"));
-    assert_eq!(html.matches("<svg").count(), 4, "three tornados and the map");
+    assert_eq!(
+        html.matches("<svg").count(),
+        4,
+        "three tornados and the map"
+    );
     assert!(!html.contains("<script"), "no script");
-    assert!(!html.contains("http://") || html.matches("http://").count() == html.matches("http://www.w3.org/2000/svg").count(), "no external URL");
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("sensitivity.json")).unwrap())
-            .unwrap();
+    assert!(
+        !html.contains("http://")
+            || html.matches("http://").count()
+                == html.matches("http://www.w3.org/2000/svg").count(),
+        "no external URL"
+    );
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("sensitivity.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(json["schema"], "p2pstack/sensitivity");
     let back: Sensitivity = serde_json::from_value(json).expect("round trip");
     assert_eq!(back, s);

@@ -419,9 +419,12 @@ pub fn selected(names: &[String]) -> Result<Vec<&'static Parameter>> {
         .collect())
 }
 
-/// The plan: every selected parameter with its settings.
-pub fn plan(args: &SensitivityArgs) -> Result<(CompareArgs, Vec<(ParameterInfo, Vec<Setting>)>)> {
-    if args.values == 0 || args.values % 2 == 0 {
+/// Every selected parameter with its settings, in report order.
+pub type Plan = Vec<(ParameterInfo, Vec<Setting>)>;
+
+/// The baseline comparison and the plan.
+pub fn plan(args: &SensitivityArgs) -> Result<(CompareArgs, Plan)> {
+    if args.values == 0 || args.values.is_multiple_of(2) {
         bail!("--values must be odd (low … default … high), e.g. 3");
     }
     if args.cloudlets == 0 {
@@ -569,18 +572,14 @@ pub async fn run(args: SensitivityArgs) -> Result<Sensitivity> {
     Ok(report)
 }
 
-fn bail_if_nothing(plan: &[(ParameterInfo, Vec<Setting>)]) -> Result<()> {
+fn bail_if_nothing(plan: &Plan) -> Result<()> {
     if plan.is_empty() {
         bail!("no parameter selected");
     }
     Ok(())
 }
 
-fn empty(
-    args: &SensitivityArgs,
-    base: &CompareArgs,
-    plan: Vec<(ParameterInfo, Vec<Setting>)>,
-) -> Sensitivity {
+fn empty(args: &SensitivityArgs, base: &CompareArgs, plan: Plan) -> Sensitivity {
     Sensitivity {
         schema: reports::sensitivity::SCHEMA.into(),
         schema_version: reports::sensitivity::SCHEMA_VERSION,
@@ -644,7 +643,10 @@ mod tests {
             ["2", "4", "8"]
         );
         assert_eq!(workers[0].sets[0].to_string(), "api.workers=2");
-        let pool = plan.iter().find(|(p, _)| p.name == "db_pool").expect("db_pool");
+        let pool = plan
+            .iter()
+            .find(|(p, _)| p.name == "db_pool")
+            .expect("db_pool");
         assert_eq!(
             pool.1.iter().map(|s| s.value.as_str()).collect::<Vec<_>>(),
             ["5+10", "5+50", "30+60"]
@@ -662,7 +664,10 @@ mod tests {
             .expect("gossip");
         assert_eq!(gossip.1[0].gossip_interval_ms, Some(100));
         assert_eq!(gossip.1[2].gossip_interval_ms, Some(1600));
-        let poll = plan.iter().find(|(p, _)| p.name == "poll_timeout").expect("poll");
+        let poll = plan
+            .iter()
+            .find(|(p, _)| p.name == "poll_timeout")
+            .expect("poll");
         assert_eq!(poll.1[2].apply(&base, Path::new("o")).poll_timeout, 600.0);
     }
 
@@ -670,8 +675,13 @@ mod tests {
     fn bad_arguments_are_refused() {
         assert!(plan(&args(&["--values", "2"])).is_err());
         assert!(plan(&args(&["--params", "api_workers,nope"])).is_err());
-        let (_, p) = plan(&args(&["--params", "db_pool,api_workers", "--backend", "sim"]))
-            .expect("plan");
+        let (_, p) = plan(&args(&[
+            "--params",
+            "db_pool,api_workers",
+            "--backend",
+            "sim",
+        ]))
+        .expect("plan");
         let names: Vec<&str> = p.iter().map(|(p, _)| p.name.as_str()).collect();
         assert_eq!(names, ["api_workers", "db_pool"]);
     }
@@ -684,6 +694,9 @@ mod tests {
         assert_eq!(base.cloudlets, 8);
         assert_eq!(base.poll_timeout, defaults.poll_timeout);
         assert_eq!(base.profile, defaults.profile);
-        assert!(matches!(base.resolved_levels(), crate::levels::Levels::Auto));
+        assert!(matches!(
+            base.resolved_levels(),
+            crate::levels::Levels::Auto
+        ));
     }
 }
