@@ -331,7 +331,7 @@ pub fn csv(s: &Sensitivity) -> String {
                         .join(" "),
                 ]);
             }
-            None => row.extend(std::iter::repeat_n(String::new(), 19)),
+            None => row.extend(std::iter::repeat_n(String::new(), 20)),
         }
         row.push(set.run_dir.clone());
         row.push(set.error.clone().unwrap_or_default());

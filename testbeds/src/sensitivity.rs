@@ -60,6 +60,13 @@ pub struct SensitivityArgs {
     /// Print the parameters, their values and sources, and run nothing.
     #[arg(long)]
     pub list: bool,
+    /// Comparisons at a time; above 1 each runs in a child process of
+    /// this program (its own runtime and clock).
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// Internal (`--jobs`): run only the setting with this id.
+    #[arg(long, hide = true)]
+    pub only: Option<String>,
 }
 
 impl SensitivityArgs {
@@ -183,12 +190,26 @@ pub struct Setting {
 }
 
 impl Setting {
-    /// Directory of this setting's comparison under `runs/`.
-    pub fn run_dir(&self) -> String {
+    /// `baseline`, or `<parameter>-<label>`.
+    pub fn id(&self) -> String {
         if self.baseline {
-            "runs/baseline".into()
+            "baseline".into()
         } else {
-            format!("runs/{}-{}", self.parameter, self.label)
+            format!("{}-{}", self.parameter, self.label)
+        }
+    }
+
+    /// Directory of this setting's comparison.
+    pub fn run_dir(&self) -> String {
+        format!("runs/{}", self.id())
+    }
+
+    /// `api_workers = 2 (low)`, or `baseline`.
+    pub fn describe(&self) -> String {
+        if self.baseline {
+            "baseline (every parameter at its default)".into()
+        } else {
+            format!("{} = {} ({})", self.parameter, self.value, self.label)
         }
     }
 
@@ -471,15 +492,24 @@ async fn run_setting(
     let args = setting.apply(base, out);
     let dir = args.out.clone();
     compare::run(args).await?;
+    read_headline(&dir)
+}
+
+/// The headline a comparison's report wrote into `dir`.
+fn read_headline(dir: &Path) -> Result<reports::Headline> {
     let path = dir.join("headline.json");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("cannot parse {}", path.display()))
 }
 
+/// What became of one comparison: its headline, or why it failed.
+type Outcome = std::result::Result<reports::Headline, String>;
+
 /// Runs every setting and writes the report; returns what it wrote.
 pub async fn run(args: SensitivityArgs) -> Result<Sensitivity> {
     let (base, plan) = plan(&args)?;
+    bail_if_nothing(&plan)?;
     if args.list {
         for (p, _) in &plan {
             println!(
@@ -491,85 +521,192 @@ pub async fn run(args: SensitivityArgs) -> Result<Sensitivity> {
                 p.source
             );
         }
-        bail_if_nothing(&plan)?;
         return Ok(empty(&args, &base, plan));
     }
-    bail_if_nothing(&plan)?;
+    // The comparisons to run: the baseline once, then every other value.
+    let mut todo: Vec<Setting> = Vec::new();
+    for (_, settings) in &plan {
+        for s in settings {
+            if !todo.iter().any(|t| t.id() == s.id()) {
+                todo.push(s.clone());
+            }
+        }
+    }
+    todo.sort_by_key(|s| !s.baseline);
+    if let Some(id) = &args.only {
+        // A child of `--jobs`: one comparison, in this process.
+        let s = todo
+            .iter()
+            .find(|s| &s.id() == id)
+            .with_context(|| format!("--only: no setting {id:?}"))?;
+        run_setting(&base, s, &args.out).await?;
+        return Ok(empty(&args, &base, plan));
+    }
+    if args.jobs == 0 {
+        bail!("--jobs must be at least 1");
+    }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let total = 1 + plan
-        .iter()
-        .map(|(_, s)| s.iter().filter(|s| !s.baseline).count())
-        .sum::<usize>();
     let started = cp_model::clock::host_now();
+    let total = todo.len();
     let mut report = empty(&args, &base, plan.clone());
-    let progress = |i: usize, what: &str| {
-        eprintln!(
-            "sensitivity [{i}/{total}] {what} ({:.0} s so far)",
-            started.elapsed().as_secs_f64()
-        );
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; total];
+    let mut finished = 0usize;
+    // Called as each comparison ends: record it, say so, rewrite the report.
+    let mut record = |i: usize, outcome: Outcome| -> Result<()> {
+        finished += 1;
+        let s = &todo[i];
+        match &outcome {
+            Ok(_) => eprintln!(
+                "sensitivity [{finished}/{total}] {} done ({:.0} s so far)",
+                s.describe(),
+                started.elapsed().as_secs_f64()
+            ),
+            Err(e) => eprintln!(
+                "sensitivity [{finished}/{total}] {} FAILED: {e}",
+                s.describe()
+            ),
+        }
+        outcomes[i] = Some(outcome);
+        assemble(&mut report, &plan, &todo, &outcomes);
+        reports::sensitivity::write(&report, &args.out).context("cannot write the report")
     };
+    if args.jobs == 1 {
+        for (i, s) in todo.iter().enumerate() {
+            eprintln!("sensitivity: running {}", s.describe());
+            let outcome = run_setting(&base, s, &args.out)
+                .await
+                .map_err(|e| format!("{e:#}"));
+            let failed_baseline = s.baseline && outcome.is_err();
+            record(i, outcome)?;
+            if failed_baseline {
+                break;
+            }
+        }
+    } else {
+        run_children(&args, &todo, &mut record)?;
+    }
+    if let Some(Err(e)) = outcomes.first().and_then(|o| o.as_ref()) {
+        bail!("the baseline comparison failed: {e}");
+    }
+    println!(
+        "sensitivity: {} comparisons in {:.0} s (wall), {} at a time; report: {}",
+        report.run.comparisons,
+        started.elapsed().as_secs_f64(),
+        args.jobs,
+        args.out.join("index.html").display()
+    );
+    Ok(report)
+}
 
-    progress(1, "baseline");
-    let baseline_setting = plan
+/// The report's settings from the comparisons finished so far, in plan
+/// order; each parameter's default value repeats the baseline.
+fn assemble(report: &mut Sensitivity, plan: &Plan, todo: &[Setting], outcomes: &[Option<Outcome>]) {
+    let outcome_of = |s: &Setting| {
+        todo.iter()
+            .position(|t| t.id() == s.id())
+            .and_then(|i| outcomes[i].clone())
+    };
+    report.run.comparisons = outcomes.iter().filter(|o| o.is_some()).count() as u32;
+    report.baseline = todo
         .iter()
-        .flat_map(|(_, s)| s.iter())
         .find(|s| s.baseline)
-        .cloned()
-        .unwrap_or(Setting {
-            parameter: "baseline",
-            label: "default".into(),
-            value: String::new(),
-            baseline: true,
-            sets: Vec::new(),
-            poll_timeout: None,
-            gossip_interval_ms: None,
-        });
-    let baseline = run_setting(&base, &baseline_setting, &args.out)
-        .await
-        .context("the baseline comparison failed")?;
-    report.baseline = Some(baseline.clone());
-    report.run.comparisons = 1;
-    let mut done: Vec<SettingResult> = Vec::new();
-    let mut i = 1;
-    for (p, settings) in &plan {
-        for s in settings {
-            let (headline, error) = if s.baseline {
-                (Some(baseline.clone()), None)
-            } else {
-                i += 1;
-                progress(i, &format!("{} = {} ({})", p.name, s.value, s.label));
-                report.run.comparisons += 1;
-                match run_setting(&base, s, &args.out).await {
-                    Ok(h) => (Some(h), None),
-                    // One failed setting is a finding, not the end of the run.
-                    Err(e) => {
-                        let msg = format!("{e:#}");
-                        eprintln!("sensitivity: {} = {} failed: {msg}", p.name, s.value);
-                        (None, Some(msg))
-                    }
-                }
-            };
-            done.push(SettingResult {
+        .and_then(outcome_of)
+        .and_then(|o| o.ok());
+    report.settings = plan
+        .iter()
+        .flat_map(|(p, settings)| settings.iter().map(move |s| (p, s)))
+        .filter_map(|(p, s)| {
+            let outcome = outcome_of(s)?;
+            Some(SettingResult {
                 parameter: p.name.clone(),
                 label: s.label.clone(),
                 value: s.value.clone(),
                 baseline: s.baseline,
                 run_dir: s.run_dir(),
-                headline,
-                error,
+                error: outcome.as_ref().err().cloned(),
+                headline: outcome.ok(),
+            })
+        })
+        .collect();
+}
+
+/// `--jobs N`: every setting in a child process of this program
+/// (`testbed … sensitivity … --only <id>`, which runs it through
+/// [`compare::run`] like the sequential path), N at a time. Each child
+/// has its own runtime and clock; its output goes to `runs/<id>/log.txt`.
+fn run_children(
+    args: &SensitivityArgs,
+    todo: &[Setting],
+    record: &mut dyn FnMut(usize, Outcome) -> Result<()>,
+) -> Result<()> {
+    use std::collections::VecDeque;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Mutex};
+
+    let exe = std::env::current_exe().context("cannot find this program to run its children")?;
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    // The baseline first; if it fails nothing else starts.
+    let queue = Mutex::new((0..todo.len()).collect::<VecDeque<usize>>());
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel::<(usize, Outcome)>();
+    let mut result = Ok(());
+    std::thread::scope(|scope| {
+        for _ in 0..args.jobs.min(todo.len()) {
+            let tx = tx.clone();
+            let (queue, stop, exe, argv) = (&queue, &stop, &exe, &argv);
+            scope.spawn(move || loop {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let next = queue.lock().ok().and_then(|mut q| q.pop_front());
+                let Some(i) = next else { break };
+                let outcome = run_child(exe, argv, &args.out, &todo[i]);
+                if todo[i].baseline && outcome.is_err() {
+                    stop.store(true, Ordering::SeqCst);
+                }
+                if tx.send((i, outcome)).is_err() {
+                    break;
+                }
             });
-            report.settings = done.clone();
-            reports::sensitivity::write(&report, &args.out).context("cannot write the report")?;
         }
+        drop(tx);
+        for (i, outcome) in rx {
+            if let Err(e) = record(i, outcome) {
+                stop.store(true, Ordering::SeqCst);
+                result = Err(e);
+            }
+        }
+    });
+    result
+}
+
+fn run_child(exe: &Path, argv: &[String], out: &Path, s: &Setting) -> Outcome {
+    let dir = out.join(s.run_dir());
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let log_path = dir.join("log.txt");
+    let log = std::fs::File::create(&log_path)
+        .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
+    let err = log
+        .try_clone()
+        .map_err(|e| format!("cannot share {}: {e}", log_path.display()))?;
+    let status = std::process::Command::new(exe)
+        .args(argv)
+        .args(["--only", &s.id()])
+        .stdout(log)
+        .stderr(err)
+        .status()
+        .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
+    if !status.success() {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let last = text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        return Err(format!("{status}: {last} (see {})", log_path.display()));
     }
-    let wall = started.elapsed().as_secs_f64();
-    println!(
-        "sensitivity: {} comparisons in {wall:.0} s (wall); report: {}",
-        report.run.comparisons,
-        args.out.join("index.html").display()
-    );
-    Ok(report)
+    read_headline(&dir).map_err(|e| format!("{e:#}"))
 }
 
 fn bail_if_nothing(plan: &Plan) -> Result<()> {

@@ -100,7 +100,7 @@ fn a_bad_override_is_refused_before_anything_runs() {
 }
 
 #[test]
-fn a_tiny_sensitivity_run_writes_tornados_and_claim_map_deterministically() {
+fn a_tiny_sensitivity_run_writes_tornados_and_claim_map_deterministically_at_any_jobs() {
     let a = tempfile::tempdir().expect("temp dir");
     let b = tempfile::tempdir().expect("temp dir");
     let args = [
@@ -121,7 +121,12 @@ fn a_tiny_sensitivity_run_writes_tornados_and_claim_map_deterministically() {
     ];
     let stdout = testbed(&args, a.path());
     assert!(stdout.contains("5 comparisons"), "{stdout}");
-    testbed(&args, b.path());
+    // Two at a time, each in a child process: the same CSV.
+    let mut parallel = args.to_vec();
+    parallel.extend(["--jobs", "2"]);
+    let stdout = testbed(&parallel, b.path());
+    assert!(stdout.contains("5 comparisons"), "{stdout}");
+    assert!(b.path().join("runs/api_workers-high/log.txt").is_file());
     for f in [
         "index.html",
         "summary.md",
@@ -138,7 +143,7 @@ fn a_tiny_sensitivity_run_writes_tornados_and_claim_map_deterministically() {
     }
     let csv_a = std::fs::read_to_string(a.path().join("sensitivity.csv")).expect("csv");
     let csv_b = std::fs::read_to_string(b.path().join("sensitivity.csv")).expect("csv");
-    assert_eq!(csv_a, csv_b, "same seed, same CSV");
+    assert_eq!(csv_a, csv_b, "same seed, same CSV, one or two at a time");
     let rows: Vec<&str> = csv_a.lines().skip(1).collect();
     assert_eq!(rows.len(), 6, "{csv_a}");
     for prefix in [
