@@ -10,6 +10,7 @@
 //! - [`compare`]: the experiment itself.
 //! - [`profile_set`]: `--set section.key=value` applied to the profile.
 //! - [`sensitivity`]: the comparison under each assumed parameter's range.
+//! - [`export`]: the testbed as a Swarm stack or Kubernetes manifests.
 
 pub mod backend;
 pub mod capacity;
@@ -17,6 +18,7 @@ pub mod clouds_yaml;
 pub mod compare;
 pub mod docker;
 pub mod embedded;
+pub mod export;
 pub mod hostmon;
 pub mod levels;
 pub mod profile_set;

@@ -37,6 +37,40 @@ enum Command {
     Sensitivity(Box<SensitivityArgs>),
     /// Build the container image (static binaries, FROM scratch) for --backend docker.
     Images(ImagesArgs),
+    /// Write the testbed as a Docker Swarm stack or Kubernetes manifests.
+    Export(ExportArgs),
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    #[arg(long, value_enum)]
+    format: testbeds::export::Format,
+    #[arg(long, value_enum)]
+    kind: Kind,
+    /// Cloudlets of the P2P testbed, or compute nodes of the standard one.
+    #[arg(long, default_value_t = 4)]
+    cloudlets: u32,
+    /// Concurrency levels the load generator runs, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "64,128,256,512,1024,2048"
+    )]
+    levels: Vec<u32>,
+    #[arg(long, default_value = "devstack")]
+    profile: String,
+    #[arg(long, default_value_t = 1.0)]
+    time_scale: f64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, default_value_t = 2)]
+    retries: u32,
+    /// Agents' gossip interval in model ms (default as `testbed up`).
+    #[arg(long)]
+    gossip_interval_ms: Option<u64>,
+    /// Write here instead of standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -91,7 +125,7 @@ fn main() -> Result<()> {
         Command::Up(a) => a.backend.is_virtual(),
         Command::Compare(a) => a.backend.is_virtual(),
         Command::Sensitivity(a) => a.resolved_backend().is_virtual(),
-        Command::Images(_) => false,
+        Command::Images(_) | Command::Export(_) => false,
     };
     let rt = if virtual_time {
         testbeds::sim::runtime()
@@ -107,6 +141,7 @@ fn main() -> Result<()> {
             Command::Compare(args) => compare::run(*args).await.map(|_| ()),
             Command::Sensitivity(args) => sensitivity::run(*args).await.map(|_| ()),
             Command::Images(args) => images(args).await,
+            Command::Export(args) => export(args),
         }
     })
 }
@@ -202,5 +237,43 @@ async fn images(args: ImagesArgs) -> Result<()> {
         .context("the build task failed")??;
     let image = docker::build_image(&bin_dir).await?;
     println!("image {image} built from {}", bin_dir.display());
+    Ok(())
+}
+
+fn export(args: ExportArgs) -> Result<()> {
+    if args.cloudlets == 0 {
+        bail!("a testbed needs at least one compute node or cloudlet");
+    }
+    // The same spec `testbed up` starts, with a fresh secret per export.
+    let spec = TestbedSpec {
+        kind: args.kind,
+        members: args.cloudlets,
+        sizing: topology::for_profile(args.cloudlets, &args.profile, topology::M1_TINY)?,
+        profile: args.profile,
+        time_scale: args.time_scale,
+        seed: args.seed,
+        retries: args.retries,
+        cluster_secret: compare::random_secret(),
+        gossip_interval_ms: args.gossip_interval_ms,
+    };
+    spec.scale().context("invalid --time-scale")?;
+    let text = testbeds::export::Export::new(spec, args.levels).render(args.format)?;
+    match &args.out {
+        Some(path) => {
+            // Kubernetes manifests hold the cluster key: owner-only.
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(path)
+                .and_then(|mut f| f.write_all(text.as_bytes()))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("written to {}", path.display());
+        }
+        None => print!("{text}"),
+    }
     Ok(())
 }

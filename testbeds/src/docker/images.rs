@@ -1,6 +1,7 @@
 //! The project's container image, built locally: there is no registry to
 //! pull from, so the image is `FROM scratch` with the project's own static
-//! binaries (`mock-openstack` and `p2p-agent`).
+//! binaries (`mock-openstack`, `p2p-agent`, and `loadgen` for the load
+//! generator of an exported Swarm or Kubernetes testbed).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,11 +16,12 @@ pub const IMAGE_TAG: &str = "local";
 pub const STATIC_TARGET: &str = "x86_64-unknown-linux-gnu";
 
 /// Binaries the image carries.
-pub const BINARIES: [&str; 2] = ["mock-openstack", "p2p-agent"];
+pub const BINARIES: [&str; 3] = ["mock-openstack", "p2p-agent", "loadgen"];
 
 const DOCKERFILE: &str = "FROM scratch\n\
 COPY mock-openstack /mock-openstack\n\
 COPY p2p-agent /p2p-agent\n\
+COPY loadgen /loadgen\n\
 USER 65534:65534\n";
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +62,8 @@ pub fn static_build(source: &Path) -> Result<PathBuf, ImageError> {
             "mock-openstack",
             "-p",
             "agent",
+            "-p",
+            "loadgen",
         ])
         .status()
         .map_err(ImageError::Cargo)?;

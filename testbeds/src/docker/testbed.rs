@@ -197,16 +197,17 @@ async fn start_node(
 }
 
 /// Container name of member `i`'s mock (`-os`) or agent (`-agent`).
-fn cname(run_id: &str, kind: Kind, i: u32, role: &str) -> String {
+pub(crate) fn cname(run_id: &str, kind: Kind, i: u32, role: &str) -> String {
     format!("{run_id}-{}-{role}", member_name(kind, i))
 }
 
 /// Seed of member `i`, the same stream as in the embedded backend.
-fn member_seed(spec: &TestbedSpec, i: u32) -> u64 {
+pub(crate) fn member_seed(spec: &TestbedSpec, i: u32) -> u64 {
     spec.seed.wrapping_add(u64::from(i) * 0x9E37_79B9)
 }
 
-fn mock_args(spec: &TestbedSpec, name: &str, computes: u32, seed: u64) -> Vec<String> {
+/// The mock's command line (API on `0.0.0.0:API_PORT`), for any engine.
+pub(crate) fn mock_args(spec: &TestbedSpec, name: &str, computes: u32, seed: u64) -> Vec<String> {
     vec![
         "/mock-openstack".to_string(),
         "--listen".into(),
@@ -242,23 +243,48 @@ fn mock_args(spec: &TestbedSpec, name: &str, computes: u32, seed: u64) -> Vec<St
     ]
 }
 
+/// Indices of the well-known seed agents (the first three, as in embedded).
+pub(crate) fn seed_members(spec: &TestbedSpec) -> std::ops::Range<u32> {
+    0..spec.members.min(3)
+}
+
 /// The agent's command line: the same timers as the embedded backend
 /// ([`agent_config`]), addresses by container name.
 fn agent_args(spec: &TestbedSpec, run_id: &str, i: u32) -> Vec<String> {
-    let name = member_name(spec.kind, i);
     let me = cname(run_id, spec.kind, i, "agent");
     let os = cname(run_id, spec.kind, i, "os");
-    // The first three agents are the well-known seeds (as in embedded).
-    let seeds: Vec<String> = (0..spec.members.min(3))
+    let seeds: Vec<String> = seed_members(spec)
         .filter(|&s| s != i)
-        .map(|s| format!("{}:{GOSSIP_PORT}", cname(run_id, spec.kind, s, "agent")))
+        .map(|s| cname(run_id, spec.kind, s, "agent"))
         .collect();
+    agent_args_at(
+        spec,
+        &member_name(spec.kind, i),
+        &me,
+        &format!("http://{os}:{API_PORT}/identity"),
+        &seeds,
+        Some(member_seed(spec, i).to_string()),
+    )
+}
+
+/// The agent's command line for any engine: `me` is the host name peers
+/// reach it by, `os_auth_url` its mock's Keystone URL, `seeds` the seed
+/// agents' host names; `rng_seed` is passed as given (a number, or an
+/// engine's variable).
+pub(crate) fn agent_args_at(
+    spec: &TestbedSpec,
+    name: &str,
+    me: &str,
+    os_auth_url: &str,
+    seeds: &[String],
+    rng_seed: Option<String>,
+) -> Vec<String> {
     let model_cfg = agent_config(
         spec,
-        &name,
-        format!("http://{os}:{API_PORT}/identity"),
-        seeds,
-        member_seed(spec, i),
+        name,
+        os_auth_url.to_string(),
+        seeds.iter().map(|s| format!("{s}:{GOSSIP_PORT}")).collect(),
+        0,
     );
     // The flags below are wall time (the agent binary's default scale).
     let cfg = model_cfg.to_wall().unwrap_or(model_cfg);
@@ -294,9 +320,9 @@ fn agent_args(spec: &TestbedSpec, run_id: &str, i: u32) -> Vec<String> {
         "--request-timeout-ms".into(),
         "30000".into(),
     ];
-    if let Some(seed) = cfg.seed {
+    if let Some(seed) = rng_seed {
         args.push("--rng-seed".into());
-        args.push(seed.to_string());
+        args.push(seed);
     }
     for s in &cfg.seed_peers {
         args.push("--seed-peer".into());
