@@ -240,6 +240,14 @@ impl Core {
         }
     }
 
+    fn is_suspect(&self, name: &str) -> bool {
+        let ttl = Duration::from_millis(self.cfg.suspect_ms);
+        self.suspects.lock().is_ok_and(|s| {
+            s.get(name)
+                .is_some_and(|since| clock::now().saturating_duration_since(*since) < ttl)
+        })
+    }
+
     fn suspected(&self, st: &CloudletState) -> bool {
         let Ok(mut s) = self.suspects.lock() else {
             return false;
@@ -799,7 +807,7 @@ impl Core {
                 .call(p, Svc::Compute, method, nova_path, None, rid)
                 .await;
         }
-        if !self.member_alive(owner).await {
+        if !self.member_alive(owner).await || self.is_suspect(owner) {
             if let Some(c) = self.direct(owner).await {
                 return self.direct_call(owner, &c, p, method, nova_path, rid).await;
             }
@@ -820,6 +828,14 @@ impl Core {
             )
             .await;
         match r {
+            // A timeout means a host that swallows calls (gone, partitioned):
+            // its cloudlet would most likely hang too, and chaining both
+            // would make one call cost twice the timeout. Suspected, the
+            // member is tried directly first next time.
+            Err(e @ CallError::Transport(os_client::TransportError::Timeout(_))) => {
+                self.suspect(owner);
+                Err(e)
+            }
             Err(e) if e.is_unreachable() => match self.direct(owner).await {
                 Some(c) => self.direct_call(owner, &c, p, method, nova_path, rid).await,
                 None => Err(e),
@@ -1184,8 +1200,14 @@ impl Core {
         p: &ProjectRef,
         rid: &str,
     ) -> Option<(String, String)> {
-        let e = self.find_instance(gid, claims, p, rid).await?;
-        let adopter = self.adopter_of(&e.owner).await?;
+        let (e, coordinator) = self.find_instance(gid, claims, p, rid).await?;
+        // A re-placed instance names its adopter as coordinator: while that
+        // one lives it decides, wherever the instance is now.
+        let live = self.gossip.live_view().await;
+        let adopter = match coordinator.filter(|c| live.iter().any(|s| s.name == *c)) {
+            Some(c) => c,
+            None => self.adopter_of(&e.owner).await?,
+        };
         if adopter == self.name {
             return None;
         }
@@ -1767,7 +1789,7 @@ impl Core {
         p: &ProjectRef,
         rid: &str,
     ) -> Option<DirEntry> {
-        let e = self.find_instance(gid, claims, p, rid).await?;
+        let (e, _) = self.find_instance(gid, claims, p, rid).await?;
         let ours = idroute::coordinator_tag(&gid) == Some(idroute::tag_of(&self.name));
         if ours {
             if let Ok(mut d) = self.directory.lock() {
@@ -1777,14 +1799,15 @@ impl Core {
         Some(e)
     }
 
-    /// Searches every known cloudlet's list for the instance of `gid`.
+    /// Searches every known cloudlet's list for the instance of `gid`;
+    /// with the coordinator its metadata names.
     async fn find_instance(
         &self,
         gid: Uuid,
         claims: &Claims,
         p: &ProjectRef,
         rid: &str,
-    ) -> Option<DirEntry> {
+    ) -> Option<(DirEntry, Option<String>)> {
         let g = gid.to_string();
         let known = self.gossip.known().await;
         let tok = self.token_for_claims(claims);
@@ -1842,7 +1865,11 @@ impl Core {
                         state: DirState::Active,
                         tried: vec![st.name.clone()],
                     };
-                    return Some(e);
+                    let coordinator = s
+                        .pointer(&format!("/metadata/{COORDINATOR_KEY}"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
+                    return Some((e, coordinator));
                 }
             }
         }

@@ -268,8 +268,9 @@ fn blackhole(urls: &[&str]) -> Blackhole {
 /// its ID and ends ACTIVE elsewhere; every other boot ends ACTIVE.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boots_building_on_a_dead_pair_are_re_placed_and_end_active() {
-    // 20 boots; the three cloudlets left hold 24.
-    let mut fed = federation(&[8, 8, 8, 8]).await;
+    // 24 boots through agents 1 and 2: 8 stay local each, 8 spill over to
+    // cloudlets 3, 4 and 5; the four cloudlets left hold 32.
+    let mut fed = federation(&[8, 8, 8, 8, 8]).await;
     let victim = 4;
     // Cloudlet 4 spawns take 600 model s more: its boots are certainly
     // still building when it dies.
@@ -290,7 +291,7 @@ async fn boots_building_on_a_dead_pair_are_re_placed_and_end_active() {
     assert_eq!(s, 200, "{v}");
     let demo = fed.login(1, "demo").await;
     let mut boots = vec![];
-    for k in 0..10 {
+    for k in 0..12 {
         for via in [1, 2] {
             let (gid, owner) = fed.boot(via, &demo, &format!("burst-{via}-{k}")).await;
             boots.push((gid, owner, via));
