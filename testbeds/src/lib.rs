@@ -11,6 +11,7 @@
 //! - [`profile_set`]: `--set section.key=value` applied to the profile.
 //! - [`sensitivity`]: the comparison under each assumed parameter's range.
 //! - [`export`]: the testbed as a Swarm stack or Kubernetes manifests.
+//! - [`swarm`]: the exported stack run on the local engine (Docker Swarm).
 
 pub mod backend;
 pub mod capacity;
@@ -26,5 +27,6 @@ pub mod scale_check;
 pub mod scenario;
 pub mod sensitivity;
 pub mod sim;
+pub mod swarm;
 pub mod sweep;
 pub mod topology;

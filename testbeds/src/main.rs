@@ -39,6 +39,45 @@ enum Command {
     Images(ImagesArgs),
     /// Write the testbed as a Docker Swarm stack or Kubernetes manifests.
     Export(ExportArgs),
+    /// Run the comparison on an engine's exported stacks (`--engine swarm`:
+    /// the local Docker engine in swarm mode) and write the same report.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Engine {
+    /// `docker stack deploy` on the local engine (a single-node swarm is
+    /// initialised and left again when the engine is not in one).
+    Swarm,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[arg(long, value_enum)]
+    engine: Engine,
+    /// Cloudlets of the P2P testbed (and compute nodes of the standard one).
+    #[arg(long, default_value_t = 8)]
+    cloudlets: u32,
+    /// Concurrency levels, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "8,32")]
+    levels: Vec<u32>,
+    #[arg(long, default_value = "devstack")]
+    profile: String,
+    #[arg(long, default_value_t = 0.2)]
+    time_scale: f64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, default_value_t = 2)]
+    retries: u32,
+    /// Report directory.
+    #[arg(long, default_value = "reports/swarm")]
+    out: PathBuf,
+    /// Longest wait for a stack to be up, seconds.
+    #[arg(long, default_value_t = 120)]
+    ready_timeout: u64,
+    /// Longest wait for a load generator to finish, seconds.
+    #[arg(long, default_value_t = 1800)]
+    run_timeout: u64,
 }
 
 #[derive(Args)]
@@ -125,7 +164,7 @@ fn main() -> Result<()> {
         Command::Up(a) => a.backend.is_virtual(),
         Command::Compare(a) => a.backend.is_virtual(),
         Command::Sensitivity(a) => a.resolved_backend().is_virtual(),
-        Command::Images(_) | Command::Export(_) => false,
+        Command::Images(_) | Command::Export(_) | Command::Run(_) => false,
     };
     let rt = if virtual_time {
         testbeds::sim::runtime()
@@ -142,6 +181,7 @@ fn main() -> Result<()> {
             Command::Sensitivity(args) => sensitivity::run(*args).await.map(|_| ()),
             Command::Images(args) => images(args).await,
             Command::Export(args) => export(args),
+            Command::Run(args) => run_engine(args).await,
         }
     })
 }
@@ -275,5 +315,40 @@ fn export(args: ExportArgs) -> Result<()> {
         }
         None => print!("{text}"),
     }
+    Ok(())
+}
+
+async fn run_engine(args: RunArgs) -> Result<()> {
+    let Engine::Swarm = args.engine;
+    let cfg = testbeds::swarm::SwarmRun {
+        cloudlets: args.cloudlets,
+        levels: args.levels,
+        profile: args.profile,
+        time_scale: args.time_scale,
+        seed: args.seed,
+        retries: args.retries,
+        out: args.out.clone(),
+        ready_timeout: std::time::Duration::from_secs(args.ready_timeout),
+        run_timeout: std::time::Duration::from_secs(args.run_timeout),
+    };
+    let mut task = tokio::task::spawn_blocking(move || testbeds::swarm::run(&cfg));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch SIGTERM")?;
+    let joined = tokio::select! {
+        r = &mut task => r,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("interrupted: removing what the run created…");
+            testbeds::swarm::interrupt();
+            task.await
+        }
+        _ = term.recv() => {
+            eprintln!("terminated: removing what the run created…");
+            testbeds::swarm::interrupt();
+            task.await
+        }
+    };
+    let table = joined.context("the swarm run panicked")??;
+    println!("{table}");
+    println!("report: {}", args.out.join("index.html").display());
     Ok(())
 }

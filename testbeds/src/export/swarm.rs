@@ -8,8 +8,9 @@
 //! gossip to. Services resolve each other by name on the stack's overlay
 //! network (`endpoint_mode: dnsrr`: the name is the task's own address, as
 //! a container name is on the Docker backend). The cluster secret is an
-//! external Docker secret ([`CLUSTER_SECRET_NAME`]) that the user creates
-//! from a random source before deploying; the file
+//! external Docker secret ([`CLUSTER_SECRET_NAME`]) that the user (or
+//! `testbed run --engine swarm`, see [`crate::swarm`]) creates from a random
+//! source before deploying; the file
 //! never holds it. The load generator is a one-shot service (restart
 //! condition `none`) deployed with 0 replicas and scaled to 1 once the
 //! cloudlets are up; it writes its results to the `results` volume.
