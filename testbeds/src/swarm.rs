@@ -163,8 +163,17 @@ impl Drop for SwarmMembership {
             );
         }
         if self.gwbridge_created {
-            // Removed only when nothing else uses it.
-            let _ = docker(&["network", "rm", "docker_gwbridge"]);
+            // The swarm's endpoints on it go shortly after the leave;
+            // removed only once nothing else uses it.
+            for _ in 0..40 {
+                if docker(&["network", "rm", "docker_gwbridge"]).is_ok()
+                    || !network_exists("docker_gwbridge")
+                {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            eprintln!("testbed: docker_gwbridge is still in use; remove it with `docker network rm docker_gwbridge`");
         }
     }
 }

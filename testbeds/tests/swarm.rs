@@ -78,8 +78,32 @@ fn swarm_run_of_8_cloudlets_reports_and_leaves_nothing() {
         after.0, before.0,
         "swarm membership must be as before the run"
     );
-    assert_eq!(after.1, before.1, "networks left or removed");
-    assert_eq!(after.2, before.2, "volumes left or removed");
+    // Other tests' runs may come and go meanwhile: nothing new may stay.
+    let mut new_networks: Vec<_> = after.1.difference(&before.1).collect();
+    // Docker 20.10 may keep a stale endpoint on the docker_gwbridge that
+    // `swarm init` created, refusing its removal until the daemon restarts
+    // (docs/testbeds.md); tolerated only with nothing attached to it.
+    if new_networks.iter().any(|n| *n == "docker_gwbridge") {
+        let attached = docker_lines(&[
+            "network",
+            "inspect",
+            "docker_gwbridge",
+            "--format",
+            "{{len .Containers}}",
+        ]);
+        assert_eq!(
+            attached,
+            BTreeSet::from(["0".to_string()]),
+            "containers left on docker_gwbridge"
+        );
+        eprintln!(
+            "NOTE: docker_gwbridge (empty) could not be removed: stale endpoint in the engine"
+        );
+        new_networks.retain(|n| *n != "docker_gwbridge");
+    }
+    assert!(new_networks.is_empty(), "networks left: {new_networks:?}");
+    let new_volumes: Vec<_> = after.2.difference(&before.2).collect();
+    assert!(new_volumes.is_empty(), "volumes left: {new_volumes:?}");
     assert!(
         after.3.is_subset(&before.3),
         "left behind: {:?}",
