@@ -5,13 +5,17 @@
 //! cloudlet's state as JSON. The live view (what placement reads) is the
 //! set of nodes chitchat's failure detector believes alive, plus self.
 
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chitchat::transport::Transport as GossipTransport;
-use chitchat::{spawn_chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig};
+use chitchat::{
+    spawn_chitchat, Chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig,
+    Version,
+};
 
 use crate::state::{CloudletState, STATE_KEY};
 use crate::AgentError;
@@ -66,8 +70,131 @@ impl GossipConfig {
 /// A running gossip node.
 pub struct Gossip {
     handle: ChitchatHandle,
-    alive: Arc<AtomicUsize>,
-    watcher: tokio::task::JoinHandle<()>,
+    /// Alive members at the last look (see [`Gossip::members_alive`]).
+    alive: AtomicUsize,
+    views: Mutex<Views>,
+}
+
+/// Every node ever heard of, with its last state and whether it is alive
+/// ([`Gossip::known`]). Iterating by reference costs nothing; iterating by
+/// value clones one state at a time.
+#[derive(Clone, Default)]
+pub struct Known(Arc<Vec<(CloudletState, bool)>>);
+
+impl std::ops::Deref for Known {
+    type Target = [(CloudletState, bool)];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<'a> IntoIterator for &'a Known {
+    type Item = &'a (CloudletState, bool);
+    type IntoIter = std::slice::Iter<'a, (CloudletState, bool)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl IntoIterator for Known {
+    type Item = (CloudletState, bool);
+    type IntoIter = KnownIter;
+    fn into_iter(self) -> KnownIter {
+        KnownIter {
+            known: self.0,
+            next: 0,
+        }
+    }
+}
+
+/// By-value iterator of [`Known`].
+pub struct KnownIter {
+    known: Arc<Vec<(CloudletState, bool)>>,
+    next: usize,
+}
+
+impl Iterator for KnownIter {
+    type Item = (CloudletState, bool);
+    fn next(&mut self) -> Option<Self::Item> {
+        let item = self.known.get(self.next)?.clone();
+        self.next += 1;
+        Some(item)
+    }
+}
+
+/// The overlay as last read, rebuilt only when it changed. The agent reads
+/// it on every request it routes (twice for a server on another cloudlet),
+/// while a member's state changes only every few gossip rounds: parsing
+/// every member's JSON on each read was most of a routed request's cost.
+#[derive(Default)]
+struct Views {
+    /// What the snapshot was taken from: the live nodes in chitchat's
+    /// order, and every node with its max version (any change of a node's
+    /// keys raises it).
+    live: Vec<ChitchatId>,
+    versions: Vec<(ChitchatId, Version)>,
+    known: Known,
+    live_view: Arc<Vec<CloudletState>>,
+    /// Decoded states by node, with the max version they were decoded at.
+    decoded: HashMap<ChitchatId, (Version, Option<CloudletState>)>,
+    valid: bool,
+}
+
+impl Views {
+    fn current(&self, c: &Chitchat) -> bool {
+        if !self.valid {
+            return false;
+        }
+        let mut live = c.live_nodes();
+        if !self.live.iter().all(|id| live.next() == Some(id)) || live.next().is_some() {
+            return false;
+        }
+        let states = c.node_states();
+        states.len() == self.versions.len()
+            && states
+                .iter()
+                .zip(&self.versions)
+                .all(|((id, ns), (vid, v))| id == vid && ns.max_version() == *v)
+    }
+
+    /// Brings the snapshot up to date with `c` (a no-op when unchanged).
+    fn refresh(&mut self, c: &Chitchat) {
+        if self.current(c) {
+            return;
+        }
+        self.live = c.live_nodes().cloned().collect();
+        self.versions = c
+            .node_states()
+            .iter()
+            .map(|(id, ns)| (id.clone(), ns.max_version()))
+            .collect();
+        let mut decoded = std::mem::take(&mut self.decoded);
+        let mut state_of = |id: &ChitchatId| -> Option<CloudletState> {
+            let ns = c.node_state(id)?;
+            let v = ns.max_version();
+            if let Some((dv, s)) = decoded.get(id) {
+                if *dv == v {
+                    return s.clone();
+                }
+            }
+            let s = ns.get(STATE_KEY).and_then(CloudletState::decode);
+            decoded.insert(id.clone(), (v, s.clone()));
+            s
+        };
+        let live: HashSet<&ChitchatId> = self.live.iter().collect();
+        let known: Vec<(CloudletState, bool)> = self
+            .versions
+            .iter()
+            .filter_map(|(id, _)| state_of(id).map(|s| (s, live.contains(id))))
+            .collect();
+        let live_view: Vec<CloudletState> = self.live.iter().filter_map(&mut state_of).collect();
+        // Forget nodes chitchat forgot.
+        decoded.retain(|id, _| c.node_state(id).is_some());
+        self.decoded = decoded;
+        self.known = Known(Arc::new(known));
+        self.live_view = Arc::new(live_view);
+        self.valid = true;
+    }
 }
 
 impl Gossip {
@@ -85,22 +212,11 @@ impl Gossip {
         )
         .await
         .map_err(|e| AgentError::Gossip(e.to_string()))?;
-        let alive = Arc::new(AtomicUsize::new(1));
-        let mut rx = handle.chitchat().lock().await.live_nodes_watcher();
-        let alive2 = alive.clone();
-        let watcher = tokio::spawn(async move {
-            loop {
-                let n = rx.borrow_and_update().len().max(1);
-                alive2.store(n, Ordering::Relaxed);
-                if rx.changed().await.is_err() {
-                    break;
-                }
-            }
-        });
+        let alive = AtomicUsize::new(1);
         Ok(Self {
             handle,
             alive,
-            watcher,
+            views: Mutex::new(Views::default()),
         })
     }
 
@@ -114,35 +230,44 @@ impl Gossip {
 
     /// States of the nodes believed alive (self included).
     pub async fn live_view(&self) -> Vec<CloudletState> {
-        self.handle
-            .with_chitchat(|c| {
-                c.live_nodes()
-                    .filter_map(|id| c.node_state(id))
-                    .filter_map(|ns| ns.get(STATE_KEY).and_then(CloudletState::decode))
-                    .collect()
-            })
-            .await
+        self.with_views(|v| v.live_view.as_ref().clone()).await
     }
 
     /// Every node ever heard of, with its last state and whether it is alive.
-    pub async fn known(&self) -> Vec<(CloudletState, bool)> {
+    pub async fn known(&self) -> Known {
+        self.with_views(|v| v.known.clone()).await
+    }
+
+    /// Reads the snapshot of the overlay, refreshed first if chitchat's
+    /// state changed.
+    async fn with_views<T>(&self, read: impl Fn(&Views) -> T) -> T {
+        let views = &self.views;
         self.handle
             .with_chitchat(|c| {
-                let live: std::collections::HashSet<ChitchatId> = c.live_nodes().cloned().collect();
-                c.node_states()
-                    .iter()
-                    .filter_map(|(id, ns)| {
-                        ns.get(STATE_KEY)
-                            .and_then(CloudletState::decode)
-                            .map(|s| (s, live.contains(id)))
-                    })
-                    .collect()
+                let mut v = match views.lock() {
+                    Ok(v) => v,
+                    Err(p) => p.into_inner(),
+                };
+                v.refresh(c);
+                read(&v)
             })
             .await
     }
 
-    /// Alive members (self included), kept current by a watcher task.
+    /// Alive members (self included): counted now when the overlay is not
+    /// busy (a watcher of chitchat's live set would get a clone of every
+    /// live member's state on each change of any of them), else the last
+    /// count.
     pub fn members_alive(&self) -> usize {
+        let chitchat = self.handle.chitchat();
+        if let Ok(c) = chitchat.try_lock() {
+            let n = c
+                .live_nodes()
+                .filter(|id| c.node_state(id).is_some())
+                .count()
+                .max(1);
+            self.alive.store(n, Ordering::Relaxed);
+        }
         self.alive.load(Ordering::Relaxed)
     }
 
@@ -159,12 +284,10 @@ impl Gossip {
     }
 
     pub fn abort(&self) {
-        self.watcher.abort();
         let _ = self.handle.initiate_shutdown();
     }
 
     pub async fn shutdown(self) {
-        self.watcher.abort();
         let _ = self.handle.shutdown().await;
     }
 }

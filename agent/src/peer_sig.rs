@@ -72,7 +72,14 @@ fn hmac(key: &[u8]) -> HmacSha256 {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    // Called several times per signed request: no formatter per byte.
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    s
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
@@ -260,6 +267,15 @@ mod tests {
 
     fn key() -> PeerKey {
         PeerKey::derive(b"0123456789abcdef-cluster")
+    }
+
+    #[test]
+    fn hex_is_lowercase_and_round_trips() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        let h = hex(&bytes);
+        assert_eq!(&h[..8], "00010203");
+        assert_eq!(&h[h.len() - 4..], "feff");
+        assert_eq!(unhex(&h), Some(bytes));
     }
 
     #[test]

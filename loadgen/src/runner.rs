@@ -611,7 +611,11 @@ async fn run(
                 .map(|n| n.get() as u32)
                 .unwrap_or(1),
             // Host-bound when timers ran late by more than a quarter poll interval.
-            host_bound: lag_p99_ms.map(|ms| ms / 1000.0 / time_scale > cfg.poll_interval_s / 4.0),
+            host_bound: lag_p99_ms.map(|ms| {
+                let lag =
+                    Duration::try_from_secs_f64(ms.max(0.0) / 1000.0).unwrap_or(Duration::MAX);
+                clock.model_s(lag) > cfg.poll_interval_s / 4.0
+            }),
             scheduler_lag_p99_ms: lag_p99_ms,
             scheduler_lag_max_ms: lag_max_ms,
             cpu_utilization: cpu.map(|c| if wall > 0.0 { c / wall } else { 0.0 }),

@@ -94,8 +94,8 @@ pub struct CompareArgs {
     /// errors). The effective profile is written to OUT/profile.toml.
     #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
     pub set: Vec<cp_model::Override>,
-    /// Agents' gossip interval, model ms (default: the backend's for the
-    /// testbed's size; see `testbed up --help`).
+    /// Agents' gossip interval, model ms (default on every backend: 400
+    /// up to 64 cloudlets, then in proportion to N).
     #[arg(long)]
     pub gossip_interval_ms: Option<u64>,
 }
@@ -196,7 +196,15 @@ pub async fn run(args: CompareArgs) -> Result<String> {
         seed: args.seed,
         retries: args.retries,
         cluster_secret: random_secret(),
-        gossip_interval_ms: args.gossip_interval_ms,
+        // By default the same model-time gossip interval on every backend
+        // (what the embedded backend runs at its default scale, 0.25: 100
+        // wall ms up to 64 members): the view's staleness shapes P2P
+        // placement, so a wall-time interval made backends at other
+        // scales disagree.
+        gossip_interval_ms: Some(
+            args.gossip_interval_ms
+                .unwrap_or_else(|| crate::sim::gossip_interval_model_ms(n)),
+        ),
     };
     let mut scale_disagrees = false;
     let mut runs = Vec::new();

@@ -29,10 +29,12 @@ impl HostReport {
     /// exceeds `max_lag_model_s`: every stage completion of the model may
     /// then be late by that much, which distorts what is measured.
     pub fn host_bound(&self, time_scale: f64, max_lag_model_s: f64) -> bool {
-        if !time_scale.is_finite() || time_scale <= 0.0 {
+        let Ok(scale) = cp_model::TimeScale::new(time_scale) else {
             return false;
-        }
-        (self.lag_p99_ms / 1000.0) / time_scale > max_lag_model_s
+        };
+        let lag = std::time::Duration::try_from_secs_f64(self.lag_p99_ms.max(0.0) / 1000.0)
+            .unwrap_or(std::time::Duration::MAX);
+        scale.model_s(lag) > max_lag_model_s
     }
 }
 

@@ -80,7 +80,9 @@ pub async fn run_sweep(
                         // boots are in flight (a POST still unanswered at the
                         // kill would test the client's transport, not the
                         // federation, and depends on host load).
-                        let delay = Duration::from_secs_f64((args.kill_after * time_scale).max(0.0));
+                        let delay = cp_model::TimeScale::new(time_scale)
+                            .map(|s| s.wall(args.kill_after))
+                            .unwrap_or(Duration::ZERO);
                         pending_kill = Some((cp_model::clock::now() + delay, index));
                     }
                 }

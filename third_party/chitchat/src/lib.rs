@@ -59,6 +59,10 @@ pub struct Chitchat {
     previous_live_nodes: HashMap<ChitchatId, Version>,
     live_nodes_watcher_tx: watch::Sender<BTreeMap<ChitchatId, NodeState>>,
     live_nodes_watcher_rx: watch::Receiver<BTreeMap<ChitchatId, NodeState>>,
+    // P2PSTACK-PATCH: the live set changed while nobody watched; the
+    // watched map (a clone of every live node's state) is built when a
+    // watcher asks instead of on every change.
+    live_nodes_stale: std::sync::atomic::AtomicBool,
 }
 
 impl Chitchat {
@@ -77,6 +81,7 @@ impl Chitchat {
             previous_live_nodes,
             live_nodes_watcher_tx,
             live_nodes_watcher_rx,
+            live_nodes_stale: std::sync::atomic::AtomicBool::new(false),
         };
 
         let self_node_state = chitchat.self_node_state();
@@ -224,23 +229,14 @@ impl Chitchat {
             .collect::<HashMap<_, _>>();
 
         if self.previous_live_nodes != current_live_nodes {
-            let live_nodes = current_live_nodes
-                .keys()
-                .cloned()
-                .flat_map(|chitchat_id| {
-                    let node_state = self.node_state(&chitchat_id)?;
-                    if let Some(liveness_extra_predicate) = &self.config.extra_liveness_predicate {
-                        if !liveness_extra_predicate(node_state) {
-                            return None;
-                        }
-                    }
-                    Some((chitchat_id, node_state.clone()))
-                })
-                .collect::<BTreeMap<_, _>>();
             self.previous_live_nodes = current_live_nodes;
-
-            if self.live_nodes_watcher_tx.send(live_nodes).is_err() {
-                error!(current_node = ?self.self_chitchat_id(), "error while reporting membership change event.")
+            // P2PSTACK-PATCH: only when someone besides our own receiver
+            // watches (else on the next `live_nodes_watcher` call).
+            if self.live_nodes_watcher_tx.receiver_count() > 1 {
+                self.send_live_nodes();
+            } else {
+                self.live_nodes_stale
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
             }
         }
         // Perform garbage collection.
@@ -282,11 +278,37 @@ impl Chitchat {
     ///
     /// Heartbeats are not notified.
     pub fn live_nodes_watch_stream(&self) -> WatchStream<BTreeMap<ChitchatId, NodeState>> {
-        WatchStream::new(self.live_nodes_watcher_rx.clone())
+        WatchStream::new(self.live_nodes_watcher())
     }
 
     pub fn live_nodes_watcher(&self) -> watch::Receiver<BTreeMap<ChitchatId, NodeState>> {
+        if self
+            .live_nodes_stale
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            self.send_live_nodes();
+        }
         self.live_nodes_watcher_rx.clone()
+    }
+
+    /// Publishes the live nodes (as of the last liveness update) with their
+    /// current states to the watchers.
+    fn send_live_nodes(&self) {
+        let live_nodes = self
+            .previous_live_nodes
+            .keys()
+            .cloned()
+            .flat_map(|chitchat_id| {
+                let node_state = self.node_state(&chitchat_id)?;
+                if let Some(liveness_extra_predicate) = &self.config.extra_liveness_predicate {
+                    if !liveness_extra_predicate(node_state) {
+                        return None;
+                    }
+                }
+                Some((chitchat_id, node_state.clone()))
+            })
+            .collect::<BTreeMap<_, _>>();
+        self.live_nodes_watcher_tx.send_replace(live_nodes);
     }
 
     /// Returns the set of nodes considered dead by the failure detector.
