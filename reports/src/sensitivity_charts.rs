@@ -155,7 +155,7 @@ pub fn tornado(s: &Sensitivity, which: ClaimRatio) -> String {
         12.0,
         "middle",
         INK,
-        &format!("{} (P2P / standard)", which.title()),
+        which.title(),
     );
     for (i, b) in bars.iter().enumerate() {
         let cy = top + row_h * (i as f64 + 0.5);
