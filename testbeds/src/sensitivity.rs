@@ -90,7 +90,7 @@ pub enum Knob {
     ProfileScale(&'static [&'static str], f64, f64),
     /// `compare --poll-timeout`, model seconds.
     PollTimeout(f64, f64),
-    /// `compare --gossip-interval-ms`, as a factor of the backend's default.
+    /// `compare --gossip-interval-ms`, as a factor of compare's default.
     GossipFactor(f64, f64),
 }
 
@@ -171,9 +171,9 @@ pub const PARAMETERS: &[Parameter] = &[
     },
     Parameter {
         name: "gossip_interval",
-        description: "agents' gossip interval, factor of the backend's default (P2P only)",
+        description: "agents' gossip interval, factor of compare's default (P2P only)",
         knob: Knob::GossipFactor(0.25, 4.0),
-        source: "assumed: a quarter to four times the default (sim: 400 model ms up to 64 cloudlets)",
+        source: "assumed: a quarter to four times compare's default (400 model ms up to 64 cloudlets, every backend)",
     },
 ];
 
@@ -386,15 +386,10 @@ pub fn settings(
     Ok(out)
 }
 
-/// The agents' gossip interval the backend picks when none is given, model ms.
+/// The agents' gossip interval compare uses when none is given, model ms
+/// (the same on every backend).
 pub fn default_gossip_ms(base: &CompareArgs) -> u64 {
-    let n = base.resolved_cloudlets();
-    if base.backend.is_virtual() {
-        crate::sim::gossip_interval_model_ms(n)
-    } else {
-        (crate::embedded::auto_gossip_interval_ms(n) as f64 / base.resolved_time_scale()).round()
-            as u64
-    }
+    crate::sim::gossip_interval_model_ms(base.resolved_cloudlets())
 }
 
 /// `testbed compare`'s defaults, as its command line would give them.
