@@ -641,11 +641,7 @@ async fn route_server(core: Arc<Core>, method: Method, headers: HeaderMap, id: S
         if let Some(coord) = coord.clone().filter(|c| *c != core.name) {
             let alive = known.iter().any(|(s, a)| s.name == coord && *a);
             if let (true, Some(url)) = (alive, core.url_of(&coord).await) {
-                let path = format!("/p2p/v1/servers/{gid}");
-                match core
-                    .peer_call(&url, method.clone(), &path, &c.token, None, &c.rid)
-                    .await
-                {
+                match forward_server_op(&core, &c, &url, &method, gid).await {
                     Ok(r) => return relay(&core, &c, &id, &r),
                     Err(e) => {
                         tracing::warn!(coordinator = %coord, error = %e, "coordinator unreachable; searching");
@@ -659,11 +655,7 @@ async fn route_server(core: Arc<Core>, method: Method, headers: HeaderMap, id: S
         if coord.as_deref() != Some(core.name.as_str()) {
             if let Some((adopter, url)) = core.adopter_url(gid, &c.claims, &c.project, &c.rid).await
             {
-                let path = format!("/p2p/v1/servers/{gid}");
-                match core
-                    .peer_call(&url, method.clone(), &path, &c.token, None, &c.rid)
-                    .await
-                {
+                match forward_server_op(&core, &c, &url, &method, gid).await {
                     Ok(r) => return relay(&core, &c, &id, &r),
                     Err(e) => {
                         tracing::warn!(adopter = %adopter, error = %e, "adopter unreachable; serving here");
@@ -712,6 +704,19 @@ async fn route_server(core: Arc<Core>, method: Method, headers: HeaderMap, id: S
 }
 
 /// A peer agent's answer about a server, passed on to the user.
+/// Sends a server GET/DELETE to the peer at `url` (coordinator or adopter).
+async fn forward_server_op(
+    core: &Core,
+    c: &Ctx,
+    url: &str,
+    method: &Method,
+    gid: uuid::Uuid,
+) -> Result<os_client::HttpResponse, crate::error::CallError> {
+    let path = format!("/p2p/v1/servers/{gid}");
+    core.peer_call(url, method.clone(), &path, &c.token, None, &c.rid)
+        .await
+}
+
 fn relay(core: &Core, c: &Ctx, id: &str, r: &os_client::HttpResponse) -> Response {
     let owner = r
         .headers()
