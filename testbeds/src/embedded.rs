@@ -273,24 +273,7 @@ impl EmbeddedTestbed {
 
     /// Waits until every live agent counts every live member as alive.
     pub async fn wait_converged(&self, limit: Duration) -> Result<(), TestbedError> {
-        let expected = self.agents.iter().flatten().count();
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            let least = self
-                .agents
-                .iter()
-                .flatten()
-                .map(|a| a.members_alive())
-                .min()
-                .unwrap_or(expected);
-            if least >= expected {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(TestbedError::Convergence(limit, least, expected));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_agents_converged(&self.agents, limit).await
     }
 
     /// Auth URLs users should talk to: the monolith, or every agent.
@@ -338,5 +321,30 @@ impl EmbeddedTestbed {
             stopping.spawn(m.shutdown());
         }
         while stopping.join_next().await.is_some() {}
+    }
+}
+
+/// Waits (on the project clock: virtual on `sim`) until every live agent of
+/// `agents` counts every live member as alive.
+pub(crate) async fn wait_agents_converged(
+    agents: &[Option<agent::AgentHandle>],
+    limit: Duration,
+) -> Result<(), TestbedError> {
+    let expected = agents.iter().flatten().count();
+    let deadline = cp_model::clock::now() + limit;
+    loop {
+        let least = agents
+            .iter()
+            .flatten()
+            .map(|a| a.members_alive())
+            .min()
+            .unwrap_or(expected);
+        if least >= expected {
+            return Ok(());
+        }
+        if cp_model::clock::now() >= deadline {
+            return Err(TestbedError::Convergence(limit, least, expected));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

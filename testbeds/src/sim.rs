@@ -180,24 +180,7 @@ impl SimTestbed {
 
     /// Waits (virtual time) until every live agent counts every live member.
     pub async fn wait_converged(&self, limit: Duration) -> Result<(), TestbedError> {
-        let expected = self.agents.iter().flatten().count();
-        let deadline = cp_model::clock::now() + limit;
-        loop {
-            let least = self
-                .agents
-                .iter()
-                .flatten()
-                .map(|a| a.members_alive())
-                .min()
-                .unwrap_or(expected);
-            if least >= expected {
-                return Ok(());
-            }
-            if cp_model::clock::now() >= deadline {
-                return Err(TestbedError::Convergence(limit, least, expected));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        crate::embedded::wait_agents_converged(&self.agents, limit).await
     }
 
     /// Auth URLs users should talk to: the monolith, or every agent.
