@@ -1,27 +1,9 @@
 //! `testbed compare --quick` end to end on the embedded backend: both
 //! results files, the report files and the printed headline.
 
-use std::process::Command;
+mod common;
 
-/// Runs `testbed compare ARGS --out OUT`, asserts it succeeded and returns
-/// its stdout.
-fn run_compare(args: &[&str], out: &std::path::Path) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_testbed"))
-        .arg("compare")
-        .args(args)
-        .arg("--out")
-        .arg(out)
-        .output()
-        .expect("run testbed");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        output.status
-    );
-    stdout
-}
+use common::compare as run_compare;
 
 #[test]
 fn compare_quick_writes_results_report_and_headline() {

@@ -6,22 +6,9 @@
 use std::path::Path;
 use std::process::Command;
 
-fn testbed(args: &[&str], out: &Path) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_testbed"))
-        .args(args)
-        .arg("--out")
-        .arg(out)
-        .output()
-        .expect("run testbed");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
+mod common;
+
+use common::testbed;
 
 fn standard_at(out: &Path, level: u32) -> results::LevelResult {
     let bytes = std::fs::read(out.join("results/standard.json")).expect("results");

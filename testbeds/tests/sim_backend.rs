@@ -2,28 +2,12 @@
 //! on a small case it agrees with the embedded (real-time) backend.
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
-/// Runs `testbed compare ARGS --out OUT` and asserts it succeeded.
-fn run_compare(args: &[&str], out: &Path) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_testbed"))
-        .arg("compare")
-        .args(args)
-        .arg("--out")
-        .arg(out)
-        .output()
-        .expect("run testbed");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        output.status
-    );
-    stdout
-}
+mod common;
+
+use common::compare as run_compare;
 
 fn results_of(out: &Path, system: &str) -> results::RunResults {
     let path = out.join("results").join(format!("{system}.json"));
