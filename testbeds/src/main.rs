@@ -80,6 +80,40 @@ struct RunArgs {
     run_timeout: u64,
 }
 
+/// How `testbed up` and `testbed export` describe the testbed they make.
+#[derive(Args)]
+struct SpecArgs {
+    #[arg(long, default_value = "devstack")]
+    profile: String,
+    #[arg(long, default_value_t = 1.0)]
+    time_scale: f64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, default_value_t = 2)]
+    retries: u32,
+    /// Agents' gossip interval in model ms (default: 100 wall ms up to 64
+    /// cloudlets, then in proportion to N; on `sim` 400 model ms and up).
+    #[arg(long)]
+    gossip_interval_ms: Option<u64>,
+}
+
+impl SpecArgs {
+    /// The spec of a `kind` testbed of `members`, with a fresh cluster secret.
+    fn into_spec(self, kind: Kind, members: u32, time_scale: f64) -> Result<TestbedSpec> {
+        Ok(TestbedSpec {
+            kind,
+            members,
+            sizing: topology::for_profile(members, &self.profile, topology::M1_TINY)?,
+            profile: self.profile,
+            time_scale,
+            seed: self.seed,
+            retries: self.retries,
+            cluster_secret: compare::random_secret(),
+            gossip_interval_ms: self.gossip_interval_ms,
+        })
+    }
+}
+
 #[derive(Args)]
 struct ExportArgs {
     #[arg(long, value_enum)]
@@ -96,17 +130,8 @@ struct ExportArgs {
         default_value = "64,128,256,512,1024,2048"
     )]
     levels: Vec<u32>,
-    #[arg(long, default_value = "devstack")]
-    profile: String,
-    #[arg(long, default_value_t = 1.0)]
-    time_scale: f64,
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    #[arg(long, default_value_t = 2)]
-    retries: u32,
-    /// Agents' gossip interval in model ms (default as `testbed up`).
-    #[arg(long)]
-    gossip_interval_ms: Option<u64>,
+    #[command(flatten)]
+    spec: SpecArgs,
     /// Write here instead of standard output.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -129,18 +154,8 @@ struct UpArgs {
     /// Cloudlets of the P2P testbed.
     #[arg(long, default_value_t = 4)]
     cloudlets: u32,
-    #[arg(long, default_value = "devstack")]
-    profile: String,
-    #[arg(long, default_value_t = 1.0)]
-    time_scale: f64,
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    #[arg(long, default_value_t = 2)]
-    retries: u32,
-    /// Agents' gossip interval in model ms (default: 100 wall ms up to 64
-    /// cloudlets, then in proportion to N; on `sim` 400 model ms and up).
-    #[arg(long)]
-    gossip_interval_ms: Option<u64>,
+    #[command(flatten)]
+    spec: SpecArgs,
     #[arg(long, value_enum, default_value_t = Backend::Embedded)]
     backend: Backend,
     /// Write a clouds.yaml with entries `testbed` and `testbed-<i>`.
@@ -197,21 +212,12 @@ async fn up(args: UpArgs) -> Result<()> {
     if args.backend.is_virtual() && !args.exit_when_ready {
         bail!("--backend sim has no sockets for a client to reach and runs on virtual time; use it with --exit-when-ready (start-up time and memory), or `testbed compare --backend sim`");
     }
-    let spec = TestbedSpec {
-        kind: args.kind,
-        members,
-        sizing: topology::for_profile(members, &args.profile, topology::M1_TINY)?,
-        profile: args.profile,
-        time_scale: if args.backend.is_virtual() {
-            1.0
-        } else {
-            args.time_scale
-        },
-        seed: args.seed,
-        retries: args.retries,
-        cluster_secret: compare::random_secret(),
-        gossip_interval_ms: args.gossip_interval_ms,
+    let time_scale = if args.backend.is_virtual() {
+        1.0
+    } else {
+        args.spec.time_scale
     };
+    let spec = args.spec.into_spec(args.kind, members, time_scale)?;
     let spec_scale = spec.time_scale;
     let started = cp_model::clock::host_now();
     let started_model = cp_model::clock::now();
@@ -285,17 +291,8 @@ fn export(args: ExportArgs) -> Result<()> {
         bail!("a testbed needs at least one compute node or cloudlet");
     }
     // The same spec `testbed up` starts, with a fresh secret per export.
-    let spec = TestbedSpec {
-        kind: args.kind,
-        members: args.cloudlets,
-        sizing: topology::for_profile(args.cloudlets, &args.profile, topology::M1_TINY)?,
-        profile: args.profile,
-        time_scale: args.time_scale,
-        seed: args.seed,
-        retries: args.retries,
-        cluster_secret: compare::random_secret(),
-        gossip_interval_ms: args.gossip_interval_ms,
-    };
+    let time_scale = args.spec.time_scale;
+    let spec = args.spec.into_spec(args.kind, args.cloudlets, time_scale)?;
     spec.scale().context("invalid --time-scale")?;
     let text = testbeds::export::Export::new(spec, args.levels).render(args.format)?;
     match &args.out {
