@@ -5,7 +5,7 @@
 //! together present the whole federation through the ordinary OpenStack
 //! API. See docs/agent.md.
 //!
-//! Pure domain logic (no I/O): [`placement`], [`idroute`], [`token`],
+//! Pure domain logic (no I/O): [`placement`], [`idroute`], [`token`], [`cyclon`],
 //! [`listing`], [`view`], [`state`]. I/O: [`cloudlet`] (the own cloudlet,
 //! through `os_client::Transport`), [`gossip`] (chitchat), `core` and
 //! `api` (the HTTP face and the agent-to-agent API).
@@ -17,6 +17,7 @@ pub mod cloudlet;
 pub mod config;
 pub mod conn;
 mod core;
+pub mod cyclon;
 pub mod error;
 pub mod gossip;
 pub mod gossip_auth;
