@@ -13,6 +13,7 @@ use crate::faults::{
     CompiledFaults, FaultReason, FaultSet, Window, DB_POOL_TIMEOUT, NO_VALID_HOST,
     NO_VALID_HOST_RETRIES, VIF_FAILED,
 };
+use crate::layout::{Kind, Layout, Stage};
 use crate::profile::Profile;
 use crate::stages::admission::Admission;
 use crate::stages::node::{ImageCache, Node};
@@ -23,19 +24,6 @@ use crate::types::{
     ApiKind, Effect, Input, InstanceId, ModelTime, NodeSpec, NodeUsage, RequestId, Resources,
     TaskState,
 };
-
-/// The controller's stations.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Stage {
-    Api = 0,
-    Conductor = 1,
-    Scheduler = 2,
-    Networking = 3,
-    /// The message bus (one broker): no threads or DB, one forwarding queue.
-    Bus = 4,
-}
-
-const STAGE_NAMES: [&str; 5] = ["api", "conductor", "scheduler", "networking", "bus"];
 
 /// Where an RPC message goes once the bus has forwarded it.
 #[derive(Clone, Debug)]
@@ -220,7 +208,8 @@ struct Instance {
     submitted_at: ModelTime,
 }
 
-/// One OpenStack control plane (1 controller + the given compute nodes).
+/// One OpenStack control plane: 1 controller + the given compute nodes, or
+/// (with [`Engine::with_cells`]) a cells v2 deployment.
 pub struct Engine {
     profile: Profile,
     profile_hash: String,
@@ -230,8 +219,10 @@ pub struct Engine {
     seq: u64,
     heap: BinaryHeap<Scheduled>,
     out: Vec<(ModelTime, Effect)>,
-    stations: [Station; 5],
-    admission: [Admission; 4],
+    layout: Layout,
+    stations: Vec<Station>,
+    /// One per station; a bus's is never used (a broker has no threads or DB).
+    admission: Vec<Admission>,
     jobs: HashMap<JobId, Job>,
     next_job: JobId,
     nodes: Vec<Node>,
@@ -252,6 +243,20 @@ impl Engine {
     /// Build an engine; periodic background work of every node starts at a
     /// seeded random phase so that reports do not all land at once.
     pub fn new(profile: Profile, nodes: Vec<NodeSpec>, seed: u64) -> Result<Engine, ModelError> {
+        Engine::with_cells(profile, nodes, seed, 1)
+    }
+
+    /// A nova cells v2 deployment: the nodes split into `cells` contiguous
+    /// cells, each with its own conductor and message bus, under one global
+    /// API, super-conductor, scheduler and neutron-server (see `layout`).
+    /// Every station uses the profile's parameters for its service; one cell
+    /// is the monolith of [`Engine::new`].
+    pub fn with_cells(
+        profile: Profile,
+        nodes: Vec<NodeSpec>,
+        seed: u64,
+        cells: usize,
+    ) -> Result<Engine, ModelError> {
         profile.validate()?;
         let mut seen = std::collections::BTreeSet::new();
         for n in &nodes {
@@ -272,21 +277,21 @@ impl Engine {
                 }
             }
         }
-        let stations = [
-            Station::new(profile.api.workers),
-            Station::new(profile.conductor.workers),
-            Station::new(profile.scheduler.workers),
-            Station::new(profile.networking.workers),
-            Station::new(1),
-        ];
+        let layout = Layout::new(nodes.len(), cells);
         let conns = profile.db.per_worker();
         let t = &profile.threads;
-        let admission = [
-            Admission::new(profile.api.workers, t.api, conns),
-            Admission::new(profile.conductor.workers, t.conductor, conns),
-            Admission::new(profile.scheduler.workers, t.scheduler, conns),
-            Admission::new(profile.networking.workers, t.networking, conns),
-        ];
+        let (mut stations, mut admission) = (Vec::new(), Vec::new());
+        for s in layout.all() {
+            let (workers, threads) = match layout.kind(s) {
+                Kind::Api => (profile.api.workers, t.api),
+                Kind::Conductor => (profile.conductor.workers, t.conductor),
+                Kind::Scheduler => (profile.scheduler.workers, t.scheduler),
+                Kind::Networking => (profile.networking.workers, t.networking),
+                Kind::Bus => (1, 0),
+            };
+            stations.push(Station::new(workers));
+            admission.push(Admission::new(workers, threads, conns));
+        }
         let views =
             vec![vec![HostView::default(); nodes.len()]; profile.scheduler.workers as usize];
         let mut engine = Engine {
@@ -298,6 +303,7 @@ impl Engine {
             seq: 0,
             heap: BinaryHeap::new(),
             out: Vec::new(),
+            layout,
             stations,
             admission,
             jobs: HashMap::new(),
@@ -315,18 +321,19 @@ impl Engine {
             active_time_total: 0.0,
             invalid_inputs: 0,
         };
-        // Broker connections: nodes past the broker's limit are refused,
-        // never report and are never chosen (they show as down).
+        // Broker connections: nodes past their broker's limit are refused,
+        // never report and are never chosen (they show as down). Each broker
+        // (the top one and each cell's) also holds the controller's connections.
         let b = engine.profile.bus.clone();
-        let room = u64::from(b.max_connections).saturating_sub(u64::from(b.controller_connections));
+        let controller = u64::from(b.controller_connections).min(u64::from(b.max_connections));
+        let brokers = engine.layout.buses();
+        engine.bus.connections = controller * brokers.len() as u64;
+        let mut used: Vec<u64> = vec![controller; engine.layout.stations()];
         let per = u64::from(b.connections_per_compute);
-        let connectable = room.checked_div(per).map_or(engine.nodes.len(), |c| {
-            usize::try_from(c).unwrap_or(usize::MAX)
-        });
-        engine.bus.connections =
-            u64::from(b.controller_connections).min(u64::from(b.max_connections));
         for (i, n) in engine.nodes.iter_mut().enumerate() {
-            if i < connectable {
+            let broker = engine.layout.cell_bus(i).0;
+            if used[broker] + per <= u64::from(b.max_connections) {
+                used[broker] += per;
                 engine.bus.connections += per;
             } else {
                 n.up = false;
@@ -345,6 +352,16 @@ impl Engine {
             engine.push(r * bg.agent_report_interval_s, Ev::AgentReportDue { node });
         }
         Ok(engine)
+    }
+
+    /// Number of cells (1: the monolith).
+    pub fn cells(&self) -> usize {
+        self.layout.cells()
+    }
+
+    /// The cell (0-based) of the node at `index` in the engine's node order.
+    pub fn node_cell(&self, index: usize) -> usize {
+        self.layout.cell_of(index)
     }
 
     pub fn profile(&self) -> &Profile {
@@ -449,7 +466,7 @@ impl Engine {
     pub fn stats(&self) -> Stats {
         let mut stages = BTreeMap::new();
         for (i, st) in self.stations.iter().enumerate() {
-            stages.insert(STAGE_NAMES[i].to_string(), st.stats(self.now));
+            stages.insert(self.layout.name(Stage(i)), st.stats(self.now));
         }
         let bg = &self.profile.background;
         let n = self.nodes.iter().filter(|n| n.up).count() as f64;
@@ -460,7 +477,10 @@ impl Engine {
             0.0
         };
         for (i, a) in self.admission.iter().enumerate() {
-            if let Some(st) = stages.get_mut(STAGE_NAMES[i]) {
+            if self.layout.kind(Stage(i)) == Kind::Bus {
+                continue;
+            }
+            if let Some(st) = stages.get_mut(&self.layout.name(Stage(i))) {
                 st.threads = a.threads;
                 st.threads_in_use = a.threads_used;
                 st.thread_queue_len = a.thread_wait.len() as u64;
@@ -574,18 +594,19 @@ impl Engine {
         timeout_s: Option<f64>,
         abandoned: bool,
     ) -> JobId {
-        let service_s = if stage == Stage::Bus {
+        let kind_of = self.layout.kind(stage);
+        let service_s = if kind_of == Kind::Bus {
             // The broker forwards at a fixed rate: no variability, no RNG draw.
             base_s
         } else {
             let extra = {
                 let l = &self.faults.set.extra_latency;
-                match stage {
-                    Stage::Api => l.api_s,
-                    Stage::Conductor => l.conductor_s,
-                    Stage::Scheduler => l.scheduler_s,
-                    Stage::Networking => l.networking_s,
-                    Stage::Bus => 0.0,
+                match kind_of {
+                    Kind::Api => l.api_s,
+                    Kind::Conductor => l.conductor_s,
+                    Kind::Scheduler => l.scheduler_s,
+                    Kind::Networking => l.networking_s,
+                    Kind::Bus => 0.0,
                 }
             };
             base_s * self.jitter() + extra
@@ -610,10 +631,10 @@ impl Engine {
         if let Some(t) = timeout_s {
             self.push(self.now + t, Ev::JobTimeout { job: id });
         }
-        if stage == Stage::Bus {
-            self.stations[stage as usize].enqueue(self.now, id);
+        if kind_of == Kind::Bus {
+            self.stations[stage.0].enqueue(self.now, id);
             self.try_start(stage);
-        } else if self.admission[stage as usize].take_thread(id) {
+        } else if self.admission[stage.0].take_thread(id) {
             if let Some(j) = self.jobs.get_mut(&id) {
                 j.holds_thread = true;
             }
@@ -625,7 +646,7 @@ impl Engine {
     /// Check out a DB connection for job `id` (which holds a thread), or
     /// wait for one until the pool timeout.
     fn checkout(&mut self, stage: Stage, id: JobId) {
-        let i = stage as usize;
+        let i = stage.0;
         if self.admission[i].take_conn(id) {
             if let Some(j) = self.jobs.get_mut(&id) {
                 j.holds_conn = true;
@@ -644,10 +665,10 @@ impl Engine {
     /// A job left `stage` (served or failed): its connection goes to the
     /// first job waiting for one, its thread to the first job waiting for one.
     fn release_admission(&mut self, stage: Stage, holds_conn: bool, holds_thread: bool) {
-        if stage == Stage::Bus {
+        if self.layout.kind(stage) == Kind::Bus {
             return;
         }
-        let i = stage as usize;
+        let i = stage.0;
         if holds_conn {
             let mut handed = false;
             while let Some(next) = self.admission[i].conn_wait.pop_front() {
@@ -687,9 +708,9 @@ impl Engine {
         }
     }
 
-    /// `msgs` RPC messages through the broker, then `hop`. Without a bus
-    /// (`messages_per_s` 0) or without messages, `hop` happens at once.
-    fn send(&mut self, msgs: u32, hop: Hop) {
+    /// `msgs` RPC messages through the broker `bus`, then `hop`. Without a
+    /// bus (`messages_per_s` 0) or without messages, `hop` happens at once.
+    fn send(&mut self, bus: Stage, msgs: u32, hop: Hop) {
         let rate = self.profile.bus.messages_per_s;
         if rate <= 0.0 || msgs == 0 {
             self.deliver(hop, false);
@@ -701,7 +722,7 @@ impl Engine {
             Hop::Node { .. } => None,
         };
         self.enqueue_job(
-            Stage::Bus,
+            bus,
             JobKind::Bus { hop: Box::new(hop) },
             f64::from(msgs) / rate,
             timeout,
@@ -729,6 +750,14 @@ impl Engine {
         }
     }
 
+    /// The broker and conductor of `node`'s cell (the top ones without a node).
+    fn cell_of(&self, node: Option<usize>) -> (Stage, Stage) {
+        match node {
+            Some(n) => (self.layout.cell_bus(n), self.layout.cell_conductor(n)),
+            None => (Stage::BUS, Stage::CONDUCTOR),
+        }
+    }
+
     /// Nova's error when a checkout waited `pool_timeout_s`.
     fn db_pool_fault(&self) -> String {
         let d = &self.profile.db;
@@ -747,7 +776,7 @@ impl Engine {
             return;
         }
         loop {
-            let st = &mut self.stations[stage as usize];
+            let st = &mut self.stations[stage.0];
             let Some(worker) = st.free_worker() else {
                 return;
             };
@@ -757,26 +786,20 @@ impl Engine {
             let Some(job) = self.jobs.get_mut(&id) else {
                 // Cannot happen (jobs leave the map only when served), but
                 // never leave a worker busy forever.
-                self.stations[stage as usize].release(worker);
+                self.stations[stage.0].release(worker);
                 continue;
             };
             job.worker = Some(worker);
             let wait = self.now - job.enqueued_at;
             let (service, bgnd) = (job.service_s, job.kind.background());
-            self.stations[stage as usize].record_start(wait, service, bgnd);
+            self.stations[stage.0].record_start(wait, service, bgnd);
             self.push(self.now + service, Ev::StageDone { job: id });
         }
     }
 
     fn try_start_all(&mut self) {
-        for s in [
-            Stage::Api,
-            Stage::Conductor,
-            Stage::Scheduler,
-            Stage::Networking,
-            Stage::Bus,
-        ] {
-            self.try_start(s);
+        for s in 0..self.stations.len() {
+            self.try_start(Stage(s));
         }
     }
 
@@ -801,9 +824,10 @@ impl Engine {
                     let s = self.profile.networking.device_up_s;
                     let msgs = self.profile.bus.vif_msgs;
                     self.send(
+                        Stage::BUS,
                         msgs,
                         Hop::Station {
-                            stage: Stage::Networking,
+                            stage: Stage::NETWORKING,
                             kind: JobKind::DeviceUp { inst, gen },
                             base_s: s,
                             deadline: None,
@@ -816,7 +840,7 @@ impl Engine {
                 if self.live(inst, gen).is_some() {
                     let s = self.profile.networking.port_delete_s;
                     self.enqueue(
-                        Stage::Networking,
+                        Stage::NETWORKING,
                         JobKind::PortDelete { inst, gen },
                         s,
                         None,
@@ -896,7 +920,7 @@ impl Engine {
         }
         let api = &self.profile.api;
         // The socket backlog: calls no worker thread has accepted yet.
-        if self.admission[Stage::Api as usize].thread_wait.len() >= api.backlog as usize {
+        if self.admission[Stage::API.0].thread_wait.len() >= api.backlog as usize {
             self.api.rejected_backlog_503 += 1;
             self.emit(Effect::ApiRejected {
                 req,
@@ -911,7 +935,7 @@ impl Engine {
             ApiKind::Delete => api.delete_s,
         };
         let timeout = api.timeout_s;
-        self.enqueue(Stage::Api, JobKind::Api { req }, base, Some(timeout));
+        self.enqueue(Stage::API, JobKind::Api { req }, base, Some(timeout));
     }
 
     fn on_boot(&mut self, id: InstanceId, resources: Resources, name: Option<String>) {
@@ -954,9 +978,10 @@ impl Engine {
         let s = self.profile.conductor.build_s;
         let msgs = self.profile.bus.build_msgs;
         self.send(
+            Stage::BUS,
             msgs,
             Hop::Station {
-                stage: Stage::Conductor,
+                stage: Stage::CONDUCTOR,
                 kind: JobKind::Build { inst: id, gen: 0 },
                 base_s: s,
                 deadline: None,
@@ -976,7 +1001,7 @@ impl Engine {
         };
         job.done = true;
         let worker = job.worker.unwrap_or(0);
-        self.stations[job.stage as usize].finish(worker, job.abandoned);
+        self.stations[job.stage.0].finish(worker, job.abandoned);
         self.release_admission(job.stage, job.holds_conn, job.holds_thread);
         let abandoned = job.abandoned;
         self.dispatch_done(job.kind, worker, abandoned);
@@ -999,7 +1024,7 @@ impl Engine {
         let Some(job) = self.jobs.remove(&id) else {
             return;
         };
-        let i = job.stage as usize;
+        let i = job.stage.0;
         if let Some(a) = self.admission.get_mut(i) {
             a.conn_waiting = a.conn_waiting.saturating_sub(1);
             a.pool_timeouts += 1;
@@ -1077,7 +1102,8 @@ impl Engine {
             }
             JobKind::Cast { inst, gen, node } => {
                 let msgs = self.profile.bus.compute_cast_msgs;
-                self.send(msgs, Hop::Node { inst, gen, node });
+                let bus = self.layout.cell_bus(node);
+                self.send(bus, msgs, Hop::Node { inst, gen, node });
             }
             JobKind::Bus { hop } => self.deliver(*hop, abandoned),
             JobKind::PortCreate { inst, gen } => self.on_port_created(inst, gen),
@@ -1093,13 +1119,15 @@ impl Engine {
                 }
             }
             JobKind::PortDelete { inst, gen } => {
-                if self.live(inst, gen).is_some() {
+                if let Some(host) = self.live(inst, gen).map(|i| i.host) {
                     let s = self.profile.conductor.delete_s;
                     let msgs = self.profile.bus.delete_msgs;
+                    let (bus, conductor) = self.cell_of(host);
                     self.send(
+                        bus,
                         msgs,
                         Hop::Station {
-                            stage: Stage::Conductor,
+                            stage: conductor,
                             kind: JobKind::DeleteRecord { inst, gen },
                             base_s: s,
                             deadline: None,
@@ -1194,9 +1222,10 @@ impl Engine {
         let timeout = self.profile.conductor.rpc_response_timeout_s;
         let msgs = self.profile.bus.schedule_msgs;
         self.send(
+            Stage::BUS,
             msgs,
             Hop::Station {
-                stage: Stage::Scheduler,
+                stage: Stage::SCHEDULER,
                 kind: JobKind::Schedule { inst, gen },
                 base_s: s,
                 deadline: Some(self.now + timeout),
@@ -1245,7 +1274,7 @@ impl Engine {
         // The conductor creates the instance records and casts to the compute;
         // until that cast is claimed, other scheduler workers cannot see it.
         let s = self.profile.conductor.after_schedule_s;
-        self.enqueue(Stage::Conductor, JobKind::Cast { inst, gen, node }, s, None);
+        self.enqueue(Stage::CONDUCTOR, JobKind::Cast { inst, gen, node }, s, None);
     }
 
     /// `build_and_run_instance` reached the compute: queue for a build slot.
@@ -1311,7 +1340,7 @@ impl Engine {
                 });
                 let s = self.profile.networking.port_create_s;
                 self.enqueue(
-                    Stage::Networking,
+                    Stage::NETWORKING,
                     JobKind::PortCreate { inst, gen },
                     s,
                     None,
@@ -1329,10 +1358,14 @@ impl Engine {
                 };
                 let s = self.profile.conductor.build_s;
                 let msgs = self.profile.bus.build_msgs;
+                // Cells v2 retries an alternate host from the cell conductor;
+                // the model (monolith and cells alike) goes back to the
+                // scheduler, so a reschedule is a new build at the top.
                 self.send(
+                    Stage::BUS,
                     msgs,
                     Hop::Station {
-                        stage: Stage::Conductor,
+                        stage: Stage::CONDUCTOR,
                         kind: JobKind::Build { inst, gen },
                         base_s: s,
                         deadline: None,
@@ -1432,13 +1465,16 @@ impl Engine {
             self.fail_build(inst, fault);
             return;
         }
+        let host = i.host;
         let s = self.profile.conductor.complete_s;
         let timeout = self.profile.conductor.rpc_response_timeout_s;
         let msgs = self.profile.bus.complete_msgs;
+        let (bus, conductor) = self.cell_of(host);
         self.send(
+            bus,
             msgs,
             Hop::Station {
-                stage: Stage::Conductor,
+                stage: conductor,
                 kind: JobKind::Complete { inst, gen },
                 base_s: s,
                 deadline: Some(self.now + timeout),
@@ -1669,10 +1705,12 @@ impl Engine {
         n.report_outstanding = true;
         self.background.service_reports += 1;
         let msgs = self.profile.bus.report_msgs;
+        let (bus, conductor) = self.cell_of(Some(node));
         self.send(
+            bus,
             msgs,
             Hop::Station {
-                stage: Stage::Conductor,
+                stage: conductor,
                 kind: JobKind::Report { node },
                 base_s: bg.report_cost_s,
                 deadline: None,
@@ -1703,10 +1741,12 @@ impl Engine {
             + bg.resource_tracker_per_instance_s * f64::from(n.instances);
         self.background.tracker_updates += 1;
         let msgs = self.profile.bus.tracker_msgs;
+        let (bus, conductor) = self.cell_of(Some(node));
         self.send(
+            bus,
             msgs,
             Hop::Station {
-                stage: Stage::Conductor,
+                stage: conductor,
                 kind: JobKind::Tracker { node, usage },
                 base_s: cost,
                 deadline: None,
@@ -1734,9 +1774,10 @@ impl Engine {
         self.background.agent_reports += 1;
         let msgs = self.profile.bus.agent_report_msgs;
         self.send(
+            Stage::BUS,
             msgs,
             Hop::Station {
-                stage: Stage::Networking,
+                stage: Stage::NETWORKING,
                 kind: JobKind::AgentReport { node },
                 base_s: bg.agent_report_cost_s,
                 deadline: None,

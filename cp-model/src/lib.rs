@@ -23,6 +23,7 @@ pub mod clock;
 pub mod engine;
 pub mod error;
 pub mod faults;
+mod layout;
 pub mod profile;
 pub mod simulate;
 mod stages;
