@@ -23,6 +23,12 @@ pub struct MockConfig {
     pub public_url: Option<String>,
     /// Number of compute nodes.
     pub computes: u32,
+    /// Nova cells v2: the computes split evenly into this many cells, each
+    /// with its own conductor and message bus under one global API layer
+    /// (docs/performance-model.md §2b). 1 is a single-cell deployment (no
+    /// super-conductor), the plain controller. In cells, hostnames are
+    /// `{name}-cell{c}-compute-{i}`.
+    pub cells: u32,
     pub compute_vcpus: u32,
     pub compute_ram_mb: u64,
     pub compute_disk_gb: u64,
@@ -61,6 +67,7 @@ impl Default for MockConfig {
             listen: "127.0.0.1:8080".into(),
             public_url: None,
             computes: 1,
+            cells: 1,
             compute_vcpus: 8,
             compute_ram_mb: 16384,
             compute_disk_gb: 160,
@@ -94,6 +101,12 @@ impl MockConfig {
         let bad = |m: &str| Err(MockError::Config(m.to_string()));
         if self.name.is_empty() {
             return bad("name must not be empty");
+        }
+        if self.cells == 0 || self.cells > self.computes.max(1) {
+            return Err(MockError::Config(format!(
+                "cells must be between 1 and the number of computes ({}), got {}",
+                self.computes, self.cells
+            )));
         }
         if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
             return Err(MockError::Config(format!(
@@ -149,11 +162,22 @@ impl MockConfig {
         Ok(p)
     }
 
+    /// Hostname of compute `i` (1-based); in cells it names its cell, split
+    /// as the engine splits them (contiguous, near-equal).
+    pub fn host_name(&self, i: u32) -> String {
+        if self.cells <= 1 || self.computes == 0 {
+            return format!("{}-compute-{i}", self.name);
+        }
+        let index = u64::from(i.saturating_sub(1));
+        let cell = index * u64::from(self.cells) / u64::from(self.computes) + 1;
+        format!("{}-cell{cell}-compute-{i}", self.name)
+    }
+
     /// The engine's compute nodes, named like the mock's hypervisors.
     pub fn node_specs(&self) -> Vec<cp_model::NodeSpec> {
         (1..=self.computes)
             .map(|i| cp_model::NodeSpec {
-                name: format!("{}-compute-{i}", self.name),
+                name: self.host_name(i),
                 vcpus: self.compute_vcpus,
                 ram_mb: self.compute_ram_mb,
                 disk_gb: self.compute_disk_gb,
@@ -216,6 +240,25 @@ mod tests {
             ..MockConfig::default()
         };
         assert!(c.load_profile().is_err());
+    }
+
+    #[test]
+    fn cells_name_their_hosts_and_are_bounded_by_the_computes() {
+        let c = MockConfig::from_toml("computes = 5\ncells = 2\nname = \"c\"\n").unwrap();
+        let names: Vec<String> = (1..=5).map(|i| c.host_name(i)).collect();
+        assert_eq!(
+            names,
+            [
+                "c-cell1-compute-1",
+                "c-cell1-compute-2",
+                "c-cell1-compute-3",
+                "c-cell2-compute-4",
+                "c-cell2-compute-5"
+            ]
+        );
+        assert_eq!(MockConfig::default().host_name(1), "devstack-compute-1");
+        assert!(MockConfig::from_toml("computes = 2\ncells = 3\n").is_err());
+        assert!(MockConfig::from_toml("cells = 0\n").is_err());
     }
 
     #[test]

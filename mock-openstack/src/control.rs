@@ -169,7 +169,7 @@ async fn info(AxState(st): AxState<Arc<State>>) -> Response {
     ok(json!({
         "name": c.name, "region": c.region, "profile": st.engine.profile_name,
         "profile_source": c.profile, "profile_hash": st.engine.profile_hash,
-        "time_scale": c.time_scale, "computes": c.computes,
+        "time_scale": c.time_scale, "computes": c.computes, "cells": c.cells,
         "model_time_s": st.engine.time.model_now(),
         "epoch": os_wire::time::rfc3339_micros(st.engine.time.epoch),
         "capacity": {

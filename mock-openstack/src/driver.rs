@@ -173,7 +173,8 @@ pub struct EngineParts {
 pub fn build(cfg: &MockConfig) -> Result<(EngineLink, EngineParts), MockError> {
     let profile = cfg.load_profile()?;
     let (profile_name, profile_hash) = (profile.name.clone(), profile.hash());
-    let mut engine = Engine::new(profile, cfg.node_specs(), cfg.seed)
+    let cells = usize::try_from(cfg.cells).unwrap_or(usize::MAX);
+    let mut engine = Engine::with_cells(profile, cfg.node_specs(), cfg.seed, cells)
         .map_err(|e| MockError::Config(e.to_string()))?;
     if cfg.faults != FaultSet::default() {
         engine

@@ -27,6 +27,12 @@ struct Cli {
     /// Number of compute nodes [default: 1].
     #[arg(long)]
     computes: Option<u32>,
+    /// Nova cells v2 with K cells (computes split evenly; each cell has its
+    /// own conductor and message bus under one global API, super-conductor,
+    /// scheduler and neutron). Large operators run about 100 computes per
+    /// cell (CERN). 1 = single cell, the plain controller [default: 1].
+    #[arg(long, value_name = "K")]
+    cells: Option<u32>,
     #[arg(long)]
     compute_vcpus: Option<u32>,
     #[arg(long)]
@@ -84,6 +90,7 @@ impl Cli {
             name,
             region,
             computes,
+            cells,
             compute_vcpus,
             compute_ram_mb,
             compute_disk_gb,

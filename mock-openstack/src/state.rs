@@ -256,7 +256,7 @@ impl State {
     /// `engine` (see `driver::build`).
     pub fn new(cfg: MockConfig, engine: EngineLink) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-        let capacity = Capacity::uniform(
+        let mut capacity = Capacity::uniform(
             &cfg.name,
             cfg.computes,
             Resources {
@@ -270,6 +270,10 @@ impl State {
                 cfg.disk_allocation_ratio,
             ),
         );
+        // The hypervisors carry the engine's node names (cells name theirs).
+        for (node, i) in capacity.nodes.iter_mut().zip(1..) {
+            node.hostname = cfg.host_name(i);
+        }
         let mut inner = Inner {
             servers: HashMap::new(),
             tombstones: HashMap::new(),

@@ -171,3 +171,86 @@ async fn openstacksdk_boot_workflow() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("sdk conformance OK"));
     mock.shutdown().await;
 }
+
+/// A cells v2 deployment (4 computes in 2 cells) answers the real CLI like
+/// the monolith: one endpoint; servers created, listed, shown and deleted
+/// across both cells.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openstack_cli_across_cells() {
+    let Some(os) = tool("openstack") else { return };
+    let (mock, _dir, clouds) = start_mock(MockConfig {
+        computes: 4,
+        cells: 2,
+        ..devstack()
+    })
+    .await;
+    let (os, c) = (os.as_path(), clouds.as_path());
+    let names = ["cvm1", "cvm2", "cvm3", "cvm4"];
+    for name in names {
+        let status = ok(
+            os,
+            c,
+            &[
+                "server",
+                "create",
+                "--flavor",
+                "m1.tiny",
+                "--image",
+                "cirros-0.6.2-x86_64-disk",
+                "--network",
+                "private",
+                "--wait",
+                "-f",
+                "value",
+                "-c",
+                "status",
+                name,
+            ],
+        )
+        .await;
+        assert_eq!(status.trim(), "ACTIVE", "{name}");
+    }
+    let list = ok(os, c, &["server", "list", "-f", "value", "-c", "Name"]).await;
+    for name in names {
+        assert!(
+            list.lines().any(|l| l.trim() == name),
+            "{name} not in {list}"
+        );
+    }
+    let mut cells = std::collections::BTreeSet::new();
+    for name in names {
+        let show = ok(os, c, &["server", "show", name, "-f", "json"]).await;
+        let show: serde_json::Value = serde_json::from_str(&show).expect("server show json");
+        assert_eq!(show["status"], "ACTIVE");
+        let host = show["OS-EXT-SRV-ATTR:host"].as_str().unwrap_or_default();
+        let cell = host
+            .strip_prefix("devstack-")
+            .and_then(|h| h.split('-').next())
+            .unwrap_or_default()
+            .to_string();
+        assert!(cell == "cell1" || cell == "cell2", "host {host}");
+        cells.insert(cell);
+    }
+    // The spreading weigher puts the four boots on the four nodes: both cells.
+    assert_eq!(cells.len(), 2, "{cells:?}");
+    let hv = ok(
+        os,
+        c,
+        &[
+            "hypervisor",
+            "list",
+            "-f",
+            "value",
+            "-c",
+            "Hypervisor Hostname",
+        ],
+    )
+    .await;
+    assert_eq!(hv.lines().count(), 4, "{hv}");
+    for name in names {
+        ok(os, c, &["server", "delete", "--wait", name]).await;
+    }
+    let list = ok(os, c, &["server", "list", "-f", "value", "-c", "Name"]).await;
+    assert!(list.trim().is_empty(), "left after delete: {list}");
+    mock.shutdown().await;
+}
