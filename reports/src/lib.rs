@@ -10,7 +10,7 @@
 //! | `index.html` | one self-contained page: verdict, headline, charts, tables, footer |
 //! | `summary.md` | the same tables in Markdown |
 //! | `summary.csv` | one row per system and level |
-//! | `headline.json` | limits, ratios, evidence flags and claim verdicts (only with one standard + one P2P run) |
+//! | `headline.json` | limits, ratios, evidence flags and claim verdicts (only with one standard + one P2P run); with more systems, `others`: each other system at its limit against P2P ([`versus`]) |
 //! | `*.svg` | every chart on its own |
 //!
 //! How the performance limit is chosen lives in [`limit`]; how the seed's
@@ -30,12 +30,14 @@ pub mod sensitivity_charts;
 pub mod svg;
 pub mod tables;
 mod text;
+pub mod versus;
 
 pub use headline::{
     Claim, ClaimThresholds, Evidence, Flag, Headline, Ratio, RatioKind, Ratios, ScaleCheck,
     SystemAtLimit, SystemEvidence, Verdict,
 };
 pub use limit::LimitRule;
+pub use versus::VersusP2p;
 
 /// How to build a report.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -274,19 +276,38 @@ fn write_all(
     for chart in &charts {
         write_file(out_dir, &chart.file, &chart.svg)?;
     }
-    write_file(
-        out_dir,
-        "summary.md",
-        &tables::markdown(prepared, headline, opts),
-    )?;
+    // Beyond the seed's two systems: every system against P2P.
+    let versus = if prepared.len() > 2 {
+        versus::compute(prepared)
+    } else {
+        Vec::new()
+    };
+    let mut md = tables::markdown(prepared, headline, opts);
+    insert_before(&mut md, "## Levels", &versus::markdown(&versus));
+    write_file(out_dir, "summary.md", &md)?;
     write_file(out_dir, "summary.csv", &tables::csv(prepared))?;
     let headline_path = out_dir.join("headline.json");
     match headline {
         Some(h) => {
-            let json = serde_json::to_string_pretty(h).map_err(|e| ReportError::Encode {
+            let encode = |e: serde_json::Error| ReportError::Encode {
                 what: "headline.json".into(),
                 message: e.to_string(),
-            })?;
+            };
+            // The seed's schema, plus the systems other than standard and P2P.
+            let others: Vec<&VersusP2p> = versus
+                .iter()
+                .filter(|v| v.kind != SystemKind::Standard.to_string())
+                .collect();
+            let json = if others.is_empty() {
+                serde_json::to_string_pretty(h).map_err(encode)?
+            } else {
+                let mut value = serde_json::to_value(h).map_err(encode)?;
+                if let Some(obj) = value.as_object_mut() {
+                    let others = serde_json::to_value(others).map_err(encode)?;
+                    obj.insert("others".into(), others);
+                }
+                serde_json::to_string_pretty(&value).map_err(encode)?
+            };
             write_file(out_dir, "headline.json", &(json + "\n"))?;
         }
         None => {
@@ -299,12 +320,18 @@ fn write_all(
             }
         }
     }
-    write_file(
-        out_dir,
-        "index.html",
-        &html::page(prepared, headline, &charts, opts),
-    )?;
+    let mut page = html::page(prepared, headline, &charts, opts);
+    insert_before(&mut page, "<h2>Charts</h2>", &versus::html(&versus));
+    write_file(out_dir, "index.html", &page)?;
     Ok(())
+}
+
+/// Inserts `text` before the first `marker` (at the end without one).
+fn insert_before(doc: &mut String, marker: &str, text: &str) {
+    match doc.find(marker) {
+        Some(i) => doc.insert_str(i, text),
+        None => doc.push_str(text),
+    }
 }
 
 /// Default page title.

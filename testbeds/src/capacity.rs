@@ -12,14 +12,10 @@ use results::{Capacity, ReportedCapacity, Resources};
 use serde_json::Value;
 
 use crate::embedded::TestbedSpec;
-use crate::topology::Kind;
 
 /// What `spec` deploys: deployments, nodes per deployment and node size.
 pub fn deployed(spec: &TestbedSpec, node_source: &str) -> Capacity {
-    let (deployments, nodes_per_deployment) = match spec.kind {
-        Kind::Standard => (1, spec.members),
-        Kind::P2p => (spec.members, 1),
-    };
+    let (deployments, nodes_per_deployment) = spec.kind.deployments(spec.members);
     let node = Resources {
         vcpus: u64::from(spec.sizing.node.vcpus),
         ram_mb: spec.sizing.node.ram_mb,
@@ -77,12 +73,14 @@ pub fn from_statistics(entry: &str, stats: &Value) -> Result<ReportedCapacity> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::topology::Kind;
     use crate::topology::{for_profile, M1_TINY};
 
     fn spec(kind: Kind, members: u32) -> TestbedSpec {
         TestbedSpec {
             kind,
             members,
+            cells: None,
             sizing: for_profile(members, "openstack-2017", M1_TINY).expect("builtin"),
             profile: "openstack-2017".into(),
             time_scale: 1.0,

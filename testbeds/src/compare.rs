@@ -1,8 +1,9 @@
 //! `testbed compare`: the project's main experiment.
 //!
-//! Starts the standard testbed, runs the boot-burst sweep, tears it down;
-//! does the same for the P2P testbed with the same levels, seed, profile and
-//! time scale; writes `OUT/results/{standard,p2p}.json`; renders the report
+//! Starts the first system's testbed (`--systems`, default standard then
+//! p2p; also cells and sharded), runs the boot-burst sweep, tears it down;
+//! does the same for every other system with the same levels, seed, profile
+//! and time scale; writes `OUT/results/<system>.json`; renders the report
 //! into `OUT/` and returns the headline.
 
 use std::path::{Path, PathBuf};
@@ -98,6 +99,16 @@ pub struct CompareArgs {
     /// up to 64 cloudlets, then in proportion to N).
     #[arg(long)]
     pub gossip_interval_ms: Option<u64>,
+    /// Systems to compare, in this order: standard, cells (nova cells v2),
+    /// sharded (the cloudlets without agents, the client round-robins) and
+    /// p2p. Every system gets the same N compute nodes, profile, seed and
+    /// load.
+    #[arg(long, default_value = "standard,p2p", value_parser = Kind::parse_list)]
+    pub systems: std::vec::Vec<Kind>,
+    /// Cells of the `cells` system (default: about 100 computes per cell,
+    /// at least 2).
+    #[arg(long, value_name = "K")]
+    pub cells: Option<u32>,
 }
 
 impl CompareArgs {
@@ -190,6 +201,7 @@ pub async fn run(args: CompareArgs) -> Result<String> {
     let spec_for = |kind: Kind, time_scale: f64| TestbedSpec {
         kind,
         members: n,
+        cells: args.cells,
         sizing,
         profile: args.profile.clone(),
         time_scale,
@@ -209,7 +221,7 @@ pub async fn run(args: CompareArgs) -> Result<String> {
     let mut scale_disagrees = false;
     let mut runs = Vec::new();
     let mut search_report = String::new();
-    for kind in [Kind::Standard, Kind::P2p] {
+    for &kind in &args.systems {
         let plan = match &levels {
             Levels::List(l) => Plan::Fixed(l.clone()),
             Levels::Auto => Plan::Search(LimitSearch::new(
@@ -234,7 +246,7 @@ pub async fn run(args: CompareArgs) -> Result<String> {
         let second_scale = time_scale * 2.0;
         let mut report = String::new();
         let mut all_agree = true;
-        for (kind, first) in [Kind::Standard, Kind::P2p].into_iter().zip(&runs) {
+        for (kind, first) in args.systems.iter().copied().zip(&runs) {
             // The smallest and largest level this system ran.
             let check_levels: Vec<u32> = [first.levels.first(), first.levels.last()]
                 .into_iter()
@@ -296,9 +308,22 @@ pub async fn run(args: CompareArgs) -> Result<String> {
         limit: args.limit_rule.clone(),
         ..reports::ReportOptions::default()
     };
-    let headline = reports::compare(&runs[0], &runs[1], &args.out, &opts)
-        .context("cannot render the report")?;
-    let table = headline.table();
+    let table = if args.systems == [Kind::Standard, Kind::P2p] {
+        reports::compare(&runs[0], &runs[1], &args.out, &opts)
+            .context("cannot render the report")?
+            .table()
+    } else {
+        // Any set of systems: the seed's headline when standard and P2P
+        // both ran, and every system against P2P.
+        let headline =
+            reports::render(&runs, &args.out, &opts).context("cannot render the report")?;
+        let prepared = reports::prepare(&runs, &opts.limit).context("cannot render the report")?;
+        let versus = reports::versus::markdown(&reports::versus::compute(&prepared));
+        format!(
+            "{}{versus}",
+            headline.map(|h| h.table()).unwrap_or_default()
+        )
+    };
     println!("{table}");
     println!("report: {}", args.out.join("index.html").display());
     if scale_disagrees {
@@ -451,7 +476,13 @@ async fn run_one(
     run.system.label = kind.label().to_string();
     run.system.kind = Some(kind.label().to_string());
     run.system.backend = Some(args.backend.name().to_string());
-    run.system.cloudlets = Some(if kind == Kind::P2p { members } else { 1 });
+    run.system.cloudlets = Some(kind.deployments(members).0);
+    if kind == Kind::Cells {
+        run.config["deployment"] = serde_json::json!({
+            "cells": spec.resolved_cells(),
+            "computes_per_cell": members.div_ceil(spec.resolved_cells().max(1)),
+        });
+    }
     run.system.computes = Some(members);
     run.system.profile = Some(args.profile.clone());
     run.system.profile_hash = cp_model::Profile::load(&args.profile)
@@ -460,7 +491,7 @@ async fn run_one(
     if run.tool.git_revision.is_none() {
         run.tool.git_revision = git_revision();
     }
-    run.system.retries = (kind == Kind::P2p).then_some(args.retries);
+    run.system.retries = kind.has_agents().then_some(args.retries);
     run.system.scenario = Some(args.scenario.name().to_string());
     let node_source = cp_model::Profile::load(&args.profile)
         .map(|p| p.hardware.source)

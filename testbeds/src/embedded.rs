@@ -12,8 +12,10 @@ use crate::topology::{Kind, Sizing};
 #[derive(Debug, Clone)]
 pub struct TestbedSpec {
     pub kind: Kind,
-    /// Compute nodes (standard) or cloudlets (P2P).
+    /// Compute nodes (standard, cells) or cloudlets (sharded, P2P).
     pub members: u32,
+    /// Cells of a cells deployment (`None`: [`crate::topology::cells_for`]).
+    pub cells: Option<u32>,
     pub sizing: Sizing,
     /// cp-model profile name or path.
     pub profile: String,
@@ -33,6 +35,14 @@ impl TestbedSpec {
     /// The validated time scale.
     pub fn scale(&self) -> Result<cp_model::TimeScale, cp_model::ModelError> {
         cp_model::TimeScale::new(self.time_scale)
+    }
+
+    /// Cells of the deployment: K for cells, 1 (one controller) otherwise.
+    pub fn resolved_cells(&self) -> u32 {
+        match self.kind {
+            Kind::Cells => crate::topology::cells_for(self.members, self.cells),
+            _ => 1,
+        }
     }
 
     /// Gossip interval in model ms (at least 10 wall ms).
@@ -117,11 +127,22 @@ async fn start_member(
     }
 }
 
-/// Name of member `i` (from 0): `cloudlet-1`, … or `standard` for the monolith.
+/// Name of member `i` (from 0): `cloudlet-1`, … or `standard` / `cells`
+/// for the one deployment.
 pub fn member_name(kind: Kind, i: u32) -> String {
     match kind {
         Kind::Standard => "standard".to_string(),
-        Kind::P2p => format!("cloudlet-{}", i + 1),
+        Kind::Cells => "cells".to_string(),
+        Kind::Sharded | Kind::P2p => format!("cloudlet-{}", i + 1),
+    }
+}
+
+/// Region of member `i`: independent regions for the sharded control (a
+/// client picks one), `RegionOne` otherwise (P2P agents present one cloud).
+pub fn member_region(kind: Kind, i: u32) -> String {
+    match kind {
+        Kind::Sharded => format!("Region{}", i + 1),
+        _ => "RegionOne".to_string(),
     }
 }
 
@@ -132,9 +153,11 @@ pub(crate) fn mock_config(
     seed: u64,
 ) -> mock_openstack::MockConfig {
     mock_openstack::MockConfig {
+        region: member_region(spec.kind, member_index(&name)),
         name,
         listen: "127.0.0.1:0".to_string(),
         computes,
+        cells: spec.resolved_cells(),
         compute_vcpus: spec.sizing.node.vcpus,
         compute_ram_mb: spec.sizing.node.ram_mb,
         compute_disk_gb: spec.sizing.node.disk_gb,
@@ -187,6 +210,13 @@ pub fn agent_config(
     }
 }
 
+/// Index of member `name` (`cloudlet-3` → 2; 0 for a single deployment).
+pub(crate) fn member_index(name: &str) -> u32 {
+    name.strip_prefix("cloudlet-")
+        .and_then(|i| i.parse::<u32>().ok())
+        .map_or(0, |i| i.saturating_sub(1))
+}
+
 pub const AGENT_BOOT_POLL_S: f64 = 2.0;
 pub const AGENT_CAPACITY_INTERVAL_S: f64 = 10.0;
 pub const AGENT_BOOT_WATCH_S: f64 = 900.0;
@@ -204,8 +234,8 @@ impl EmbeddedTestbed {
     /// other (so that the first level does not measure the overlay warming up).
     pub async fn start(spec: TestbedSpec) -> Result<Self, TestbedError> {
         match spec.kind {
-            Kind::Standard => {
-                let name = member_name(Kind::Standard, 0);
+            Kind::Standard | Kind::Cells => {
+                let name = member_name(spec.kind, 0);
                 let cfg = mock_config(&spec, name.clone(), spec.members, spec.seed);
                 let mock = mock_openstack::start(cfg)
                     .await
@@ -216,8 +246,32 @@ impl EmbeddedTestbed {
                     agents: Vec::new(),
                 })
             }
+            Kind::Sharded => Self::start_sharded(spec).await,
             Kind::P2p => Self::start_p2p(spec).await,
         }
+    }
+
+    /// N cloudlets without agents (the sharded control).
+    async fn start_sharded(spec: TestbedSpec) -> Result<Self, TestbedError> {
+        let mut mocks = Vec::with_capacity(spec.members as usize);
+        for i in 0..spec.members {
+            let name = member_name(spec.kind, i);
+            let seed = spec.seed.wrapping_add(u64::from(i) * 0x9E37_79B9);
+            match mock_openstack::start(mock_config(&spec, name.clone(), 1, seed)).await {
+                Ok(m) => mocks.push(Some(m)),
+                Err(source) => {
+                    for m in mocks.into_iter().flatten() {
+                        m.shutdown().await;
+                    }
+                    return Err(TestbedError::Mock { name, source });
+                }
+            }
+        }
+        Ok(Self {
+            spec,
+            mocks,
+            agents: Vec::new(),
+        })
     }
 
     async fn start_p2p(spec: TestbedSpec) -> Result<Self, TestbedError> {
@@ -278,9 +332,10 @@ impl EmbeddedTestbed {
 
     /// Auth URLs users should talk to: the monolith, or every agent.
     pub fn entries(&self) -> Vec<String> {
-        match self.spec.kind {
-            Kind::Standard => self.mocks.iter().flatten().map(|m| m.auth_url()).collect(),
-            Kind::P2p => self.agents.iter().flatten().map(|a| a.auth_url()).collect(),
+        if self.spec.kind.has_agents() {
+            self.agents.iter().flatten().map(|a| a.auth_url()).collect()
+        } else {
+            self.mocks.iter().flatten().map(|m| m.auth_url()).collect()
         }
     }
 
@@ -302,9 +357,10 @@ impl EmbeddedTestbed {
     }
 
     pub fn alive(&self) -> usize {
-        match self.spec.kind {
-            Kind::Standard => self.mocks.iter().flatten().count(),
-            Kind::P2p => self.agents.iter().flatten().count(),
+        if self.spec.kind.has_agents() {
+            self.agents.iter().flatten().count()
+        } else {
+            self.mocks.iter().flatten().count()
         }
     }
 

@@ -95,6 +95,9 @@ struct SpecArgs {
     /// cloudlets, then in proportion to N; on `sim` 400 model ms and up).
     #[arg(long)]
     gossip_interval_ms: Option<u64>,
+    /// Cells of a `cells` testbed (default: about 100 computes per cell, at least 2).
+    #[arg(long, value_name = "K")]
+    cells: Option<u32>,
 }
 
 impl SpecArgs {
@@ -103,6 +106,7 @@ impl SpecArgs {
         Ok(TestbedSpec {
             kind,
             members,
+            cells: self.cells,
             sizing: topology::for_profile(members, &self.profile, topology::M1_TINY)?,
             profile: self.profile,
             time_scale,
@@ -202,9 +206,10 @@ fn main() -> Result<()> {
 }
 
 async fn up(args: UpArgs) -> Result<()> {
-    let members = match args.kind {
-        Kind::Standard => args.computes,
-        Kind::P2p => args.cloudlets,
+    let members = if args.kind.is_federated() {
+        args.cloudlets
+    } else {
+        args.computes
     };
     if members == 0 {
         bail!("a testbed needs at least one compute node or cloudlet");

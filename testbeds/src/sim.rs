@@ -96,9 +96,16 @@ impl SimTestbed {
             agents: Vec::new(),
         };
         match tb.spec.kind {
-            Kind::Standard => {
+            Kind::Standard | Kind::Cells => {
                 let a = tb.start_mock(0, tb.spec.members, tb.spec.seed)?;
                 tb.mocks.push(Some(a));
+            }
+            // The sharded control: the cloudlets alone, no agent.
+            Kind::Sharded => {
+                for i in 0..tb.spec.members {
+                    let a = tb.start_mock(i, 1, member_seed(tb.spec.seed, i))?;
+                    tb.mocks.push(Some(a));
+                }
             }
             Kind::P2p => tb.start_p2p().await?,
         }
@@ -183,16 +190,17 @@ impl SimTestbed {
         crate::embedded::wait_agents_converged(&self.agents, limit).await
     }
 
-    /// Auth URLs users should talk to: the monolith, or every agent.
+    /// Auth URLs users should talk to: the one deployment, every cloudlet
+    /// (sharded) or every agent (P2P).
     pub fn entries(&self) -> Vec<String> {
-        match self.spec.kind {
-            Kind::Standard => self
-                .mocks
+        if self.spec.kind.has_agents() {
+            self.agents.iter().flatten().map(|a| a.auth_url()).collect()
+        } else {
+            self.mocks
                 .iter()
                 .flatten()
                 .map(|a| format!("http://{a}/identity"))
-                .collect(),
-            Kind::P2p => self.agents.iter().flatten().map(|a| a.auth_url()).collect(),
+                .collect()
         }
     }
 

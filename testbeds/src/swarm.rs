@@ -418,6 +418,7 @@ fn run_kind(
     let spec = TestbedSpec {
         kind,
         members: cfg.cloudlets,
+        cells: None,
         sizing: topology::for_profile(cfg.cloudlets, &cfg.profile, topology::M1_TINY)?,
         profile: cfg.profile.clone(),
         time_scale: cfg.time_scale,

@@ -35,9 +35,11 @@ pub async fn run_sweep(
     time_scale: f64,
 ) -> Result<results::RunResults> {
     let entries = tb.entries();
-    let policy = match tb.spec().kind {
-        Kind::Standard => EntryPolicy::Single,
-        Kind::P2p => EntryPolicy::RoundRobin,
+    // The sharded control's client spreads its boots itself, like P2P's.
+    let policy = if tb.spec().kind.is_federated() {
+        EntryPolicy::RoundRobin
+    } else {
+        EntryPolicy::Single
     };
     let target = Target::password(entries, "demo", "secret", "demo", policy);
     let transport = tb
@@ -92,7 +94,7 @@ pub async fn run_sweep(
                     let seed = args.seed.wrapping_add(index as u64);
                     let victims = scenario::choose_victims(tb.spec().members, kill_count, seed);
                     match tb.spec().kind {
-                        Kind::P2p => {
+                        Kind::P2p | Kind::Sharded => {
                             for v in victims {
                                 tracing::info!(member = v, level = index, "stopping cloudlet");
                                 tb.kill(v).await;
@@ -100,9 +102,10 @@ pub async fn run_sweep(
                         }
                         // The monolith cannot lose part of its controller; it
                         // loses the same share of compute nodes instead.
-                        Kind::Standard => {
+                        Kind::Standard | Kind::Cells => {
                             let transport = tb.client_transport(Duration::from_secs(30))?;
-                            if let Err(e) = lose_computes(&tb.entries(), &victims, transport).await {
+                            let hosts = host_names(tb.spec(), &victims);
+                            if let Err(e) = lose_computes(&tb.entries(), &hosts, transport).await {
                                 tracing::warn!(error = %e, "cannot inject compute-node loss");
                             }
                         }
@@ -122,11 +125,18 @@ async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     }
 }
 
-/// Asks the standard testbed's mock to lose compute nodes `victims` (0-based
-/// member indices → hosts `standard-compute-<i+1>`) through its admin fault API.
+/// Hostnames of the one deployment's compute nodes `victims` (0-based).
+fn host_names(spec: &crate::embedded::TestbedSpec, victims: &[u32]) -> Vec<String> {
+    let name = crate::embedded::member_name(spec.kind, 0);
+    let cfg = crate::embedded::mock_config(spec, name, spec.members, spec.seed);
+    victims.iter().map(|v| cfg.host_name(v + 1)).collect()
+}
+
+/// Asks the one deployment's mock to lose compute nodes `hosts` through its
+/// admin fault API.
 async fn lose_computes(
     entries: &[String],
-    victims: &[u32],
+    hosts: &[String],
     transport: os_client::SharedTransport,
 ) -> Result<()> {
     let auth_url = entries.first().context("the testbed has no entry point")?;
@@ -138,12 +148,7 @@ async fn lose_computes(
         "{}/mock/v1/faults/lose-node",
         auth_url.trim_end_matches("/identity")
     );
-    for v in victims {
-        let name = format!(
-            "{}-compute-{}",
-            crate::embedded::member_name(Kind::Standard, 0),
-            v + 1
-        );
+    for name in hosts {
         tracing::info!(host = %name, "losing compute node");
         let resp = session
             .send(

@@ -9,23 +9,85 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Which testbed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+/// Which testbed (system). All four have the same N compute nodes.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// One controller with N compute nodes.
     Standard,
+    /// Nova cells v2: one global API layer above K cells of N/K computes.
+    Cells,
+    /// N independent cloudlets (regions) without agents: the client spreads
+    /// its boots over them round-robin; nobody places a boot elsewhere.
+    Sharded,
     /// N cloudlets of one controller + one compute node, each with an agent.
     P2p,
 }
 
+/// Computes per cell that large operators run (CERN: ~100 to 200, see
+/// docs/performance-model.md §2b).
+pub const COMPUTES_PER_CELL: u32 = 100;
+
 impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Standard, Kind::Cells, Kind::Sharded, Kind::P2p];
+
     pub fn label(self) -> &'static str {
         match self {
             Kind::Standard => "standard",
+            Kind::Cells => "cells",
+            Kind::Sharded => "sharded",
             Kind::P2p => "p2p",
         }
     }
+
+    /// N deployments of one compute node each (sharded, P2P), rather than
+    /// one deployment of N (standard, cells).
+    pub fn is_federated(self) -> bool {
+        matches!(self, Kind::Sharded | Kind::P2p)
+    }
+
+    /// (deployments, compute nodes per deployment) for N = `members`.
+    pub fn deployments(self, members: u32) -> (u32, u32) {
+        if self.is_federated() {
+            (members, 1)
+        } else {
+            (1, members)
+        }
+    }
+
+    /// Whether every cloudlet runs an agent.
+    pub fn has_agents(self) -> bool {
+        self == Kind::P2p
+    }
+
+    /// Parses `standard,cells,…` (no duplicates, at least one).
+    pub fn parse_list(text: &str) -> Result<Vec<Kind>, String> {
+        use clap::ValueEnum;
+        let mut out = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let k = Kind::from_str(part, true).map_err(|_| {
+                format!("unknown system {part:?} (expected standard, cells, sharded or p2p)")
+            })?;
+            if out.contains(&k) {
+                return Err(format!("system {part:?} is listed twice"));
+            }
+            out.push(k);
+        }
+        if out.is_empty() {
+            return Err("no system given".into());
+        }
+        Ok(out)
+    }
+}
+
+/// Number of cells of a cells deployment of `computes` nodes: `explicit`,
+/// or about [`COMPUTES_PER_CELL`] per cell and at least 2 (one cell is the
+/// standard monolith); never more cells than computes.
+pub fn cells_for(computes: u32, explicit: Option<u32>) -> u32 {
+    let k = explicit.unwrap_or_else(|| computes.div_ceil(COMPUTES_PER_CELL).max(2));
+    k.clamp(1, computes.max(1))
 }
 
 /// The flavor every boot uses (DevStack `m1.tiny`).
@@ -158,6 +220,31 @@ mod tests {
             assert!(s.quota_cores >= total * u64::from(M1_TINY.vcpus));
             assert!(s.quota_ram_mb >= total * M1_TINY.ram_mb);
         }
+    }
+
+    #[test]
+    fn cells_default_to_about_a_hundred_computes_and_at_least_two() {
+        assert_eq!(cells_for(64, None), 2);
+        assert_eq!(cells_for(1000, None), 10);
+        assert_eq!(cells_for(1001, None), 11);
+        assert_eq!(cells_for(1, None), 1);
+        assert_eq!(cells_for(64, Some(8)), 8);
+        assert_eq!(cells_for(4, Some(8)), 4);
+    }
+
+    #[test]
+    fn system_lists_parse_in_the_given_order() {
+        assert_eq!(
+            Kind::parse_list("standard,cells,sharded,p2p").unwrap(),
+            Kind::ALL.to_vec()
+        );
+        assert_eq!(
+            Kind::parse_list("p2p, sharded").unwrap(),
+            [Kind::P2p, Kind::Sharded]
+        );
+        assert!(Kind::parse_list("p2p,p2p").is_err());
+        assert!(Kind::parse_list("regions").is_err());
+        assert!(Kind::parse_list("").is_err());
     }
 
     #[test]

@@ -164,6 +164,7 @@ async fn docker_backend_four_cloudlets_lose_one_and_lose_no_boot() {
     let spec = TestbedSpec {
         kind: Kind::P2p,
         members: CLOUDLETS,
+        cells: None,
         sizing: topology::for_profile(CLOUDLETS, "openstack-2017", topology::M1_TINY)
             .expect("builtin profile"),
         profile: "openstack-2017".into(),

@@ -19,6 +19,7 @@ fn spec(kind: Kind, members: u32) -> TestbedSpec {
     TestbedSpec {
         kind,
         members,
+        cells: None,
         sizing: topology::for_profile(members, "devstack", topology::M1_TINY).expect("profile"),
         profile: "devstack".into(),
         time_scale: 0.5,

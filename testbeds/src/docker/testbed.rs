@@ -65,7 +65,9 @@ pub enum DockerError {
 pub fn neighbour_entries(kind: Kind, members: u32) -> u64 {
     let n = u64::from(members);
     match kind {
-        Kind::Standard => 4,
+        Kind::Standard | Kind::Cells => 4,
+        // Each mock: the gateway; the host bridge: every mock.
+        Kind::Sharded => 2 * n + 2,
         Kind::P2p => n * (n + 1) + 2 * n + 2 * n,
     }
 }
@@ -216,6 +218,10 @@ pub(crate) fn mock_args(spec: &TestbedSpec, name: &str, computes: u32, seed: u64
         name.to_string(),
         "--computes".into(),
         computes.to_string(),
+        "--cells".into(),
+        spec.resolved_cells().to_string(),
+        "--region".into(),
+        crate::embedded::member_region(spec.kind, crate::embedded::member_index(name)),
         "--compute-vcpus".into(),
         spec.sizing.node.vcpus.to_string(),
         "--compute-ram-mb".into(),
@@ -400,10 +406,7 @@ impl DockerTestbed {
             members: Vec::new(),
             guard,
         };
-        let (mocks, computes) = match spec.kind {
-            Kind::Standard => (1, spec.members),
-            Kind::P2p => (spec.members, 1),
-        };
+        let (mocks, computes) = spec.kind.deployments(spec.members);
         // Mocks first, all at once.
         let mut set = tokio::task::JoinSet::new();
         for i in 0..mocks {
@@ -582,6 +585,7 @@ mod tests {
         let spec = TestbedSpec {
             kind: Kind::P2p,
             members: 4,
+            cells: None,
             sizing: crate::topology::for_profile(4, "devstack", crate::topology::M1_TINY)
                 .expect("builtin profile"),
             profile: "devstack".into(),

@@ -53,8 +53,8 @@ const NOBODY: i64 = 65534;
 /// The StatefulSet's (and headless Service's) name for `kind`.
 pub fn set_name(kind: Kind) -> &'static str {
     match kind {
-        Kind::Standard => "standard",
-        Kind::P2p => "cloudlet",
+        Kind::Standard | Kind::Cells => "standard",
+        Kind::Sharded | Kind::P2p => "cloudlet",
     }
 }
 
@@ -166,7 +166,7 @@ fn container(name: &str, image: &str, args: Vec<String>, port: u16, mib: u64) ->
 fn pod_containers(e: &Export) -> Vec<Container> {
     let spec = &e.spec;
     match spec.kind {
-        Kind::Standard => vec![container(
+        Kind::Standard | Kind::Cells | Kind::Sharded => vec![container(
             "os",
             &e.image,
             mock_args(spec, "standard", spec.members, spec.seed),
@@ -251,11 +251,14 @@ fn pod_containers(e: &Export) -> Vec<Container> {
 pub fn manifests(e: &Export) -> Result<Manifests, ExportError> {
     validate(e)?;
     let spec = &e.spec;
+    if matches!(spec.kind, Kind::Cells | Kind::Sharded) {
+        return Err(ExportError::Unsupported(format!(
+            "the Kubernetes export has standard and p2p only, not {}; use the swarm export",
+            spec.kind.label()
+        )));
+    }
     let set = set_name(spec.kind);
-    let pods = match spec.kind {
-        Kind::Standard => 1,
-        Kind::P2p => spec.members,
-    };
+    let pods = spec.kind.deployments(spec.members).0;
     let secret = (spec.kind == Kind::P2p).then(|| Secret {
         metadata: meta(SECRET_NAME, "cluster-secret"),
         type_: Some("Opaque".into()),

@@ -59,6 +59,8 @@ pub enum ExportError {
     Empty,
     #[error("at least one load level is needed")]
     NoLevels,
+    #[error("{0}")]
+    Unsupported(String),
     #[error("cannot write YAML: {0}")]
     Yaml(#[from] serde_yaml::Error),
 }

@@ -143,10 +143,7 @@ pub fn stack(e: &Export) -> Result<Stack, ExportError> {
     validate(e)?;
     let spec = &e.spec;
     let mut services = BTreeMap::new();
-    let (mocks, computes) = match spec.kind {
-        Kind::Standard => (1, spec.members),
-        Kind::P2p => (spec.members, 1),
-    };
+    let (mocks, computes) = spec.kind.deployments(spec.members);
     for i in 0..mocks {
         let name = member_name(spec.kind, i);
         services.insert(
@@ -159,12 +156,14 @@ pub fn stack(e: &Export) -> Result<Stack, ExportError> {
             ),
         );
     }
-    let entries: Vec<String> = match spec.kind {
-        Kind::Standard => vec![auth_url(&service_name(spec.kind, 0, "os"))],
-        Kind::P2p => (0..spec.members)
-            .map(|i| auth_url(&service_name(spec.kind, i, "agent")))
-            .collect(),
+    let role = if spec.kind.has_agents() {
+        "agent"
+    } else {
+        "os"
     };
+    let entries: Vec<String> = (0..mocks)
+        .map(|i| auth_url(&service_name(spec.kind, i, role)))
+        .collect();
     let mut secrets = BTreeMap::new();
     if spec.kind == Kind::P2p {
         for i in 0..spec.members {
