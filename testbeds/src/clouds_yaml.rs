@@ -34,20 +34,42 @@ impl Credentials {
 /// each, with `admin`'s credentials; the same names with `-demo` appended
 /// carry `tenant`'s.
 pub fn render(auth_urls: &[String], admin: &Credentials, tenant: &Credentials) -> String {
-    let mut names: Vec<(String, &str)> = Vec::with_capacity(auth_urls.len() + 1);
+    let regions = vec![admin.region.clone(); auth_urls.len()];
+    render_regions(auth_urls, &regions, admin, tenant)
+}
+
+/// [`render`] with one region per auth URL (the sharded control's cloudlets
+/// are independent regions; a client must name the one it talks to).
+pub fn render_regions(
+    auth_urls: &[String],
+    regions: &[String],
+    admin: &Credentials,
+    tenant: &Credentials,
+) -> String {
+    let region = |i: usize| -> String {
+        regions
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| admin.region.clone())
+    };
+    let mut names: Vec<(String, &str, String)> = Vec::with_capacity(auth_urls.len() + 1);
     if let Some(first) = auth_urls.first() {
-        names.push(("testbed".to_string(), first));
+        names.push(("testbed".to_string(), first, region(0)));
     }
     for (i, url) in auth_urls.iter().enumerate() {
-        names.push((format!("testbed-{}", i + 1), url));
+        names.push((format!("testbed-{}", i + 1), url, region(i)));
     }
-    let entries: Vec<(String, &str, &Credentials)> = names
+    let with_region = |c: &Credentials, r: &str| Credentials {
+        region: r.to_string(),
+        ..c.clone()
+    };
+    let entries: Vec<(String, &str, Credentials)> = names
         .iter()
-        .map(|(name, url)| (name.clone(), *url, admin))
+        .map(|(name, url, r)| (name.clone(), *url, with_region(admin, r)))
         .chain(
             names
                 .iter()
-                .map(|(name, url)| (format!("{name}-demo"), *url, tenant)),
+                .map(|(name, url, r)| (format!("{name}-demo"), *url, with_region(tenant, r))),
         )
         .collect();
     let clouds: Vec<os_wire::clouds_yaml::Cloud<'_>> = entries
@@ -98,5 +120,25 @@ mod tests {
         );
         assert_eq!(clouds["testbed-demo"]["auth"]["username"], "demo");
         assert_eq!(clouds["testbed-demo"]["auth"]["project_name"], "demo");
+    }
+
+    #[test]
+    fn every_region_is_listed_with_its_entry() {
+        let urls = vec![
+            "http://a/identity".to_string(),
+            "http://b/identity".to_string(),
+        ];
+        let regions = vec!["Region1".to_string(), "Region2".to_string()];
+        let text = render_regions(
+            &urls,
+            &regions,
+            &Credentials::devstack("admin"),
+            &Credentials::devstack("demo"),
+        );
+        let v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let clouds = &v["clouds"];
+        assert_eq!(clouds["testbed"]["region_name"], "Region1");
+        assert_eq!(clouds["testbed-2"]["region_name"], "Region2");
+        assert_eq!(clouds["testbed-2-demo"]["region_name"], "Region2");
     }
 }

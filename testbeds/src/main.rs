@@ -244,8 +244,12 @@ async fn up(args: UpArgs) -> Result<()> {
         println!("  testbed-{}  {}", i + 1, e);
     }
     if let Some(path) = &args.clouds_yaml {
-        let text = testbeds::clouds_yaml::render(
+        let regions: Vec<String> = (0..entries.len() as u32)
+            .map(|i| testbeds::embedded::member_region(args.kind, i))
+            .collect();
+        let text = testbeds::clouds_yaml::render_regions(
             &entries,
+            &regions,
             &testbeds::clouds_yaml::Credentials::devstack("admin"),
             &testbeds::clouds_yaml::Credentials::devstack("demo"),
         );
