@@ -5,7 +5,9 @@
 //! current model time, sleeps until `origin + clock.wall_offset(next_deadline)`
 //! (one wall origin, so timer overshoot never accumulates), advances the
 //! engine to "now" and applies the effects, stamped with their exact model
-//! times, to the server store in one lock.
+//! times, to the server store in one lock. On real time the sleep is a
+//! high-resolution timer (see [`crate::alarm`]), so a service time shorter
+//! than tokio's 1 ms tick is not rounded up to it.
 //!
 //! The engine is the single source of truth for capacity: after every batch
 //! of effects that can change usage, its node usage is copied into the
@@ -20,6 +22,7 @@ use cp_model::{ApiKind, Clock, Effect, Engine, FaultSet, Input, InstanceId, Mode
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::alarm::Alarm;
 use crate::capacity::Resources;
 use crate::config::MockConfig;
 use crate::error::MockError;
@@ -241,6 +244,8 @@ async fn run(state: Weak<State>, time: TimeBase, parts: EngineParts) {
         return;
     }
     let far = Duration::from_secs(86_400 * 365);
+    let mut alarm = Alarm::for_current_runtime();
+    tracing::debug!(precise = alarm.is_precise(), "engine driver started");
     loop {
         let deadline = t.engine.next_deadline();
         let wake = match deadline {
@@ -260,7 +265,7 @@ async fn run(state: Weak<State>, time: TimeBase, parts: EngineParts) {
                     }
                 }
             }
-            _ = tokio::time::sleep_until(wake) => reached = deadline,
+            _ = alarm.wait_until(wake) => reached = deadline,
         }
         // The wall instant of `deadline` has passed: that model time is
         // reached even if converting the clock back rounds a hair below it

@@ -153,6 +153,10 @@ pub fn content_type_refusal(
 /// [`MAX_BODY`]) and refuses a body whose Content-Type the real service
 /// would refuse, before any handler runs.
 pub async fn body_checks(req: Request, next: Next) -> Response {
+    // Most calls (GET, DELETE) carry no body: nothing to read or time.
+    if axum::body::HttpBody::is_end_stream(req.body()) {
+        return next.run(req).await;
+    }
     let service = service_for_path(req.uri().path());
     let (parts, body) = req.into_parts();
     let bytes =

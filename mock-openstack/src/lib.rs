@@ -16,9 +16,10 @@
 //!
 //! Layout: pure logic in `capacity`, `lifecycle`, `pagination`; state in
 //! `state`; `driver` runs the cp-model engine (API stage, build and delete
-//! pipelines, capacity) in one task and is the only code that sleeps; one
-//! module per service for the HTTP handlers.
+//! pipelines, capacity) in one task and is the only code that sleeps (on
+//! `alarm`'s timer); one module per service for the HTTP handlers.
 
+mod alarm;
 pub mod capacity;
 mod compute;
 pub mod config;
@@ -34,6 +35,7 @@ mod network;
 pub mod pagination;
 mod placement;
 mod server;
+pub mod servers_store;
 pub mod state;
 
 use std::sync::Arc;

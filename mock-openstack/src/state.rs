@@ -19,6 +19,7 @@ use crate::defaults::{self, Flavor, Network};
 use crate::driver::EngineLink;
 use crate::error::{ApiErr, ApiResult};
 use crate::lifecycle::{Event, Lifecycle};
+use crate::servers_store::Servers;
 
 /// One issued Keystone token.
 #[derive(Debug, Clone)]
@@ -123,9 +124,8 @@ pub struct ServerGroup {
 
 /// Everything behind the main lock.
 pub struct Inner {
-    pub servers: HashMap<String, Server>,
-    /// seq of deleted servers, so a deleted marker still paginates.
-    pub tombstones: HashMap<String, u64>,
+    /// Servers with their creation-order, usage and tombstone indexes.
+    pub servers: Servers,
     pub seq: u64,
     pub capacity: Capacity,
     pub rng: ChaCha8Rng,
@@ -150,14 +150,10 @@ impl Inner {
         format!("fa:16:3e:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2])
     }
 
-    /// Per-project usage: (instances, cores, ram_mb).
+    /// Per-project usage: (instances, cores, ram_mb), from running totals.
     pub fn usage(&self, project: &str) -> (i64, i64, i64) {
-        self.servers
-            .values()
-            .filter(|s| s.project_id == project)
-            .fold((0, 0, 0), |(i, c, r), s| {
-                (i + 1, c + s.flavor.vcpus as i64, r + s.flavor.ram_mb as i64)
-            })
+        let u = self.servers.usage(project);
+        (u.instances, u.cores, u.ram_mb)
     }
 }
 
@@ -275,8 +271,7 @@ impl State {
             node.hostname = cfg.host_name(i);
         }
         let mut inner = Inner {
-            servers: HashMap::new(),
-            tombstones: HashMap::new(),
+            servers: Servers::default(),
             seq: 0,
             capacity,
             rng: ChaCha8Rng::seed_from_u64(rng.next_u64()),
@@ -385,7 +380,7 @@ impl State {
             ids.push(s.id.clone());
         }
         for s in protos {
-            g.servers.insert(s.id.clone(), s);
+            g.servers.insert(s);
         }
         ids
     }
@@ -405,8 +400,7 @@ impl State {
         for (at, id, effect) in updates {
             let event = match effect {
                 Effect::Deleted { .. } => {
-                    if let Some(s) = g.servers.remove(&id) {
-                        g.tombstones.insert(s.id, s.seq);
+                    if g.servers.remove(&id).is_some() {
                         g.deletes_done += 1;
                     }
                     continue;
@@ -498,8 +492,7 @@ impl State {
     /// business otherwise).
     pub fn finish_delete(&self, id: &str) {
         let mut g = self.lock();
-        if let Some(s) = g.servers.remove(id) {
-            g.tombstones.insert(s.id, s.seq);
+        if g.servers.remove(id).is_some() {
             g.deletes_done += 1;
         }
     }
@@ -582,7 +575,7 @@ mod tests {
                 lc: Lifecycle::new(),
                 host_id: String::new(),
             };
-            g.servers.insert(id.clone(), server);
+            g.servers.insert(server);
             id
         };
         (st, id)
@@ -640,7 +633,7 @@ mod tests {
         );
         {
             let g = st.lock();
-            let s = &g.servers[&id];
+            let s = &g.servers[id.as_str()];
             assert_eq!(s.addresses.len(), 1);
             assert_eq!(s.lc.status(), "ACTIVE");
             assert_eq!(s.host_id.len(), 56);
@@ -648,7 +641,7 @@ mod tests {
         }
         assert!(st.request_delete(&id));
         assert_eq!(
-            st.lock().servers[&id].lc.task_state,
+            st.lock().servers[id.as_str()].lc.task_state,
             Some(TaskState::Deleting)
         );
         st.apply_engine(
@@ -659,7 +652,7 @@ mod tests {
         assert!(g.servers.is_empty());
         assert_eq!(g.capacity.used().vcpus, 0);
         assert!(!g.capacity.nodes[1].up);
-        assert!(g.tombstones.contains_key(&id));
+        assert!(g.servers.is_tombstone(&id));
     }
 
     #[test]
@@ -679,7 +672,7 @@ mod tests {
             None,
         );
         let g = st.lock();
-        let s = &g.servers[&id];
+        let s = &g.servers[id.as_str()];
         assert_eq!(s.lc.status(), "ERROR");
         assert_eq!(s.fault_at, Some(t));
         assert_eq!(g.boots_error, 1);

@@ -249,8 +249,8 @@ async fn create(
                 lc: Lifecycle::new(),
                 host_id: String::new(),
             };
-            ids.push((id.clone(), server.name.clone()));
-            g.servers.insert(id.clone(), server);
+            ids.push((id, server.name.clone()));
+            g.servers.insert(server);
         }
         ids
     };
@@ -655,27 +655,24 @@ async fn list_impl(
         None => None,
         Some(m) => Some(
             g.servers
-                .get(m)
-                .map(|s| s.seq)
-                .or_else(|| g.tombstones.get(m).copied())
+                .seq_of(m)
                 .ok_or_else(|| ApiErr::bad_request(S, format!("marker [{m}] not found")))?,
         ),
     };
-    let mut items: Vec<&Server> = g
+    // Newest first, like nova's default sort (created_at desc): walk back
+    // from the marker and stop at a full page.
+    let items: Vec<&Server> = g
         .servers
-        .values()
+        .newest_first(marker_seq)
         .filter(|s| project_filter.is_none_or(|p| s.project_id == p))
-        .filter(|s| marker_seq.is_none_or(|m| s.seq < m))
         .filter(|s| name_re.as_ref().is_none_or(|re| re.is_match(&s.name)))
         .filter(|s| status.as_deref().is_none_or(|x| s.lc.status() == x))
         .filter(|s| since.is_none_or(|t| s.updated >= t))
         .filter(|s| image.as_deref().is_none_or(|i| s.image_id == i))
         .filter(|s| flavor.as_deref().is_none_or(|f| s.flavor.id == f))
         .filter(|s| host.is_none_or(|h| s.lc.host.as_deref() == Some(h)))
+        .take(limit)
         .collect();
-    // Newest first, like nova's default sort (created_at desc).
-    items.sort_unstable_by_key(|s| std::cmp::Reverse(s.seq));
-    items.truncate(limit);
     let last = items.last().map(|s| s.id.clone());
     let full = items.len() == limit;
     let mut servers_links = None;

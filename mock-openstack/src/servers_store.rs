@@ -1,0 +1,228 @@
+//! The server records with the indexes the API needs, kept up to date on
+//! every insert and removal so no request scans every server:
+//!
+//! - creation order (`seq`): lists are newest first and page by marker, so
+//!   a page walks back from the marker and stops after `limit` matches
+//!   instead of sorting every server;
+//! - per-project usage totals: the quota check of every POST (and
+//!   `/limits`, quota details) reads three counters instead of summing
+//!   every server, which made a large burst against one deployment
+//!   quadratic;
+//! - tombstones: the `seq` of deleted servers, so a deleted marker still
+//!   paginates.
+//!
+//! A record's `seq`, `project_id` and `flavor` are fixed once inserted
+//! (the indexes are keyed on them); everything else may change through
+//! [`Servers::get_mut`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Index;
+
+use crate::state::Server;
+
+/// One project's consumption, as nova's quota counts it (servers not yet
+/// deleted, including those being deleted).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub instances: i64,
+    pub cores: i64,
+    pub ram_mb: i64,
+}
+
+impl Usage {
+    fn add(&mut self, s: &Server, sign: i64) {
+        self.instances += sign;
+        self.cores += sign * s.flavor.vcpus as i64;
+        self.ram_mb += sign * s.flavor.ram_mb as i64;
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Servers {
+    by_id: HashMap<String, Server>,
+    /// seq → id, in creation order.
+    order: BTreeMap<u64, String>,
+    tombstones: HashMap<String, u64>,
+    usage: HashMap<&'static str, Usage>,
+}
+
+impl Servers {
+    /// Adds (or replaces) a record.
+    pub fn insert(&mut self, s: Server) {
+        if let Some(old) = self.by_id.get(&s.id) {
+            let (seq, project) = (old.seq, old.project_id);
+            self.remove_live(&s.id, seq, project);
+        }
+        self.usage.entry(s.project_id).or_default().add(&s, 1);
+        self.order.insert(s.seq, s.id.clone());
+        self.by_id.insert(s.id.clone(), s);
+    }
+
+    fn remove_live(&mut self, id: &str, seq: u64, project: &'static str) -> Option<Server> {
+        let s = self.by_id.remove(id)?;
+        self.order.remove(&seq);
+        if let Some(u) = self.usage.get_mut(project) {
+            u.add(&s, -1);
+        }
+        Some(s)
+    }
+
+    /// Removes a record, leaving its tombstone for pagination.
+    pub fn remove(&mut self, id: &str) -> Option<Server> {
+        let (seq, project) = self.by_id.get(id).map(|s| (s.seq, s.project_id))?;
+        let s = self.remove_live(id, seq, project)?;
+        self.tombstones.insert(s.id.clone(), s.seq);
+        Some(s)
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Server> {
+        self.by_id.get(id)
+    }
+
+    /// A record to update (never its `seq`, `project_id` or `flavor`).
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut Server> {
+        self.by_id.get_mut(id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    /// Every record, oldest first (a stable order, unlike a hash map's).
+    pub fn values(&self) -> impl Iterator<Item = &Server> {
+        self.order.values().filter_map(|id| self.by_id.get(id))
+    }
+
+    /// Records created before `before` (a seq; all when `None`), newest
+    /// first: nova's default list order.
+    pub fn newest_first(&self, before: Option<u64>) -> impl Iterator<Item = &Server> {
+        self.order
+            .range(..before.unwrap_or(u64::MAX))
+            .rev()
+            .filter_map(|(_, id)| self.by_id.get(id))
+    }
+
+    /// The creation seq of a live or deleted server (for a list marker).
+    pub fn seq_of(&self, id: &str) -> Option<u64> {
+        self.by_id
+            .get(id)
+            .map(|s| s.seq)
+            .or_else(|| self.tombstones.get(id).copied())
+    }
+
+    /// Whether `id` was deleted (and not re-created).
+    pub fn is_tombstone(&self, id: &str) -> bool {
+        self.tombstones.contains_key(id)
+    }
+
+    /// A project's usage, without a scan.
+    pub fn usage(&self, project: &str) -> Usage {
+        self.usage.get(project).copied().unwrap_or_default()
+    }
+}
+
+impl Index<&str> for Servers {
+    type Output = Server;
+
+    /// Panics when absent (tests only; handlers use [`Servers::get`]).
+    fn index(&self, id: &str) -> &Server {
+        &self.by_id[id]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::defaults::{self, FLAVORS};
+    use crate::lifecycle::Lifecycle;
+    use chrono::Utc;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+    use serde_json::Map;
+
+    fn server(seq: u64, project: &'static str, flavor: usize) -> Server {
+        let now = Utc::now();
+        Server {
+            id: format!("id-{seq}"),
+            seq,
+            name: format!("s{seq}"),
+            project_id: project,
+            user_id: defaults::DEMO_USER_ID,
+            flavor: &FLAVORS[flavor],
+            image_id: defaults::IMAGE_ID.into(),
+            networks: vec![],
+            addresses: vec![],
+            metadata: Map::new(),
+            key_name: None,
+            security_groups: vec![],
+            availability_zone: "nova".into(),
+            config_drive: String::new(),
+            created: now,
+            updated: now,
+            launched_at: None,
+            fault_at: None,
+            lc: Lifecycle::new(),
+            host_id: String::new(),
+        }
+    }
+
+    fn scanned(s: &Servers, project: &str) -> Usage {
+        let mut u = Usage::default();
+        for x in s.values().filter(|x| x.project_id == project) {
+            u.add(x, 1);
+        }
+        u
+    }
+
+    #[test]
+    fn running_totals_match_a_scan_through_random_inserts_and_removals() {
+        let projects = [defaults::DEMO_PROJECT_ID, defaults::ADMIN_PROJECT_ID];
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut s = Servers::default();
+        let mut live: Vec<u64> = vec![];
+        for seq in 1..=500u64 {
+            if !live.is_empty() && rng.gen_bool(0.4) {
+                let i = rng.gen_range(0..live.len());
+                let gone = live.swap_remove(i);
+                assert!(s.remove(&format!("id-{gone}")).is_some());
+                assert!(s.is_tombstone(&format!("id-{gone}")));
+                assert_eq!(s.seq_of(&format!("id-{gone}")), Some(gone));
+            }
+            let p = projects[rng.gen_range(0..2)];
+            s.insert(server(seq, p, rng.gen_range(0..FLAVORS.len())));
+            live.push(seq);
+            for p in projects {
+                assert_eq!(s.usage(p), scanned(&s, p), "after seq {seq}");
+            }
+        }
+        assert_eq!(s.len(), live.len());
+        assert!(s.remove("id-unknown").is_none());
+        assert_eq!(s.usage("no-such-project"), Usage::default());
+    }
+
+    #[test]
+    fn newest_first_from_a_marker_and_replacing_a_record() {
+        let mut s = Servers::default();
+        for seq in 1..=5 {
+            s.insert(server(seq, defaults::DEMO_PROJECT_ID, 0));
+        }
+        s.remove("id-3");
+        let seqs = |it: &mut dyn Iterator<Item = &Server>| it.map(|x| x.seq).collect::<Vec<_>>();
+        assert_eq!(seqs(&mut s.newest_first(None)), vec![5, 4, 2, 1]);
+        assert_eq!(seqs(&mut s.newest_first(s.seq_of("id-4"))), vec![2, 1]);
+        assert_eq!(seqs(&mut s.newest_first(s.seq_of("id-3"))), vec![2, 1]);
+        assert_eq!(seqs(&mut s.values()), vec![1, 2, 4, 5]);
+        // Replacing a record keeps one entry and the totals right.
+        s.insert(server(4, defaults::DEMO_PROJECT_ID, 2));
+        assert_eq!(s.len(), 4);
+        assert_eq!(
+            s.usage(defaults::DEMO_PROJECT_ID),
+            scanned(&s, defaults::DEMO_PROJECT_ID)
+        );
+        assert_eq!(s["id-4"].flavor.id, FLAVORS[2].id);
+    }
+}
