@@ -106,7 +106,9 @@ fn ctx(core: &Core, headers: &HeaderMap, service: Service) -> Result<Ctx, Fault>
         .get("x-auth-token")
         .and_then(|v| v.to_str().ok())
         .ok_or(Fault(ApiError::unauthorized(service)))?;
-    let claims = token::verify(tok, &core.secret, now())
+    let claims = core
+        .tokens
+        .verify(tok, &core.secret, now())
         .map_err(|_| Fault(ApiError::unauthorized(service)))?;
     let project = project_of(&claims)
         .ok_or_else(|| fault(service, 403, "A project-scoped token is required."))?;
@@ -1179,10 +1181,19 @@ async fn p2p_local(
         Ok(r) => {
             let status = r.status();
             if let (Some(own), true) = (&own_pid, status.is_success()) {
-                let owner = serde_json::from_slice::<Value>(r.body())
+                // Only the owner is read (no tree of the whole server).
+                #[derive(serde::Deserialize)]
+                struct Owner {
+                    tenant_id: Option<String>,
+                }
+                #[derive(serde::Deserialize)]
+                struct Wrapped {
+                    server: Owner,
+                }
+                let owner = serde_json::from_slice::<Wrapped>(r.body())
                     .ok()
-                    .and_then(|v| v.pointer("/server/tenant_id").cloned());
-                if owner.as_ref().and_then(Value::as_str) != Some(own.as_str()) {
+                    .and_then(|w| w.server.tenant_id);
+                if owner.as_deref() != Some(own.as_str()) {
                     return fault(Service::Compute, 404, "Instance could not be found.")
                         .into_response();
                 }

@@ -103,6 +103,20 @@ fn rendezvous(owner: &str, member: &str) -> u64 {
     u64::from_be_bytes(b)
 }
 
+/// What a boot watcher reads of a server.
+#[derive(Debug, Deserialize)]
+struct BootStatus {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    fault: Option<BootFault>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BootFault {
+    message: Option<String>,
+}
+
 /// Where a coordinated server lives now.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DirState {
@@ -136,6 +150,8 @@ pub struct Core {
     pub name: String,
     pub self_url: String,
     pub secret: Vec<u8>,
+    /// Federation tokens already verified or minted.
+    pub tokens: token::Cache,
     /// Signs this agent's `/p2p/v1` requests.
     pub peer_key: peer_sig::PeerKey,
     /// Checks peers' `/p2p/v1` requests and remembers their nonces.
@@ -294,12 +310,7 @@ impl Core {
         if name == self.name {
             return Some(self.self_url.clone());
         }
-        self.gossip
-            .known()
-            .await
-            .into_iter()
-            .find(|(s, _)| s.name == name)
-            .map(|(s, _)| s.url)
+        self.gossip.known().await.member(name).map(|(url, _)| url)
     }
 
     /// A signed call to a peer agent.
@@ -351,9 +362,9 @@ impl Core {
 
     /// A federation token for background work on behalf of `claims`.
     pub fn token_for_claims(&self, claims: &Claims) -> String {
-        let mut c = claims.clone();
-        c.expires_at = c.expires_at.max(now() + 600);
-        token::sign(&c, &self.secret)
+        // Valid for at least 5 minutes (any call is bounded far below);
+        // a new one lasts 10.
+        self.tokens.mint(claims, &self.secret, now(), 300, 600)
     }
 
     // ---- name resolution on the own cloudlet ----
@@ -807,14 +818,16 @@ impl Core {
                 .call(p, Svc::Compute, method, nova_path, None, rid)
                 .await;
         }
-        if !self.member_alive(owner).await || self.is_suspect(owner) {
+        // One read of the overlay for both questions (alive? where?).
+        let member = self.gossip.known().await.member(owner);
+        let alive = member.as_ref().is_some_and(|(_, alive)| *alive);
+        if !alive || self.is_suspect(owner) {
             if let Some(c) = self.direct(owner).await {
                 return self.direct_call(owner, &c, p, method, nova_path, rid).await;
             }
         }
-        let url = self
-            .url_of(owner)
-            .await
+        let url = member
+            .map(|(url, _)| url)
             .ok_or_else(|| CallError::BadResponse(format!("unknown cloudlet {owner}")))?;
         let tok = self.token_for_claims(claims);
         let r = self
@@ -855,15 +868,6 @@ impl Core {
             .direct_call(member, c, p, Method::GET, "/servers/detail?limit=1000", rid)
             .await?;
         json_of(&r)
-    }
-
-    /// Whether gossip believes `member` alive.
-    async fn member_alive(&self, member: &str) -> bool {
-        self.gossip
-            .known()
-            .await
-            .iter()
-            .any(|(s, alive)| s.name == member && *alive)
     }
 
     /// A client of `member`'s cloudlet itself, for when its agent is gone:
@@ -947,6 +951,43 @@ impl Core {
         }
         let v = json_of(&resp)?;
         Ok(v.get("server").cloned())
+    }
+
+    /// Like [`Core::fetch_local`], for a watcher: only the status and the
+    /// fault message are read from the answer.
+    async fn fetch_status(
+        &self,
+        owner: &str,
+        local_id: &str,
+        claims: &Claims,
+        p: &ProjectRef,
+        rid: &str,
+    ) -> Result<Option<BootStatus>, CallError> {
+        let resp = self
+            .owner_call(
+                owner,
+                Method::GET,
+                &format!("/servers/{local_id}"),
+                claims,
+                p,
+                rid,
+            )
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return Err(status_error(&resp));
+        }
+        #[derive(Deserialize)]
+        struct Wrapped {
+            // Absent: read as gone, as fetch_local does.
+            #[serde(default)]
+            server: Option<BootStatus>,
+        }
+        serde_json::from_slice::<Wrapped>(resp.body())
+            .map(|w| w.server)
+            .map_err(|e| CallError::BadResponse(format!("server status: {e}")))
     }
 
     pub async fn delete_local(
@@ -1072,22 +1113,21 @@ impl Core {
                 return;
             }
             let fault = match self
-                .fetch_local(&e.owner, &e.local_id, &e.claims, &e.project, &rid)
+                .fetch_status(&e.owner, &e.local_id, &e.claims, &e.project, &rid)
                 .await
             {
                 Ok(Some(s)) => {
                     unreachable_since = None;
-                    match s.get("status").and_then(Value::as_str).unwrap_or("") {
+                    match s.status.as_str() {
                         "ACTIVE" => {
                             info!(gid = %gid, cloudlet = %e.owner, "boot ACTIVE");
                             self.update(&gid, |e| e.state = DirState::Active);
                             return;
                         }
                         "ERROR" => s
-                            .pointer("/fault/message")
-                            .and_then(Value::as_str)
-                            .unwrap_or("instance went to ERROR")
-                            .to_string(),
+                            .fault
+                            .and_then(|f| f.message)
+                            .unwrap_or_else(|| "instance went to ERROR".to_string()),
                         _ => continue,
                     }
                 }

@@ -88,6 +88,17 @@ impl std::ops::Deref for Known {
     }
 }
 
+impl Known {
+    /// URL of the member called `name`, and whether it is alive (nothing
+    /// else cloned).
+    pub fn member(&self, name: &str) -> Option<(String, bool)> {
+        self.0
+            .iter()
+            .find(|(s, _)| s.name == name)
+            .map(|(s, alive)| (s.url.clone(), *alive))
+    }
+}
+
 impl<'a> IntoIterator for &'a Known {
     type Item = &'a (CloudletState, bool);
     type IntoIter = std::slice::Iter<'a, (CloudletState, bool)>;

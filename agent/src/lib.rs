@@ -312,6 +312,7 @@ async fn launch(
         name: config.name.clone(),
         self_url: self_url.clone(),
         secret: config.cluster_secret.as_bytes().to_vec(),
+        tokens: Default::default(),
         peer_key: peer_sig::PeerKey::derive(config.cluster_secret.as_bytes()),
         peer_verifier: Mutex::new(peer_sig::Verifier::new(peer_sig::PeerKey::derive(
             config.cluster_secret.as_bytes(),

@@ -95,6 +95,76 @@ pub fn verify(token: &str, secret: &[u8], now: i64) -> Result<Claims, TokenError
     Ok(claims)
 }
 
+/// Tokens this agent already checked or minted, so that the HMAC, the
+/// base64 and the JSON of a token are done once per token rather than on
+/// every request carrying it (a boot's polls all carry the same one).
+/// Expiry is still checked on every use; the secret never changes while
+/// the agent runs, so a token that verified once verifies again.
+#[derive(Default)]
+pub struct Cache {
+    verified: std::sync::Mutex<std::collections::HashMap<String, Claims>>,
+    /// Per caller (claims as given), the token minted for it and its expiry.
+    minted: std::sync::Mutex<Vec<(Claims, String, i64)>>,
+}
+
+/// Bounds of the caches: beyond them, a cache starts afresh.
+const CACHE_MAX: usize = 4096;
+const MINTED_MAX: usize = 64;
+
+impl Cache {
+    /// [`verify`], remembering tokens that passed.
+    pub fn verify(&self, token: &str, secret: &[u8], now: i64) -> Result<Claims, TokenError> {
+        if let Ok(v) = self.verified.lock() {
+            if let Some(c) = v.get(token) {
+                if c.expires_at <= now {
+                    return Err(TokenError::Expired);
+                }
+                return Ok(c.clone());
+            }
+        }
+        let claims = verify(token, secret, now)?;
+        if let Ok(mut v) = self.verified.lock() {
+            if v.len() >= CACHE_MAX {
+                v.clear();
+            }
+            v.insert(token.to_string(), claims.clone());
+        }
+        Ok(claims)
+    }
+
+    /// A token for `claims` valid for at least `min_left` seconds after
+    /// `now`: the one minted before while it qualifies, else a new one
+    /// that expires `ttl` after `now` (or when `claims` do, if later).
+    pub fn mint(
+        &self,
+        claims: &Claims,
+        secret: &[u8],
+        now: i64,
+        min_left: i64,
+        ttl: i64,
+    ) -> String {
+        if let Ok(m) = self.minted.lock() {
+            if let Some((_, tok, _)) = m
+                .iter()
+                .find(|(c, _, exp)| *exp >= now + min_left && c == claims)
+            {
+                return tok.clone();
+            }
+        }
+        let mut c = claims.clone();
+        c.expires_at = c.expires_at.max(now + ttl);
+        let tok = sign(&c, secret);
+        if let Ok(mut m) = self.minted.lock() {
+            m.retain(|(old, _, exp)| *exp >= now + min_left && old != claims);
+            if m.len() >= MINTED_MAX {
+                m.clear();
+            }
+            m.push((claims.clone(), tok.clone(), c.expires_at));
+        }
+        tok
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,5 +227,30 @@ mod tests {
         ] {
             assert!(verify(junk, b"k", 0).is_err(), "{junk}");
         }
+    }
+
+    #[test]
+    fn cache_verifies_once_but_checks_expiry_and_mints_reusable_tokens() {
+        let cache = Cache::default();
+        let tok = sign(&claims(1000), b"k");
+        assert_eq!(cache.verify(&tok, b"k", 10).unwrap(), claims(1000));
+        // Cached: still checked for expiry.
+        assert_eq!(cache.verify(&tok, b"k", 1000), Err(TokenError::Expired));
+        // A token that failed is not remembered as good.
+        let forged = sign(&claims(1000), b"other");
+        for _ in 0..2 {
+            assert_eq!(
+                cache.verify(&forged, b"k", 10),
+                Err(TokenError::BadSignature)
+            );
+        }
+        let c = claims(100);
+        let a = cache.mint(&c, b"k", 50, 300, 600);
+        assert_eq!(verify(&a, b"k", 50).unwrap().expires_at, 650);
+        assert_eq!(cache.mint(&c, b"k", 300, 300, 600), a);
+        // Less than min_left left: a fresh one.
+        let b = cache.mint(&c, b"k", 400, 300, 600);
+        assert_ne!(a, b);
+        assert_eq!(verify(&b, b"k", 400).unwrap().expires_at, 1000);
     }
 }

@@ -36,8 +36,17 @@ pub fn host_now() -> std::time::Instant {
     std::time::Instant::now()
 }
 
+type UtcBase = Option<(Instant, chrono::DateTime<chrono::Utc>)>;
+
 /// (instant, UTC) pair that [`utc_now`] counts from.
-static UTC_BASE: Mutex<Option<(Instant, chrono::DateTime<chrono::Utc>)>> = Mutex::new(None);
+static UTC_BASE: Mutex<UtcBase> = Mutex::new(None);
+
+thread_local! {
+    /// The base of a virtual-time run on this thread ([`restart_utc`]):
+    /// each sim runtime is one thread with its own paused clock, and two
+    /// of them may run side by side, so their bases must not mix.
+    static THREAD_BASE: std::cell::Cell<UtcBase> = const { std::cell::Cell::new(None) };
+}
 
 /// The date and time, on the runtime's clock: the wall date when first
 /// asked (whole seconds), then advanced by [`now`]. Under the `sim` backend
@@ -45,6 +54,11 @@ static UTC_BASE: Mutex<Option<(Instant, chrono::DateTime<chrono::Utc>)>> = Mutex
 /// the same in every run; only the date itself differs between runs.
 pub fn utc_now() -> chrono::DateTime<chrono::Utc> {
     let t = now();
+    if let Some((i0, u0)) = THREAD_BASE.with(std::cell::Cell::get) {
+        if t >= i0 {
+            return offset(u0, t.saturating_duration_since(i0));
+        }
+    }
     let mut base = match UTC_BASE.lock() {
         Ok(b) => b,
         Err(poisoned) => poisoned.into_inner(),
@@ -62,26 +76,25 @@ pub fn utc_now() -> chrono::DateTime<chrono::Utc> {
             (t, u0)
         }
     };
-    let since = chrono::Duration::from_std(t.saturating_duration_since(i0))
-        .unwrap_or(chrono::TimeDelta::MAX);
+    offset(u0, t.saturating_duration_since(i0))
+}
+
+fn offset(u0: chrono::DateTime<chrono::Utc>, since: Duration) -> chrono::DateTime<chrono::Utc> {
+    let since = chrono::Duration::from_std(since).unwrap_or(chrono::TimeDelta::MAX);
     u0.checked_add_signed(since)
         .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
 }
 
-/// Starts [`utc_now`] afresh from now: the wall date in whole seconds at
-/// this instant. A virtual-time run calls it once at its start, so that
-/// every timestamp of the run is that date plus an exact virtual offset
-/// (nothing from an earlier runtime in the same process leaks in).
+/// Starts [`utc_now`] afresh from now **on this thread**: the wall date in
+/// whole seconds at this instant. A virtual-time run (one current-thread
+/// runtime) calls it once at its start, so that every timestamp of the run
+/// is that date plus an exact virtual offset (nothing from an earlier
+/// runtime, or from a run on another thread, leaks in).
 pub fn restart_utc() {
     let t = now();
     let real = chrono::Utc::now();
     let whole = chrono::DateTime::from_timestamp(real.timestamp(), 0).unwrap_or(real);
-    let mut base = match UTC_BASE.lock() {
-        Ok(b) => b,
-        Err(poisoned) => poisoned.into_inner(),
-    };
-    let u0 = base.map_or(whole, |(_, old)| whole.max(old));
-    *base = Some((t, u0));
+    THREAD_BASE.with(|b| b.set(Some((t, whole))));
 }
 
 /// Unix seconds on the runtime's clock (see [`utc_now`]).

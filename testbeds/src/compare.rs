@@ -221,16 +221,48 @@ pub async fn run(args: CompareArgs) -> Result<String> {
     let mut scale_disagrees = false;
     let mut runs = Vec::new();
     let mut search_report = String::new();
-    for &kind in &args.systems {
-        let plan = match &levels {
-            Levels::List(l) => Plan::Fixed(l.clone()),
-            Levels::Auto => Plan::Search(LimitSearch::new(
-                args.start_level,
-                args.resolved_max_level(),
-                args.limit_rule.clone(),
-            )),
-        };
-        let (run, end) = run_one(&args, spec_for(kind, time_scale), &plan, time_scale).await?;
+    let plan = || match &levels {
+        Levels::List(l) => Plan::Fixed(l.clone()),
+        Levels::Auto => Plan::Search(LimitSearch::new(
+            args.start_level,
+            args.resolved_max_level(),
+            args.limit_rule.clone(),
+        )),
+    };
+    let systems = args.systems.clone();
+    let mut outcomes = Vec::new();
+    if args.backend.is_virtual() {
+        // Two systems at a time (one per core), each on its own thread,
+        // runtime and virtual clock: the searches are independent, and
+        // each stays deterministic.
+        let (args, plan, spec_for) = (&args, &plan, &spec_for);
+        for pair in systems.chunks(2) {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = pair
+                    .iter()
+                    .map(|&kind| {
+                        let spec = spec_for(kind, time_scale);
+                        s.spawn(move || -> Result<_> {
+                            let rt = crate::sim::runtime().context("cannot start a sim runtime")?;
+                            rt.block_on(run_one(args, spec, &plan(), time_scale))
+                        })
+                    })
+                    .collect();
+                for h in handles {
+                    outcomes.push(
+                        h.join()
+                            .unwrap_or_else(|_| Err(anyhow::anyhow!("a system's run panicked"))),
+                    );
+                }
+            });
+        }
+    } else {
+        for &kind in &systems {
+            outcomes.push(run_one(&args, spec_for(kind, time_scale), &plan(), time_scale).await);
+        }
+    }
+    for (kind, outcome) in systems.iter().copied().zip(outcomes) {
+        let (run, end) = outcome?;
         if let Some(end) = end {
             let line = format!("{}: {end}\n", kind.label());
             print!("{line}");
@@ -359,7 +391,14 @@ async fn run_one(
     let watch_host = !args.backend.is_virtual();
     let mut monitor: Option<HostMonitor> = None;
     let host_t0 = cp_model::clock::host_now();
-    let cpu_t0 = crate::hostmon::process_cpu_seconds();
+    // On virtual time the two systems run on two threads at once: count
+    // this system's thread only.
+    let cpu_now = if watch_host {
+        crate::hostmon::process_cpu_seconds
+    } else {
+        crate::hostmon::thread_cpu_seconds
+    };
+    let cpu_t0 = cpu_now();
     // In cloudlet-loss every level starts whole: a fresh testbed per level,
     // so that a level measures losing its share of members, not the
     // accumulated losses of the levels before it.
@@ -443,7 +482,7 @@ async fn run_one(
         Some(m) => m.stop(),
         None => {
             let wall = host_t0.elapsed().as_secs_f64();
-            let cpu = match (cpu_t0, crate::hostmon::process_cpu_seconds()) {
+            let cpu = match (cpu_t0, cpu_now()) {
                 (Some(a), Some(b)) => (b - a).max(0.0),
                 _ => 0.0,
             };

@@ -104,7 +104,16 @@ impl HostMonitor {
 /// utime + stime of this process, seconds. Linux reports them in clock
 /// ticks of USER_HZ, which the kernel ABI fixes at 100 per second.
 pub fn process_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    cpu_seconds_of("/proc/self/stat")
+}
+
+/// utime + stime of the calling thread, seconds.
+pub fn thread_cpu_seconds() -> Option<f64> {
+    cpu_seconds_of("/proc/thread-self/stat")
+}
+
+fn cpu_seconds_of(path: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(path).ok()?;
     // Field 2 (comm) may contain spaces; parse after its closing ')'.
     let rest = stat.rsplit_once(')')?.1;
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -141,6 +150,7 @@ mod tests {
     #[test]
     fn reads_own_cpu_and_memory() {
         assert!(process_cpu_seconds().is_some());
+        assert!(thread_cpu_seconds().is_some());
         assert!(peak_rss_bytes().unwrap_or(0) > 0);
     }
 
