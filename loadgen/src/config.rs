@@ -105,6 +105,10 @@ pub struct BurstConfig {
     /// every server at any entry.
     #[serde(default)]
     pub audit_every_entry: bool,
+    /// Before the cleanup of each level, look for accepted boots that no
+    /// live entry shows (`LevelResult.durability.lost`; chaos scenarios).
+    #[serde(default)]
+    pub check_lost: bool,
     /// Filled into the results as is.
     #[serde(skip)]
     pub system: results::SystemInfo,
@@ -139,6 +143,7 @@ impl Default for BurstConfig {
             audit_page_size: 1000,
             audit_all_tenants: false,
             audit_every_entry: false,
+            check_lost: false,
             system: results::SystemInfo::default(),
             command_line: Vec::new(),
             host_measured_by_caller: false,

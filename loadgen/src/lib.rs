@@ -32,6 +32,7 @@
 //! ```
 
 pub mod config;
+pub mod durability;
 pub mod error;
 pub mod output;
 pub mod prepare;

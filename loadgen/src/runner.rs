@@ -283,20 +283,33 @@ async fn run_burst_level(st: &mut RunState<'_>, index: usize, level: u32) -> Lev
         succeeded,
     });
     let in_flight = sampler.finish(&mut st.lag).await;
+    let lost = if st.cfg.check_lost {
+        Some(
+            crate::durability::find_lost(&st.prep.entries, &finished, st.cfg.audit_page_size).await,
+        )
+    } else {
+        None
+    };
     let audit = cleanup_and_audit(st, &ctx, &mut finished, index).await;
     st.emit(LevelEvent::Finished {
         index,
         level,
         clean: audit.clean,
     });
-    summarize(
+    let mut result = summarize(
         level,
         LoadModel::Burst,
         &finished,
         in_flight,
         audit,
         st.cfg.record_requests,
-    )
+    );
+    result.durability = lost.map(|(lost, unchecked)| results::Durability {
+        lost,
+        unchecked,
+        ..Default::default()
+    });
+    result
 }
 
 /// Boot then delete, in one task (closed and open models).

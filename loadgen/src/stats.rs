@@ -166,6 +166,7 @@ pub fn summarize(
         dropped_starts: dropped,
         in_flight: decimate(in_flight, 2000),
         audit,
+        durability: None,
         requests,
     }
 }

@@ -144,6 +144,8 @@ pub async fn boot(
         agent = server.hint.agent.clone();
     }
     let deadline = intended + ctx.clock.wall(ctx.poll_timeout_s);
+    // The entry polled: the one that accepted the boot, until it stops answering.
+    let mut poll_via = entry_index;
     let mut last_error: Option<(Outcome, String)> = None;
     let mut wait = ctx.jitter(&mut rng, 0.5, 1.0);
     loop {
@@ -169,7 +171,7 @@ pub async fn boot(
             return finish(record, agent, Some(server.id));
         }
         wait = ctx.jitter(&mut rng, 0.9, 1.1);
-        match compute::get_server(&entry.session, &server.id).await {
+        match compute::get_server(&ctx.entries[poll_via].session, &server.id).await {
             Ok(v) => {
                 last_error = None;
                 if v.host.is_some() {
@@ -206,7 +208,12 @@ pub async fn boot(
             }
             // Transient poll failures: keep polling (no sooner than a
             // Retry-After asks), report them if they last until the timeout.
+            // An entry that does not answer at all (a dead agent) is left
+            // for the next one, as a client with several endpoints would.
             Err(e) => {
+                if matches!(e, ClientError::Transport(_)) && ctx.entries.len() > 1 {
+                    poll_via = (poll_via + 1) % ctx.entries.len();
+                }
                 if let ClientError::Api {
                     retry_after: Some(d),
                     ..

@@ -116,6 +116,7 @@ pub fn warnings(prepared: &[Prepared<'_>]) -> Vec<String> {
                 dirty.join(", ")
             ));
         }
+        out.extend(crate::chaos::warnings(p));
         if p.levels.is_empty() {
             out.push(format!("{}: the run has no levels.", p.label));
         } else if p.limit.is_none() {
@@ -175,6 +176,10 @@ pub fn rerun_facts(p: &Prepared<'_>) -> Vec<(String, String)> {
         ("profile".into(), opt(&s.profile)),
         ("profile hash (FNV-1a 64)".into(), opt(&s.profile_hash)),
         ("scenario".into(), opt(&s.scenario)),
+        (
+            "scenario detail".into(),
+            s.scenario_detail.clone().unwrap_or_else(|| "none".into()),
+        ),
         ("agent retries".into(), opt(&s.retries)),
         ("seed".into(), r.seed.to_string()),
         (
@@ -448,6 +453,7 @@ pub fn page(
     }
     s.push_str("</div>\n");
     s.push_str(&level_tables(prepared));
+    s.push_str(&crate::chaos::html(prepared));
     s.push_str("<footer><h2>Rerun this experiment</h2>\n<div class=\"runs\">\n");
     for p in prepared {
         s.push_str(&format!(

@@ -21,6 +21,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub mod chaos;
 pub mod charts;
 pub mod headline;
 pub mod html;

@@ -17,7 +17,20 @@ fn outcome(l: &LevelResult, o: Outcome) -> u32 {
 /// The CSV header, one column per field of [`csv`]'s rows.
 pub const CSV_HEADER: &str = "system,kind,level,is_limit,requested,succeeded,failed,error_rate,\
 makespan_s,throughput_per_s,boot_mean_s,boot_p50_s,boot_p90_s,boot_p95_s,boot_p99_s,boot_max_s,\
-api_error,error_state,timeout,transport_error,dropped,placed_remotely,audit_leftovers";
+api_error,error_state,timeout,transport_error,dropped,placed_remotely,audit_leftovers,\
+lost,orphaned,resurrected";
+
+fn count(l: &LevelResult, set: fn(&results::Durability) -> &Vec<String>) -> String {
+    l.durability
+        .as_ref()
+        .map(|d| set(d).len().to_string())
+        .unwrap_or_default()
+}
+
+/// The durability counts of a chaos run as a terminal table.
+pub fn durability_text(runs: &[results::RunResults]) -> String {
+    crate::chaos::text(runs)
+}
 
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
@@ -58,6 +71,10 @@ pub fn csv(prepared: &[Prepared<'_>]) -> String {
                 outcome(l, Outcome::Dropped).to_string(),
                 l.placed_remotely.map(|v| v.to_string()).unwrap_or_default(),
                 l.audit.leftovers.len().to_string(),
+                // Empty when the level was not checked (no chaos scenario).
+                count(l, |d| &d.lost),
+                count(l, |d| &d.orphaned),
+                count(l, |d| &d.resurrected),
             ];
             out.push_str(&fields.join(","));
             out.push('\n');
@@ -190,6 +207,7 @@ pub fn markdown(
         }
         out.push('\n');
     }
+    out.push_str(&crate::chaos::markdown(prepared));
     out.push_str("## Rerun\n\n");
     for p in prepared {
         out.push_str(&format!("### {}\n\n", md_cell(&p.label)));

@@ -88,6 +88,11 @@ pub struct SystemInfo {
     pub retries: Option<u32>,
     #[serde(default)]
     pub scenario: Option<String>,
+    /// What the scenario did to this system, in words (chaos scenarios:
+    /// which members were disturbed, when and how long; or why the
+    /// scenario does not apply to this system).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenario_detail: Option<String>,
     /// The compute capacity deployed (written by the testbed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<Capacity>,
@@ -251,6 +256,10 @@ pub struct LevelResult {
     /// Boot workflows in flight over time: (model seconds since level start, count).
     pub in_flight: Vec<(f64, u32)>,
     pub audit: Audit,
+    /// Chaos scenarios: servers lost, orphaned or resurrected (see
+    /// [`Durability`]); `None` when the level was not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durability: Option<Durability>,
     /// One record per request (may be omitted for very large runs).
     #[serde(default)]
     pub requests: Vec<RequestRecord>,
@@ -409,6 +418,7 @@ impl LevelResult {
             dropped_starts: 0,
             in_flight: vec![],
             audit: Default::default(),
+            durability: None,
             requests: vec![],
         }
     }
@@ -434,6 +444,51 @@ pub struct Audit {
     /// Deletes that failed, with the reason.
     #[serde(default)]
     pub delete_failures: Vec<String>,
+}
+
+/// What the durability checks of a chaos scenario found in one level
+/// (docs/results-schema.md defines each set precisely). All empty is the
+/// target: the federation kept every promise it made to the client.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Durability {
+    /// IDs of boots the client was told were accepted (202) that, once the
+    /// level's boots were final, no live entry answered with the server
+    /// (GET 404 everywhere) or that no live entry listed.
+    #[serde(default)]
+    pub lost: Vec<String>,
+    /// Instances still on some cloudlet (asked directly, all projects)
+    /// after the run deleted everything it created, as `cloudlet/local id`.
+    #[serde(default)]
+    pub orphaned: Vec<String>,
+    /// IDs the client deleted (DELETE answered, then GET 404) that a live
+    /// entry listed or answered GET 200 for again, after the disturbance
+    /// ended and the agents had `reconcile_s` to reconcile.
+    #[serde(default)]
+    pub resurrected: Vec<String>,
+    /// Deleted IDs listed or shown again at the moment the disturbance
+    /// was over and the cleanup done, before any reconcile time: a
+    /// transient resurrection (the target is empty too, but the contract
+    /// is judged by `resurrected`).
+    #[serde(default)]
+    pub resurrected_at_return: Vec<String>,
+    /// Model seconds waited after the disturbance ended before the
+    /// orphaned and resurrected checks.
+    #[serde(default)]
+    pub reconcile_s: f64,
+    /// Checks that could not be made (e.g. no entry answered), so that an
+    /// empty set is never mistaken for a clean one.
+    #[serde(default)]
+    pub unchecked: Vec<String>,
+}
+
+impl Durability {
+    /// True when every check ran and found nothing.
+    pub fn clean(&self) -> bool {
+        self.lost.is_empty()
+            && self.orphaned.is_empty()
+            && self.resurrected.is_empty()
+            && self.unchecked.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -86,6 +86,30 @@ impl Testbed {
         }
     }
 
+    /// Stops member `i`'s agent only (P2P): its cloudlet keeps running.
+    pub async fn kill_agent(&mut self, i: u32) -> anyhow::Result<()> {
+        match self {
+            Testbed::Sim(t) => t.kill_agent(i),
+            Testbed::Embedded(t) => t.kill_agent(i),
+            Testbed::Docker(_) => {
+                anyhow::bail!("the docker backend cannot stop an agent alone yet (agent-loss runs on sim and embedded)")
+            }
+        }
+        Ok(())
+    }
+
+    /// Each member's cloudlet auth URL as reachable from this process
+    /// (`None` once stopped): the chaos checks ask every cloudlet directly.
+    pub fn cloudlet_auth_urls(&self) -> anyhow::Result<Vec<Option<String>>> {
+        match self {
+            Testbed::Sim(t) => Ok(t.cloudlet_auth_urls()),
+            Testbed::Embedded(t) => Ok(t.cloudlet_auth_urls()),
+            Testbed::Docker(_) => anyhow::bail!(
+                "the docker backend does not expose its cloudlets to the chaos checks yet (they run on sim and embedded)"
+            ),
+        }
+    }
+
     pub async fn shutdown(self) {
         match self {
             Testbed::Sim(t) => t.shutdown().await,

@@ -64,9 +64,21 @@ pub struct CompareArgs {
     pub backend: Backend,
     #[arg(long, value_enum, default_value_t = Scenario::Steady)]
     pub scenario: Scenario,
-    /// Share of cloudlets stopped mid-level (cloudlet-loss): 10%, 0.1 or a count.
+    /// Share of members disturbed mid-level (cloudlet-loss: cloudlets
+    /// stopped; agent-loss: agents stopped; partition: cloudlets cut off):
+    /// 10%, 0.1 or a count.
     #[arg(long, default_value = "10%")]
     pub kill: String,
+    /// Partition: how long the cut-off cloudlets stop answering, model
+    /// seconds (longer than the agents' 30 s owner-unreachable bound, so
+    /// that boots on them are re-placed elsewhere).
+    #[arg(long, default_value_t = 60.0)]
+    pub partition_for: f64,
+    /// Chaos scenarios: model seconds the agents get to reconcile after
+    /// the disturbance ended (and the level's cleanup finished) before
+    /// orphaned and resurrected servers are counted (3 capacity intervals).
+    #[arg(long, default_value_t = 30.0)]
+    pub reconcile: f64,
     /// Agent retry bound for boots refused or failed remotely (0 = off).
     #[arg(long, default_value_t = 2)]
     pub retries: u32,
@@ -194,6 +206,20 @@ pub async fn run(args: CompareArgs) -> Result<String> {
     if !time_scale.is_finite() || time_scale <= 0.0 {
         bail!("--time-scale must be positive");
     }
+    for (flag, v) in [
+        ("--partition-for", args.partition_for),
+        ("--reconcile", args.reconcile),
+    ] {
+        if !(v.is_finite() && (0.0..=86_400.0).contains(&v)) {
+            bail!("{flag} must be a number of model seconds within 0..=86400");
+        }
+    }
+    if args.scenario.is_chaos() && args.check_scale {
+        bail!("--check-scale compares both systems at two time scales; --scenario {} runs the P2P system only", args.scenario.name());
+    }
+    if args.scenario.is_chaos() && args.backend == Backend::Docker {
+        bail!("--scenario {} runs on --backend sim or embedded (the docker backend cannot stop an agent alone or reach its cloudlets for the checks yet)", args.scenario.name());
+    }
     let results_dir = args.out.join("results");
     std::fs::create_dir_all(&results_dir)
         .with_context(|| format!("cannot create {}", results_dir.display()))?;
@@ -229,7 +255,19 @@ pub async fn run(args: CompareArgs) -> Result<String> {
             args.limit_rule.clone(),
         )),
     };
-    let systems = args.systems.clone();
+    // A chaos scenario runs only the systems it applies to, and says why not.
+    let systems: Vec<Kind> = args
+        .systems
+        .iter()
+        .copied()
+        .filter(|&k| match args.scenario.not_applicable(k) {
+            Some(why) => {
+                println!("{}: {why}", k.label());
+                false
+            }
+            None => true,
+        })
+        .collect();
     let mut outcomes = Vec::new();
     if args.backend.is_virtual() {
         // Two systems at a time (one per core), each on its own thread,
@@ -340,7 +378,7 @@ pub async fn run(args: CompareArgs) -> Result<String> {
         limit: args.limit_rule.clone(),
         ..reports::ReportOptions::default()
     };
-    let table = if args.systems == [Kind::Standard, Kind::P2p] {
+    let table = if runs.len() == 2 && args.systems == [Kind::Standard, Kind::P2p] {
         reports::compare(&runs[0], &runs[1], &args.out, &opts)
             .context("cannot render the report")?
             .table()
@@ -351,8 +389,15 @@ pub async fn run(args: CompareArgs) -> Result<String> {
             reports::render(&runs, &args.out, &opts).context("cannot render the report")?;
         let prepared = reports::prepare(&runs, &opts.limit).context("cannot render the report")?;
         let versus = reports::versus::markdown(&reports::versus::compute(&prepared));
+        // A chaos scenario runs the systems it applies to only: their
+        // durability counts.
+        let chaos = if args.scenario.is_chaos() {
+            reports::tables::durability_text(&runs)
+        } else {
+            String::new()
+        };
         format!(
-            "{}{versus}",
+            "{}{versus}{chaos}",
             headline.map(|h| h.table()).unwrap_or_default()
         )
     };
@@ -402,7 +447,8 @@ async fn run_one(
     // In cloudlet-loss every level starts whole: a fresh testbed per level,
     // so that a level measures losing its share of members, not the
     // accumulated losses of the levels before it.
-    let fresh_per_level = args.scenario == Scenario::CloudletLoss;
+    // The chaos scenarios too, so that what a level leaves behind is its own.
+    let fresh_per_level = args.scenario.disturbs();
     let mut merged: Option<results::RunResults> = None;
     let mut reported: Option<results::ReportedCapacity> = None;
     let mut tb: Option<Testbed> = None;
@@ -444,9 +490,34 @@ async fn run_one(
         if watch_host {
             monitor.get_or_insert_with(HostMonitor::start);
         }
-        let outcome = crate::sweep::run_sweep(args, testbed, &[level], time_scale).await;
+        let mut outcome = crate::sweep::run_sweep(args, testbed, &[level], time_scale).await;
+        if args.scenario.is_chaos() {
+            if let Ok((part, end)) = &mut outcome {
+                let scale = cp_model::TimeScale::new(time_scale).map_err(anyhow::Error::msg)?;
+                let prefix = format!(
+                    "{}-",
+                    crate::sweep::burst_config(args, &[], time_scale).name_prefix
+                );
+                for l in &mut part.levels {
+                    let checked = crate::chaos::check_level(
+                        testbed,
+                        l,
+                        &prefix,
+                        *end,
+                        scale.wall(args.reconcile),
+                        args.reconcile,
+                    )
+                    .await;
+                    if let Err(e) = checked {
+                        let d = l.durability.get_or_insert_with(Default::default);
+                        d.unchecked
+                            .push(format!("orphan/resurrection checks: {e:#}"));
+                    }
+                }
+            }
+        }
         let part = match outcome {
-            Ok(p) => p,
+            Ok((p, _)) => p,
             Err(e) => {
                 if let Some(t) = tb.take() {
                     t.shutdown().await;
@@ -532,6 +603,7 @@ async fn run_one(
     }
     run.system.retries = kind.has_agents().then_some(args.retries);
     run.system.scenario = Some(args.scenario.name().to_string());
+    run.system.scenario_detail = crate::scenario::detail(args, kind, members);
     let node_source = cp_model::Profile::load(&args.profile)
         .map(|p| p.hardware.source)
         .unwrap_or_default();

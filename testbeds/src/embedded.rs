@@ -356,6 +356,23 @@ impl EmbeddedTestbed {
         }
     }
 
+    /// Stops member `i`'s agent only (P2P); its cloudlet keeps running.
+    pub fn kill_agent(&mut self, i: u32) {
+        if let Some(slot) = self.agents.get_mut(i as usize) {
+            if let Some(a) = slot.take() {
+                a.abort();
+            }
+        }
+    }
+
+    /// Each member's cloudlet (mock) auth URL, `None` once stopped.
+    pub fn cloudlet_auth_urls(&self) -> Vec<Option<String>> {
+        self.mocks
+            .iter()
+            .map(|m| m.as_ref().map(|m| m.auth_url()))
+            .collect()
+    }
+
     pub fn alive(&self) -> usize {
         if self.spec.kind.has_agents() {
             self.agents.iter().flatten().count()

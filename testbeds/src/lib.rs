@@ -15,6 +15,7 @@
 
 pub mod backend;
 pub mod capacity;
+pub mod chaos;
 pub mod clouds_yaml;
 pub mod compare;
 pub mod docker;

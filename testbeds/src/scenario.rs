@@ -5,6 +5,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::topology::Kind;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scenario {
@@ -15,6 +17,16 @@ pub enum Scenario {
     /// standard testbed loses the same share of compute nodes) stops in
     /// the middle of each level.
     CloudletLoss,
+    /// A share of the agents (P2P) dies in the middle of each level; their
+    /// cloudlets keep running. The client keeps going through the other
+    /// agents. The standard system has no agents: not applicable, not run.
+    AgentLoss,
+    /// A share of the cloudlets (P2P) stops answering everyone (its API
+    /// answers 503 to its agent and to peers, its compute nodes keep
+    /// running) in the middle of each level, for `--partition-for` model
+    /// seconds, then answers again. The standard system is one deployment
+    /// that cannot be cut in part from its own API: not applicable, not run.
+    Partition,
 }
 
 impl Scenario {
@@ -22,8 +34,76 @@ impl Scenario {
         match self {
             Scenario::Steady => "steady",
             Scenario::CloudletLoss => "cloudlet-loss",
+            Scenario::AgentLoss => "agent-loss",
+            Scenario::Partition => "partition",
         }
     }
+
+    /// Scenarios that disturb a share of the members (`--kill`).
+    pub fn disturbs(self) -> bool {
+        self != Scenario::Steady
+    }
+
+    /// Chaos scenarios: each level starts on a fresh testbed and ends with
+    /// the durability checks (lost, orphaned, resurrected servers).
+    pub fn is_chaos(self) -> bool {
+        matches!(self, Scenario::AgentLoss | Scenario::Partition)
+    }
+
+    /// Why the scenario does not apply to a system of `kind`, if it does not.
+    pub fn not_applicable(self, kind: Kind) -> Option<&'static str> {
+        match (self, kind) {
+            (Scenario::AgentLoss, Kind::Standard | Kind::Cells) => Some(
+                "agent-loss does not apply to the standard or cells system: it has no agents (its API is the deployment's own), so there is nothing to kill that would leave its compute healthy; not run",
+            ),
+            (Scenario::AgentLoss, Kind::Sharded) => Some(
+                "agent-loss does not apply to the sharded system: it has no agents (each cloudlet is its own endpoint; losing one is cloudlet-loss); not run",
+            ),
+            (Scenario::Partition, Kind::Standard | Kind::Cells) => Some(
+                "partition does not apply to the standard or cells system: it is one deployment with one API, which cannot stop answering for a share of its compute while answering for the rest (the mock has no per-node temporary outage); not run",
+            ),
+            (Scenario::Partition, Kind::Sharded) => Some(
+                "partition is not run on the sharded system yet: it has no agent that re-places or reconciles, so a cut-off shard only fails the boots sent to it until it returns; not run",
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// What the scenario did to a system of `kind` with `members` members, in
+/// words, for the results (`system.scenario_detail`) and the report.
+pub fn detail(args: &crate::compare::CompareArgs, kind: Kind, members: u32) -> Option<String> {
+    let s = args.scenario;
+    if let Some(why) = s.not_applicable(kind) {
+        return Some(why.to_string());
+    }
+    let k = parse_kill(&args.kill, members).ok()?;
+    let when = format!(
+        "{} model s after every boot POST of each level was answered (members chosen per level by a seeded RNG, never the first; each level on a fresh testbed)",
+        args.kill_after
+    );
+    let checks =
+        "; lost servers counted before the cleanup, orphaned and resurrected ones after it";
+    Some(match (s, kind) {
+        (Scenario::Steady, _) => return None,
+        (Scenario::CloudletLoss, Kind::P2p) => {
+            format!("{k} of {members} cloudlets (agent and cloudlet) stopped {when}")
+        }
+        (Scenario::CloudletLoss, Kind::Sharded) => {
+            format!("{k} of {members} cloudlets stopped {when}")
+        }
+        (Scenario::CloudletLoss, Kind::Standard | Kind::Cells) => {
+            format!("{k} of {members} compute nodes lost {when}")
+        }
+        (Scenario::AgentLoss, _) => format!(
+            "{k} of {members} agents stopped {when}; their cloudlets kept running; the client followed boots whose entry agent died through the other agents, reconcile {} model s{checks}",
+            args.reconcile
+        ),
+        (Scenario::Partition, _) => format!(
+            "{k} of {members} cloudlets cut off (their API answered 503 to their agent and to peers; compute kept running) for {} model s, {when}; reconcile {} model s after the cut ended and the cleanup finished{checks}",
+            args.partition_for, args.reconcile
+        ),
+    })
 }
 
 /// Parses `10%` or `0.1` or `3` (an absolute count) into a count of `n`.
@@ -71,6 +151,21 @@ pub fn choose_victims(n: u32, count: u32, seed: u64) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chaos_scenarios_skip_the_standard_system_and_say_why() {
+        for s in [Scenario::AgentLoss, Scenario::Partition] {
+            assert!(s.is_chaos() && s.disturbs());
+            for k in [Kind::Standard, Kind::Cells, Kind::Sharded] {
+                assert!(s.not_applicable(k).is_some());
+            }
+            assert!(s.not_applicable(Kind::P2p).is_none());
+        }
+        assert!(Scenario::CloudletLoss
+            .not_applicable(Kind::Standard)
+            .is_none());
+        assert!(!Scenario::Steady.disturbs() && !Scenario::CloudletLoss.is_chaos());
+    }
 
     #[test]
     fn kill_specs() {

@@ -213,18 +213,32 @@ impl SimTestbed {
     /// lost cloudlet: calls to it fail as refused connections.
     pub fn kill(&mut self, i: u32) {
         let idx = i as usize;
-        if let Some(slot) = self.agents.get_mut(idx) {
+        self.kill_agent(i);
+        if let Some(slot) = self.mocks.get_mut(idx) {
+            if let Some(a) = slot.take() {
+                self.transport.remove(&a);
+            }
+        }
+    }
+
+    /// Stops member `i`'s agent and its gossip only; its cloudlet keeps
+    /// running and stays reachable (by the other agents, directly).
+    pub fn kill_agent(&mut self, i: u32) {
+        if let Some(slot) = self.agents.get_mut(i as usize) {
             if let Some(a) = slot.take() {
                 self.transport.remove(&agent_authority(i));
                 self.net.close(gossip_addr(i));
                 a.abort();
             }
         }
-        if let Some(slot) = self.mocks.get_mut(idx) {
-            if let Some(a) = slot.take() {
-                self.transport.remove(&a);
-            }
-        }
+    }
+
+    /// Each member's cloudlet (mock) auth URL, `None` once stopped.
+    pub fn cloudlet_auth_urls(&self) -> Vec<Option<String>> {
+        self.mocks
+            .iter()
+            .map(|m| m.as_ref().map(|a| format!("http://{a}/identity")))
+            .collect()
     }
 
     fn shutdown_members(&mut self) {

@@ -28,12 +28,15 @@ pub fn burst_config(args: &CompareArgs, levels: &[u32], time_scale: f64) -> Burs
 
 /// Sweeps `levels` against `tb`. Ctrl-C cancels the sweep; loadgen then
 /// deletes what it created and returns the results so far, marked incomplete.
+/// Also returns when the last disturbance of the sweep ends (a partition's
+/// end; the kill itself for the scenarios that stop members), `None` when
+/// nothing was disturbed.
 pub async fn run_sweep(
     args: &CompareArgs,
     tb: &mut Testbed,
     levels: &[u32],
     time_scale: f64,
-) -> Result<results::RunResults> {
+) -> Result<(results::RunResults, Option<tokio::time::Instant>)> {
     let entries = tb.entries();
     // The sharded control's client spreads its boots itself, like P2P's.
     let policy = if tb.spec().kind.is_federated() {
@@ -48,6 +51,7 @@ pub async fn run_sweep(
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut cfg = burst_config(args, levels, time_scale);
     cfg.events = Some(tx);
+    cfg.check_lost = args.scenario.is_chaos();
     let cancel = CancellationToken::new();
     let on_ctrl_c = cancel.clone();
     let ctrl_c = tokio::spawn(async move {
@@ -57,12 +61,13 @@ pub async fn run_sweep(
         }
     });
 
-    let kill_count = match args.scenario {
-        Scenario::Steady => 0,
-        Scenario::CloudletLoss => {
-            scenario::parse_kill(&args.kill, tb.spec().members).map_err(anyhow::Error::msg)?
-        }
+    let kill_count = if args.scenario.disturbs() {
+        scenario::parse_kill(&args.kill, tb.spec().members).map_err(anyhow::Error::msg)?
+    } else {
+        0
     };
+    let scale = cp_model::TimeScale::new(time_scale).map_err(anyhow::Error::msg)?;
+    let mut disturbance_end = None;
     let sweep = loadgen::run_boot_burst(&cfg, &target, transport, cancel);
     tokio::pin!(sweep);
     // Kills wait for their moment in a select branch, so that the sweep
@@ -82,9 +87,7 @@ pub async fn run_sweep(
                         // boots are in flight (a POST still unanswered at the
                         // kill would test the client's transport, not the
                         // federation, and depends on host load).
-                        let delay = cp_model::TimeScale::new(time_scale)
-                            .map(|s| s.wall(args.kill_after))
-                            .unwrap_or(Duration::ZERO);
+                        let delay = scale.wall(args.kill_after);
                         pending_kill = Some((cp_model::clock::now() + delay, index));
                     }
                 }
@@ -93,21 +96,11 @@ pub async fn run_sweep(
                 if let Some((_, index)) = pending_kill.take() {
                     let seed = args.seed.wrapping_add(index as u64);
                     let victims = scenario::choose_victims(tb.spec().members, kill_count, seed);
-                    match tb.spec().kind {
-                        Kind::P2p | Kind::Sharded => {
-                            for v in victims {
-                                tracing::info!(member = v, level = index, "stopping cloudlet");
-                                tb.kill(v).await;
-                            }
-                        }
-                        // The monolith cannot lose part of its controller; it
-                        // loses the same share of compute nodes instead.
-                        Kind::Standard | Kind::Cells => {
-                            let transport = tb.client_transport(Duration::from_secs(30))?;
-                            let hosts = host_names(tb.spec(), &victims);
-                            if let Err(e) = lose_computes(&tb.entries(), &hosts, transport).await {
-                                tracing::warn!(error = %e, "cannot inject compute-node loss");
-                            }
+                    match disturb(args, tb, &victims, index, scale).await {
+                        Ok(until) => disturbance_end = Some(until),
+                        Err(e) => {
+                            ctrl_c.abort();
+                            return Err(e.context(format!("cannot disturb level {}", index + 1)));
                         }
                     }
                 }
@@ -115,7 +108,69 @@ pub async fn run_sweep(
         }
     };
     ctrl_c.abort();
-    outcome.context("loadgen failed")
+    Ok((outcome.context("loadgen failed")?, disturbance_end))
+}
+
+/// Disturbs `victims` as the scenario says; returns when the disturbance
+/// ends (now, for the ones that stop members for good).
+async fn disturb(
+    args: &CompareArgs,
+    tb: &mut Testbed,
+    victims: &[u32],
+    index: usize,
+    scale: cp_model::TimeScale,
+) -> Result<tokio::time::Instant> {
+    let kind = tb.spec().kind;
+    match args.scenario {
+        Scenario::Steady => {}
+        Scenario::CloudletLoss => match kind {
+            Kind::P2p | Kind::Sharded => {
+                for &v in victims {
+                    tracing::info!(member = v, level = index, "stopping cloudlet");
+                    tb.kill(v).await;
+                }
+            }
+            // The monolith cannot lose part of its controller; it
+            // loses the same share of compute nodes instead.
+            Kind::Standard | Kind::Cells => {
+                let transport = tb.client_transport(Duration::from_secs(30))?;
+                let hosts = host_names(tb.spec(), victims);
+                if let Err(e) = lose_computes(&tb.entries(), &hosts, transport).await {
+                    tracing::warn!(error = %e, "cannot inject compute-node loss");
+                }
+            }
+        },
+        // Never run on the other systems (`Scenario::not_applicable`).
+        _ if kind != Kind::P2p => {
+            anyhow::bail!(
+                "{} does not apply to the {} system",
+                args.scenario.name(),
+                kind.label()
+            )
+        }
+        Scenario::AgentLoss => {
+            for &v in victims {
+                tracing::info!(member = v, level = index, "stopping agent");
+                tb.kill_agent(v).await?;
+            }
+        }
+        Scenario::Partition => {
+            let transport = tb.client_transport(Duration::from_secs(30))?;
+            let urls = tb.cloudlet_auth_urls()?;
+            for &v in victims {
+                tracing::info!(member = v, level = index, "cutting cloudlet off");
+                let url = urls
+                    .get(v as usize)
+                    .cloned()
+                    .flatten()
+                    .with_context(|| format!("member {v} has no cloudlet"))?;
+                crate::chaos::partition(transport.clone(), &url, args.partition_for).await?;
+            }
+            // Measured from the last cut: every victim is off at least this long.
+            return Ok(cp_model::clock::now() + scale.wall(args.partition_for));
+        }
+    }
+    Ok(cp_model::clock::now())
 }
 
 async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
