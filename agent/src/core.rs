@@ -936,21 +936,28 @@ impl Core {
         p: &ProjectRef,
         rid: &str,
     ) -> Result<Option<Value>, CallError> {
-        let resp = self
-            .owner_call(
-                owner,
-                Method::GET,
-                &format!("/servers/{local_id}"),
-                claims,
-                p,
-                rid,
-            )
-            .await?;
-        if resp.status() == StatusCode::NOT_FOUND {
+        let Some(resp) = self.get_local(owner, local_id, claims, p, rid).await? else {
             return Ok(None);
-        }
+        };
         let v = json_of(&resp)?;
         Ok(v.get("server").cloned())
+    }
+
+    /// `GET /servers/{local_id}` on `owner`: `Ok(None)` when the cloudlet
+    /// says 404, the answer otherwise (the callers read what they need).
+    async fn get_local(
+        &self,
+        owner: &str,
+        local_id: &str,
+        claims: &Claims,
+        p: &ProjectRef,
+        rid: &str,
+    ) -> Result<Option<HttpResponse>, CallError> {
+        let path = format!("/servers/{local_id}");
+        let resp = self
+            .owner_call(owner, Method::GET, &path, claims, p, rid)
+            .await?;
+        Ok((resp.status() != StatusCode::NOT_FOUND).then_some(resp))
     }
 
     /// Like [`Core::fetch_local`], for a watcher: only the status and the
@@ -963,19 +970,9 @@ impl Core {
         p: &ProjectRef,
         rid: &str,
     ) -> Result<Option<BootStatus>, CallError> {
-        let resp = self
-            .owner_call(
-                owner,
-                Method::GET,
-                &format!("/servers/{local_id}"),
-                claims,
-                p,
-                rid,
-            )
-            .await?;
-        if resp.status() == StatusCode::NOT_FOUND {
+        let Some(resp) = self.get_local(owner, local_id, claims, p, rid).await? else {
             return Ok(None);
-        }
+        };
         if !resp.status().is_success() {
             return Err(status_error(&resp));
         }
