@@ -395,6 +395,27 @@ mod tests {
         assert!(!bad(5, 5));
     }
 
+    /// `n` nodes named `n000`…, each bootstrapped with only its next
+    /// `successors` on a ring.
+    fn ring_overlay(
+        n: usize,
+        c: usize,
+        l: usize,
+        successors: usize,
+    ) -> (Vec<String>, HashMap<String, Cyclon<u32>>) {
+        let ids: Vec<String> = (0..n).map(|i| format!("n{i:03}")).collect();
+        let mut nodes: HashMap<String, Cyclon<u32>> =
+            ids.iter().map(|id| (id.clone(), node(id, c, l))).collect();
+        for (i, id) in ids.iter().enumerate() {
+            for k in 1..=successors {
+                if let Some(me) = nodes.get_mut(id) {
+                    me.add_contact(desc(&ids[(i + k) % n], 0));
+                }
+            }
+        }
+        (ids, nodes)
+    }
+
     /// Runs `rounds` synchronous rounds over the live nodes: each starts a
     /// shuffle; a shuffle to a dead node gets no answer.
     fn run_rounds(
@@ -435,16 +456,7 @@ mod tests {
     fn overlay_of_500_mixes_into_a_connected_balanced_graph() {
         let (n, c, l) = (500, 20, 8);
         let mut rng = StdRng::seed_from_u64(42);
-        let ids: Vec<String> = (0..n).map(|i| format!("n{i:03}")).collect();
-        let mut nodes: HashMap<String, Cyclon<u32>> =
-            ids.iter().map(|id| (id.clone(), node(id, c, l))).collect();
-        for (i, id) in ids.iter().enumerate() {
-            // Bootstrap: each node knows only its ring successor.
-            let next = &ids[(i + 1) % n];
-            if let Some(me) = nodes.get_mut(id) {
-                me.add_contact(desc(next, 0));
-            }
-        }
+        let (ids, mut nodes) = ring_overlay(n, c, l, 1);
         run_rounds(&mut nodes, &HashSet::new(), 60, &mut rng);
 
         let mut indegree: HashMap<&str, usize> = HashMap::new();
@@ -495,17 +507,7 @@ mod tests {
     fn dead_nodes_vanish_from_views() {
         let (n, c, l) = (300, 20, 8);
         let mut rng = StdRng::seed_from_u64(7);
-        let ids: Vec<String> = (0..n).map(|i| format!("n{i:03}")).collect();
-        let mut nodes: HashMap<String, Cyclon<u32>> =
-            ids.iter().map(|id| (id.clone(), node(id, c, l))).collect();
-        for (i, id) in ids.iter().enumerate() {
-            for k in 1..=3 {
-                let other = &ids[(i + k) % n];
-                if let Some(me) = nodes.get_mut(id) {
-                    me.add_contact(desc(other, 0));
-                }
-            }
-        }
+        let (ids, mut nodes) = ring_overlay(n, c, l, 3);
         run_rounds(&mut nodes, &HashSet::new(), 40, &mut rng);
         let dead: HashSet<String> = ids.iter().step_by(2).cloned().collect();
         run_rounds(&mut nodes, &dead, 40, &mut rng);
@@ -530,15 +532,7 @@ mod tests {
     fn payload_updates_spread_through_shuffles() {
         let (n, c, l) = (200, 16, 6);
         let mut rng = StdRng::seed_from_u64(9);
-        let ids: Vec<String> = (0..n).map(|i| format!("n{i:03}")).collect();
-        let mut nodes: HashMap<String, Cyclon<u32>> =
-            ids.iter().map(|id| (id.clone(), node(id, c, l))).collect();
-        for (i, id) in ids.iter().enumerate() {
-            let next = &ids[(i + 1) % n];
-            if let Some(me) = nodes.get_mut(id) {
-                me.add_contact(desc(next, 0));
-            }
-        }
+        let (ids, mut nodes) = ring_overlay(n, c, l, 1);
         run_rounds(&mut nodes, &HashSet::new(), 30, &mut rng);
         if let Some(src) = nodes.get_mut(&ids[0]) {
             src.set_payload(99);
