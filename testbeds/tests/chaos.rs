@@ -14,6 +14,22 @@ fn p2p_results(out: &Path) -> RunResults {
     results::parse(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// Runs `testbed compare --quick --quiet EXTRA --scenario SCENARIO --kill
+/// KILL`: the output folder (kept alive), the P2P results and stdout.
+fn run_chaos(
+    extra: &[&str],
+    scenario: &str,
+    kill: &str,
+) -> (tempfile::TempDir, RunResults, String) {
+    let out = tempfile::tempdir().expect("temp dir");
+    let mut args = vec!["--quick", "--quiet"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--scenario", scenario, "--kill", kill]);
+    let stdout = common::compare(&args, out.path());
+    let run = p2p_results(out.path());
+    (out, run, stdout)
+}
+
 /// The standard system is not run, the report has the chaos section and
 /// CSV columns, and every level was checked and found nothing.
 /// `orphans_known`: orphans are printed, not judged (a known, intermittent
@@ -96,21 +112,7 @@ fn victim(index: usize) -> usize {
 /// orphaned or resurrected.
 #[test]
 fn agent_loss_on_sim_loses_nothing() {
-    let out = tempfile::tempdir().expect("temp dir");
-    let stdout = common::compare(
-        &[
-            "--quick",
-            "--quiet",
-            "--backend",
-            "sim",
-            "--scenario",
-            "agent-loss",
-            "--kill",
-            "1",
-        ],
-        out.path(),
-    );
-    let run = p2p_results(out.path());
+    let (out, run, stdout) = run_chaos(&["--backend", "sim"], "agent-loss", "1");
     assert_eq!(run.system.scenario.as_deref(), Some("agent-loss"));
     let detail = run.system.scenario_detail.as_deref().unwrap_or_default();
     assert!(detail.contains("1 of 4 agents stopped"), "{detail}");
@@ -140,21 +142,7 @@ fn agent_loss_on_sim_loses_nothing() {
 /// answer again nothing comes back and nothing is left on them.
 #[test]
 fn partition_on_sim_resurrects_nothing() {
-    let out = tempfile::tempdir().expect("temp dir");
-    let stdout = common::compare(
-        &[
-            "--quick",
-            "--quiet",
-            "--backend",
-            "sim",
-            "--scenario",
-            "partition",
-            "--kill",
-            "25%",
-        ],
-        out.path(),
-    );
-    let run = p2p_results(out.path());
+    let (out, run, stdout) = run_chaos(&["--backend", "sim"], "partition", "25%");
     assert_eq!(run.system.scenario.as_deref(), Some("partition"));
     let detail = run.system.scenario_detail.as_deref().unwrap_or_default();
     assert!(detail.contains("1 of 4 cloudlets cut off"), "{detail}");
@@ -164,21 +152,7 @@ fn partition_on_sim_resurrects_nothing() {
 /// Agent-loss on real sockets, one small level.
 #[test]
 fn agent_loss_on_embedded_loses_nothing() {
-    let out = tempfile::tempdir().expect("temp dir");
-    let stdout = common::compare(
-        &[
-            "--quick",
-            "--quiet",
-            "--levels",
-            "8",
-            "--scenario",
-            "agent-loss",
-            "--kill",
-            "25%",
-        ],
-        out.path(),
-    );
-    let run = p2p_results(out.path());
+    let (out, run, stdout) = run_chaos(&["--levels", "8"], "agent-loss", "25%");
     assert_checked_and_clean(out.path(), &run, &stdout, true);
     let dead = &run.target.entries[victim(0)];
     assert!(
