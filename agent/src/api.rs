@@ -23,6 +23,9 @@ use crate::error::CallError;
 use crate::listing::{self, ListQuery};
 use crate::metrics::Metrics;
 use crate::peer_sig;
+use crate::protocol::{
+    self, routes, BootAccepted, KnownServers, PeerRequest, ReadKind, Superseded,
+};
 use crate::token::{self, Claims};
 use crate::{idroute, view};
 use crate::{input, policy};
@@ -259,13 +262,14 @@ pub fn router(core: Arc<Core>) -> Router {
         .route("/network/", get(network_versions))
         .route("/network/{*rest}", any(proxy_network))
         .route("/metrics", get(metrics))
-        .route("/p2p/v1/boot", post(p2p_boot))
-        .route("/p2p/v1/servers/{id}", get(p2p_server).delete(p2p_server))
-        .route("/p2p/v1/local/{*rest}", any(p2p_local))
-        .route("/p2p/v1/read/{*rest}", get(p2p_read))
-        .route("/p2p/v1/auth", post(p2p_auth))
-        .route("/p2p/v1/known/{member}", get(p2p_known))
-        .route("/p2p/v1/view", get(p2p_view))
+        .route(routes::BOOT, post(p2p_boot))
+        .route(routes::SERVER, get(p2p_server).delete(p2p_server))
+        .route(routes::LOCAL, any(p2p_local))
+        .route(routes::READ, get(p2p_read))
+        .route(routes::AUTH, post(p2p_auth))
+        .route(routes::KNOWN, get(p2p_known))
+        .route(routes::VIEW, get(p2p_view))
+        .route(routes::SUPERSEDED, post(p2p_superseded))
         .fallback(not_found)
         .layer(middleware::from_fn(crate::guard::literal_requests))
         .layer(middleware::from_fn_with_state(core.clone(), request_id))
@@ -714,9 +718,11 @@ async fn forward_server_op(
     method: &Method,
     gid: uuid::Uuid,
 ) -> Result<os_client::HttpResponse, crate::error::CallError> {
-    let path = format!("/p2p/v1/servers/{gid}");
-    core.peer_call(url, method.clone(), &path, &c.token, None, &c.rid)
-        .await
+    let req = PeerRequest::Server {
+        method: method.clone(),
+        gid,
+    };
+    core.peer(url, &req, &c.token, &c.rid).await
 }
 
 fn relay(core: &Core, c: &Ctx, id: &str, r: &os_client::HttpResponse) -> Response {
@@ -1107,10 +1113,11 @@ async fn p2p_boot(
     match core.boot_local(&c.project, &plan, &c.rid).await {
         Ok((local_id, created)) => {
             Metrics::inc(&core.metrics.boots_accepted_for_peers);
-            json_resp(
-                StatusCode::ACCEPTED,
-                &json!({"local_id": local_id, "create": created}),
-            )
+            let accepted = BootAccepted {
+                local_id,
+                create: created,
+            };
+            json_resp(StatusCode::ACCEPTED, &json!(accepted))
         }
         Err(e) => call_fault(Service::Control, e).into_response(),
     }
@@ -1158,7 +1165,7 @@ async fn p2p_local(
     if !matches!(method, Method::GET | Method::DELETE) {
         return fault(Service::Control, 405, "Only GET and DELETE").into_response();
     }
-    let rest = uri.path().strip_prefix("/p2p/v1/local").unwrap_or("");
+    let rest = protocol::local_nova_path(uri.path());
     // A member acts for a user: the user's rights decide, not the
     // service account's (which is admin).
     let own_pid = match local_access(&core, &c, &method, rest, &uri).await {
@@ -1198,6 +1205,14 @@ async fn p2p_local(
                         .into_response();
                 }
             }
+            let is_list = matches!(rest.trim_end_matches('/'), "/servers" | "/servers/detail");
+            if is_list && status.is_success() && core.has_doomed_here() {
+                // Superseded instances awaiting deletion are never listed.
+                if let Ok(mut v) = serde_json::from_slice::<Value>(r.body()) {
+                    core.drop_doomed_here(&mut v);
+                    return json_resp(status, &v);
+                }
+            }
             let mut resp = (status, Body::from(r.into_body())).into_response();
             resp.headers_mut()
                 .insert("content-type", HeaderValue::from_static("application/json"));
@@ -1205,6 +1220,30 @@ async fn p2p_local(
         }
         Err(e) => call_fault(Service::Control, e).into_response(),
     }
+}
+
+/// A coordinator tells this agent that instances on its cloudlet were
+/// superseded (their boot re-placed, or their server deleted) while the
+/// cloudlet did not answer: they are hidden from every list this agent
+/// serves from now on, and deleted for certain from here too.
+async fn p2p_superseded(
+    State(core): S,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let c = match peer_ctx(&core, &method, &uri, &headers, &body) {
+        Ok(c) => c,
+        Err(f) => return f.into_response(),
+    };
+    let Ok(s) = serde_json::from_slice::<Superseded>(&body) else {
+        return fault(Service::Control, 400, "Malformed superseded list").into_response();
+    };
+    for id in &s.local_ids {
+        core.delete_for_certain(&core.name, id, &c.claims, &c.project, &c.rid);
+    }
+    StatusCode::NO_CONTENT.into_response()
 }
 
 /// What a peer may do on this cloudlet for the user of its token: the
@@ -1229,7 +1268,7 @@ async fn local_access(
     }
     let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     match segs.as_slice() {
-        ["servers", "detail"] if *method == Method::GET => Ok(None),
+        ["servers"] | ["servers", "detail"] if *method == Method::GET => Ok(None),
         ["servers", id] if *id != "detail" => {
             // The service account sees every project's servers: check the
             // owner of the answer (GET) or before deleting.
@@ -1316,15 +1355,11 @@ async fn p2p_read(
         Ok(c) => c,
         Err(f) => return f.into_response(),
     };
-    let rest = uri.path().strip_prefix("/p2p/v1/read").unwrap_or("");
-    let (svc, rest) = if let Some(r) = rest.strip_prefix("/compute") {
-        (Svc::Compute, r)
-    } else if let Some(r) = rest.strip_prefix("/image") {
-        (Svc::Image, r)
-    } else if let Some(r) = rest.strip_prefix("/network") {
-        (Svc::Network, r)
-    } else {
-        return fault(Service::Control, 404, "Unknown service").into_response();
+    let (svc, rest) = match protocol::read_target(uri.path()) {
+        Some((ReadKind::Compute, r)) => (Svc::Compute, r),
+        Some((ReadKind::Image, r)) => (Svc::Image, r),
+        Some((ReadKind::Network, r)) => (Svc::Network, r),
+        None => return fault(Service::Control, 404, "Unknown service").into_response(),
     };
     let path = match uri.query() {
         Some(q) => format!("{rest}?{q}"),
@@ -1397,5 +1432,5 @@ async fn p2p_known(
         Err(f) => return f.into_response(),
     };
     let servers = core.known_servers_of(&member, &c.project);
-    json_resp(StatusCode::OK, &json!({"servers": servers}))
+    json_resp(StatusCode::OK, &json!(KnownServers { servers }))
 }

@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod peer_sig;
 pub mod placement;
 pub mod policy;
+pub mod protocol;
 pub mod service_time;
 pub mod state;
 pub mod token;
@@ -330,6 +331,7 @@ async fn launch(
         doomed: Mutex::new(std::collections::HashSet::new()),
         direct_clients: Mutex::new(HashMap::new()),
         halt: watch::channel(false).0,
+        watches: Default::default(),
         cfg: config,
     });
     core.start_background();

@@ -1,0 +1,392 @@
+//! Boot planning: a user's `server` object turned into a portable plan,
+//! created on the own cloudlet, or placed and retried across the federation.
+
+use super::*;
+
+/// Instance metadata key holding what an adopter needs to re-place the
+/// boot (flavor, image and network names, project, attempt), as compact
+/// JSON; left out when it would exceed Nova's 255 characters.
+pub const PLAN_KEY: &str = "p2p_plan";
+
+/// The portable plan recorded in an instance's metadata.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanRecord {
+    #[serde(rename = "f")]
+    pub flavor: String,
+    #[serde(rename = "i", default)]
+    pub image: Option<String>,
+    #[serde(rename = "n", default)]
+    pub networks: Value,
+    #[serde(rename = "p")]
+    pub project: String,
+    #[serde(rename = "d")]
+    pub domain: String,
+    #[serde(rename = "a", default)]
+    pub attempt: u32,
+}
+
+impl PlanRecord {
+    /// The metadata value, if it fits Nova's 255 characters.
+    pub fn encode(&self) -> Option<String> {
+        serde_json::to_string(self).ok().filter(|s| s.len() <= 255)
+    }
+
+    pub fn decode(server: &Value) -> Option<Self> {
+        let raw = server
+            .pointer(&format!("/metadata/{PLAN_KEY}"))
+            .and_then(Value::as_str)?;
+        serde_json::from_str(raw).ok()
+    }
+}
+
+fn last_segment(r: &str) -> String {
+    r.trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(r)
+        .to_string()
+}
+
+impl Core {
+    pub(crate) async fn resolve(
+        &self,
+        p: &ProjectRef,
+        kind: &'static str,
+        name: &str,
+        rid: &str,
+    ) -> Result<String, CallError> {
+        if let Ok(n) = self.names.lock() {
+            if let Some(id) = n.get(&(kind, name.to_string())) {
+                return Ok(id.clone());
+            }
+        }
+        let enc: String = url::form_urlencoded::byte_serialize(name.as_bytes()).collect();
+        let (svc, path, list) = match kind {
+            "flavor" => (
+                Svc::Compute,
+                "/flavors/detail?is_public=None".to_string(),
+                "flavors",
+            ),
+            "image" => (Svc::Image, format!("/v2/images?name={enc}"), "images"),
+            _ => (
+                Svc::Network,
+                format!("/v2.0/networks?name={enc}"),
+                "networks",
+            ),
+        };
+        let v = self.cloudlet.get_json(p, svc, &path, rid).await?;
+        let id = v
+            .get(list)
+            .and_then(Value::as_array)
+            .and_then(|a| {
+                a.iter()
+                    .find(|x| x.get("name").and_then(Value::as_str) == Some(name))
+            })
+            .and_then(|x| x.get("id"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| CallError::Status {
+                status: 400,
+                message: format!("{kind} {name} not found on cloudlet"),
+            })?;
+        if let Ok(mut n) = self.names.lock() {
+            n.insert((kind, name.to_string()), id.clone());
+        }
+        Ok(id)
+    }
+
+    /// Validates the user's `server` object against the own cloudlet and
+    /// turns it into a portable plan plus the flavor's demand.
+    pub async fn plan_boot(
+        &self,
+        claims: &Claims,
+        p: &ProjectRef,
+        body: &Value,
+        rid: &str,
+    ) -> Result<(BootPlan, Demand), (u16, String)> {
+        let server = body
+            .get("server")
+            .and_then(Value::as_object)
+            .ok_or((400, "Missing server in request body".to_string()))?;
+        let name = server.get("name").and_then(Value::as_str).unwrap_or("");
+        if name.is_empty() {
+            return Err((400, "Invalid input for field/attribute name.".into()));
+        }
+        let flavor_ref = server
+            .get("flavorRef")
+            .and_then(Value::as_str)
+            .ok_or((400, "Missing flavorRef attribute".to_string()))?;
+        let fid = last_segment(flavor_ref);
+        let nf = |e: CallError, what: String| match e.status() {
+            Some(404) => (400, what),
+            Some(s) => (s, e.to_string()),
+            None => (
+                503,
+                format!("no cloudlet reachable to resolve the request: {e}"),
+            ),
+        };
+        let flavor = self
+            .read_json(claims, p, Svc::Compute, &format!("/flavors/{fid}"), rid)
+            .await
+            .map_err(|e| nf(e, format!("Flavor {fid} could not be found.")))?;
+        let f = flavor.get("flavor").unwrap_or(&Value::Null);
+        let n = |k: &str| f.get(k).and_then(Value::as_i64).unwrap_or(0);
+        let demand = Demand {
+            vcpus: n("vcpus"),
+            ram_mb: n("ram"),
+            disk_gb: n("disk"),
+        };
+        let flavor_name = f
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or(&fid)
+            .to_string();
+        let image_name = match server
+            .get("imageRef")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
+            None => None,
+            Some(r) => {
+                let iid = last_segment(r);
+                let img = self
+                    .read_json(claims, p, Svc::Image, &format!("/v2/images/{iid}"), rid)
+                    .await
+                    .map_err(|e| nf(e, format!("Image {iid} could not be found.")))?;
+                if !self.may_use(claims, p, &img).await {
+                    return Err((400, format!("Image {iid} could not be found.")));
+                }
+                Some(
+                    img.get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or(&iid)
+                        .to_string(),
+                )
+            }
+        };
+        let networks = match server.get("networks") {
+            Some(Value::Array(nets)) => {
+                let mut names = vec![];
+                for n in nets {
+                    let Some(uuid) = n.get("uuid").and_then(Value::as_str) else {
+                        return Err((400, "Only networks given by uuid can be federated".into()));
+                    };
+                    let net = self
+                        .read_json(
+                            claims,
+                            p,
+                            Svc::Network,
+                            &format!("/v2.0/networks/{uuid}"),
+                            rid,
+                        )
+                        .await
+                        .map_err(|e| nf(e, format!("Network {uuid} could not be found.")))?;
+                    let obj = net.get("network").unwrap_or(&Value::Null);
+                    if !self.may_use(claims, p, obj).await {
+                        return Err((400, format!("Network {uuid} could not be found.")));
+                    }
+                    names.push(json!(net
+                        .pointer("/network/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or(uuid)));
+                }
+                Value::Array(names)
+            }
+            Some(v @ Value::String(_)) => v.clone(),
+            _ => Value::Null,
+        };
+        let mut rest = server.clone();
+        for k in [
+            "imageRef",
+            "flavorRef",
+            "networks",
+            "min_count",
+            "max_count",
+        ] {
+            rest.remove(k);
+        }
+        let gid = {
+            let mut rng = self
+                .rng
+                .lock()
+                .map_err(|_| (500, "rng poisoned".to_string()))?;
+            idroute::new_global_id(&self.name, &mut *rng)
+        };
+        Ok((
+            BootPlan {
+                gid: gid.to_string(),
+                coordinator: self.name.clone(),
+                server: Value::Object(rest),
+                flavor_name,
+                image_name,
+                networks,
+                scheduler_hints: body.get("OS-SCH-HNT:scheduler_hints").cloned(),
+                attempt: 0,
+            },
+            demand,
+        ))
+    }
+
+    /// Whether a non-admin of `p` may use a Glance image or Neutron network
+    /// read with the service account: owned by `p` on this cloudlet,
+    /// shared, external or public. When the own cloudlet cannot be asked,
+    /// the read came through a peer, which trimmed it the same way.
+    pub(crate) async fn may_use(&self, claims: &Claims, p: &ProjectRef, obj: &Value) -> bool {
+        if claims.is_admin() {
+            return true;
+        }
+        match self.cloudlet.token_for(p).await {
+            Ok(t) => crate::policy::visible(obj, &t.project_id),
+            Err(_) => true,
+        }
+    }
+
+    /// Creates the planned server on the own cloudlet. Returns the local ID
+    /// and the cloudlet's 202 body.
+    pub async fn boot_local(
+        &self,
+        p: &ProjectRef,
+        plan: &BootPlan,
+        rid: &str,
+    ) -> Result<(String, Value), CallError> {
+        let mut server = plan.server.clone();
+        let flavor = self.resolve(p, "flavor", &plan.flavor_name, rid).await?;
+        server["flavorRef"] = json!(flavor);
+        if let Some(img) = &plan.image_name {
+            server["imageRef"] = json!(self.resolve(p, "image", img, rid).await?);
+        }
+        match &plan.networks {
+            Value::Array(names) => {
+                let mut nets = vec![];
+                for n in names {
+                    let name = n.as_str().unwrap_or_default();
+                    nets.push(json!({"uuid": self.resolve(p, "network", name, rid).await?}));
+                }
+                server["networks"] = Value::Array(nets);
+            }
+            Value::String(s) => server["networks"] = json!(s),
+            _ => {}
+        }
+        if !server.get("metadata").is_some_and(Value::is_object) {
+            server["metadata"] = json!({});
+        }
+        server["metadata"][METADATA_KEY] = json!(plan.gid);
+        server["metadata"][COORDINATOR_KEY] = json!(plan.coordinator);
+        let record = PlanRecord {
+            flavor: plan.flavor_name.clone(),
+            image: plan.image_name.clone(),
+            networks: plan.networks.clone(),
+            project: p.name.clone(),
+            domain: p.domain.clone(),
+            attempt: plan.attempt.max(1),
+        };
+        if let Some(r) = record.encode() {
+            server["metadata"][PLAN_KEY] = json!(r);
+        }
+        let mut body = json!({"server": server});
+        if let Some(h) = &plan.scheduler_hints {
+            body["OS-SCH-HNT:scheduler_hints"] = h.clone();
+        }
+        let resp = self
+            .cloudlet
+            .call(
+                p,
+                Svc::Compute,
+                Method::POST,
+                "/servers",
+                Some(Bytes::from(body.to_string())),
+                rid,
+            )
+            .await?;
+        let v = json_of(&resp)?;
+        let id = v
+            .pointer("/server/id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| CallError::BadResponse("no server id in create response".into()))?
+            .to_string();
+        Ok((id, v))
+    }
+
+    /// Places and creates one boot, retrying on refusal up to
+    /// `cfg.retries` more times on cloudlets not yet tried.
+    pub async fn place_and_boot(
+        &self,
+        claims: &Claims,
+        p: &ProjectRef,
+        plan: &BootPlan,
+        demand: &Demand,
+        tried: &mut Vec<String>,
+        rid: &str,
+    ) -> Result<(String, String, Value), CallError> {
+        let mut last_err = CallError::Status {
+            status: 500,
+            message: "No valid host was found. No live cloudlet to place on.".into(),
+        };
+        let budget = self.cfg.retries as usize + 1;
+        let mut attempts = 0;
+        while attempts < budget {
+            let view = self.view().await;
+            let tried_set: HashSet<String> = tried.iter().cloned().collect();
+            let target = {
+                let Ok(mut rng) = self.rng.lock() else { break };
+                placement::choose(
+                    &self.name,
+                    &view,
+                    demand,
+                    &tried_set,
+                    &self.policy(),
+                    &mut *rng,
+                )
+                .map(str::to_string)
+            };
+            let Some(target) = target else { break };
+            if !tried.is_empty() {
+                Metrics::inc(&self.metrics.boot_retries);
+            }
+            attempts += 1;
+            tried.push(target.clone());
+            self.note_placement(&target, demand);
+            let plan = &BootPlan {
+                attempt: u32::try_from(tried.len()).unwrap_or(u32::MAX),
+                ..plan.clone()
+            };
+            let result = if target == self.name {
+                self.boot_local(p, plan, rid).await
+            } else {
+                match view.iter().find(|s| s.name == target) {
+                    None => Err(CallError::BadResponse("target vanished".into())),
+                    Some(st) => {
+                        let tok = self.token_for_claims(claims);
+                        match self
+                            .peer(&st.url, &PeerRequest::Boot(plan), &tok, rid)
+                            .await
+                        {
+                            Ok(r) => answer::<BootAccepted>(&r).map(|a| (a.local_id, a.create)),
+                            Err(e) => Err(e),
+                        }
+                    }
+                }
+            };
+            match result {
+                Ok((local_id, created)) => {
+                    if target == self.name {
+                        Metrics::inc(&self.metrics.boots_local);
+                    } else {
+                        Metrics::inc(&self.metrics.boots_remote);
+                    }
+                    info!(gid = %plan.gid, cloudlet = %target, attempt = attempts, "boot placed");
+                    return Ok((target, local_id, created));
+                }
+                Err(e) => {
+                    warn!(gid = %plan.gid, cloudlet = %target, error = %e, "boot refused; trying elsewhere");
+                    if e.is_unreachable() {
+                        self.suspect(&target);
+                    }
+                    last_err = e;
+                }
+            }
+        }
+        Metrics::inc(&self.metrics.boots_failed);
+        Err(last_err)
+    }
+}

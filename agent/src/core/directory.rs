@@ -1,0 +1,259 @@
+//! The coordinator's directory (global ID → owner cloudlet and local ID)
+//! and the server operations answered from it.
+
+use super::*;
+
+/// Where a coordinated server lives now.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DirState {
+    Building,
+    /// Being re-placed after a failure: users see BUILD.
+    Retrying,
+    Active,
+    /// Failed everywhere and no instance holds the fault: users see ERROR.
+    Failed(String),
+    Deleted,
+}
+
+#[derive(Debug, Clone)]
+pub struct DirEntry {
+    pub owner: String,
+    pub local_id: String,
+    pub name: String,
+    pub tenant: String,
+    pub project: ProjectRef,
+    pub claims: Claims,
+    pub state: DirState,
+    pub tried: Vec<String>,
+}
+
+impl Core {
+    /// Whether a listed instance must not be shown: this agent coordinates
+    /// its global ID and knows it deleted, or knows it lives elsewhere now
+    /// (a superseded instance awaiting deletion).
+    pub(crate) fn hidden(&self, cloudlet: &str, s: &Value, gid: &str) -> bool {
+        let local = s.get("id").and_then(Value::as_str).unwrap_or_default();
+        if self
+            .doomed
+            .lock()
+            .is_ok_and(|d| d.contains(&(cloudlet.to_string(), local.to_string())))
+        {
+            return true;
+        }
+        let Ok(g) = Uuid::parse_str(gid) else {
+            return false;
+        };
+        match self.entry(&g) {
+            Some(e) => e.state == DirState::Deleted || e.owner != cloudlet || e.local_id != local,
+            None => false,
+        }
+    }
+
+    pub(crate) fn entry(&self, gid: &Uuid) -> Option<DirEntry> {
+        self.directory.lock().ok().and_then(|d| d.get(gid).cloned())
+    }
+
+    pub(crate) fn update(&self, gid: &Uuid, f: impl FnOnce(&mut DirEntry)) {
+        if let Ok(mut d) = self.directory.lock() {
+            if let Some(e) = d.get_mut(gid) {
+                f(e);
+            }
+        }
+    }
+
+    /// `GET`/`DELETE` of a global ID at its coordinator (or anywhere when
+    /// the directory has to be rebuilt from instance metadata).
+    pub async fn server_op(
+        self: &Arc<Self>,
+        method: &Method,
+        gid: Uuid,
+        claims: &Claims,
+        p: &ProjectRef,
+        base: &str,
+        rid: &str,
+    ) -> Outcome {
+        let not_found = || {
+            Outcome::json(
+                StatusCode::NOT_FOUND,
+                json!({"itemNotFound": {"code": 404, "message": format!("Instance {gid} could not be found.")}}),
+                None,
+            )
+        };
+        let entry = match self.entry(&gid) {
+            Some(e) => Some(e),
+            None => self.rebuild_entry(gid, claims, p, rid).await,
+        };
+        let Some(e) = entry else { return not_found() };
+        if e.project != *p {
+            return not_found();
+        }
+        let g = gid.to_string();
+        let owner = Some(e.owner.clone());
+        if *method == Method::DELETE {
+            self.update(&gid, |x| x.state = DirState::Deleted);
+            if matches!(e.state, DirState::Retrying | DirState::Failed(_)) {
+                // An instance may remain where the boot last failed (e.g. a
+                // cloudlet that stopped answering): delete it for certain.
+                if !e.local_id.is_empty() {
+                    self.delete_for_certain(&e.owner, &e.local_id, claims, p, rid);
+                }
+                return Outcome {
+                    status: StatusCode::NO_CONTENT,
+                    body: None,
+                    owner,
+                };
+            }
+            return match self
+                .delete_local(&e.owner, &e.local_id, claims, p, rid)
+                .await
+            {
+                Ok(s) if s == StatusCode::NOT_FOUND => not_found(),
+                Ok(_) => Outcome {
+                    status: StatusCode::NO_CONTENT,
+                    body: None,
+                    owner,
+                },
+                Err(err) => {
+                    self.update(&gid, |x| x.state = e.state.clone());
+                    Outcome::json(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        json!({"serviceUnavailable": {"code": 503, "message": format!("Cloudlet {} holding instance {g} cannot be reached: {err}", e.owner)}}),
+                        owner,
+                    )
+                }
+            };
+        }
+        match &e.state {
+            DirState::Retrying => {
+                return Outcome::json(
+                    StatusCode::OK,
+                    json!({"server": view::synthetic(&g, &e.name, "BUILD", &e.tenant, None, base)}),
+                    owner,
+                )
+            }
+            DirState::Failed(f) => {
+                return Outcome::json(
+                    StatusCode::OK,
+                    json!({"server": view::synthetic(&g, &e.name, "ERROR", &e.tenant, Some(f), base)}),
+                    owner,
+                )
+            }
+            _ => {}
+        }
+        match self
+            .fetch_local(&e.owner, &e.local_id, claims, p, rid)
+            .await
+        {
+            Ok(Some(mut s)) => {
+                // An ERROR that the watcher is about to retry shows as BUILD.
+                let st = s.get("status").and_then(Value::as_str).unwrap_or("");
+                if st == "ERROR"
+                    && e.state == DirState::Building
+                    && (self.cfg.retries as usize + 1) > e.tried.len()
+                {
+                    return Outcome::json(
+                        StatusCode::OK,
+                        json!({"server": view::synthetic(&g, &e.name, "BUILD", &e.tenant, None, base)}),
+                        owner,
+                    );
+                }
+                view::globalize(&mut s, &g, base);
+                Outcome::json(StatusCode::OK, json!({"server": s}), owner)
+            }
+            Ok(None) => {
+                if e.state == DirState::Deleted {
+                    if let Ok(mut d) = self.directory.lock() {
+                        d.remove(&gid);
+                    }
+                }
+                not_found()
+            }
+            Err(err) => {
+                warn!(gid = %g, owner = %e.owner, error = %err, "owner unreachable");
+                if e.state == DirState::Deleted {
+                    return not_found();
+                }
+                Outcome::json(
+                    StatusCode::OK,
+                    json!({"server": view::synthetic(&g, &e.name, "UNKNOWN", &e.tenant, None, base)}),
+                    owner,
+                )
+            }
+        }
+    }
+
+    /// Finds `gid` by listing every cloudlet (its metadata names it). The
+    /// entry is kept only for IDs this agent coordinates (a lost directory);
+    /// another coordinator's boot may move meanwhile (its adopter
+    /// re-placing it), so it is searched afresh each time.
+    pub(crate) async fn rebuild_entry(
+        &self,
+        gid: Uuid,
+        claims: &Claims,
+        p: &ProjectRef,
+        rid: &str,
+    ) -> Option<DirEntry> {
+        let (e, _) = self.find_instance(gid, claims, p, rid).await?;
+        let ours = idroute::coordinator_tag(&gid) == Some(idroute::tag_of(&self.name));
+        if ours {
+            if let Ok(mut d) = self.directory.lock() {
+                d.insert(gid, e.clone());
+            }
+        }
+        Some(e)
+    }
+
+    /// Searches every known cloudlet's list for the instance of `gid`;
+    /// with the coordinator its metadata names.
+    pub(crate) async fn find_instance(
+        &self,
+        gid: Uuid,
+        claims: &Claims,
+        p: &ProjectRef,
+        rid: &str,
+    ) -> Option<(DirEntry, Option<String>)> {
+        let g = gid.to_string();
+        let known = self.gossip.known().await;
+        for (st, alive) in known {
+            let list = self
+                .nova_json(&Member::of(&st, alive), SERVER_LIST, claims, p, rid)
+                .await
+                .ok();
+            let servers = list
+                .and_then(|v| v.get("servers").and_then(Value::as_array).cloned())
+                .unwrap_or_default();
+            for s in servers {
+                if view::global_id_of(&s).as_deref() == Some(g.as_str()) {
+                    let e = DirEntry {
+                        owner: st.name.clone(),
+                        local_id: s
+                            .get("id")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                        name: s
+                            .get("name")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                        tenant: s
+                            .get("tenant_id")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                        project: p.clone(),
+                        claims: claims.clone(),
+                        state: DirState::Active,
+                        tried: vec![st.name.clone()],
+                    };
+                    let coordinator = s
+                        .pointer(&format!("/metadata/{COORDINATOR_KEY}"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
+                    return Some((e, coordinator));
+                }
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,289 @@
+//! The list fan-out: every cloudlet's servers and federation-wide sums,
+//! with what is remembered of unreachable members.
+
+use super::*;
+
+impl Core {
+    /// Every cloudlet's servers for `p`, globalized for `base`. Servers of
+    /// unreachable cloudlets come from the last list seen, as UNKNOWN.
+    pub async fn all_servers(
+        &self,
+        claims: &Claims,
+        p: &ProjectRef,
+        base: &str,
+        rid: &str,
+    ) -> Vec<Value> {
+        let known = self.gossip.known().await;
+        let tok = self.token_for_claims(claims);
+        let futs = known.iter().map(|(st, alive)| async move {
+            let m = Member::of(st, *alive);
+            let r = self.nova_json(&m, SERVER_LIST, claims, p, rid).await;
+            (st.name.clone(), r)
+        });
+        let results = futures::future::join_all(futs).await;
+        let mut out = vec![];
+        let mut reached = HashSet::new();
+        for (name, r) in results {
+            let key = (name.clone(), p.clone());
+            match r
+                .ok()
+                .and_then(|v| v.get("servers").and_then(Value::as_array).cloned())
+            {
+                Some(list) => {
+                    reached.insert(name.clone());
+                    if let Ok(mut c) = self.last_seen.lock() {
+                        c.insert(key, list.clone());
+                    }
+                    for mut s in list {
+                        if let Some(gid) = view::global_id_of(&s) {
+                            if self.hidden(&name, &s, &gid) {
+                                continue;
+                            }
+                            view::globalize(&mut s, &gid, base);
+                            out.push(s);
+                        }
+                    }
+                }
+                None => {
+                    let mut cached = self
+                        .last_seen
+                        .lock()
+                        .ok()
+                        .and_then(|c| c.get(&key).cloned())
+                        .unwrap_or_default();
+                    if cached.is_empty() {
+                        // Never listed it ourselves: ask peers what they saw.
+                        cached = self.ask_peers_about(&name, &tok, &known, rid).await;
+                    }
+                    for mut s in cached {
+                        if let Some(gid) = view::global_id_of(&s) {
+                            view::globalize(&mut s, &gid, base);
+                            view::mark_unknown(&mut s);
+                            out.push(s);
+                        }
+                    }
+                }
+            }
+        }
+        // Coordinated servers with no instance to show (being re-placed,
+        // failed everywhere) or on a cloudlet we have no list of.
+        let seen: HashSet<String> = out
+            .iter()
+            .filter_map(|s| s.get("id").and_then(Value::as_str).map(str::to_string))
+            .collect();
+        if let Ok(d) = self.directory.lock() {
+            for (gid, e) in d.iter() {
+                let g = gid.to_string();
+                if seen.contains(&g) || e.project != *p {
+                    continue;
+                }
+                let s = match &e.state {
+                    DirState::Deleted => continue,
+                    DirState::Retrying => {
+                        view::synthetic(&g, &e.name, "BUILD", &e.tenant, None, base)
+                    }
+                    DirState::Failed(f) => {
+                        view::synthetic(&g, &e.name, "ERROR", &e.tenant, Some(f), base)
+                    }
+                    _ if !reached.contains(&e.owner) => {
+                        view::synthetic(&g, &e.name, "UNKNOWN", &e.tenant, None, base)
+                    }
+                    _ => continue,
+                };
+                out.push(s);
+            }
+        }
+        // One row per global ID, real rows first.
+        let mut ids = HashSet::new();
+        out.retain(|s| {
+            s.get("id")
+                .and_then(Value::as_str)
+                .is_none_or(|id| ids.insert(id.to_string()))
+        });
+        out
+    }
+
+    /// What this agent knows of `member`'s servers of project `p` without
+    /// asking it: the last list seen, plus boots it coordinated there.
+    pub fn known_servers_of(&self, member: &str, p: &ProjectRef) -> Vec<Value> {
+        let mut out = self
+            .last_seen
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&(member.to_string(), p.clone())).cloned())
+            .unwrap_or_default();
+        if let Ok(d) = self.directory.lock() {
+            for (gid, e) in d.iter() {
+                if e.owner == member && e.project == *p && e.state != DirState::Deleted {
+                    out.push(view::synthetic(
+                        &gid.to_string(),
+                        &e.name,
+                        "UNKNOWN",
+                        &e.tenant,
+                        None,
+                        "",
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// The last known state of `gid` on a member that is not alive (from
+    /// this agent's and its peers' memories), with that member's name.
+    pub async fn last_known_on_dead(
+        &self,
+        gid: Uuid,
+        claims: &Claims,
+        p: &ProjectRef,
+        rid: &str,
+    ) -> Option<(String, Value)> {
+        let g = gid.to_string();
+        let known = self.gossip.known().await;
+        let tok = self.token_for_claims(claims);
+        for (st, alive) in &known {
+            if *alive && !self.suspected(st) {
+                continue;
+            }
+            // Its agent is gone but its cloudlet answers: the cloudlet's own
+            // list is the truth (a server missing there is gone).
+            if let Some(c) = self.direct(&st.name).await {
+                if let Ok(v) = self.direct_list(&st.name, &c, p, rid).await {
+                    if let (Some(list), Ok(mut cache)) = (
+                        v.get("servers").and_then(Value::as_array),
+                        self.last_seen.lock(),
+                    ) {
+                        cache.insert((st.name.clone(), p.clone()), list.clone());
+                    }
+                    continue;
+                }
+            }
+            let mut list = self.known_servers_of(&st.name, p);
+            if !list
+                .iter()
+                .any(|s| view::global_id_of(s).as_deref() == Some(g.as_str()))
+            {
+                list = self.ask_peers_about(&st.name, &tok, &known, rid).await;
+            }
+            if let Some(s) = list
+                .into_iter()
+                .find(|s| view::global_id_of(s).as_deref() == Some(g.as_str()))
+            {
+                return Some((st.name.clone(), s));
+            }
+        }
+        None
+    }
+
+    /// Asks up to two live peers what they know of `member`'s servers.
+    pub(crate) async fn ask_peers_about(
+        &self,
+        member: &str,
+        tok: &str,
+        known: &[(CloudletState, bool)],
+        rid: &str,
+    ) -> Vec<Value> {
+        let mut out = vec![];
+        let peers = known
+            .iter()
+            .filter(|(s, alive)| {
+                *alive && s.name != self.name && s.name != member && !self.suspected(s)
+            })
+            .take(2);
+        for (st, _) in peers {
+            if let Ok(r) = self
+                .peer(&st.url, &PeerRequest::Known { member }, tok, rid)
+                .await
+            {
+                if let Ok(k) = answer::<KnownServers>(&r) {
+                    out.extend(k.servers);
+                }
+            }
+        }
+        out
+    }
+
+    /// Concatenates a per-cloudlet list (`key`) over every alive cloudlet,
+    /// in member order; errors of single cloudlets are skipped.
+    pub async fn federated_concat(
+        &self,
+        claims: &Claims,
+        p: &ProjectRef,
+        path: &str,
+        key: &str,
+        rid: &str,
+    ) -> Result<Vec<Value>, CallError> {
+        let mut view = self.gossip.live_view().await;
+        view.sort_by(|a, b| a.name.cmp(&b.name));
+        let futs = view.iter().map(|st| async move {
+            self.nova_json(&Member::of(st, true), path, claims, p, rid)
+                .await
+        });
+        let mut out = vec![];
+        let mut first_err = None;
+        let mut any = false;
+        for r in futures::future::join_all(futs).await {
+            match r {
+                Ok(v) => {
+                    any = true;
+                    if let Some(list) = v.get(key).and_then(Value::as_array) {
+                        out.extend(list.iter().cloned());
+                    }
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        if !any {
+            return Err(first_err.unwrap_or(CallError::BadResponse("no cloudlet answered".into())));
+        }
+        Ok(out)
+    }
+
+    /// Substitutes [`PROJECT_PLACEHOLDER`] with the own cloudlet's ID of `p`.
+    pub async fn with_local_project(
+        &self,
+        p: &ProjectRef,
+        path: &str,
+    ) -> Result<String, CallError> {
+        if !path.contains(PROJECT_PLACEHOLDER) {
+            return Ok(path.to_string());
+        }
+        let tok = self.cloudlet.token_for(p).await?;
+        Ok(path.replace(PROJECT_PLACEHOLDER, &tok.project_id))
+    }
+
+    /// Sums a per-cloudlet JSON document (`inner` key) over every alive
+    /// cloudlet; used for hypervisor statistics, limits and quotas.
+    pub async fn federated_sum(
+        &self,
+        claims: &Claims,
+        p: &ProjectRef,
+        path: &str,
+        pointer: &str,
+        kind: view::SumKind,
+        rid: &str,
+    ) -> Result<Value, CallError> {
+        let view = self.gossip.live_view().await;
+        let futs = view.iter().map(|st| async move {
+            self.nova_json(&Member::of(st, true), path, claims, p, rid)
+                .await
+        });
+        let results = futures::future::join_all(futs).await;
+        let mut parts = vec![];
+        let mut first_err = None;
+        for r in results {
+            match r {
+                Ok(v) => parts.push(v.pointer(pointer).cloned().unwrap_or(Value::Null)),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        if parts.is_empty() {
+            return Err(first_err.unwrap_or(CallError::BadResponse("no cloudlet answered".into())));
+        }
+        Ok(view::sum_objects(parts.iter(), kind))
+    }
+}

@@ -1,0 +1,204 @@
+//! The agent-to-agent protocol (`/p2p/v1`), typed once for both sides: the
+//! router mounts the [`routes`], a caller builds a [`PeerRequest`] and reads
+//! the typed answers below. Every request is signed ([`crate::peer_sig`],
+//! header [`P2P_AUTH`]) and carries the user's federation token.
+
+use bytes::Bytes;
+use http::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// Header carrying the agent-to-agent signature.
+pub const P2P_AUTH: &str = "x-p2p-auth";
+
+/// Route patterns, as mounted by the router (axum syntax).
+pub mod routes {
+    pub const BOOT: &str = "/p2p/v1/boot";
+    pub const SERVER: &str = "/p2p/v1/servers/{id}";
+    pub const LOCAL: &str = "/p2p/v1/local/{*rest}";
+    pub const READ: &str = "/p2p/v1/read/{*rest}";
+    pub const AUTH: &str = "/p2p/v1/auth";
+    pub const KNOWN: &str = "/p2p/v1/known/{member}";
+    pub const VIEW: &str = "/p2p/v1/view";
+    pub const SUPERSEDED: &str = "/p2p/v1/superseded";
+}
+
+const LOCAL_PREFIX: &str = "/p2p/v1/local";
+const READ_PREFIX: &str = "/p2p/v1/read";
+
+/// A boot, described portably (names, not cloudlet-local IDs): the body of
+/// `POST /p2p/v1/boot`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BootPlan {
+    pub gid: String,
+    pub coordinator: String,
+    /// The user's `server` object without imageRef/flavorRef/networks.
+    pub server: Value,
+    pub flavor_name: String,
+    pub image_name: Option<String>,
+    /// Network names, or the string `"auto"`/`"none"`, or null (omitted).
+    pub networks: Value,
+    pub scheduler_hints: Option<Value>,
+    /// Which placement attempt this is (1 = the first); recorded in the
+    /// instance so that an adopter knows the retry budget left.
+    #[serde(default)]
+    pub attempt: u32,
+}
+
+/// The answer to `POST /p2p/v1/boot` (202): the instance's ID on the
+/// callee's cloudlet and that cloudlet's create answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BootAccepted {
+    pub local_id: String,
+    #[serde(default)]
+    pub create: Value,
+}
+
+/// The answer to `GET /p2p/v1/known/{member}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct KnownServers {
+    #[serde(default)]
+    pub servers: Vec<Value>,
+}
+
+/// The body of `POST /p2p/v1/superseded`: instances on the callee's
+/// cloudlet that a coordinator replaced (or whose server was deleted) and
+/// that must go. The callee hides them from every list it serves and
+/// deletes them itself until its cloudlet answers (204).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Superseded {
+    pub local_ids: Vec<String>,
+}
+
+/// Which service a `/p2p/v1/read` call reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadKind {
+    Compute,
+    Image,
+    Network,
+}
+
+impl ReadKind {
+    fn segment(self) -> &'static str {
+        match self {
+            ReadKind::Compute => "compute",
+            ReadKind::Image => "image",
+            ReadKind::Network => "network",
+        }
+    }
+}
+
+/// One `/p2p/v1` request, as the caller builds it.
+#[derive(Debug, Clone)]
+pub enum PeerRequest<'a> {
+    /// Create a planned boot on the callee's cloudlet.
+    Boot(&'a BootPlan),
+    /// `GET`/`DELETE` of a global ID at its coordinator (or adopter).
+    Server { method: Method, gid: Uuid },
+    /// A raw read or delete on the callee's Nova (`nova_path` with query).
+    Local { method: Method, nova_path: &'a str },
+    /// A read for a peer whose own cloudlet is down.
+    Read { kind: ReadKind, path: &'a str },
+    /// Keystone password auth for a peer whose own cloudlet is down.
+    Auth(Bytes),
+    /// What the callee remembers of `member`'s servers.
+    Known { member: &'a str },
+    /// Instances on the callee's cloudlet that must go.
+    Superseded(&'a Superseded),
+}
+
+impl PeerRequest<'_> {
+    pub fn method(&self) -> Method {
+        match self {
+            PeerRequest::Boot(_) | PeerRequest::Auth(_) | PeerRequest::Superseded(_) => {
+                Method::POST
+            }
+            PeerRequest::Server { method, .. } | PeerRequest::Local { method, .. } => {
+                method.clone()
+            }
+            PeerRequest::Read { .. } | PeerRequest::Known { .. } => Method::GET,
+        }
+    }
+
+    /// The path (with query) as sent.
+    pub fn path(&self) -> String {
+        match self {
+            PeerRequest::Boot(_) => routes::BOOT.to_string(),
+            PeerRequest::Server { gid, .. } => format!("/p2p/v1/servers/{gid}"),
+            PeerRequest::Local { nova_path, .. } => format!("{LOCAL_PREFIX}{nova_path}"),
+            PeerRequest::Read { kind, path } => format!("{READ_PREFIX}/{}{path}", kind.segment()),
+            PeerRequest::Auth(_) => routes::AUTH.to_string(),
+            PeerRequest::Known { member } => format!("/p2p/v1/known/{member}"),
+            PeerRequest::Superseded(_) => routes::SUPERSEDED.to_string(),
+        }
+    }
+
+    pub fn body(&self) -> Option<Bytes> {
+        match self {
+            PeerRequest::Boot(plan) => serde_json::to_vec(plan).ok().map(Bytes::from),
+            PeerRequest::Superseded(s) => serde_json::to_vec(s).ok().map(Bytes::from),
+            PeerRequest::Auth(b) => Some(b.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// The Nova path of a `/p2p/v1/local` request (callee side).
+pub fn local_nova_path(path: &str) -> &str {
+    path.strip_prefix(LOCAL_PREFIX).unwrap_or("")
+}
+
+/// The service and service path of a `/p2p/v1/read` request (callee side).
+pub fn read_target(path: &str) -> Option<(ReadKind, &str)> {
+    let rest = path.strip_prefix(READ_PREFIX)?;
+    [ReadKind::Compute, ReadKind::Image, ReadKind::Network]
+        .into_iter()
+        .find_map(|k| {
+            rest.strip_prefix('/')
+                .and_then(|r| r.strip_prefix(k.segment()))
+                .filter(|r| r.is_empty() || r.starts_with('/'))
+                .map(|r| (k, r))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_sides_agree_on_paths() {
+        let nova = "/servers/detail?status=BUILD&limit=1000";
+        let local = PeerRequest::Local {
+            method: Method::GET,
+            nova_path: nova,
+        };
+        assert_eq!(local_nova_path(&local.path()), nova);
+        let read = PeerRequest::Read {
+            kind: ReadKind::Image,
+            path: "/v2/images/x",
+        };
+        assert_eq!(read.method(), Method::GET);
+        assert_eq!(
+            read_target(&read.path()),
+            Some((ReadKind::Image, "/v2/images/x"))
+        );
+        assert_eq!(read_target("/p2p/v1/read/imagex/y"), None);
+        assert_eq!(read_target("/p2p/v1/read/placement/y"), None);
+    }
+
+    #[test]
+    fn bodies_round_trip() {
+        let s = Superseded {
+            local_ids: vec!["a".into()],
+        };
+        let req = PeerRequest::Superseded(&s);
+        assert_eq!(req.method(), Method::POST);
+        let back: Superseded =
+            serde_json::from_slice(&req.body().unwrap_or_default()).expect("superseded body");
+        assert_eq!(back.local_ids, vec!["a".to_string()]);
+        let accepted: BootAccepted =
+            serde_json::from_str(r#"{"local_id":"l"}"#).expect("boot answer");
+        assert_eq!(accepted.local_id, "l");
+    }
+}
