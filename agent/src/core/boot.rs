@@ -310,7 +310,7 @@ impl Core {
     /// Places and creates one boot, retrying on refusal up to
     /// `cfg.retries` more times on cloudlets not yet tried.
     pub async fn place_and_boot(
-        &self,
+        self: &Arc<Self>,
         claims: &Claims,
         p: &ProjectRef,
         plan: &BootPlan,
@@ -382,11 +382,79 @@ impl Core {
                     if e.is_unreachable() {
                         self.suspect(&target);
                     }
+                    if answer_lost(&e) {
+                        self.sweep_lost_attempt(&target, plan, claims, p, rid);
+                    }
                     last_err = e;
                 }
             }
         }
         Metrics::inc(&self.metrics.boots_failed);
         Err(last_err)
+    }
+
+    /// An attempt whose answer was lost (a timeout, a dropped connection, a
+    /// server error of the callee) may have created an instance anyway: the
+    /// callee or its cloudlet did the work and then died or stalled. Once
+    /// `target`'s cloudlet answers (at most `boot_watch_secs`), every
+    /// instance of this boot made by that attempt (its recorded attempt
+    /// number) is deleted for certain, so none is left behind or listed
+    /// under the boot's global ID by another agent.
+    fn sweep_lost_attempt(
+        self: &Arc<Self>,
+        target: &str,
+        plan: &BootPlan,
+        claims: &Claims,
+        p: &ProjectRef,
+        rid: &str,
+    ) {
+        let me = self.clone();
+        let (target, gid, attempt) = (target.to_string(), plan.gid.clone(), plan.attempt);
+        let (claims, p, rid) = (claims.clone(), p.clone(), rid.to_string());
+        // Only servers of this name are listed (the filter is a regex).
+        let name = plan
+            .server
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let filter = format!("^{}$", regex::escape(name));
+        let enc: String = url::form_urlencoded::byte_serialize(filter.as_bytes()).collect();
+        let path = format!("/servers/detail?name={enc}&limit=1000");
+        self.spawn_bg(async move {
+            let poll = Duration::from_millis(me.cfg.boot_poll_ms.max(10));
+            // A callee still working on the request is bounded by its own
+            // call timeout: look after it.
+            tokio::time::sleep(Duration::from_millis(me.cfg.request_timeout_ms) + poll).await;
+            let deadline = clock::now() + Duration::from_secs(me.cfg.boot_watch_secs);
+            while clock::now() < deadline {
+                let m = me.member(&target).await;
+                let Ok(v) = me.nova_json(&m, &path, &claims, &p, &rid).await else {
+                    tokio::time::sleep(poll).await;
+                    continue;
+                };
+                let servers = v.get("servers").and_then(Value::as_array);
+                for s in servers.into_iter().flatten() {
+                    let made_by_attempt = view::global_id_of(s).as_deref() == Some(gid.as_str())
+                        && PlanRecord::decode(s).is_some_and(|r| r.attempt.max(1) == attempt);
+                    if let (true, Some(id)) = (made_by_attempt, s.get("id").and_then(Value::as_str)) {
+                        warn!(gid = %gid, cloudlet = %target, local_id = %id, "instance of a lost boot answer found; deleting it");
+                        me.delete_for_certain(&target, id, &claims, &p, &rid);
+                    }
+                }
+                return;
+            }
+        });
+    }
+}
+
+/// Whether a failed boot attempt may still have created an instance.
+fn answer_lost(e: &CallError) -> bool {
+    match e {
+        CallError::Transport(t) => !matches!(
+            t,
+            os_client::TransportError::Connect(_) | os_client::TransportError::InvalidRequest(_)
+        ),
+        CallError::Status { status, .. } => *status >= 500,
+        CallError::BadResponse(_) => true,
     }
 }

@@ -50,6 +50,16 @@ pub async fn federation_full(
     time_scale: f64,
     tweak: impl Fn(&mut AgentConfig),
 ) -> Fed {
+    federation_profile(vcpus, time_scale, "devstack", tweak).await
+}
+
+/// Like [`federation_full`], with the mocks' performance profile.
+pub async fn federation_profile(
+    vcpus: &[u32],
+    time_scale: f64,
+    profile: &str,
+    tweak: impl Fn(&mut AgentConfig),
+) -> Fed {
     let transport: SharedTransport =
         Arc::new(ReqwestTransport::new(Duration::from_secs(10)).unwrap());
     let mut mocks = vec![];
@@ -63,6 +73,7 @@ pub async fn federation_full(
             compute_vcpus: *v,
             cpu_allocation_ratio: 1.0,
             time_scale,
+            profile: profile.into(),
             ..Default::default()
         })
         .await
