@@ -32,32 +32,15 @@ use crate::{input, policy};
 
 type S = State<Arc<Core>>;
 
-/// An OpenStack error response in the right envelope.
-pub struct Fault(pub ApiError);
-
-impl IntoResponse for Fault {
-    fn into_response(self) -> Response {
-        let mut r = (self.0.status, self.0.body().to_string()).into_response();
-        r.headers_mut()
-            .insert("content-type", HeaderValue::from_static("application/json"));
-        if let Some(s) = self.0.retry_after {
-            if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
-                r.headers_mut().insert("retry-after", v);
-            }
-        }
-        r
-    }
-}
-
-fn fault(service: Service, status: u16, msg: impl Into<String>) -> Fault {
-    Fault(ApiError::new(
+fn fault(service: Service, status: u16, msg: impl Into<String>) -> ApiError {
+    ApiError::new(
         service,
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         msg,
-    ))
+    )
 }
 
-fn call_fault(service: Service, e: CallError) -> Fault {
+fn call_fault(service: Service, e: CallError) -> ApiError {
     match e {
         CallError::Status { status, message } => fault(service, status, message),
         other if other.is_unreachable() => {
@@ -104,15 +87,15 @@ struct Ctx {
     rid: String,
 }
 
-fn ctx(core: &Core, headers: &HeaderMap, service: Service) -> Result<Ctx, Fault> {
+fn ctx(core: &Core, headers: &HeaderMap, service: Service) -> Result<Ctx, ApiError> {
     let tok = headers
         .get("x-auth-token")
         .and_then(|v| v.to_str().ok())
-        .ok_or(Fault(ApiError::unauthorized(service)))?;
+        .ok_or(ApiError::unauthorized(service))?;
     let claims = core
         .tokens
         .verify(tok, &core.secret, now())
-        .map_err(|_| Fault(ApiError::unauthorized(service)))?;
+        .map_err(|_| ApiError::unauthorized(service))?;
     let project = project_of(&claims)
         .ok_or_else(|| fault(service, 403, "A project-scoped token is required."))?;
     Ok(Ctx {
@@ -132,7 +115,7 @@ fn check_peer(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(), Fault> {
+) -> Result<(), ApiError> {
     let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or("");
     let parts = peer_sig::Parts {
         method: method.as_str(),
@@ -159,7 +142,7 @@ fn peer_ctx(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Ctx, Fault> {
+) -> Result<Ctx, ApiError> {
     check_peer(core, method, uri, headers, body)?;
     ctx(core, headers, Service::Control)
 }
@@ -312,7 +295,7 @@ async fn request_id(State(core): S, mut req: Request, next: Next) -> Response {
     resp
 }
 
-async fn not_found() -> Fault {
+async fn not_found() -> ApiError {
     fault(Service::Compute, 404, "The resource could not be found.")
 }
 

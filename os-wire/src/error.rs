@@ -181,6 +181,23 @@ pub fn message_of(body: &Value) -> Option<String> {
     None
 }
 
+/// An error answers in its service's envelope, with `Retry-After` when set.
+#[cfg(feature = "axum")]
+impl axum::response::IntoResponse for ApiError {
+    fn into_response(self) -> axum::response::Response {
+        let mut r = (self.status, self.body().to_string()).into_response();
+        r.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        if let Some(s) = self.retry_after {
+            r.headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(s));
+        }
+        r
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
