@@ -584,3 +584,118 @@ async fn entry_agent_killed_mid_burst_loses_nothing_and_leaves_nothing() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
+
+/// The same, when the boot's coordinator is not the owner cloudlet's agent
+/// and dies before the cut-off cloudlet answers again: the owner's agent,
+/// told by the coordinator that the instance was superseded, never lists
+/// it (nor lets a peer list it) and deletes it itself once its cloudlet
+/// answers. Without that, nobody would delete it and every agent would
+/// list the deleted server again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owners_agent_hides_and_deletes_a_superseded_instance() {
+    let mut fed = federation_full(&[1, 4, 4], 1.0, |c| {
+        c.owner_unreachable_ms = 1_000;
+        c.retries = 2;
+    })
+    .await;
+    let demo = fed.login(1, "demo").await;
+    // Cloudlet 1 is full after one boot: the next one goes to a peer.
+    let (first, owner) = fed.boot(1, &demo, "filler").await;
+    assert_eq!(owner, "cloudlet-1");
+    fed.wait_status(1, &demo, &first, "ACTIVE").await;
+    let (gid, owner) = fed.boot(1, &demo, "phoenix").await;
+    let x: usize = owner
+        .strip_prefix("cloudlet-")
+        .and_then(|n| n.parse().ok())
+        .expect("owner name");
+    assert_ne!(x, 1, "cloudlet 1 is full");
+    let other = 5 - x; // the third member (2 ↔ 3)
+    let admin_x = mock_admin_token(&fed, x).await;
+    let mx = fed.mocks[x - 1].as_ref().unwrap().base_url().to_string();
+    let (s, _, v) = fed
+        .call(
+            "POST",
+            &format!("{mx}/mock/v1/faults/api-unavailable"),
+            Some(&admin_x),
+            Some(json!({"duration_s": 12.0})),
+        )
+        .await;
+    assert_eq!(s, 204, "{v}");
+    let cut = Instant::now();
+    // Re-placed on the third cloudlet, ACTIVE there.
+    let t0 = Instant::now();
+    loop {
+        let (s, h, v) = fed
+            .call(
+                "GET",
+                &format!("{}/servers/{gid}", fed.compute(1)),
+                Some(&demo),
+                None,
+            )
+            .await;
+        let on = h
+            .get("x-p2p-cloudlet")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        if s == 200 && v["server"]["status"] == "ACTIVE" && on == format!("cloudlet-{other}") {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "never re-placed: {s} {on} {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (s, _, v) = fed
+        .call(
+            "DELETE",
+            &format!("{}/servers/{gid}", fed.compute(1)),
+            Some(&demo),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204, "{v}");
+    // The coordinator dies (its cloudlet stays): its pending delete of the
+    // superseded instance dies with it.
+    if let Some(a) = fed.agents[0].take() {
+        a.abort();
+    }
+    while cut.elapsed() < Duration::from_secs(13) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(4) {
+        for i in [x, other] {
+            let (s, _, v) = fed
+                .call(
+                    "GET",
+                    &format!("{}/servers/detail", fed.compute(i)),
+                    Some(&demo),
+                    None,
+                )
+                .await;
+            assert_eq!(s, 200, "{v}");
+            let back: Vec<&Value> = v["servers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| s["id"] == gid.as_str())
+                .collect();
+            assert!(
+                back.is_empty(),
+                "deleted server listed again at agent {i}: {back:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let left: Vec<(String, String)> = instances(&fed, x, &admin_x)
+        .await
+        .into_iter()
+        .filter(|(_, g)| *g == gid)
+        .collect();
+    assert!(
+        left.is_empty(),
+        "superseded instance left on cloudlet {x}: {left:?}"
+    );
+}

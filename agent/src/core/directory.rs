@@ -33,11 +33,7 @@ impl Core {
     /// (a superseded instance awaiting deletion).
     pub(crate) fn hidden(&self, cloudlet: &str, s: &Value, gid: &str) -> bool {
         let local = s.get("id").and_then(Value::as_str).unwrap_or_default();
-        if self
-            .doomed
-            .lock()
-            .is_ok_and(|d| d.contains(&(cloudlet.to_string(), local.to_string())))
-        {
+        if self.is_doomed(cloudlet, local) {
             return true;
         }
         let Ok(g) = Uuid::parse_str(gid) else {
@@ -47,6 +43,14 @@ impl Core {
             Some(e) => e.state == DirState::Deleted || e.owner != cloudlet || e.local_id != local,
             None => false,
         }
+    }
+
+    /// Whether this agent is deleting instance `local` of `cloudlet` for
+    /// certain (superseded or abandoned).
+    pub(crate) fn is_doomed(&self, cloudlet: &str, local: &str) -> bool {
+        self.doomed
+            .lock()
+            .is_ok_and(|d| d.contains(&(cloudlet.to_string(), local.to_string())))
     }
 
     pub(crate) fn entry(&self, gid: &Uuid) -> Option<DirEntry> {
@@ -223,6 +227,12 @@ impl Core {
                 .and_then(|v| v.get("servers").and_then(Value::as_array).cloned())
                 .unwrap_or_default();
             for s in servers {
+                let local = s.get("id").and_then(Value::as_str).unwrap_or_default();
+                if self.is_doomed(&st.name, local) {
+                    // A superseded instance awaiting deletion is not the
+                    // server (it would bring a deleted one back).
+                    continue;
+                }
                 if view::global_id_of(&s).as_deref() == Some(g.as_str()) {
                     let e = DirEntry {
                         owner: st.name.clone(),

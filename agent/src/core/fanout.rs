@@ -57,6 +57,9 @@ impl Core {
                     }
                     for mut s in cached {
                         if let Some(gid) = view::global_id_of(&s) {
+                            if self.hidden(&name, &s, &gid) {
+                                continue;
+                            }
                             view::globalize(&mut s, &gid, base);
                             view::mark_unknown(&mut s);
                             out.push(s);
