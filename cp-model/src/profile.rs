@@ -96,6 +96,32 @@ pub struct ComputeParams {
     pub destroy_s: f64,
 }
 
+/// Model time of the server actions (`POST /servers/{id}/action`) on the
+/// compute node, from the API's cast to the state nova reports at the end.
+/// The API call itself goes through the API stage like any POST; the
+/// compute-side work does not queue on controller stations (it is a cast to
+/// one compute, whose hypervisor the model does not share between servers).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionParams {
+    /// Soft reboot: ACPI shutdown of the guest, then boot (libvirt falls
+    /// back to a hard reboot after `[libvirt] wait_soft_reboot_seconds`).
+    pub reboot_soft_s: f64,
+    /// Hard reboot: domain destroy and start.
+    pub reboot_hard_s: f64,
+    /// `os-stop`: clean shutdown (bounded by `[compute] shutdown_timeout`).
+    pub stop_s: f64,
+    /// `os-start`: domain start.
+    pub start_s: f64,
+    pub pause_s: f64,
+    pub unpause_s: f64,
+    /// Suspend: libvirt managed save (guest memory to local disk).
+    pub suspend_s: f64,
+    pub resume_s: f64,
+    /// Rebuild: destroy, image preparation, spawn.
+    pub rebuild_s: f64,
+}
+
 /// Periodic load that every compute node puts on the controller, booting or not.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -235,6 +261,7 @@ pub struct Profile {
     pub scheduler: SchedulerParams,
     pub networking: NetworkingParams,
     pub compute: ComputeParams,
+    pub actions: ActionParams,
     pub background: BackgroundParams,
     pub threads: ThreadParams,
     pub db: DbParams,
@@ -368,6 +395,15 @@ impl Profile {
                 self.compute.first_boot_image_s,
             ),
             ("compute.destroy_s", self.compute.destroy_s),
+            ("actions.reboot_soft_s", self.actions.reboot_soft_s),
+            ("actions.reboot_hard_s", self.actions.reboot_hard_s),
+            ("actions.stop_s", self.actions.stop_s),
+            ("actions.start_s", self.actions.start_s),
+            ("actions.pause_s", self.actions.pause_s),
+            ("actions.unpause_s", self.actions.unpause_s),
+            ("actions.suspend_s", self.actions.suspend_s),
+            ("actions.resume_s", self.actions.resume_s),
+            ("actions.rebuild_s", self.actions.rebuild_s),
             ("background.report_cost_s", self.background.report_cost_s),
             (
                 "background.resource_tracker_cost_s",

@@ -9,11 +9,15 @@
 //! high-resolution timer (see [`crate::alarm`]), so a service time shorter
 //! than tokio's 1 ms tick is not rounded up to it.
 //!
+//! Server actions (reboot, stop, …) are timers of this task too: a
+//! [`Cmd::Action`] lands at `now + the profile's action time`, in model time,
+//! so `--time-scale` and the sim backend treat them like every other stage.
+//!
 //! The engine is the single source of truth for capacity: after every batch
 //! of effects that can change usage, its node usage is copied into the
 //! mock's `Capacity` (which hypervisors, placement and `/metrics` read).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -26,6 +30,7 @@ use crate::alarm::Alarm;
 use crate::capacity::Resources;
 use crate::config::MockConfig;
 use crate::error::MockError;
+use crate::lifecycle::{Action, VmState};
 use crate::state::State;
 
 /// Answer of the engine's API stage for one call: `Err((status, message))`
@@ -47,6 +52,14 @@ pub enum Cmd {
     },
     /// A delete accepted by the API.
     Delete { server: String },
+    /// A server action accepted by the API (its task_state is set): it is
+    /// done `after` model seconds from now.
+    Action {
+        server: String,
+        action: Action,
+        from: VmState,
+        after: ModelTime,
+    },
     /// Replace the fault set (`PUT /mock/v1/faults`).
     SetFaults {
         set: FaultSet,
@@ -107,6 +120,8 @@ pub struct EngineLink {
     /// Effective profile name and `Profile::hash()` (for `/mock/v1/info`).
     pub profile_name: String,
     pub profile_hash: String,
+    /// The profile's server-action times.
+    pub actions: cp_model::profile::ActionParams,
 }
 
 impl EngineLink {
@@ -134,6 +149,29 @@ impl EngineLink {
 
     pub fn delete(&self, server: String) {
         self.send(Cmd::Delete { server });
+    }
+
+    /// Schedules the end of an accepted action (after the profile's time
+    /// for it).
+    pub fn action(&self, server: String, action: Action, from: VmState) {
+        let a = &self.actions;
+        let after = match action {
+            Action::Reboot { hard: false } => a.reboot_soft_s,
+            Action::Reboot { hard: true } => a.reboot_hard_s,
+            Action::Stop => a.stop_s,
+            Action::Start => a.start_s,
+            Action::Pause => a.pause_s,
+            Action::Unpause => a.unpause_s,
+            Action::Suspend => a.suspend_s,
+            Action::Resume => a.resume_s,
+            Action::Rebuild => a.rebuild_s,
+        };
+        self.send(Cmd::Action {
+            server,
+            action,
+            from,
+            after,
+        });
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Cmd) -> Option<T> {
@@ -176,6 +214,7 @@ pub struct EngineParts {
 pub fn build(cfg: &MockConfig) -> Result<(EngineLink, EngineParts), MockError> {
     let profile = cfg.load_profile()?;
     let (profile_name, profile_hash) = (profile.name.clone(), profile.hash());
+    let actions = profile.actions.clone();
     let cells = usize::try_from(cfg.cells).unwrap_or(usize::MAX);
     let mut engine = Engine::with_cells(profile, cfg.node_specs(), cfg.seed, cells)
         .map_err(|e| MockError::Config(e.to_string()))?;
@@ -192,6 +231,7 @@ pub fn build(cfg: &MockConfig) -> Result<(EngineLink, EngineParts), MockError> {
             time,
             profile_name,
             profile_hash,
+            actions,
         },
         EngineParts { engine, rx },
     ))
@@ -223,6 +263,15 @@ struct Task {
     floor: Option<ModelTime>,
     /// Reused buffer for the engine's node loads.
     loads: Vec<cp_model::NodeLoad>,
+    /// Actions in progress by (model time due in µs, arrival order): a
+    /// BTreeMap so equal times land in a deterministic order.
+    actions: BTreeMap<(u64, u64), (String, Action, VmState)>,
+    next_action: u64,
+}
+
+/// A model time as whole microseconds (the actions' timer key).
+fn micros(t: ModelTime) -> u64 {
+    (t * 1e6).clamp(0.0, 1e18).round() as u64
 }
 
 async fn run(state: Weak<State>, time: TimeBase, parts: EngineParts) {
@@ -238,6 +287,8 @@ async fn run(state: Weak<State>, time: TimeBase, parts: EngineParts) {
         force_usage: true,
         floor: None,
         loads: Vec::new(),
+        actions: BTreeMap::new(),
+        next_action: 0,
     };
     // Apply what the initial fault set did at t = 0 (lost nodes).
     if !t.step(&state) {
@@ -247,7 +298,11 @@ async fn run(state: Weak<State>, time: TimeBase, parts: EngineParts) {
     let mut alarm = Alarm::for_current_runtime();
     tracing::debug!(precise = alarm.is_precise(), "engine driver started");
     loop {
-        let deadline = t.engine.next_deadline();
+        let next_action = t.actions.keys().next().map(|&(us, _)| us as f64 / 1e6);
+        let deadline = match (t.engine.next_deadline(), next_action) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let wake = match deadline {
             Some(d) => time.origin + time.clock.wall_offset(d).min(far),
             None => Instant::now() + far,
@@ -278,6 +333,25 @@ async fn run(state: Weak<State>, time: TimeBase, parts: EngineParts) {
 }
 
 impl Task {
+    /// Applies every action due by `now`, each stamped with its own time.
+    fn land_actions(&mut self, now: ModelTime, state: &Weak<State>) {
+        let due = micros(now);
+        let mut done = Vec::new();
+        while let Some(entry) = self.actions.first_entry() {
+            if entry.key().0 > due {
+                break;
+            }
+            let ((us, _), (server, action, from)) = entry.remove_entry();
+            done.push((self.time.at(us as f64 / 1e6), server, action, from));
+        }
+        if done.is_empty() {
+            return;
+        }
+        if let Some(st) = state.upgrade() {
+            st.finish_actions(done);
+        }
+    }
+
     fn handle(&mut self, cmd: Cmd, state: &Weak<State>) {
         let now = self.time.model_now();
         match cmd {
@@ -319,6 +393,18 @@ impl Task {
                     }
                 }
             },
+            Cmd::Action {
+                server,
+                action,
+                from,
+                after,
+            } => {
+                self.next_action += 1;
+                self.actions.insert(
+                    (micros(now + after), self.next_action),
+                    (server, action, from),
+                );
+            }
             Cmd::SetFaults { set, reply } => {
                 let r = self.engine.set_faults(now, set).map_err(|e| e.to_string());
                 self.force_usage = true;
@@ -351,6 +437,7 @@ impl Task {
             now = now.max(f);
         }
         let effects = self.engine.advance(now);
+        self.land_actions(now, state);
         let mut usage_changed = std::mem::take(&mut self.force_usage);
         if effects.is_empty() && !usage_changed {
             return state.strong_count() > 0;

@@ -167,6 +167,7 @@ mod tests {
             fault_at: None,
             lc: Lifecycle::new(),
             host_id: String::new(),
+            locked_by: None,
         }
     }
 

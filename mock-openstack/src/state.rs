@@ -18,7 +18,7 @@ use crate::config::MockConfig;
 use crate::defaults::{self, Flavor, Network};
 use crate::driver::EngineLink;
 use crate::error::{ApiErr, ApiResult};
-use crate::lifecycle::{Event, Lifecycle};
+use crate::lifecycle::{Action, Event, Lifecycle, VmState};
 use crate::servers_store::Servers;
 
 /// One issued Keystone token.
@@ -92,6 +92,16 @@ pub struct Server {
     pub lc: Lifecycle,
     /// nova's `hostId`, computed once when the host is chosen.
     pub host_id: String,
+    /// Set by the `lock` action: who locked it (nova's `locked_by`).
+    pub locked_by: Option<LockedBy>,
+}
+
+/// nova's `instance.locked_by`: the owner's project, or an admin of
+/// another project (then only an admin may unlock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockedBy {
+    Owner,
+    Admin,
 }
 
 impl Server {
@@ -474,6 +484,20 @@ impl State {
         }
     }
 
+    /// Lands server actions whose model time has passed (from the driver).
+    pub fn finish_actions(&self, done: Vec<(DateTime<Utc>, String, Action, VmState)>) {
+        let mut g = self.lock();
+        for (at, id, action, from) in done {
+            let Some(s) = g.servers.get_mut(&id) else {
+                continue;
+            };
+            match s.lc.finish(action, from) {
+                Ok(()) => s.updated = at,
+                Err(e) => tracing::debug!(server = %id, error = %e, "action overtaken"),
+            }
+        }
+    }
+
     /// Moves a server to task_state `deleting`. `false` if it is unknown.
     pub fn request_delete(&self, id: &str) -> bool {
         let mut g = self.lock();
@@ -574,6 +598,7 @@ mod tests {
                 fault_at: None,
                 lc: Lifecycle::new(),
                 host_id: String::new(),
+                locked_by: None,
             };
             g.servers.insert(server);
             id

@@ -1,6 +1,7 @@
 //! Nova v2.1 (max microversion 2.1): discovery, flavors, hypervisors,
 //! quotas, limits, server groups, keypairs. Servers live in `servers.rs`.
 
+mod actions;
 pub mod servers;
 
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 //! Nova servers: create, show, list/detail with filters and pagination,
-//! delete, and a few no-op actions. Handlers validate and render; the
+//! delete (actions are in `actions.rs`). Handlers validate and render; the
 //! lifecycle itself is in `lifecycle.rs`, driven by the cp-model engine
 //! task in `driver.rs`.
 
@@ -34,7 +34,10 @@ pub fn routes() -> Router<Arc<State>> {
         .route("/compute/v2.1/servers", get(list).post(create))
         .route("/compute/v2.1/servers/detail", get(list_detail))
         .route("/compute/v2.1/servers/{id}", get(show).delete(delete))
-        .route("/compute/v2.1/servers/{id}/action", post(action))
+        .route(
+            "/compute/v2.1/servers/{id}/action",
+            post(super::actions::action),
+        )
         .route("/compute/v2.1/servers/{id}/metadata", get(metadata))
 }
 
@@ -248,6 +251,7 @@ async fn create(
                 fault_at: None,
                 lc: Lifecycle::new(),
                 host_id: String::new(),
+                locked_by: None,
             };
             ids.push((id, server.name.clone()));
             g.servers.insert(server);
@@ -280,7 +284,7 @@ async fn create(
     Ok(resp)
 }
 
-fn admin_pass(id: &str) -> String {
+pub(crate) fn admin_pass(id: &str) -> String {
     let d = sha2::Sha256::digest(id.as_bytes());
     d[..6].iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -488,11 +492,11 @@ struct List<T> {
     servers_links: Option<[Link; 1]>,
 }
 
-fn not_found(id: &str) -> ApiErr {
+pub(crate) fn not_found(id: &str) -> ApiErr {
     ApiErr::not_found(S, format!("Instance {id} could not be found."))
 }
 
-fn visible(s: &Server, ctx: &AuthCtx) -> bool {
+pub(crate) fn visible(s: &Server, ctx: &AuthCtx) -> bool {
     ctx.is_admin || s.project_id == ctx.project()
 }
 
@@ -541,39 +545,20 @@ async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let ctx = st.authenticate(&headers, S)?;
-    let known = st.lock().servers.get(&id).is_some_and(|s| visible(s, &ctx));
-    if !known || !st.request_delete(&id) {
+    {
+        let g = st.lock();
+        let s = g
+            .servers
+            .get(&id)
+            .filter(|s| visible(s, &ctx))
+            .ok_or_else(|| not_found(&id))?;
+        super::actions::check_lock(s, &ctx)?;
+    }
+    if !st.request_delete(&id) {
         return Err(not_found(&id));
     }
     st.engine.delete(id);
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-/// Server actions are accepted (202) but do not change state; unknown
-/// actions are 400 like nova.
-async fn action(
-    AxState(st): AxState<Arc<State>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let ctx = st.authenticate(&headers, S)?;
-    let v = json_body(S, &body)?;
-    if !st.lock().servers.get(&id).is_some_and(|s| visible(s, &ctx)) {
-        return Err(not_found(&id));
-    }
-    const KNOWN: [&str; 6] = [
-        "os-start",
-        "os-stop",
-        "reboot",
-        "pause",
-        "unpause",
-        "addSecurityGroup",
-    ];
-    match v.as_object().and_then(|o| o.keys().next()) {
-        Some(k) if KNOWN.contains(&k.as_str()) => Ok(StatusCode::ACCEPTED.into_response()),
-        _ => Err(ApiErr::bad_request(S, "There is no such action")),
-    }
 }
 
 async fn list(st: AxState<Arc<State>>, headers: HeaderMap, query: RawQuery) -> ApiResult<Response> {
