@@ -45,6 +45,24 @@ impl ComputeNode {
             && self.used.disk_gb.saturating_add(r.disk_gb) <= l.disk_gb
     }
 
+    /// How many more servers of size `r` this node takes (0 when down).
+    pub fn room_for(&self, r: Resources) -> u64 {
+        if !self.up {
+            return 0;
+        }
+        let l = self.limits();
+        let per = |limit: u64, used: u64, each: u64| {
+            if each == 0 {
+                u64::MAX
+            } else {
+                limit.saturating_sub(used) / each
+            }
+        };
+        per(l.vcpus, self.used.vcpus, r.vcpus)
+            .min(per(l.ram_mb, self.used.ram_mb, r.ram_mb))
+            .min(per(l.disk_gb, self.used.disk_gb, r.disk_gb))
+    }
+
     pub fn free_ram_mb(&self) -> u64 {
         self.limits().ram_mb.saturating_sub(self.used.ram_mb)
     }
@@ -57,6 +75,16 @@ pub struct Capacity {
 }
 
 impl Capacity {
+    /// How many servers of size `r` fit on the free capacity, after
+    /// `pending` servers of that size not placed yet.
+    pub fn room_for(&self, r: Resources, pending: u64) -> u64 {
+        self.nodes
+            .iter()
+            .map(|n| n.room_for(r))
+            .fold(0u64, u64::saturating_add)
+            .saturating_sub(pending)
+    }
+
     /// `count` identical nodes named `{name}-compute-{i}` (i from 1).
     pub fn uniform(name: &str, count: u32, each: Resources, ratios: (f64, f64, f64)) -> Self {
         let nodes = (1..=count)

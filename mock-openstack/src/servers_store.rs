@@ -168,6 +168,7 @@ mod tests {
             lc: Lifecycle::new(),
             host_id: String::new(),
             locked_by: None,
+            reservation_id: String::new(),
         }
     }
 

@@ -94,6 +94,8 @@ pub struct Server {
     pub host_id: String,
     /// Set by the `lock` action: who locked it (nova's `locked_by`).
     pub locked_by: Option<LockedBy>,
+    /// Shared by the servers of one create request (`r-xxxxxxxx`).
+    pub reservation_id: String,
 }
 
 /// nova's `instance.locked_by`: the owner's project, or an admin of
@@ -132,6 +134,18 @@ pub struct ServerGroup {
     pub user_id: &'static str,
 }
 
+/// One host aggregate (`os-aggregates`).
+#[derive(Debug, Clone)]
+pub struct Aggregate {
+    pub id: u64,
+    pub name: String,
+    pub availability_zone: Option<String>,
+    pub hosts: Vec<String>,
+    pub metadata: Map<String, Value>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
 /// Everything behind the main lock.
 pub struct Inner {
     /// Servers with their creation-order, usage and tombstone indexes.
@@ -141,6 +155,9 @@ pub struct Inner {
     pub rng: ChaCha8Rng,
     pub keypairs: BTreeMap<(String, String), Keypair>,
     pub groups: BTreeMap<String, ServerGroup>,
+    pub aggregates: BTreeMap<u64, Aggregate>,
+    /// The last aggregate id given (nova's are integers from 1).
+    pub next_aggregate: u64,
     pub next_ip: u32,
     pub boots_active: u64,
     pub boots_error: u64,
@@ -287,6 +304,8 @@ impl State {
             rng: ChaCha8Rng::seed_from_u64(rng.next_u64()),
             keypairs: BTreeMap::new(),
             groups: BTreeMap::new(),
+            aggregates: BTreeMap::new(),
+            next_aggregate: 0,
             next_ip: 10,
             boots_active: 0,
             boots_error: 0,
@@ -599,6 +618,7 @@ mod tests {
                 lc: Lifecycle::new(),
                 host_id: String::new(),
                 locked_by: None,
+                reservation_id: String::new(),
             };
             g.servers.insert(server);
             id

@@ -669,7 +669,10 @@ async fn projects_are_isolated_and_admin_all_tenants_sees_all() {
     .await
     .body);
     assert_eq!(all.len(), 2);
-    // all_tenants=0 is false; a non-admin's all_tenants is ignored.
+    // all_tenants=0 is false; an empty value is true (nova's
+    // is_all_tenants); a non-admin's all_tenants is refused by policy, like
+    // nova (never an empty or partial success); a value that is no boolean
+    // is a 400.
     assert_eq!(
         ids(&get(&app, "/compute/v2.1/servers?all_tenants=0", &admin)
             .await
@@ -678,11 +681,43 @@ async fn projects_are_isolated_and_admin_all_tenants_sees_all() {
         1
     );
     assert_eq!(
-        ids(&get(&app, "/compute/v2.1/servers?all_tenants=1", &demo)
+        ids(&get(&app, "/compute/v2.1/servers?all_tenants", &admin)
             .await
-            .body),
-        vec![d.clone()]
+            .body)
+        .len(),
+        2
     );
+    for (path, rule) in [
+        ("servers?all_tenants=1", "index"),
+        ("servers/detail?all_tenants=True", "detail"),
+    ] {
+        let r = get(&app, &format!("/compute/v2.1/{path}"), &demo).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+        assert_eq!(
+            r.body["forbidden"]["message"],
+            format!("Policy doesn't allow os_compute_api:servers:{rule}:get_all_tenants to be performed.")
+        );
+    }
+    let r = get(&app, "/compute/v2.1/servers?all_tenants=maybe", &admin).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    // Admin pages through every project's servers with limit/marker.
+    let p1 = get(&app, "/compute/v2.1/servers?all_tenants=1&limit=1", &admin)
+        .await
+        .body;
+    assert_eq!(ids(&p1), vec![a.clone()]);
+    let next = p1["servers_links"][0]["href"].as_str().expect("next link");
+    assert!(
+        next.contains("all_tenants=1") && next.contains(&format!("marker={a}")),
+        "{next}"
+    );
+    let p2 = get(
+        &app,
+        &format!("/compute/v2.1/servers?all_tenants=1&limit=1&marker={a}"),
+        &admin,
+    )
+    .await
+    .body;
+    assert_eq!(ids(&p2), vec![d.clone()]);
     // A project cannot see or delete another's server; admin can see it.
     assert_eq!(
         get(&app, &format!("/compute/v2.1/servers/{a}"), &demo)
@@ -1038,33 +1073,85 @@ async fn multi_create_schedules_in_request_order() {
     })
     .expect("router");
     let t = token(&app, "admin", "admin").await;
+    let names_and_status = |l: &Value| -> Vec<(String, String)> {
+        let mut got: Vec<(String, String)> = l["servers"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|s| {
+                (
+                    s["name"].as_str().unwrap_or("").to_string(),
+                    s["status"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        got.sort();
+        got
+    };
+    let pairs = |want: &[(&str, &str)]| -> Vec<(String, String)> {
+        want.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    // Room for two: three in one request are all refused by the scheduler
+    // (nova's all-or-nothing NoValidHost), two fit.
     let mut b = boot("many");
     b["server"]["min_count"] = json!(3);
     b["server"]["max_count"] = json!(3);
     create(&app, &t, b).await;
+    let mut b = boot("two");
+    b["server"]["min_count"] = json!(2);
+    b["server"]["max_count"] = json!(2);
+    b["server"]["return_reservation_id"] = json!(true);
+    let r = post(&app, "/compute/v2.1/servers", &t, b).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let resv = r.body["reservation_id"].as_str().expect("reservation_id");
+    assert!(resv.starts_with("r-") && resv.len() == 10, "{resv}");
+    assert!(r.body.get("server").is_none());
     sleep(4.0).await;
     let l = get(&app, "/compute/v2.1/servers/detail", &t).await.body;
-    let mut got: Vec<(String, String)> = l["servers"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .map(|s| {
-            (
-                s["name"].as_str().unwrap_or("").to_string(),
-                s["status"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect();
-    got.sort();
-    let want = [
-        ("many-1", "ACTIVE"),
-        ("many-2", "ACTIVE"),
-        ("many-3", "ERROR"),
-    ];
     assert_eq!(
-        got,
-        want.map(|(a, b)| (a.to_string(), b.to_string())).to_vec()
+        names_and_status(&l),
+        pairs(&[
+            ("many-1", "ERROR"),
+            ("many-2", "ERROR"),
+            ("many-3", "ERROR"),
+            ("two-1", "ACTIVE"),
+            ("two-2", "ACTIVE"),
+        ])
     );
+    let fault = &l["servers"][4]["fault"]["message"];
+    assert!(
+        fault
+            .as_str()
+            .is_some_and(|m| m.starts_with("No valid host")),
+        "{fault}"
+    );
+    let l = get(
+        &app,
+        &format!("/compute/v2.1/servers/detail?reservation_id={resv}"),
+        &t,
+    )
+    .await
+    .body;
+    assert_eq!(
+        names_and_status(&l),
+        pairs(&[("two-1", "ACTIVE"), ("two-2", "ACTIVE")])
+    );
+    // Bad counts are 400s, as nova's schema and min <= max check.
+    for (min, max) in [
+        (json!(2.5), json!(3)),
+        (json!("two"), json!(3)),
+        (json!(0), json!(1)),
+        (json!(3), json!(2)),
+        (json!(1), json!(-1)),
+    ] {
+        let mut b = boot("bad");
+        b["server"]["min_count"] = min.clone();
+        b["server"]["max_count"] = max.clone();
+        let r = post(&app, "/compute/v2.1/servers", &t, b).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{min} {max}: {}", r.text);
+    }
     let r = get(&app, "/compute/v2.1/os-services", &t).await.body;
     assert_eq!(r["services"].as_array().map(Vec::len), Some(3));
 }
@@ -1132,4 +1219,320 @@ async fn content_type_and_fault_bounds_are_enforced() {
     )
     .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
+}
+
+// ---- server actions and aggregates (issue 15) ----------------------------
+
+async fn server(app: &Router, t: &str, id: &str) -> Value {
+    get(app, &format!("/compute/v2.1/servers/{id}"), t)
+        .await
+        .body["server"]
+        .clone()
+}
+
+fn states(s: &Value) -> (String, Value, Value, Value) {
+    (
+        s["status"].as_str().unwrap_or("").to_string(),
+        s["OS-EXT-STS:vm_state"].clone(),
+        s["OS-EXT-STS:task_state"].clone(),
+        s["OS-EXT-STS:power_state"].clone(),
+    )
+}
+
+/// Actions change state after the profile's model time (openstack-2017:
+/// stop 4 s, start 4 s, soft reboot 10 s, pause 0.5 s), and a wrong
+/// state is nova's 409.
+#[tokio::test(start_paused = true)]
+async fn server_actions_change_state_after_their_model_time() {
+    let app = router(MockConfig {
+        profile: "openstack-2017".into(),
+        ..MockConfig::default()
+    })
+    .expect("router");
+    let t = token(&app, "demo", "demo").await;
+    let id = create(&app, &t, boot("acts")).await;
+    let act = format!("/compute/v2.1/servers/{id}/action");
+    // Not launched yet: nova's must_have_launched check.
+    let r = post(&app, &act, &t, json!({"reboot": {"type": "HARD"}})).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    sleep(30.0).await;
+    assert_eq!(server(&app, &t, &id).await["status"], "ACTIVE");
+
+    let r = post(&app, &act, &t, json!({"os-stop": null})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    sleep(1.0).await;
+    assert_eq!(
+        states(&server(&app, &t, &id).await),
+        (
+            "ACTIVE".into(),
+            json!("active"),
+            json!("powering-off"),
+            json!(1)
+        )
+    );
+    // Busy: another action sees the task_state.
+    let r = post(&app, &act, &t, json!({"pause": null})).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(
+        r.body["conflictingRequest"]["message"],
+        format!("Cannot 'pause' instance {id} while it is in task_state powering-off")
+    );
+    sleep(4.0).await;
+    assert_eq!(
+        states(&server(&app, &t, &id).await),
+        ("SHUTOFF".into(), json!("stopped"), Value::Null, json!(4))
+    );
+    let r = post(&app, &act, &t, json!({"os-stop": null})).await;
+    assert_eq!(
+        r.body,
+        json!({"conflictingRequest": {"code": 409,
+            "message": format!("Cannot 'stop' instance {id} while it is in vm_state stopped")}})
+    );
+    assert_eq!(
+        server(&app, &t, &id).await["status"],
+        "SHUTOFF",
+        "a refused action changes nothing"
+    );
+
+    post(&app, &act, &t, json!({"os-start": null})).await;
+    sleep(5.0).await;
+    assert_eq!(server(&app, &t, &id).await["status"], "ACTIVE");
+
+    let r = post(&app, &act, &t, json!({"reboot": {"type": "SOFT"}})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    sleep(1.0).await;
+    let s = server(&app, &t, &id).await;
+    assert_eq!(
+        (&s["status"], &s["OS-EXT-STS:task_state"]),
+        (&json!("REBOOT"), &json!("rebooting"))
+    );
+    // A hard reboot takes over a soft one (task_states.ALLOW_REBOOT).
+    post(&app, &act, &t, json!({"reboot": {"type": "hard"}})).await;
+    assert_eq!(server(&app, &t, &id).await["status"], "HARD_REBOOT");
+    sleep(6.0).await;
+    assert_eq!(server(&app, &t, &id).await["status"], "ACTIVE");
+
+    post(&app, &act, &t, json!({"pause": null})).await;
+    sleep(1.0).await;
+    assert_eq!(
+        states(&server(&app, &t, &id).await),
+        ("PAUSED".into(), json!("paused"), Value::Null, json!(3))
+    );
+    post(&app, &act, &t, json!({"unpause": null})).await;
+    sleep(1.0).await;
+    post(&app, &act, &t, json!({"suspend": null})).await;
+    sleep(4.0).await;
+    assert_eq!(server(&app, &t, &id).await["status"], "SUSPENDED");
+    post(&app, &act, &t, json!({"resume": null})).await;
+    sleep(4.0).await;
+    assert_eq!(server(&app, &t, &id).await["status"], "ACTIVE");
+
+    // Rebuild answers the server (REBUILD) and lands ACTIVE.
+    let r = post(
+        &app,
+        &act,
+        &t,
+        json!({"rebuild": {"imageRef": "5b1c0a2e-7d3f-4e8a-9b6c-2f1e0d9c8b7a", "name": "acts2"}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    assert_eq!(r.body["server"]["status"], "REBUILD");
+    assert_eq!(r.body["server"]["name"], "acts2");
+    sleep(9.0).await;
+    assert_eq!(server(&app, &t, &id).await["status"], "ACTIVE");
+
+    // Unknown action and bad reboot type: 400.
+    let r = post(&app, &act, &t, json!({"explode": null})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = post(&app, &act, &t, json!({"reboot": {"type": "WARM"}})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // Another project's server is not found.
+    let admin = token(&app, "admin", "admin").await;
+    let other = create(&app, &admin, boot("adminvm")).await;
+    let r = post(
+        &app,
+        &format!("/compute/v2.1/servers/{other}/action"),
+        &t,
+        json!({"os-stop": null}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+/// lock: the owner's actions and deletes are 409 while an admin's pass; a
+/// lock taken by an admin cannot be lifted by the owner (403).
+#[tokio::test(start_paused = true)]
+async fn locked_servers_refuse_actions_for_non_admins() {
+    let app = router(cfg()).expect("router");
+    let demo = token(&app, "demo", "demo").await;
+    let admin = token(&app, "admin", "admin").await;
+    let id = create(&app, &demo, boot("locked")).await;
+    let act = format!("/compute/v2.1/servers/{id}/action");
+    sleep(5.0).await;
+    let r = post(&app, &act, &demo, json!({"lock": null})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let locked = json!({"conflictingRequest": {"code": 409,
+        "message": format!("Instance {id} is locked")}});
+    let r = post(&app, &act, &demo, json!({"os-stop": null})).await;
+    assert_eq!((r.status, &r.body), (StatusCode::CONFLICT, &locked));
+    let r = call(
+        &app,
+        Method::DELETE,
+        &format!("/compute/v2.1/servers/{id}"),
+        Some(&demo),
+        None,
+    )
+    .await;
+    assert_eq!((r.status, &r.body), (StatusCode::CONFLICT, &locked));
+    // The owner's lock can be lifted by the owner.
+    post(&app, &act, &demo, json!({"unlock": null})).await;
+    let r = post(&app, &act, &demo, json!({"os-stop": null})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    sleep(1.0).await;
+    // An admin's lock: the admin still acts, the owner may not unlock.
+    post(&app, &act, &admin, json!({"lock": null})).await;
+    let r = post(&app, &act, &admin, json!({"os-start": null})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let r = post(&app, &act, &demo, json!({"unlock": null})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        r.body["forbidden"]["message"],
+        "Policy doesn't allow os_compute_api:os-lock-server:unlock:unlock_override to be performed."
+    );
+    post(&app, &act, &admin, json!({"unlock": null})).await;
+    let r = call(
+        &app,
+        Method::DELETE,
+        &format!("/compute/v2.1/servers/{id}"),
+        Some(&demo),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn aggregates_and_hypervisor_show() {
+    let app = router(MockConfig {
+        computes: 2,
+        ..cfg()
+    })
+    .expect("router");
+    let demo = token(&app, "demo", "demo").await;
+    let admin = token(&app, "admin", "admin").await;
+    let r = get(&app, "/compute/v2.1/os-aggregates", &demo).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        r.body["forbidden"]["message"],
+        "Policy doesn't allow os_compute_api:os-aggregates:index to be performed."
+    );
+    assert_eq!(
+        get(&app, "/compute/v2.1/os-aggregates", &admin).await.body,
+        json!({"aggregates": []})
+    );
+    let r = post(
+        &app,
+        "/compute/v2.1/os-aggregates",
+        &admin,
+        json!({"aggregate": {"name": "fast", "availability_zone": "az1"}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let id = r.body["aggregate"]["id"].as_u64().expect("integer id");
+    assert!(r.body["aggregate"].get("hosts").is_none());
+    let r = post(
+        &app,
+        "/compute/v2.1/os-aggregates",
+        &admin,
+        json!({"aggregate": {"name": "fast"}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    let act = format!("/compute/v2.1/os-aggregates/{id}/action");
+    let r = post(
+        &app,
+        &act,
+        &admin,
+        json!({"add_host": {"host": "devstack-compute-2"}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["aggregate"]["hosts"], json!(["devstack-compute-2"]));
+    let r = post(&app, &act, &admin, json!({"add_host": {"host": "nowhere"}})).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = post(
+        &app,
+        &act,
+        &admin,
+        json!({"add_host": {"host": "devstack-compute-2"}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    let a = get(&app, &format!("/compute/v2.1/os-aggregates/{id}"), &admin)
+        .await
+        .body;
+    assert_eq!(a["aggregate"]["metadata"]["availability_zone"], "az1");
+    assert_eq!(
+        get(&app, "/compute/v2.1/os-aggregates/99", &admin)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(&app, "/compute/v2.1/os-aggregates/fast", &admin)
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    let r = call(
+        &app,
+        Method::DELETE,
+        &format!("/compute/v2.1/os-aggregates/{id}"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "not empty");
+    post(
+        &app,
+        &act,
+        &admin,
+        json!({"remove_host": {"host": "devstack-compute-2"}}),
+    )
+    .await;
+    let r = call(
+        &app,
+        Method::DELETE,
+        &format!("/compute/v2.1/os-aggregates/{id}"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    let h = get(&app, "/compute/v2.1/os-hypervisors/2", &admin).await;
+    assert_eq!(h.status, StatusCode::OK);
+    assert_eq!(
+        h.body["hypervisor"]["hypervisor_hostname"],
+        "devstack-compute-2"
+    );
+    assert_eq!(
+        h.body["hypervisor"]["service"]["host"],
+        "devstack-compute-2"
+    );
+    let u = get(&app, "/compute/v2.1/os-hypervisors/2/uptime", &admin)
+        .await
+        .body;
+    assert!(
+        u["hypervisor"]["uptime"]
+            .as_str()
+            .is_some_and(|s| s.contains(" up ")),
+        "{u}"
+    );
+    assert_eq!(
+        get(&app, "/compute/v2.1/os-hypervisors/2", &demo)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
 }

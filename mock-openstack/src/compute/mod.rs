@@ -2,6 +2,7 @@
 //! quotas, limits, server groups, keypairs. Servers live in `servers.rs`.
 
 mod actions;
+mod aggregates;
 pub mod servers;
 
 use std::sync::Arc;
@@ -78,6 +79,11 @@ pub fn routes() -> Router<Arc<State>> {
         )
         .route("/compute/v2.1/os-availability-zone", get(azs))
         .route("/compute/v2.1/os-availability-zone/detail", get(azs))
+        .route(
+            "/compute/v2.1/os-hypervisors/{id}/uptime",
+            get(hypervisor_uptime),
+        )
+        .merge(aggregates::routes())
         .merge(servers::routes())
 }
 
@@ -261,6 +267,31 @@ async fn hypervisor_show(
         })
         .map(|h| ok(json!({ "hypervisor": h })))
         .ok_or_else(|| ApiErr::not_found(S, format!("Hypervisor with ID {id} could not be found.")))
+}
+
+/// `GET /os-hypervisors/{id}/uptime`: the host's `uptime` line, with the
+/// deployment's model time as both the clock and the time up.
+async fn hypervisor_uptime(
+    AxState(st): AxState<Arc<State>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    require_admin(&st.authenticate(&headers, S)?)?;
+    let h = hypervisor_views(&st, false)
+        .into_iter()
+        .find(|h| h["id"].as_u64().is_some_and(|n| id.parse() == Ok(n)))
+        .ok_or_else(|| {
+            ApiErr::not_found(S, format!("Hypervisor with ID {id} could not be found."))
+        })?;
+    let up = st.engine.time.model_now().max(0.0) as u64;
+    let (days, hours, mins) = (up / 86_400, up % 86_400 / 3600, up % 3600 / 60);
+    let clock = st.now().format("%H:%M:%S");
+    let uptime = format!(
+        " {clock} up {days} days, {hours:2}:{mins:02},  0 users,  load average: 0.00, 0.00, 0.00"
+    );
+    let mut v = h;
+    v["uptime"] = json!(uptime);
+    Ok(ok(json!({ "hypervisor": v })))
 }
 
 async fn hypervisor_stats(

@@ -184,7 +184,7 @@ async fn create(
     };
 
     let base = st.base_url(&headers);
-    let ids = {
+    let (first, res, reservation, ids) = {
         let mut g = st.lock();
         if let Some(k) = &key_name {
             if !g
@@ -221,11 +221,34 @@ async fn create(
             ));
         }
         let n = allowed as u32;
+        let res = crate::capacity::Resources {
+            vcpus: flavor.vcpus,
+            ram_mb: flavor.ram_mb,
+            disk_gb: flavor.disk_gb,
+        };
+        // nova's scheduler places the instances of one request together or
+        // not at all (`_ensure_sufficient_hosts`: NoValidHost for all).
+        // The mock decides a multi-create at the API, on the engine's last
+        // usage minus the boots not placed yet; a single boot is left to
+        // the engine's scheduler.
+        let no_room = n > 1 && {
+            let pending = g
+                .servers
+                .values()
+                .filter(|s| s.lc.host.is_none() && s.lc.status() == "BUILD")
+                .count() as u64;
+            g.capacity.room_for(res, pending) < u64::from(n)
+        };
         let now = st.now();
+        let reservation = reservation_id(&mut g.rng);
+        let mut first = String::new();
         let mut ids: Vec<(String, String)> = Vec::with_capacity(n as usize);
         for i in 1..=n {
             g.seq += 1;
             let id = g.new_uuid();
+            if first.is_empty() {
+                first.clone_from(&id);
+            }
             let server = Server {
                 id: id.clone(),
                 seq: g.seq,
@@ -252,22 +275,34 @@ async fn create(
                 lc: Lifecycle::new(),
                 host_id: String::new(),
                 locked_by: None,
+                reservation_id: reservation.clone(),
             };
-            ids.push((id, server.name.clone()));
+            let mut server = server;
+            if no_room {
+                let _ = server.lc.apply(crate::lifecycle::Event::NoValidHost);
+                server.fault_at = Some(now);
+            } else {
+                ids.push((id, server.name.clone()));
+            }
             g.servers.insert(server);
         }
-        ids
+        if no_room {
+            g.boots_error += u64::from(n);
+        }
+        (first, res, reservation, ids)
     };
-    let first = ids.first().map(|(id, _)| id.clone()).unwrap_or_default();
     // The instances of one request go to the engine in order, so the first
     // of a multi-create is scheduled first (as nova's scheduler does).
-    let res = crate::capacity::Resources {
-        vcpus: flavor.vcpus,
-        ram_mb: flavor.ram_mb,
-        disk_gb: flavor.disk_gb,
-    };
     for (id, name) in ids {
         st.engine.boot(id, res, name);
+    }
+    if s.get("return_reservation_id")
+        .is_some_and(|v| v.as_bool() == Some(true) || v.as_str().is_some_and(truthy))
+    {
+        return Ok(with_status(
+            StatusCode::ACCEPTED,
+            json!({ "reservation_id": reservation }),
+        ));
     }
     let self_url = format!("{base}/compute/v2.1/servers/{first}");
     let body = json!({"server": {
@@ -282,6 +317,15 @@ async fn create(
         resp.headers_mut().insert(header::LOCATION, v);
     }
     Ok(resp)
+}
+
+/// nova's `utils.generate_uid('r')`: `r-` and 8 characters.
+fn reservation_id(rng: &mut impl rand::RngCore) -> String {
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let tail: String = (0..8)
+        .map(|_| CHARS[(rng.next_u32() as usize) % CHARS.len()] as char)
+        .collect();
+    format!("r-{tail}")
 }
 
 pub(crate) fn admin_pass(id: &str) -> String {
@@ -573,6 +617,22 @@ async fn list_detail(
     list_impl(st, headers, query, true).await
 }
 
+/// nova's `is_all_tenants`: an empty value enables it, anything else is
+/// `oslo_utils.strutils.bool_from_string(v, strict=True)` (400 otherwise).
+fn all_tenants_flag(v: &str) -> ApiResult<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "" | "1" | "t" | "true" | "on" | "y" | "yes" => Ok(true),
+        "0" | "f" | "false" | "off" | "n" | "no" => Ok(false),
+        _ => Err(ApiErr::bad_request(
+            S,
+            format!(
+                "Invalid input received: Unrecognized value '{v}', acceptable values are: \
+                 '0', '1', 'f', 'false', 'n', 'no', 'off', 'on', 't', 'true', 'y', 'yes'"
+            ),
+        )),
+    }
+}
+
 /// `changes-since`: RFC 3339, with or without zone (naive = UTC).
 fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
@@ -593,8 +653,18 @@ async fn list_impl(
 ) -> ApiResult<Response> {
     let ctx = st.authenticate(&headers, S)?;
     let query = parse_query(raw.as_deref());
-    let all_tenants =
-        ctx.is_admin && q(&query, "all_tenants").is_some_and(|v| v.is_empty() || truthy(v));
+    let all_tenants = match q(&query, "all_tenants") {
+        Some(v) => all_tenants_flag(v)?,
+        None => false,
+    };
+    // nova policy `servers:{index,detail}:get_all_tenants` is admin-only.
+    if all_tenants && !ctx.is_admin {
+        let which = if detail { "detail" } else { "index" };
+        return Err(ApiErr::forbidden(
+            S,
+            format!("Policy doesn't allow os_compute_api:servers:{which}:get_all_tenants to be performed."),
+        ));
+    }
     let project_filter = if all_tenants {
         q(&query, "project_id").or(q(&query, "tenant_id"))
     } else {
@@ -631,6 +701,7 @@ async fn list_impl(
     let limit = parse_limit(q(&query, "limit"), MAX_LIMIT, MAX_LIMIT)
         .map_err(|e| ApiErr::bad_request(S, e.to_string()))?;
     let marker = q(&query, "marker");
+    let reservation = q(&query, "reservation_id");
     let base = st.base_url(&headers);
 
     let g = st.lock();
@@ -656,6 +727,7 @@ async fn list_impl(
         .filter(|s| image.as_deref().is_none_or(|i| s.image_id == i))
         .filter(|s| flavor.as_deref().is_none_or(|f| s.flavor.id == f))
         .filter(|s| host.is_none_or(|h| s.lc.host.as_deref() == Some(h)))
+        .filter(|s| reservation.is_none_or(|r| s.reservation_id == r))
         .take(limit)
         .collect();
     let last = items.last().map(|s| s.id.clone());
