@@ -52,11 +52,10 @@ impl ComputeNode {
         }
         let l = self.limits();
         let per = |limit: u64, used: u64, each: u64| {
-            if each == 0 {
-                u64::MAX
-            } else {
-                limit.saturating_sub(used) / each
-            }
+            limit
+                .saturating_sub(used)
+                .checked_div(each)
+                .unwrap_or(u64::MAX)
         };
         per(l.vcpus, self.used.vcpus, r.vcpus)
             .min(per(l.ram_mb, self.used.ram_mb, r.ram_mb))

@@ -254,3 +254,294 @@ async fn openstack_cli_across_cells() {
     assert!(list.trim().is_empty(), "left after delete: {list}");
     mock.shutdown().await;
 }
+
+/// `ok` as the demo user (the `devstack-demo` cloud).
+async fn ok_demo(program: &Path, clouds: &Path, args: &[&str]) -> String {
+    let mut full = vec!["--os-cloud", "devstack-demo"];
+    full.extend_from_slice(args);
+    let out = run(program, clouds, &full).await;
+    assert!(out.status.success(), "openstack {args:?} (demo) failed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs as `cloud` and expects a failure; returns stderr.
+async fn fails(program: &Path, clouds: &Path, cloud: &str, args: &[&str]) -> String {
+    let mut full = vec!["--os-cloud", cloud];
+    full.extend_from_slice(args);
+    let out = run(program, clouds, &full).await;
+    assert!(!out.status.success(), "openstack {args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn json_of(out: &str) -> serde_json::Value {
+    let start = out.find(['{', '[']).unwrap_or(0);
+    serde_json::from_str(&out[start..]).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+/// Polls `server show` (as demo) until `status`, as a client waiting for an
+/// action does (`openstack server stop/start` have no `--wait`).
+async fn wait_status(program: &Path, clouds: &Path, name: &str, status: &str) -> serde_json::Value {
+    for _ in 0..120 {
+        let s = json_of(&ok_demo(program, clouds, &["server", "show", name, "-f", "json"]).await);
+        if s["status"] == status {
+            return s;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    panic!("{name} never reached {status}");
+}
+
+const BOOT: [&str; 8] = [
+    "server",
+    "create",
+    "--flavor",
+    "m1.tiny",
+    "--image",
+    "cirros-0.6.2-x86_64-disk",
+    "--network",
+    "private",
+];
+
+/// Issue 15 on one mock: server actions with `--wait` (calibrated action
+/// times at 1/20 of real time), lock, the 409 of a wrong state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openstack_cli_server_actions() {
+    let Some(os) = tool("openstack") else { return };
+    let (mock, _dir, clouds) = start_mock(MockConfig {
+        profile: "openstack-2017".into(),
+        time_scale: 0.05,
+        ..devstack()
+    })
+    .await;
+    let (os, c) = (os.as_path(), clouds.as_path());
+    let mut args = BOOT.to_vec();
+    args.extend(["--wait", "-f", "value", "-c", "status", "act1"]);
+    assert_eq!(ok_demo(os, c, &args).await.trim(), "ACTIVE");
+    let status = |out: String| json_of(&out)["status"].as_str().unwrap_or("").to_string();
+    let show = ["server", "show", "act1", "-f", "json"];
+
+    ok_demo(os, c, &["server", "stop", "act1"]).await;
+    let s = wait_status(os, c, "act1", "SHUTOFF").await;
+    assert_eq!(s["OS-EXT-STS:vm_state"], "stopped");
+    assert_eq!(s["OS-EXT-STS:power_state"], 4, "nova's SHUTDOWN");
+    let err = fails(os, c, "devstack-demo", &["server", "stop", "act1"]).await;
+    assert!(
+        err.contains("Cannot 'stop' instance") && err.contains("while it is in vm_state stopped"),
+        "{err}"
+    );
+    assert!(err.contains("409"), "{err}");
+
+    ok_demo(os, c, &["server", "start", "act1"]).await;
+    wait_status(os, c, "act1", "ACTIVE").await;
+    ok_demo(os, c, &["server", "reboot", "--wait", "act1"]).await;
+    assert_eq!(status(ok_demo(os, c, &show).await), "ACTIVE");
+    ok_demo(os, c, &["server", "reboot", "--hard", "--wait", "act1"]).await;
+    assert_eq!(status(ok_demo(os, c, &show).await), "ACTIVE");
+
+    ok_demo(os, c, &["server", "pause", "act1"]).await;
+    wait_status(os, c, "act1", "PAUSED").await;
+    ok_demo(os, c, &["server", "unpause", "act1"]).await;
+    wait_status(os, c, "act1", "ACTIVE").await;
+    ok_demo(os, c, &["server", "suspend", "act1"]).await;
+    wait_status(os, c, "act1", "SUSPENDED").await;
+    ok_demo(os, c, &["server", "resume", "act1"]).await;
+    wait_status(os, c, "act1", "ACTIVE").await;
+
+    ok_demo(
+        os,
+        c,
+        &[
+            "server",
+            "rebuild",
+            "--image",
+            "cirros-0.6.2-x86_64-disk",
+            "--wait",
+            "act1",
+        ],
+    )
+    .await;
+    assert_eq!(status(ok_demo(os, c, &show).await), "ACTIVE");
+
+    // Locked by the admin (by id: the name is demo's): the owner can
+    // neither act nor unlock.
+    let id = json_of(&ok_demo(os, c, &show).await)["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    ok(os, c, &["server", "lock", &id]).await;
+    let err = fails(os, c, "devstack-demo", &["server", "stop", "act1"]).await;
+    assert!(err.contains("is locked"), "{err}");
+    let err = fails(os, c, "devstack-demo", &["server", "unlock", "act1"]).await;
+    assert!(err.contains("unlock_override"), "{err}");
+    ok(os, c, &["server", "unlock", &id]).await;
+    ok_demo(os, c, &["server", "delete", "--wait", "act1"]).await;
+    mock.shutdown().await;
+}
+
+/// Keypairs, `--key-name`, multi-create, `--all-projects`, aggregates and
+/// `hypervisor show` with the real CLI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openstack_cli_keypairs_multi_create_admin_lists_and_hypervisors() {
+    let Some(os) = tool("openstack") else { return };
+    let (mock, dir, clouds) = start_mock(MockConfig {
+        computes: 2,
+        ..devstack()
+    })
+    .await;
+    let (os, c) = (os.as_path(), clouds.as_path());
+
+    // Keypairs: one the CLI generates, one imported.
+    let key = ok_demo(os, c, &["keypair", "create", "k1"]).await;
+    assert!(key.contains("PRIVATE KEY"), "{key}");
+    let pubkey = dir.path().join("k2.pub");
+    std::fs::write(
+        &pubkey,
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ8tTR6vqg6jJQ0UQ5p7x4f2Y8V7mP6L3Q2h1fG9cYzX test@p2pstack\n",
+    )
+    .expect("write key");
+    let pubkey = pubkey.to_string_lossy().into_owned();
+    ok_demo(os, c, &["keypair", "create", "--public-key", &pubkey, "k2"]).await;
+    let list = ok_demo(os, c, &["keypair", "list", "-f", "value", "-c", "Name"]).await;
+    assert_eq!(
+        list.split_whitespace().collect::<Vec<_>>(),
+        ["k1", "k2"],
+        "{list}"
+    );
+    let k2 = json_of(&ok_demo(os, c, &["keypair", "show", "k2", "-f", "json"]).await);
+    assert_eq!(k2["name"], "k2");
+    // Keypairs belong to their user: the admin does not see demo's.
+    let admin_list = ok(os, c, &["keypair", "list", "-f", "value", "-c", "Name"]).await;
+    assert!(admin_list.trim().is_empty(), "{admin_list}");
+
+    let mut args = BOOT.to_vec();
+    args.extend(["--key-name", "k1", "--wait", "-f", "json", "keyed"]);
+    let s = json_of(&ok_demo(os, c, &args).await);
+    assert_eq!(
+        (&s["status"], &s["key_name"]),
+        (&"ACTIVE".into(), &"k1".into()),
+        "{s}"
+    );
+    let mut args = BOOT.to_vec();
+    args.extend(["--key-name", "nokey", "unkeyed"]);
+    let err = fails(os, c, "devstack-demo", &args).await;
+    assert!(
+        err.contains("Invalid key_name provided") && err.contains("400"),
+        "{err}"
+    );
+
+    // Multi-create: three servers named name-N, all ACTIVE.
+    let mut args = BOOT.to_vec();
+    args.extend(["--min", "3", "--max", "3", "--wait", "multi"]);
+    ok_demo(os, c, &args).await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let list = ok_demo(
+        os,
+        c,
+        &[
+            "server", "list", "--name", "^multi", "-f", "value", "-c", "Name", "-c", "Status",
+        ],
+    )
+    .await;
+    let mut lines: Vec<&str> = list.lines().map(str::trim).collect();
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        ["multi-1 ACTIVE", "multi-2 ACTIVE", "multi-3 ACTIVE"],
+        "{list}"
+    );
+    // Over quota as a whole: min 20 of m1.tiny is refused, nothing created.
+    let mut args = BOOT.to_vec();
+    args.extend(["--min", "20", "--max", "20", "toomany"]);
+    let err = fails(os, c, "devstack-demo", &args).await;
+    assert!(err.contains("Quota exceeded for instances"), "{err}");
+
+    // Admin lists: --all-projects sees demo's servers; demo is refused.
+    let mut args = BOOT.to_vec();
+    args.extend(["--wait", "adminvm"]);
+    ok(os, c, &args).await;
+    let all = ok(
+        os,
+        c,
+        &[
+            "server",
+            "list",
+            "--all-projects",
+            "-f",
+            "value",
+            "-c",
+            "Name",
+        ],
+    )
+    .await;
+    let mut names: Vec<&str> = all.split_whitespace().collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["adminvm", "keyed", "multi-1", "multi-2", "multi-3"],
+        "{all}"
+    );
+    // Paging through every project with a small page (the CLI follows the
+    // marker until an empty page).
+    let paged = ok(
+        os,
+        c,
+        &[
+            "server",
+            "list",
+            "--all-projects",
+            "--limit",
+            "2",
+            "-f",
+            "value",
+            "-c",
+            "Name",
+        ],
+    )
+    .await;
+    assert_eq!(paged.lines().count(), 2, "{paged}");
+    let err = fails(
+        os,
+        c,
+        "devstack-demo",
+        &["server", "list", "--all-projects"],
+    )
+    .await;
+    assert!(
+        err.contains("get_all_tenants") && err.contains("403"),
+        "{err}"
+    );
+
+    // Aggregates and hypervisor show.
+    ok(os, c, &["aggregate", "create", "--zone", "az1", "fast"]).await;
+    ok(
+        os,
+        c,
+        &["aggregate", "add", "host", "fast", "devstack-compute-2"],
+    )
+    .await;
+    let agg = json_of(&ok(os, c, &["aggregate", "show", "fast", "-f", "json"]).await);
+    assert_eq!(
+        agg["hosts"],
+        serde_json::json!(["devstack-compute-2"]),
+        "{agg}"
+    );
+    let hv = json_of(
+        &ok(
+            os,
+            c,
+            &["hypervisor", "show", "devstack-compute-2", "-f", "json"],
+        )
+        .await,
+    );
+    assert_eq!(hv["hypervisor_hostname"], "devstack-compute-2", "{hv}");
+    assert_eq!(hv["aggregates"], serde_json::json!(["fast"]), "{hv}");
+    let hv1 = json_of(&ok(os, c, &["hypervisor", "show", "1", "-f", "json"]).await);
+    assert_eq!(hv1["aggregates"], serde_json::json!([]), "{hv1}");
+    let err = fails(os, c, "devstack-demo", &["hypervisor", "show", "1"]).await;
+    assert!(err.contains("403") || err.contains("Policy"), "{err}");
+
+    ok_demo(os, c, &["keypair", "delete", "k1", "k2"]).await;
+    let list = ok_demo(os, c, &["keypair", "list", "-f", "value"]).await;
+    assert!(list.trim().is_empty(), "{list}");
+    mock.shutdown().await;
+}
