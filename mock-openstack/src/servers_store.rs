@@ -138,38 +138,20 @@ impl Index<&str> for Servers {
 mod tests {
     use super::*;
     use crate::defaults::{self, FLAVORS};
-    use crate::lifecycle::Lifecycle;
     use chrono::Utc;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
-    use serde_json::Map;
 
     fn server(seq: u64, project: &'static str, flavor: usize) -> Server {
         let now = Utc::now();
-        Server {
-            id: format!("id-{seq}"),
+        Server::accepted(
+            format!("id-{seq}"),
             seq,
-            name: format!("s{seq}"),
-            project_id: project,
-            user_id: defaults::DEMO_USER_ID,
-            flavor: &FLAVORS[flavor],
-            image_id: defaults::IMAGE_ID.into(),
-            networks: vec![],
-            addresses: vec![],
-            metadata: Map::new(),
-            key_name: None,
-            security_groups: vec![],
-            availability_zone: "nova".into(),
-            config_drive: String::new(),
-            created: now,
-            updated: now,
-            launched_at: None,
-            fault_at: None,
-            lc: Lifecycle::new(),
-            host_id: String::new(),
-            locked_by: None,
-            reservation_id: String::new(),
-        }
+            format!("s{seq}"),
+            (project, defaults::DEMO_USER_ID),
+            &FLAVORS[flavor],
+            now,
+        )
     }
 
     fn scanned(s: &Servers, project: &str) -> Usage {

@@ -107,6 +107,44 @@ pub enum LockedBy {
 }
 
 impl Server {
+    /// A server just accepted by the API (BUILD/scheduling) with what a
+    /// bare request gets: cirros, no networks or addresses, no metadata or
+    /// key, no security group, zone `nova`, no config drive. Callers set
+    /// what their request said.
+    pub fn accepted(
+        id: String,
+        seq: u64,
+        name: String,
+        owner: (&'static str, &'static str),
+        flavor: &'static Flavor,
+        now: DateTime<Utc>,
+    ) -> Server {
+        Server {
+            id,
+            seq,
+            name,
+            project_id: owner.0,
+            user_id: owner.1,
+            flavor,
+            image_id: defaults::IMAGE_ID.into(),
+            networks: vec![],
+            addresses: vec![],
+            metadata: Map::new(),
+            key_name: None,
+            security_groups: vec![],
+            availability_zone: "nova".into(),
+            config_drive: String::new(),
+            created: now,
+            updated: now,
+            launched_at: None,
+            fault_at: None,
+            lc: Lifecycle::new(),
+            host_id: String::new(),
+            locked_by: None,
+            reservation_id: String::new(),
+        }
+    }
+
     pub fn resources(&self) -> Resources {
         Resources {
             vcpus: self.flavor.vcpus,
@@ -595,31 +633,15 @@ mod tests {
         let id = {
             let mut g = st.lock();
             let id = g.new_uuid();
-            let now = Utc::now();
-            let server = Server {
-                id: id.clone(),
-                seq: 1,
-                name: "s".into(),
-                project_id: defaults::DEMO_PROJECT_ID,
-                user_id: defaults::DEMO_USER_ID,
-                flavor: &defaults::FLAVORS[0],
-                image_id: defaults::IMAGE_ID.into(),
-                networks: defaults::NETWORKS.iter().take(1).collect(),
-                addresses: vec![],
-                metadata: Map::new(),
-                key_name: None,
-                security_groups: vec![],
-                availability_zone: "nova".into(),
-                config_drive: String::new(),
-                created: now,
-                updated: now,
-                launched_at: None,
-                fault_at: None,
-                lc: Lifecycle::new(),
-                host_id: String::new(),
-                locked_by: None,
-                reservation_id: String::new(),
-            };
+            let mut server = Server::accepted(
+                id.clone(),
+                1,
+                "s".into(),
+                (defaults::DEMO_PROJECT_ID, defaults::DEMO_USER_ID),
+                &defaults::FLAVORS[0],
+                Utc::now(),
+            );
+            server.networks = defaults::NETWORKS.iter().take(1).collect();
             g.servers.insert(server);
             id
         };

@@ -5,6 +5,7 @@ use axum::body::Body;
 use axum::Router;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
+use mock_openstack::defaults::IMAGE_ID;
 use mock_openstack::{router, MockConfig};
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -99,11 +100,7 @@ fn cfg() -> MockConfig {
     }
 }
 
-fn boot(name: &str) -> Value {
-    json!({"server": {"name": name, "flavorRef": "1",
-        "imageRef": "5b1c0a2e-7d3f-4e8a-9b6c-2f1e0d9c8b7a",
-        "networks": [{"uuid": "0b6e8d2a-3c4f-4a5b-8e9d-1c2b3a4f5e60"}]}})
-}
+use test_support::fixtures::boot_body as boot;
 
 async fn create(app: &Router, t: &str, body: Value) -> String {
     let r = post(app, "/compute/v2.1/servers", t, body).await;
@@ -374,7 +371,7 @@ async fn bad_input_gets_json_errors_in_the_right_envelope() {
     // Bad server bodies.
     for (body, what) in [
         (
-            json!({"server": {"name": "x", "flavorRef": "99", "imageRef": "5b1c0a2e-7d3f-4e8a-9b6c-2f1e0d9c8b7a"}}),
+            json!({"server": {"name": "x", "flavorRef": "99", "imageRef": IMAGE_ID}}),
             "flavor",
         ),
         (
@@ -382,20 +379,20 @@ async fn bad_input_gets_json_errors_in_the_right_envelope() {
             "image",
         ),
         (
-            json!({"server": {"name": "x", "flavorRef": "1", "imageRef": "5b1c0a2e-7d3f-4e8a-9b6c-2f1e0d9c8b7a", "networks": [{"uuid": "nope"}]}}),
+            json!({"server": {"name": "x", "flavorRef": "1", "imageRef": IMAGE_ID, "networks": [{"uuid": "nope"}]}}),
             "network",
         ),
         (json!({"server": {"flavorRef": "1"}}), "name"),
         (
-            json!({"server": {"name": "x", "flavorRef": "1", "imageRef": "5b1c0a2e-7d3f-4e8a-9b6c-2f1e0d9c8b7a", "min_count": "zero"}}),
+            json!({"server": {"name": "x", "flavorRef": "1", "imageRef": IMAGE_ID, "min_count": "zero"}}),
             "count",
         ),
         (
-            json!({"server": {"name": "x", "flavorRef": "1", "imageRef": "5b1c0a2e-7d3f-4e8a-9b6c-2f1e0d9c8b7a", "metadata": {"a": 1}}}),
+            json!({"server": {"name": "x", "flavorRef": "1", "imageRef": IMAGE_ID, "metadata": {"a": 1}}}),
             "metadata",
         ),
         (
-            json!({"server": {"name": "x", "flavorRef": "1", "imageRef": "5b1c0a2e-7d3f-4e8a-9b6c-2f1e0d9c8b7a", "key_name": "nokey"}}),
+            json!({"server": {"name": "x", "flavorRef": "1", "imageRef": IMAGE_ID, "key_name": "nokey"}}),
             "key",
         ),
         (json!({"nope": 1}), "server"),
@@ -1332,7 +1329,7 @@ async fn server_actions_change_state_after_their_model_time() {
         &app,
         &act,
         &t,
-        json!({"rebuild": {"imageRef": "5b1c0a2e-7d3f-4e8a-9b6c-2f1e0d9c8b7a", "name": "acts2"}}),
+        json!({"rebuild": {"imageRef": IMAGE_ID, "name": "acts2"}}),
     )
     .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);

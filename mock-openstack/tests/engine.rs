@@ -66,11 +66,7 @@ async fn token(app: &Router, user: &str) -> String {
         .to_string()
 }
 
-fn boot_body(name: &str) -> Value {
-    json!({"server": {"name": name, "flavorRef": "1",
-        "imageRef": "5b1c0a2e-7d3f-4e8a-9b6c-2f1e0d9c8b7a",
-        "networks": [{"uuid": "0b6e8d2a-3c4f-4a5b-8e9d-1c2b3a4f5e60"}]}})
-}
+use test_support::fixtures::boot_body;
 
 async fn boot(app: &Router, t: &str, name: &str) -> String {
     let r = call(

@@ -22,7 +22,6 @@ use super::S;
 use crate::defaults::{self, Network, IMAGE_ID, NETWORKS, PRIVATE_NET_ID};
 use crate::error::{ApiErr, ApiResult};
 use crate::http::{json_body, json_response, ok, with_status};
-use crate::lifecycle::Lifecycle;
 use crate::pagination::parse_limit;
 use crate::state::{parse_query, q, truthy, AuthCtx, Server, State};
 
@@ -249,35 +248,27 @@ async fn create(
             if first.is_empty() {
                 first.clone_from(&id);
             }
-            let server = Server {
-                id: id.clone(),
-                seq: g.seq,
-                name: if n > 1 {
-                    format!("{name}-{i}")
-                } else {
-                    name.clone()
-                },
-                project_id: ctx.project(),
-                user_id: ctx.user_id,
-                flavor,
-                image_id: image_id.clone(),
-                networks: nets.clone(),
-                addresses: vec![],
-                metadata: metadata.clone(),
-                key_name: key_name.clone(),
-                security_groups: security_groups.clone(),
-                availability_zone: az.clone(),
-                config_drive: config_drive.to_string(),
-                created: now,
-                updated: now,
-                launched_at: None,
-                fault_at: None,
-                lc: Lifecycle::new(),
-                host_id: String::new(),
-                locked_by: None,
-                reservation_id: reservation.clone(),
+            let item_name = if n > 1 {
+                format!("{name}-{i}")
+            } else {
+                name.clone()
             };
-            let mut server = server;
+            let mut server = Server::accepted(
+                id.clone(),
+                g.seq,
+                item_name,
+                (ctx.project(), ctx.user_id),
+                flavor,
+                now,
+            );
+            server.image_id.clone_from(&image_id);
+            server.networks.clone_from(&nets);
+            server.metadata.clone_from(&metadata);
+            server.key_name.clone_from(&key_name);
+            server.security_groups.clone_from(&security_groups);
+            server.availability_zone.clone_from(&az);
+            server.config_drive = config_drive.to_string();
+            server.reservation_id.clone_from(&reservation);
             if no_room {
                 let _ = server.lc.apply(crate::lifecycle::Event::NoValidHost);
                 server.fault_at = Some(now);
