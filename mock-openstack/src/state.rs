@@ -156,6 +156,8 @@ impl Server {
 
 #[derive(Debug, Clone)]
 pub struct Keypair {
+    /// nova's integer id (shown by `keypair show`).
+    pub id: u64,
     pub name: String,
     pub public_key: String,
     pub fingerprint: String,
@@ -194,6 +196,8 @@ pub struct Inner {
     pub keypairs: BTreeMap<(String, String), Keypair>,
     pub groups: BTreeMap<String, ServerGroup>,
     pub aggregates: BTreeMap<u64, Aggregate>,
+    /// The last keypair id given.
+    pub next_keypair: u64,
     /// The last aggregate id given (nova's are integers from 1).
     pub next_aggregate: u64,
     pub next_ip: u32,
@@ -343,6 +347,7 @@ impl State {
             keypairs: BTreeMap::new(),
             groups: BTreeMap::new(),
             aggregates: BTreeMap::new(),
+            next_keypair: 0,
             next_aggregate: 0,
             next_ip: 10,
             boots_active: 0,

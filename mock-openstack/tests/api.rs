@@ -1002,6 +1002,44 @@ async fn nova_misc_endpoints() {
     )
     .await;
     assert_eq!(k.status, StatusCode::OK);
+    // A generated pair is a real OpenSSH key pair.
+    assert!(k.body["keypair"]["private_key"]
+        .as_str()
+        .is_some_and(|p| p.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----")));
+    assert!(k.body["keypair"]["public_key"]
+        .as_str()
+        .is_some_and(|p| p.starts_with("ssh-ed25519 ")));
+    // Imported: nova's MD5 fingerprint; no private key; junk is a 400.
+    let imported = post(
+        &app,
+        "/compute/v2.1/os-keypairs",
+        &t,
+        json!({"keypair": {"name": "k2", "public_key":
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl u@h"}}),
+    )
+    .await;
+    assert_eq!(imported.status, StatusCode::OK, "{}", imported.text);
+    assert_eq!(
+        imported.body["keypair"]["fingerprint"],
+        "65:96:2d:fc:e8:d5:a9:11:64:0c:0f:ea:00:6e:5b:bd"
+    );
+    assert!(imported.body["keypair"].get("private_key").is_none());
+    for (body, msg) in [
+        (
+            json!({"keypair": {"name": "k3", "public_key": "ssh-rsa notakey"}}),
+            "Keypair data is invalid: failed to generate fingerprint",
+        ),
+        (
+            json!({"keypair": {"name": "bad/name"}}),
+            "Keypair data is invalid: Keypair name contains unsafe characters",
+        ),
+    ] {
+        let r = post(&app, "/compute/v2.1/os-keypairs", &t, body).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+        assert_eq!(r.body["badRequest"]["message"], msg);
+    }
+    let shown = get(&app, "/compute/v2.1/os-keypairs/k2", &t).await.body;
+    assert_eq!(shown["keypair"]["id"], 2);
     assert_eq!(
         post(
             &app,

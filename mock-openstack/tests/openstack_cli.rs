@@ -294,7 +294,7 @@ async fn openstack_cli_keypairs_multi_create_admin_lists_and_hypervisors() {
     let pubkey = dir.path().join("k2.pub");
     std::fs::write(
         &pubkey,
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ8tTR6vqg6jJQ0UQ5p7x4f2Y8V7mP6L3Q2h1fG9cYzX test@p2pstack\n",
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl test@p2pstack\n",
     )
     .expect("write key");
     let pubkey = pubkey.to_string_lossy().into_owned();

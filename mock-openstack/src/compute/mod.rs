@@ -1,8 +1,10 @@
 //! Nova v2.1 (max microversion 2.1): discovery, flavors, hypervisors,
-//! quotas, limits, server groups, keypairs. Servers live in `servers.rs`.
+//! quotas, limits, server groups. Servers live in `servers.rs`, their
+//! actions in `actions.rs`; keypairs and aggregates have their own modules.
 
 mod actions;
 mod aggregates;
+mod keypairs;
 pub mod servers;
 
 use std::sync::Arc;
@@ -20,7 +22,7 @@ use serde_json::{json, Value};
 use crate::defaults::{self, Flavor, FLAVORS};
 use crate::error::{ApiErr, ApiResult};
 use crate::http::{json_body, ok};
-use crate::state::{AuthCtx, Keypair, ServerGroup, State};
+use crate::state::{AuthCtx, ServerGroup, State};
 
 pub(crate) const S: Service = Service::Compute;
 
@@ -63,14 +65,6 @@ pub fn routes() -> Router<Arc<State>> {
             "/compute/v2.1/os-server-groups/{id}",
             get(group_show).delete(group_delete),
         )
-        .route(
-            "/compute/v2.1/os-keypairs",
-            get(keypairs_list).post(keypair_create),
-        )
-        .route(
-            "/compute/v2.1/os-keypairs/{name}",
-            get(keypair_show).delete(keypair_delete),
-        )
         .route("/compute/v2.1/os-services", get(services))
         .route("/compute/v2.1/os-simple-tenant-usage", get(usage_all))
         .route(
@@ -84,6 +78,7 @@ pub fn routes() -> Router<Arc<State>> {
             get(hypervisor_uptime),
         )
         .merge(aggregates::routes())
+        .merge(keypairs::routes())
         .merge(servers::routes())
 }
 
@@ -578,129 +573,4 @@ async fn group_delete(
     }
     g.groups.remove(&id);
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-// ---- keypairs ----------------------------------------------------------
-
-fn keypair_view(k: &Keypair, full: bool) -> Value {
-    let mut v = json!({
-        "name": k.name, "public_key": k.public_key, "fingerprint": k.fingerprint,
-    });
-    if full {
-        v["user_id"] = json!(k.user_id);
-        v["created_at"] = json!(rfc3339(k.created));
-        v["deleted"] = json!(false);
-        v["id"] = json!(1);
-    }
-    v
-}
-
-async fn keypairs_list(
-    AxState(st): AxState<Arc<State>>,
-    headers: HeaderMap,
-) -> ApiResult<Response> {
-    let ctx = st.authenticate(&headers, S)?;
-    let g = st.lock();
-    let list: Vec<Value> = g
-        .keypairs
-        .values()
-        .filter(|k| k.user_id == ctx.user_id)
-        .map(|k| json!({"keypair": keypair_view(k, false)}))
-        .collect();
-    Ok(ok(json!({ "keypairs": list })))
-}
-
-async fn keypair_create(
-    AxState(st): AxState<Arc<State>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let ctx = st.authenticate(&headers, S)?;
-    let v = json_body(S, &body)?;
-    let kp = v
-        .get("keypair")
-        .ok_or_else(|| ApiErr::bad_request(S, "Invalid input: 'keypair' is a required property"))?;
-    let name = kp
-        .get("name")
-        .and_then(Value::as_str)
-        .filter(|n| !n.is_empty() && n.len() <= 255)
-        .ok_or_else(|| ApiErr::bad_request(S, "Keypair data is invalid: name is required"))?;
-    let mut g = st.lock();
-    let key = (ctx.user_id.to_string(), name.to_string());
-    if g.keypairs.contains_key(&key) {
-        return Err(ApiErr(os_wire::ApiError::conflict(
-            S,
-            format!("Key pair '{name}' already exists."),
-        )));
-    }
-    let generated = kp.get("public_key").and_then(Value::as_str).is_none();
-    let public_key = kp
-        .get("public_key")
-        .and_then(Value::as_str)
-        .map(String::from)
-        .unwrap_or_else(|| {
-            format!(
-                "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ{} mock@{}",
-                g.new_uuid().replace('-', ""),
-                st.cfg.name
-            )
-        });
-    let digest = {
-        use sha2::Digest;
-        sha2::Sha256::digest(public_key.as_bytes())
-    };
-    let fingerprint = digest[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":");
-    let k = Keypair {
-        name: name.to_string(),
-        public_key,
-        fingerprint,
-        user_id: ctx.user_id,
-        created: cp_model::clock::utc_now(),
-    };
-    let mut view = keypair_view(&k, false);
-    view["user_id"] = json!(ctx.user_id);
-    if generated {
-        view["private_key"] =
-            json!("-----BEGIN RSA PRIVATE KEY-----\nmock\n-----END RSA PRIVATE KEY-----\n");
-    }
-    g.keypairs.insert(key, k);
-    Ok(ok(json!({ "keypair": view })))
-}
-
-async fn keypair_show(
-    AxState(st): AxState<Arc<State>>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> ApiResult<Response> {
-    let ctx = st.authenticate(&headers, S)?;
-    let g = st.lock();
-    g.keypairs
-        .get(&(ctx.user_id.to_string(), name.clone()))
-        .map(|k| ok(json!({"keypair": keypair_view(k, true)})))
-        .ok_or_else(|| {
-            ApiErr::not_found(
-                S,
-                format!("Keypair {name} not found for user {}", ctx.user_id),
-            )
-        })
-}
-
-async fn keypair_delete(
-    AxState(st): AxState<Arc<State>>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> ApiResult<Response> {
-    let ctx = st.authenticate(&headers, S)?;
-    let mut g = st.lock();
-    match g.keypairs.remove(&(ctx.user_id.to_string(), name.clone())) {
-        Some(_) => Ok(StatusCode::ACCEPTED.into_response()),
-        None => Err(ApiErr::not_found(
-            S,
-            format!("Keypair {name} not found for user {}", ctx.user_id),
-        )),
-    }
 }
