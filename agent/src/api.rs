@@ -659,7 +659,11 @@ async fn route_server(core: Arc<Core>, method: Method, headers: HeaderMap, id: S
     if let Some(b) = o.body.as_mut() {
         scrub_for(&c.claims, b);
     }
-    if o.status == StatusCode::NOT_FOUND {
+    if matches!(
+        o.status,
+        StatusCode::NOT_FOUND | StatusCode::SERVICE_UNAVAILABLE
+    ) && o.owner.is_none()
+    {
         // Not on any live cloudlet: is it last known on a dead one?
         if let Some((member, mut server)) = core
             .last_known_on_dead(gid, &c.claims, &c.project, &c.rid)

@@ -32,10 +32,7 @@ fn run_chaos(
 
 /// The standard system is not run, the report has the chaos section and
 /// CSV columns, and every level was checked and found nothing.
-/// `orphans_known`: orphans are printed, not judged (a known, intermittent
-/// agent defect on real sockets, docs/agent.md "Known gaps"; the counts
-/// in the results and the report stay the true ones).
-fn assert_checked_and_clean(out: &Path, run: &RunResults, stdout: &str, orphans_known: bool) {
+fn assert_checked_and_clean(out: &Path, run: &RunResults, stdout: &str) {
     assert!(
         !out.join("results").join("standard.json").exists(),
         "the standard system has no counterpart and must not run"
@@ -57,19 +54,12 @@ fn assert_checked_and_clean(out: &Path, run: &RunResults, stdout: &str, orphans_
             d.unchecked
         );
         assert!(d.lost.is_empty(), "level {}: lost {:?}", l.level, d.lost);
-        if orphans_known {
-            eprintln!(
-                "level {}: orphaned {:?} (known defect)",
-                l.level, d.orphaned
-            );
-        } else {
-            assert!(
-                d.orphaned.is_empty(),
-                "level {}: orphaned {:?}",
-                l.level,
-                d.orphaned
-            );
-        }
+        assert!(
+            d.orphaned.is_empty(),
+            "level {}: orphaned {:?}",
+            l.level,
+            d.orphaned
+        );
         assert!(
             d.resurrected.is_empty(),
             "level {}: resurrected {:?}",
@@ -78,7 +68,7 @@ fn assert_checked_and_clean(out: &Path, run: &RunResults, stdout: &str, orphans_
         );
         assert!(d.reconcile_s > 0.0);
         assert!(
-            orphans_known || l.audit.clean,
+            l.audit.clean,
             "level {}: {:?}",
             l.level,
             l.audit
@@ -95,7 +85,7 @@ fn assert_checked_and_clean(out: &Path, run: &RunResults, stdout: &str, orphans_
     let header = csv.lines().next().unwrap_or_default();
     assert!(header.ends_with(",lost,orphaned,resurrected"), "{header}");
     for row in csv.lines().skip(1) {
-        assert!(orphans_known || row.ends_with(",0,0,0"), "{row}");
+        assert!(row.ends_with(",0,0,0"), "{row}");
     }
     let html = std::fs::read_to_string(out.join("index.html")).expect("index.html");
     assert!(html.contains("id=\"durability\""));
@@ -116,7 +106,7 @@ fn agent_loss_on_sim_loses_nothing() {
     assert_eq!(run.system.scenario.as_deref(), Some("agent-loss"));
     let detail = run.system.scenario_detail.as_deref().unwrap_or_default();
     assert!(detail.contains("1 of 4 agents stopped"), "{detail}");
-    assert_checked_and_clean(out.path(), &run, &stdout, false);
+    assert_checked_and_clean(out.path(), &run, &stdout);
     for (i, l) in run.levels.iter().enumerate() {
         let dead = &run.target.entries[victim(i)];
         let through_dead: Vec<_> = l.requests.iter().filter(|r| &r.entry == dead).collect();
@@ -146,14 +136,14 @@ fn partition_on_sim_resurrects_nothing() {
     assert_eq!(run.system.scenario.as_deref(), Some("partition"));
     let detail = run.system.scenario_detail.as_deref().unwrap_or_default();
     assert!(detail.contains("1 of 4 cloudlets cut off"), "{detail}");
-    assert_checked_and_clean(out.path(), &run, &stdout, false);
+    assert_checked_and_clean(out.path(), &run, &stdout);
 }
 
 /// Agent-loss on real sockets, one small level.
 #[test]
 fn agent_loss_on_embedded_loses_nothing() {
     let (out, run, stdout) = run_chaos(&["--levels", "8"], "agent-loss", "25%");
-    assert_checked_and_clean(out.path(), &run, &stdout, true);
+    assert_checked_and_clean(out.path(), &run, &stdout);
     let dead = &run.target.entries[victim(0)];
     assert!(
         run.levels[0]

@@ -43,7 +43,7 @@ impl Core {
         p: &ProjectRef,
         rid: &str,
     ) -> Option<(String, String)> {
-        let (e, coordinator) = self.find_instance(gid, claims, p, rid).await?;
+        let (e, coordinator) = self.find_instance(gid, claims, p, rid).await.ok()??;
         // A re-placed instance names its adopter as coordinator: while that
         // one lives it decides, wherever the instance is now.
         let live = self.gossip.live_view().await;

@@ -85,7 +85,19 @@ impl Core {
         };
         let entry = match self.entry(&gid) {
             Some(e) => Some(e),
-            None => self.rebuild_entry(gid, claims, p, rid).await,
+            None => match self.rebuild_entry(gid, claims, p, rid).await {
+                Ok(e) => e,
+                // Not found, but a live member's cloudlet could not be
+                // asked: a 404 would tell a client that deleted it that
+                // it is gone (an orphan); say it cannot be answered.
+                Err(member) => {
+                    return Outcome::json(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        json!({"serviceUnavailable": {"code": 503, "message": format!("Instance {gid} cannot be looked up: cloudlet {member} cannot be reached.")}}),
+                        None,
+                    )
+                }
+            },
         };
         let Some(e) = entry else { return not_found() };
         if e.project != *p {
@@ -196,15 +208,17 @@ impl Core {
         claims: &Claims,
         p: &ProjectRef,
         rid: &str,
-    ) -> Option<DirEntry> {
-        let (e, _) = self.find_instance(gid, claims, p, rid).await?;
+    ) -> Result<Option<DirEntry>, String> {
+        let Some((e, _)) = self.find_instance(gid, claims, p, rid).await? else {
+            return Ok(None);
+        };
         let ours = idroute::coordinator_tag(&gid) == Some(idroute::tag_of(&self.name));
         if ours {
             if let Ok(mut d) = self.directory.lock() {
                 d.insert(gid, e.clone());
             }
         }
-        Some(e)
+        Ok(Some(e))
     }
 
     /// Searches every known cloudlet's list for the instance of `gid`;
@@ -215,14 +229,25 @@ impl Core {
         claims: &Claims,
         p: &ProjectRef,
         rid: &str,
-    ) -> Option<(DirEntry, Option<String>)> {
+    ) -> Result<Option<(DirEntry, Option<String>)>, String> {
         let g = gid.to_string();
         let known = self.gossip.known().await;
+        let mut unasked = None;
         for (st, alive) in known {
-            let list = self
+            let list = match self
                 .nova_json(&Member::of(&st, alive), SERVER_LIST, claims, p, rid)
                 .await
-                .ok();
+            {
+                Ok(v) => Some(v),
+                Err(_) => {
+                    // A live member whose cloudlet cannot be listed may
+                    // hold the instance: "not found" would be a guess.
+                    if alive {
+                        unasked.get_or_insert_with(|| st.name.clone());
+                    }
+                    None
+                }
+            };
             let servers = list
                 .and_then(|v| v.get("servers").and_then(Value::as_array).cloned())
                 .unwrap_or_default();
@@ -260,10 +285,13 @@ impl Core {
                         .pointer(&format!("/metadata/{COORDINATOR_KEY}"))
                         .and_then(Value::as_str)
                         .map(str::to_string);
-                    return Some((e, coordinator));
+                    return Ok(Some((e, coordinator)));
                 }
             }
         }
-        None
+        match unasked {
+            Some(member) => Err(member),
+            None => Ok(None),
+        }
     }
 }
