@@ -1162,6 +1162,27 @@ async fn multi_create_schedules_in_request_order() {
             .is_some_and(|m| m.starts_with("No valid host")),
         "{fault}"
     );
+    // An ERROR server that never launched: os-stop passes the vm_state
+    // check (active or error) but not nova's must_have_launched.
+    let never = l["servers"][4]["id"].as_str().expect("id");
+    let r = post(
+        &app,
+        &format!("/compute/v2.1/servers/{never}/action"),
+        &t,
+        json!({"os-stop": null}),
+    )
+    .await;
+    assert_eq!(
+        r.body["conflictingRequest"]["message"],
+        format!("Cannot 'stop' instance {never} while it is in launched_at None")
+    );
+    let after = get(&app, &format!("/compute/v2.1/servers/{never}"), &t)
+        .await
+        .body;
+    assert!(
+        after["server"]["OS-EXT-STS:task_state"].is_null(),
+        "unchanged"
+    );
     let l = get(
         &app,
         &format!("/compute/v2.1/servers/detail?reservation_id={resv}"),
@@ -1287,9 +1308,13 @@ async fn server_actions_change_state_after_their_model_time() {
     let t = token(&app, "demo", "demo").await;
     let id = create(&app, &t, boot("acts")).await;
     let act = format!("/compute/v2.1/servers/{id}/action");
-    // Not launched yet: nova's must_have_launched check.
+    // Still building: hard reboot is refused on the vm_state.
     let r = post(&app, &act, &t, json!({"reboot": {"type": "HARD"}})).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    assert_eq!(
+        r.body["conflictingRequest"]["message"],
+        format!("Cannot 'reboot' instance {id} while it is in vm_state building")
+    );
     sleep(30.0).await;
     assert_eq!(server(&app, &t, &id).await["status"], "ACTIVE");
 

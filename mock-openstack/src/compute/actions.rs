@@ -158,11 +158,12 @@ pub async fn action(
         Request::Compute(action, rebuild) => {
             check_lock(s, &ctx)?;
             let from = s.lc.vm_state;
-            s.lc.begin(action).map_err(|e| conflict(&e, &id))?;
-            // nova's `must_have_launched`: a server that never reached
-            // ACTIVE has nothing to act on.
+            // On a copy: nothing changes unless every check passes.
+            let mut lc = s.lc.clone();
+            lc.begin(action).map_err(|e| conflict(&e, &id))?;
+            // nova's `must_have_launched` (checked after the states): a
+            // server that never reached ACTIVE has nothing to act on.
             if s.launched_at.is_none() {
-                s.lc.task_state = None;
                 let refused = ActionRefused {
                     action: action.api_name(),
                     attr: "launched_at",
@@ -170,6 +171,7 @@ pub async fn action(
                 };
                 return Err(conflict(&refused, &id));
             }
+            s.lc = lc;
             s.updated = now;
             let mut body = None;
             if let Some(args) = rebuild {
