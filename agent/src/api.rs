@@ -560,12 +560,28 @@ async fn list(core: Arc<Core>, headers: HeaderMap, uri: Uri, detail: bool) -> Re
         };
         return forbidden(Service::Compute, rule);
     }
+    let all_tenants = pairs
+        .iter()
+        .any(|(k, v)| k == "all_tenants" && (v.is_empty() || truthy(v)));
+    if all_tenants
+        && pairs
+            .iter()
+            .any(|(k, _)| matches!(k.as_str(), "project_id" | "tenant_id"))
+    {
+        // Project IDs differ between cloudlets: refused, not guessed.
+        return fault(
+            Service::Compute,
+            400,
+            "The project_id/tenant_id filter is not federated (project IDs differ between cloudlets); list with all_tenants alone.",
+        )
+        .into_response();
+    }
     let q = match ListQuery::parse(&pairs) {
         Ok(q) => q,
         Err(e) => return fault(Service::Compute, 400, e.to_string()).into_response(),
     };
     let all = core
-        .all_servers(&c.claims, &c.project, &c.base, &c.rid)
+        .all_servers(&c.claims, &c.project, all_tenants, &c.base, &c.rid)
         .await;
     let page = match listing::paginate(all, &q) {
         Ok(p) => p,

@@ -48,6 +48,8 @@ pub use watch::Watches;
 
 /// One page of a project's servers on one cloudlet, as every fan-out reads it.
 const SERVER_LIST: &str = "/servers/detail?limit=1000";
+/// The same for every project (admins only).
+const ALL_TENANTS_LIST: &str = "/servers/detail?all_tenants=1&limit=1000";
 
 pub struct Core {
     pub cfg: AgentConfig,

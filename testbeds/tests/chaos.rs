@@ -67,12 +67,7 @@ fn assert_checked_and_clean(out: &Path, run: &RunResults, stdout: &str) {
             d.resurrected
         );
         assert!(d.reconcile_s > 0.0);
-        assert!(
-            l.audit.clean,
-            "level {}: {:?}",
-            l.level,
-            l.audit
-        );
+        assert!(l.audit.clean, "level {}: {:?}", l.level, l.audit);
         assert!(
             l.requests.iter().any(|r| r.delete_time_s.is_some()),
             "level {}: nothing was deleted, the resurrection check saw nothing",

@@ -4,27 +4,43 @@
 use super::*;
 
 impl Core {
-    /// Every cloudlet's servers for `p`, globalized for `base`. Servers of
+    /// Every cloudlet's servers for `p` (every project's with
+    /// `all_tenants`, for an admin), globalized for `base`. Servers of
     /// unreachable cloudlets come from the last list seen, as UNKNOWN.
     pub async fn all_servers(
         &self,
         claims: &Claims,
         p: &ProjectRef,
+        all_tenants: bool,
         base: &str,
         rid: &str,
     ) -> Vec<Value> {
         let known = self.gossip.known().await;
         let tok = self.token_for_claims(claims);
+        let path = if all_tenants {
+            ALL_TENANTS_LIST
+        } else {
+            SERVER_LIST
+        };
+        // All tenants' lists are remembered apart from any project's.
+        let cache_project = if all_tenants {
+            ProjectRef {
+                name: "*".into(),
+                domain: "*".into(),
+            }
+        } else {
+            p.clone()
+        };
         let futs = known.iter().map(|(st, alive)| async move {
             let m = Member::of(st, *alive);
-            let r = self.nova_json(&m, SERVER_LIST, claims, p, rid).await;
+            let r = self.nova_json(&m, path, claims, p, rid).await;
             (st.name.clone(), r)
         });
         let results = futures::future::join_all(futs).await;
         let mut out = vec![];
         let mut reached = HashSet::new();
         for (name, r) in results {
-            let key = (name.clone(), p.clone());
+            let key = (name.clone(), cache_project.clone());
             match r
                 .ok()
                 .and_then(|v| v.get("servers").and_then(Value::as_array).cloned())
@@ -51,7 +67,7 @@ impl Core {
                         .ok()
                         .and_then(|c| c.get(&key).cloned())
                         .unwrap_or_default();
-                    if cached.is_empty() {
+                    if cached.is_empty() && !all_tenants {
                         // Never listed it ourselves: ask peers what they saw.
                         cached = self.ask_peers_about(&name, &tok, &known, rid).await;
                     }
@@ -77,7 +93,7 @@ impl Core {
         if let Ok(d) = self.directory.lock() {
             for (gid, e) in d.iter() {
                 let g = gid.to_string();
-                if seen.contains(&g) || e.project != *p {
+                if seen.contains(&g) || (!all_tenants && e.project != *p) {
                     continue;
                 }
                 let s = match &e.state {
