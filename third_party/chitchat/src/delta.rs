@@ -10,17 +10,29 @@ use crate::{ChitchatId, Version, VersionedValue};
 ///
 /// Its serialization is done by transforming it into a sequence of operations,
 /// encoded one after the other in a compressed stream.
-#[derive(Debug, Eq, PartialEq)]
+// P2PSTACK-PATCH: the serialized (compressed) length is computed when
+// first asked for (a socket transport), not when the delta is built: an
+// in-memory transport never serializes, and compressing every delta only
+// to learn its length was a large share of the `sim` backend's gossip cost.
+#[derive(Debug)]
 pub struct Delta {
     pub(crate) node_deltas: Vec<NodeDelta>,
-    serialized_len: usize,
+    serialized_len: std::sync::OnceLock<usize>,
 }
+
+impl PartialEq for Delta {
+    fn eq(&self, other: &Self) -> bool {
+        self.node_deltas == other.node_deltas
+    }
+}
+
+impl Eq for Delta {}
 
 impl Default for Delta {
     fn default() -> Self {
         Delta {
             node_deltas: Vec::new(),
-            serialized_len: 1,
+            serialized_len: std::sync::OnceLock::from(1),
         }
     }
 }
@@ -217,19 +229,26 @@ impl Serializable for DeltaOpRef<'_> {
     }
 }
 
-impl Serializable for Delta {
-    fn serialize(&self, buf: &mut Vec<u8>) {
+impl Delta {
+    fn payload(&self) -> Vec<u8> {
         let mut compressed_stream_writer = CompressedStreamWriter::with_block_threshold(16_384);
         for op in self.get_operations() {
             compressed_stream_writer.append(&op);
         }
-        let payload = compressed_stream_writer.finish();
-        assert_eq!(payload.len(), self.serialized_len);
+        compressed_stream_writer.finish()
+    }
+}
+
+impl Serializable for Delta {
+    fn serialize(&self, buf: &mut Vec<u8>) {
+        let payload = self.payload();
+        let len = *self.serialized_len.get_or_init(|| payload.len());
+        assert_eq!(payload.len(), len);
         buf.extend(&payload);
     }
 
     fn serialized_len(&self) -> usize {
-        self.serialized_len
+        *self.serialized_len.get_or_init(|| self.payload().len())
     }
 }
 
@@ -242,7 +261,7 @@ impl Deserializable for Delta {
         for op in ops {
             delta_builder.apply_op(op)?;
         }
-        Ok(delta_builder.finish(consumed_len))
+        Ok(delta_builder.finish(Some(consumed_len)))
     }
 }
 
@@ -311,7 +330,7 @@ impl Delta {
     }
 
     pub(crate) fn set_serialized_len(&mut self, serialized_len: usize) {
-        self.serialized_len = serialized_len;
+        self.serialized_len = std::sync::OnceLock::from(serialized_len);
     }
 
     pub(crate) fn get(&self, chitchat_id: &ChitchatId) -> Option<&NodeDelta> {
@@ -363,9 +382,12 @@ struct DeltaBuilder {
 }
 
 impl DeltaBuilder {
-    fn finish(mut self, len: usize) -> Delta {
+    fn finish(mut self, len: Option<usize>) -> Delta {
         self.flush();
-        self.delta.serialized_len = len;
+        self.delta.serialized_len = match len {
+            Some(len) => std::sync::OnceLock::from(len),
+            None => std::sync::OnceLock::new(),
+        };
         self.delta
     }
 
@@ -490,9 +512,10 @@ impl DeltaSerializer {
         self.try_add_op(new_node_op)
     }
 
+    /// The delta; its serialized length is computed if a transport asks
+    /// (P2PSTACK-PATCH: not here).
     pub fn finish(self) -> Delta {
-        let buffer = self.compressed_stream_writer.finish();
-        self.delta_builder.finish(buffer.len())
+        self.delta_builder.finish(None)
     }
 }
 

@@ -312,11 +312,12 @@ pub struct CompressedStreamWriter {
 impl CompressedStreamWriter {
     pub fn with_block_threshold(block_threshold: u16) -> CompressedStreamWriter {
         let block_threshold = block_threshold as usize;
-        let output = Vec::with_capacity(block_threshold);
+        // P2PSTACK-PATCH: buffers grow as needed (upstream reserved 64 KiB
+        // for every delta, most of which carry a few hundred bytes).
         CompressedStreamWriter {
-            output,
-            uncompressed_block: Vec::with_capacity(block_threshold * 2),
-            compressed_block: Vec::with_capacity(block_threshold),
+            output: Vec::new(),
+            uncompressed_block: Vec::new(),
+            compressed_block: Vec::new(),
             block_threshold,
         }
     }
