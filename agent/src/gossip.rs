@@ -5,7 +5,7 @@
 //! cloudlet's state as JSON. The live view (what placement reads) is the
 //! set of nodes chitchat's failure detector believes alive, plus self.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -133,10 +133,12 @@ impl Iterator for KnownIter {
     }
 }
 
-/// The overlay as last read, rebuilt only when it changed. The agent reads
-/// it on every request it routes (twice for a server on another cloudlet),
-/// while a member's state changes only every few gossip rounds: parsing
-/// every member's JSON on each read was most of a routed request's cost.
+/// The overlay as last read, brought up to date only when it changed. The
+/// agent reads it on every request it routes, while a member's state
+/// changes only every few gossip rounds: parsing every member's JSON on
+/// each read was most of a routed request's cost, and rebuilding the whole
+/// snapshot (a clone of every member's state) whenever any one member
+/// changed was most of what was left.
 #[derive(Default)]
 struct Views {
     /// What the snapshot was taken from: the live nodes in chitchat's
@@ -144,34 +146,106 @@ struct Views {
     /// keys raises it).
     live: Vec<ChitchatId>,
     versions: Vec<(ChitchatId, Version)>,
+    /// Per entry of `versions`: where its state sits in `known` and in
+    /// `live_view` (`None`: its state does not decode, or it is not live).
+    slots: Vec<(Option<usize>, Option<usize>)>,
     known: Known,
     live_view: Arc<Vec<CloudletState>>,
-    /// Decoded states by node, with the max version they were decoded at.
-    decoded: HashMap<ChitchatId, (Version, Option<CloudletState>)>,
     valid: bool,
 }
 
+/// How the snapshot differs from chitchat's state.
+enum Staleness {
+    Current,
+    /// Only these nodes' (indices in `versions`) max versions moved.
+    Versions(Vec<usize>),
+    /// Members joined, left or changed liveness.
+    Membership,
+}
+
 impl Views {
-    fn current(&self, c: &Chitchat) -> bool {
+    fn staleness(&self, c: &Chitchat) -> Staleness {
         if !self.valid {
-            return false;
+            return Staleness::Membership;
         }
         let mut live = c.live_nodes();
         if !self.live.iter().all(|id| live.next() == Some(id)) || live.next().is_some() {
-            return false;
+            return Staleness::Membership;
         }
         let states = c.node_states();
-        states.len() == self.versions.len()
-            && states
-                .iter()
-                .zip(&self.versions)
-                .all(|((id, ns), (vid, v))| id == vid && ns.max_version() == *v)
+        if states.len() != self.versions.len() {
+            return Staleness::Membership;
+        }
+        let mut changed = Vec::new();
+        for (i, ((id, ns), (vid, v))) in states.iter().zip(&self.versions).enumerate() {
+            if id != vid {
+                return Staleness::Membership;
+            }
+            if ns.max_version() != *v {
+                changed.push(i);
+            }
+        }
+        if changed.is_empty() {
+            Staleness::Current
+        } else {
+            Staleness::Versions(changed)
+        }
     }
 
     /// Brings the snapshot up to date with `c` (a no-op when unchanged).
     fn refresh(&mut self, c: &Chitchat) {
-        if self.current(c) {
-            return;
+        match self.staleness(c) {
+            Staleness::Current => {}
+            Staleness::Versions(changed) => {
+                if !self.update(c, &changed) {
+                    self.rebuild(c);
+                }
+            }
+            Staleness::Membership => self.rebuild(c),
+        }
+    }
+
+    /// Replaces the states of the `changed` nodes in place; `false` when
+    /// a state started or stopped decoding (the layout moves: rebuild).
+    fn update(&mut self, c: &Chitchat, changed: &[usize]) -> bool {
+        let mut decoded = Vec::with_capacity(changed.len());
+        for &i in changed {
+            let id = &self.versions[i].0;
+            let Some(ns) = c.node_state(id) else {
+                return false;
+            };
+            let state = ns.get(STATE_KEY).and_then(CloudletState::decode);
+            if state.is_some() != self.slots[i].0.is_some() {
+                return false;
+            }
+            decoded.push((i, ns.max_version(), state));
+        }
+        for (i, version, state) in decoded {
+            self.versions[i].1 = version;
+            let Some(state) = state else { continue };
+            let (known_at, live_at) = self.slots[i];
+            if let Some(l) = live_at {
+                if let Some(slot) = Arc::make_mut(&mut self.live_view).get_mut(l) {
+                    *slot = state.clone();
+                }
+            }
+            if let Some(k) = known_at {
+                if let Some(slot) = Arc::make_mut(&mut self.known.0).get_mut(k) {
+                    slot.0 = state;
+                }
+            }
+        }
+        true
+    }
+
+    /// Takes the whole snapshot again (states of unchanged nodes are
+    /// reused, not parsed again).
+    fn rebuild(&mut self, c: &Chitchat) {
+        let mut previous: HashMap<ChitchatId, (Version, CloudletState)> = HashMap::new();
+        for ((id, v), (known_at, _)) in self.versions.iter().zip(&self.slots) {
+            if let Some(s) = known_at.and_then(|k| self.known.get(k)) {
+                previous.insert(id.clone(), (*v, s.0.clone()));
+            }
         }
         self.live = c.live_nodes().cloned().collect();
         self.versions = c
@@ -179,29 +253,50 @@ impl Views {
             .iter()
             .map(|(id, ns)| (id.clone(), ns.max_version()))
             .collect();
-        let mut decoded = std::mem::take(&mut self.decoded);
-        let mut state_of = |id: &ChitchatId| -> Option<CloudletState> {
-            let ns = c.node_state(id)?;
-            let v = ns.max_version();
-            if let Some((dv, s)) = decoded.get(id) {
-                if *dv == v {
-                    return s.clone();
-                }
+        let state_of = |id: &ChitchatId, v: Version| -> Option<CloudletState> {
+            match previous.get(id) {
+                Some((pv, s)) if *pv == v => Some(s.clone()),
+                _ => c
+                    .node_state(id)?
+                    .get(STATE_KEY)
+                    .and_then(CloudletState::decode),
             }
-            let s = ns.get(STATE_KEY).and_then(CloudletState::decode);
-            decoded.insert(id.clone(), (v, s.clone()));
-            s
         };
-        let live: HashSet<&ChitchatId> = self.live.iter().collect();
-        let known: Vec<(CloudletState, bool)> = self
+        let live_at: HashMap<&ChitchatId, usize> = self
+            .live
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id, i))
+            .collect();
+        let mut known: Vec<(CloudletState, bool)> = Vec::with_capacity(self.versions.len());
+        let mut slots = Vec::with_capacity(self.versions.len());
+        let mut decoded: HashMap<&ChitchatId, usize> = HashMap::new();
+        for (id, v) in &self.versions {
+            match state_of(id, *v) {
+                Some(s) => {
+                    decoded.insert(id, known.len());
+                    slots.push((Some(known.len()), None));
+                    known.push((s, live_at.contains_key(id)));
+                }
+                None => slots.push((None, None)),
+            }
+        }
+        // The live view in chitchat's live order (self first), with each
+        // live node's place recorded for in-place updates.
+        let mut live_view = Vec::with_capacity(self.live.len());
+        let index_of: HashMap<&ChitchatId, usize> = self
             .versions
             .iter()
-            .filter_map(|(id, _)| state_of(id).map(|s| (s, live.contains(id))))
+            .enumerate()
+            .map(|(i, (id, _))| (id, i))
             .collect();
-        let live_view: Vec<CloudletState> = self.live.iter().filter_map(&mut state_of).collect();
-        // Forget nodes chitchat forgot.
-        decoded.retain(|id, _| c.node_state(id).is_some());
-        self.decoded = decoded;
+        for id in &self.live {
+            if let (Some(&k), Some(&i)) = (decoded.get(id), index_of.get(id)) {
+                slots[i].1 = Some(live_view.len());
+                live_view.push(known[k].0.clone());
+            }
+        }
+        self.slots = slots;
         self.known = Known(Arc::new(known));
         self.live_view = Arc::new(live_view);
         self.valid = true;

@@ -11,6 +11,12 @@ use testbeds::embedded::TestbedSpec;
 use testbeds::sensitivity::{self, SensitivityArgs};
 use testbeds::topology::{self, Kind};
 
+/// mimalloc instead of glibc malloc: the sim backend runs every member's
+/// requests and gossip in one process, and allocation was a third of its
+/// CPU (docs/benchmarks.md, "Where the sim backend's CPU goes").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "testbed",

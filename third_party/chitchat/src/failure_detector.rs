@@ -37,15 +37,19 @@ impl FailureDetector {
         &mut self,
         chitchat_id: &ChitchatId,
     ) -> &mut SamplingWindow {
+        // P2PSTACK-PATCH: no clone of the id when its window exists (every
+        // heartbeat reported).
+        if !self.node_samples.contains_key(chitchat_id) {
+            let window = SamplingWindow::new(
+                self.config.sampling_window_size,
+                self.config.max_interval,
+                self.config.initial_interval,
+            );
+            self.node_samples.insert(chitchat_id.clone(), window);
+        }
         self.node_samples
-            .entry(chitchat_id.clone())
-            .or_insert_with(|| {
-                SamplingWindow::new(
-                    self.config.sampling_window_size,
-                    self.config.max_interval,
-                    self.config.initial_interval,
-                )
-            })
+            .get_mut(chitchat_id)
+            .expect("the sampling window was inserted above")
     }
 
     /// Reports node heartbeat.
@@ -57,14 +61,17 @@ impl FailureDetector {
 
     /// Marks the node as dead or alive based on the current phi value.
     pub fn update_node_liveness(&mut self, chitchat_id: &ChitchatId) {
+        // P2PSTACK-PATCH: phi computed once; the id cloned only when the
+        // node changes sides (upstream cloned it every round).
         let phi_opt = self.phi(chitchat_id);
-        let is_alive = self
-            .phi(chitchat_id)
+        let is_alive = phi_opt
             .map(|phi| phi <= self.config.phi_threshold)
             .unwrap_or(false);
         debug!(node_id=%chitchat_id.node_id, phi=?phi_opt, is_alive=is_alive, "computing node liveness");
         if is_alive {
-            self.live_nodes.insert(chitchat_id.clone());
+            if !self.live_nodes.contains(chitchat_id) {
+                self.live_nodes.insert(chitchat_id.clone());
+            }
             self.dead_nodes.remove(chitchat_id);
         } else {
             self.live_nodes.remove(chitchat_id);

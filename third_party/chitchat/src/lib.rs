@@ -108,8 +108,43 @@ impl Chitchat {
     /// Digest contains important information about the list of members in
     /// the cluster.
     fn report_heartbeats_in_digest(&mut self, digest: &Digest) {
+        // P2PSTACK-PATCH: the digest and the node states are both sorted by
+        // id, so known nodes are found by walking the two side by side
+        // (upstream searched the map once or twice per digest entry);
+        // unknown nodes take upstream's path.
+        let self_id = &self.config.chitchat_id;
+        let failure_detector = &mut self.failure_detector;
+        let mut unknown = Vec::new();
+        let mut states = self.cluster_state.node_states_mut().peekable();
         for (chitchat_id, node_digest) in &digest.node_digests {
-            self.report_heartbeat(chitchat_id, node_digest.heartbeat);
+            if chitchat_id == self_id {
+                continue;
+            }
+            let mut found = None;
+            while let Some((id, _)) = states.peek() {
+                match (*id).cmp(chitchat_id) {
+                    std::cmp::Ordering::Less => {
+                        states.next();
+                    }
+                    std::cmp::Ordering::Equal => {
+                        found = states.next().map(|(_, ns)| ns);
+                        break;
+                    }
+                    std::cmp::Ordering::Greater => break,
+                }
+            }
+            match found {
+                Some(node_state) => {
+                    if node_state.try_set_heartbeat(node_digest.heartbeat) {
+                        failure_detector.report_heartbeat(chitchat_id);
+                    }
+                }
+                None => unknown.push((chitchat_id, node_digest.heartbeat)),
+            }
+        }
+        drop(states);
+        for (chitchat_id, heartbeat) in unknown {
+            self.report_heartbeat(chitchat_id, heartbeat);
         }
     }
 
@@ -217,18 +252,27 @@ impl Chitchat {
                 self.failure_detector.update_node_liveness(chitchat_id);
             }
         }
-        let current_live_nodes = self
-            .live_nodes()
-            .flat_map(|chitchat_id| {
-                if let Some(node_state) = self.node_state(chitchat_id) {
-                    return Some((chitchat_id.clone(), node_state.max_version()));
-                }
-                warn!("node state for {chitchat_id:?} is absent");
-                None
-            })
-            .collect::<HashMap<_, _>>();
-
-        if self.previous_live_nodes != current_live_nodes {
+        // P2PSTACK-PATCH: compared in place; the map (a clone of every live
+        // id) is rebuilt only when it changed, not every round.
+        let mut live_count = 0usize;
+        let unchanged = self.live_nodes().all(|chitchat_id| {
+            let Some(node_state) = self.node_state(chitchat_id) else {
+                return true;
+            };
+            live_count += 1;
+            self.previous_live_nodes.get(chitchat_id) == Some(&node_state.max_version())
+        }) && live_count == self.previous_live_nodes.len();
+        if !unchanged {
+            let current_live_nodes = self
+                .live_nodes()
+                .flat_map(|chitchat_id| {
+                    if let Some(node_state) = self.node_state(chitchat_id) {
+                        return Some((chitchat_id.clone(), node_state.max_version()));
+                    }
+                    warn!("node state for {chitchat_id:?} is absent");
+                    None
+                })
+                .collect::<HashMap<_, _>>();
             self.previous_live_nodes = current_live_nodes;
             // P2PSTACK-PATCH: only when someone besides our own receiver
             // watches (else on the next `live_nodes_watcher` call).

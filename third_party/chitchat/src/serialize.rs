@@ -268,7 +268,7 @@ impl Deserializable for ChitchatId {
         let generation_id = u64::deserialize(buf)?;
         let gossip_advertise_addr = SocketAddr::deserialize(buf)?;
         Ok(Self {
-            node_id,
+            node_id: node_id.into(),
             generation_id,
             gossip_advertise_addr,
         })

@@ -97,7 +97,7 @@ impl NodeState {
     pub fn for_test() -> NodeState {
         NodeState {
             chitchat_id: ChitchatId {
-                node_id: "test-node".to_string(),
+                node_id: "test-node".into(),
                 generation_id: 0,
                 gossip_advertise_addr: SocketAddr::new(Ipv4Addr::new(127, 0, 0, 1).into(), 7280),
             },
@@ -547,21 +547,27 @@ impl ClusterState {
         &self.node_states
     }
 
+    // P2PSTACK-PATCH: for walking the states beside a digest (sorted alike).
+    pub(crate) fn node_states_mut(
+        &mut self,
+    ) -> impl Iterator<Item = (&ChitchatId, &mut NodeState)> {
+        self.node_states.iter_mut()
+    }
+
     /// Get a mutable reference to the requested node state, or create and add a
     /// new state if none was found.
     pub(crate) fn node_state_mut_or_init(&mut self, chitchat_id: &ChitchatId) -> &mut NodeState {
-        // TODO use the `hash_raw_entry` feature once it gets stabilized.
-        // Most of the time the entry is already present. We avoid cloning chitchat_id with
-        // this if statement.
-        let entry = self.node_states.entry(chitchat_id.clone());
-        match entry {
-            Entry::Occupied(value) => value.into_mut(),
-            Entry::Vacant(vacant) => {
-                self.garbage_collected_nodes.pop(chitchat_id);
-                let new_node_state = NodeState::new(chitchat_id.clone(), self.listeners.clone());
-                vacant.insert(new_node_state)
-            }
+        // P2PSTACK-PATCH: most of the time the entry is already present
+        // (every heartbeat of every digest): look it up without cloning
+        // the id (upstream cloned it for `entry` on every call).
+        if !self.node_states.contains_key(chitchat_id) {
+            self.garbage_collected_nodes.pop(chitchat_id);
+            let new_node_state = NodeState::new(chitchat_id.clone(), self.listeners.clone());
+            self.node_states.insert(chitchat_id.clone(), new_node_state);
         }
+        self.node_states
+            .get_mut(chitchat_id)
+            .expect("the node state was inserted above")
     }
 
     pub fn node_state(&self, chitchat_id: &ChitchatId) -> Option<&NodeState> {
@@ -636,15 +642,30 @@ impl ClusterState {
         scheduled_for_deletion: &HashSet<&ChitchatId>,
     ) -> Delta {
         let mut stale_nodes = SortedStaleNodes::default();
+        // P2PSTACK-PATCH: the digest is sorted like the node states: walk
+        // it alongside instead of searching it once per node.
+        let mut digests = digest.node_digests.iter().peekable();
 
         for (chitchat_id, node_state) in &self.node_states {
             if scheduled_for_deletion.contains(chitchat_id) {
                 continue;
             }
 
-            let (digest_last_gc_version, digest_max_version) = digest
-                .node_digests
-                .get(chitchat_id)
+            let mut node_digest = None;
+            while let Some((id, d)) = digests.peek() {
+                match (*id).cmp(chitchat_id) {
+                    Ordering::Less => {
+                        digests.next();
+                    }
+                    Ordering::Equal => {
+                        node_digest = Some(*d);
+                        digests.next();
+                        break;
+                    }
+                    Ordering::Greater => break,
+                }
+            }
+            let (digest_last_gc_version, digest_max_version) = node_digest
                 .map(|node_digest| (node_digest.last_gc_version, node_digest.max_version))
                 .unwrap_or((0u64, 0u64));
 

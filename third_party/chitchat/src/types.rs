@@ -17,10 +17,16 @@ use crate::serialize::Deserializable;
 /// increasing to differentiate the most recent state and must be incremented every time a node
 /// leaves and rejoins the cluster. Backends such as Cassandra or Quickwit typically use the node's
 /// startup time as the `generation_id`.
-#[derive(Clone, Eq, PartialEq, Hash, Ord, PartialOrd, Serialize, Deserialize)]
+// P2PSTACK-PATCH: `node_id` is an `Arc<str>` (upstream `String`): every
+// digest, liveness round and heartbeat report clones ids, and cloning a
+// string per member per message was a large share of the `sim` backend's
+// gossip cost. Equality and order are by value as before; two handles on
+// the same string compare equal without reading it.
+#[derive(Clone, Eq, Hash, Serialize, Deserialize)]
 pub struct ChitchatId {
     /// An identifier unique across the cluster.
-    pub node_id: String,
+    #[serde(with = "arc_str")]
+    pub node_id: std::sync::Arc<str>,
     /// A numeric identifier incremented every time the node leaves and rejoins the cluster.
     pub generation_id: u64,
     /// The socket address peers should use to gossip with the node.
@@ -32,17 +38,65 @@ impl Debug for ChitchatId {
         write!(
             f,
             "{}:{}:{}",
-            self.node_id.as_str(),
+            &*self.node_id,
             self.generation_id,
             self.gossip_advertise_addr
         )
     }
 }
 
+/// `Arc<str>` as a plain string (serde's `rc` feature is not enabled).
+mod arc_str {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(s: &Arc<str>, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Arc<str>, D::Error> {
+        String::deserialize(deserializer).map(Arc::from)
+    }
+}
+
+impl PartialEq for ChitchatId {
+    fn eq(&self, other: &Self) -> bool {
+        // Cheapest first: members mostly differ by address.
+        self.gossip_advertise_addr == other.gossip_advertise_addr
+            && self.generation_id == other.generation_id
+            && (std::sync::Arc::ptr_eq(&self.node_id, &other.node_id)
+                || self.node_id == other.node_id)
+    }
+}
+
+impl Ord for ChitchatId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let node_ids = if std::sync::Arc::ptr_eq(&self.node_id, &other.node_id) {
+            std::cmp::Ordering::Equal
+        } else {
+            self.node_id.cmp(&other.node_id)
+        };
+        node_ids
+            .then_with(|| self.generation_id.cmp(&other.generation_id))
+            .then_with(|| self.gossip_advertise_addr.cmp(&other.gossip_advertise_addr))
+    }
+}
+
+impl PartialOrd for ChitchatId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 impl ChitchatId {
-    pub fn new(node_id: String, generation_id: u64, gossip_advertise_addr: SocketAddr) -> Self {
+    pub fn new(
+        node_id: impl Into<std::sync::Arc<str>>,
+        generation_id: u64,
+        gossip_advertise_addr: SocketAddr,
+    ) -> Self {
         Self {
-            node_id,
+            node_id: node_id.into(),
             generation_id,
             gossip_advertise_addr,
         }
