@@ -23,6 +23,68 @@ async fn mock_admin_token(fed: &Fed, i: usize) -> String {
 }
 
 /// Every server on mock `i` (all projects), as (local id, global id).
+/// Makes cloudlet `i`'s API answer 503 to everything for `secs` model
+/// seconds (the mock's fault injection; `admin` is a token of that
+/// cloudlet's admin); returns when the cut began.
+async fn cut_cloudlet(fed: &Fed, i: usize, admin: &str, secs: f64) -> Instant {
+    let m = fed.mocks[i - 1].as_ref().unwrap().base_url().to_string();
+    let (s, _, v) = fed
+        .call(
+            "POST",
+            &format!("{m}/mock/v1/faults/api-unavailable"),
+            Some(admin),
+            Some(json!({ "duration_s": secs })),
+        )
+        .await;
+    assert_eq!(s, 204, "{v}");
+    Instant::now()
+}
+
+/// Waits until server `gid`, read through agent `via`, is ACTIVE on
+/// `cloudlet` (a re-placed boot), failing after `within`.
+async fn wait_active_on(
+    fed: &Fed,
+    via: usize,
+    token: &str,
+    gid: &str,
+    cloudlet: &str,
+    within: Duration,
+) {
+    let t0 = Instant::now();
+    loop {
+        let (s, h, v) = fed
+            .call(
+                "GET",
+                &format!("{}/servers/{gid}", fed.compute(via)),
+                Some(token),
+                None,
+            )
+            .await;
+        let on = h
+            .get("x-p2p-cloudlet")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if s == 200 && v["server"]["status"] == "ACTIVE" && on == cloudlet {
+            return;
+        }
+        assert!(t0.elapsed() < within, "never re-placed: {s} {on} {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The client deletes server `gid` through agent `via` (204 expected).
+async fn delete_server(fed: &Fed, via: usize, token: &str, gid: &str) {
+    let (s, _, v) = fed
+        .call(
+            "DELETE",
+            &format!("{}/servers/{gid}", fed.compute(via)),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204, "{v}");
+}
+
 async fn instances(fed: &Fed, i: usize, token: &str) -> Vec<(String, String)> {
     let m = fed.mocks[i - 1].as_ref().unwrap();
     let (s, _, v) = fed
@@ -68,51 +130,11 @@ async fn a_deleted_server_never_comes_back_after_its_first_cloudlet_returns() {
     let (gid, owner) = fed.boot(2, &demo, "phoenix").await;
     assert_eq!(owner, "cloudlet-2", "local first");
     // Cloudlet 2 stops answering (503 to everything) for 15 model seconds.
-    let m2 = fed.mocks[1].as_ref().unwrap().base_url().to_string();
-    let (s, _, v) = fed
-        .call(
-            "POST",
-            &format!("{m2}/mock/v1/faults/api-unavailable"),
-            Some(&admin2),
-            Some(json!({"duration_s": 15.0})),
-        )
-        .await;
-    assert_eq!(s, 204, "{v}");
-    let cut = Instant::now();
+    let cut = cut_cloudlet(&fed, 2, &admin2, 15.0).await;
     // The boot is re-placed on cloudlet 1 and goes ACTIVE there.
-    let t0 = Instant::now();
-    loop {
-        let (s, h, v) = fed
-            .call(
-                "GET",
-                &format!("{}/servers/{gid}", fed.compute(1)),
-                Some(&demo),
-                None,
-            )
-            .await;
-        let on = h
-            .get("x-p2p-cloudlet")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if s == 200 && v["server"]["status"] == "ACTIVE" && on == "cloudlet-1" {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(12),
-            "never re-placed: {s} {on} {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_active_on(&fed, 1, &demo, &gid, "cloudlet-1", Duration::from_secs(12)).await;
     // The client deletes it.
-    let (s, _, v) = fed
-        .call(
-            "DELETE",
-            &format!("{}/servers/{gid}", fed.compute(1)),
-            Some(&demo),
-            None,
-        )
-        .await;
-    assert_eq!(s, 204, "{v}");
+    delete_server(&fed, 1, &demo, &gid).await;
     // Wait until cloudlet 2 answers again, then watch every list.
     while cut.elapsed() < Duration::from_secs(16) {
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -469,17 +491,7 @@ async fn entry_agent_killed_mid_burst_loses_nothing_and_leaves_nothing() {
     assert!(accepted.len() >= 4, "{accepted:?}");
     // Cloudlet 3 stops answering for 30 model s (3 s) meanwhile.
     let admin3 = mock_admin_token(&fed, 3).await;
-    let m3 = fed.mocks[2].as_ref().unwrap().base_url().to_string();
-    let (s, _, v) = fed
-        .call(
-            "POST",
-            &format!("{m3}/mock/v1/faults/api-unavailable"),
-            Some(&admin3),
-            Some(json!({"duration_s": 30.0})),
-        )
-        .await;
-    assert_eq!(s, 204, "{v}");
-    let cut = Instant::now();
+    let cut = cut_cloudlet(&fed, 3, &admin3, 30.0).await;
     // Every accepted boot ends ACTIVE, seen through agents 1 and 4.
     let t0 = Instant::now();
     for (name, gid) in &accepted {
@@ -620,51 +632,11 @@ async fn the_owners_agent_hides_and_deletes_a_superseded_instance() {
         .expect("owner name");
     let other = 5 - x; // the third member (2 ↔ 3)
     let admin_x = mock_admin_token(&fed, x).await;
-    let mx = fed.mocks[x - 1].as_ref().unwrap().base_url().to_string();
-    let (s, _, v) = fed
-        .call(
-            "POST",
-            &format!("{mx}/mock/v1/faults/api-unavailable"),
-            Some(&admin_x),
-            Some(json!({"duration_s": 12.0})),
-        )
-        .await;
-    assert_eq!(s, 204, "{v}");
-    let cut = Instant::now();
+    let cut = cut_cloudlet(&fed, x, &admin_x, 12.0).await;
     // Re-placed on the third cloudlet, ACTIVE there.
-    let t0 = Instant::now();
-    loop {
-        let (s, h, v) = fed
-            .call(
-                "GET",
-                &format!("{}/servers/{gid}", fed.compute(1)),
-                Some(&demo),
-                None,
-            )
-            .await;
-        let on = h
-            .get("x-p2p-cloudlet")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        if s == 200 && v["server"]["status"] == "ACTIVE" && on == format!("cloudlet-{other}") {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "never re-placed: {s} {on} {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let (s, _, v) = fed
-        .call(
-            "DELETE",
-            &format!("{}/servers/{gid}", fed.compute(1)),
-            Some(&demo),
-            None,
-        )
-        .await;
-    assert_eq!(s, 204, "{v}");
+    let third = format!("cloudlet-{other}");
+    wait_active_on(&fed, 1, &demo, &gid, &third, Duration::from_secs(10)).await;
+    delete_server(&fed, 1, &demo, &gid).await;
     // The coordinator dies (its cloudlet stays): its pending delete of the
     // superseded instance dies with it.
     if let Some(a) = fed.agents[0].take() {
