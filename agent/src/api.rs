@@ -147,6 +147,12 @@ fn peer_ctx(
     ctx(core, headers, Service::Control)
 }
 
+/// A peer's JSON body as `T`; 400 naming `what` when it does not parse.
+fn peer_body<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|_| fault(Service::Control, 400, format!("Malformed {what}")))
+}
+
 /// Nova's 403 for a failed policy check.
 fn forbidden(service: Service, rule: &str) -> Response {
     fault(service, 403, policy::policy_message(rule)).into_response()
@@ -1105,25 +1111,19 @@ async fn p2p_boot(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let c = match peer_ctx(&core, &method, &uri, &headers, &body) {
-        Ok(c) => c,
-        Err(f) => return f.into_response(),
+) -> Result<Response, ApiError> {
+    let c = peer_ctx(&core, &method, &uri, &headers, &body)?;
+    let plan: BootPlan = peer_body(&body, "boot plan")?;
+    let (local_id, created) = core
+        .boot_local(&c.project, &plan, &c.rid)
+        .await
+        .map_err(|e| call_fault(Service::Control, e))?;
+    Metrics::inc(&core.metrics.boots_accepted_for_peers);
+    let accepted = BootAccepted {
+        local_id,
+        create: created,
     };
-    let Ok(plan) = serde_json::from_slice::<BootPlan>(&body) else {
-        return fault(Service::Control, 400, "Malformed boot plan").into_response();
-    };
-    match core.boot_local(&c.project, &plan, &c.rid).await {
-        Ok((local_id, created)) => {
-            Metrics::inc(&core.metrics.boots_accepted_for_peers);
-            let accepted = BootAccepted {
-                local_id,
-                create: created,
-            };
-            json_resp(StatusCode::ACCEPTED, &json!(accepted))
-        }
-        Err(e) => call_fault(Service::Control, e).into_response(),
-    }
+    Ok(json_resp(StatusCode::ACCEPTED, &json!(accepted)))
 }
 
 /// `GET`/`DELETE` of a global ID this agent coordinates.
@@ -1134,23 +1134,19 @@ async fn p2p_server(
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
-) -> Response {
-    let c = match peer_ctx(&core, &method, &uri, &headers, &body) {
-        Ok(c) => c,
-        Err(f) => return f.into_response(),
-    };
-    let Some(gid) = idroute::parse(&id) else {
-        return fault(
+) -> Result<Response, ApiError> {
+    let c = peer_ctx(&core, &method, &uri, &headers, &body)?;
+    let gid = idroute::parse(&id).ok_or_else(|| {
+        fault(
             Service::Compute,
             404,
             format!("Instance {id} could not be found."),
         )
-        .into_response();
-    };
+    })?;
     let o = core
         .server_op(&method, gid, &c.claims, &c.project, &c.base, &c.rid)
         .await;
-    outcome(&core, o)
+    Ok(outcome(&core, o))
 }
 
 /// Raw access to the own cloudlet's Nova for a peer (reads and deletes).
@@ -1235,18 +1231,13 @@ async fn p2p_superseded(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let c = match peer_ctx(&core, &method, &uri, &headers, &body) {
-        Ok(c) => c,
-        Err(f) => return f.into_response(),
-    };
-    let Ok(s) = serde_json::from_slice::<Superseded>(&body) else {
-        return fault(Service::Control, 400, "Malformed superseded list").into_response();
-    };
+) -> Result<Response, ApiError> {
+    let c = peer_ctx(&core, &method, &uri, &headers, &body)?;
+    let s: Superseded = peer_body(&body, "superseded list")?;
     for id in &s.local_ids {
         core.delete_for_certain(&core.name, id, &c.claims, &c.project, &c.rid);
     }
-    StatusCode::NO_CONTENT.into_response()
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// What a peer may do on this cloudlet for the user of its token: the
@@ -1429,11 +1420,8 @@ async fn p2p_known(
     headers: HeaderMap,
     Path(member): Path<String>,
     body: Bytes,
-) -> Response {
-    let c = match peer_ctx(&core, &method, &uri, &headers, &body) {
-        Ok(c) => c,
-        Err(f) => return f.into_response(),
-    };
+) -> Result<Response, ApiError> {
+    let c = peer_ctx(&core, &method, &uri, &headers, &body)?;
     let servers = core.known_servers_of(&member, &c.project);
-    json_resp(StatusCode::OK, &json!(KnownServers { servers }))
+    Ok(json_resp(StatusCode::OK, &json!(KnownServers { servers })))
 }
