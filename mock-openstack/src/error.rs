@@ -35,6 +35,14 @@ impl ApiErr {
     pub fn bad_request(service: Service, m: impl Into<String>) -> Self {
         Self(ApiError::bad_request(service, m))
     }
+    /// Nova's 400 for a request body without a required property (the
+    /// message of its JSON-schema validation).
+    pub fn required(service: Service, property: &str) -> Self {
+        Self::bad_request(
+            service,
+            format!("Invalid input: '{property}' is a required property"),
+        )
+    }
     pub fn not_found(service: Service, m: impl Into<String>) -> Self {
         Self(ApiError::not_found(service, m))
     }

@@ -60,9 +60,10 @@ fn parse(v: &Value) -> ApiResult<Request> {
     };
     Ok(match key.as_str() {
         "reboot" => {
-            let ty = arg.get("type").and_then(Value::as_str).ok_or_else(|| {
-                ApiErr::bad_request(S, "Invalid input: 'type' is a required property")
-            })?;
+            let ty = arg
+                .get("type")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiErr::required(S, "type"))?;
             // nova's schema: HARD/Hard/hard/SOFT/Soft/soft.
             let hard = match ty {
                 "HARD" | "Hard" | "hard" => true,
@@ -78,9 +79,10 @@ fn parse(v: &Value) -> ApiResult<Request> {
         "suspend" => Request::Compute(Action::Suspend, None),
         "resume" => Request::Compute(Action::Resume, None),
         "rebuild" => {
-            let image = arg.get("imageRef").and_then(Value::as_str).ok_or_else(|| {
-                ApiErr::bad_request(S, "Invalid input: 'imageRef' is a required property")
-            })?;
+            let image = arg
+                .get("imageRef")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiErr::required(S, "imageRef"))?;
             let image = image.trim_end_matches('/').rsplit('/').next().unwrap_or("");
             if image != IMAGE_ID {
                 return Err(ApiErr::bad_request(

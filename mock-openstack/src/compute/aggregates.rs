@@ -92,9 +92,7 @@ async fn create(
     let a = v
         .get("aggregate")
         .filter(|a| a.is_object())
-        .ok_or_else(|| {
-            ApiErr::bad_request(S, "Invalid input: 'aggregate' is a required property")
-        })?;
+        .ok_or_else(|| ApiErr::required(S, "aggregate"))?;
     let name = a
         .get("name")
         .and_then(Value::as_str)

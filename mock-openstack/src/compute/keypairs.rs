@@ -106,11 +106,11 @@ async fn create(
     let kp = v
         .get("keypair")
         .filter(|k| k.is_object())
-        .ok_or_else(|| ApiErr::bad_request(S, "Invalid input: 'keypair' is a required property"))?;
+        .ok_or_else(|| ApiErr::required(S, "keypair"))?;
     let name = kp
         .get("name")
         .and_then(Value::as_str)
-        .ok_or_else(|| ApiErr::bad_request(S, "Invalid input: 'name' is a required property"))?;
+        .ok_or_else(|| ApiErr::required(S, "name"))?;
     if !valid_name(name) {
         return Err(invalid("Keypair name contains unsafe characters"));
     }

@@ -498,14 +498,14 @@ async fn groups_create(
 ) -> ApiResult<Response> {
     let ctx = st.authenticate(&headers, S)?;
     let v = json_body(S, &body)?;
-    let sg = v.get("server_group").ok_or_else(|| {
-        ApiErr::bad_request(S, "Invalid input: 'server_group' is a required property")
-    })?;
+    let sg = v
+        .get("server_group")
+        .ok_or_else(|| ApiErr::required(S, "server_group"))?;
     let name = sg
         .get("name")
         .and_then(Value::as_str)
         .filter(|n| !n.is_empty())
-        .ok_or_else(|| ApiErr::bad_request(S, "Invalid input: 'name' is a required property"))?;
+        .ok_or_else(|| ApiErr::required(S, "name"))?;
     let policies: Vec<String> = sg
         .get("policies")
         .and_then(Value::as_array)

@@ -115,7 +115,7 @@ async fn create(
     let s = v
         .get("server")
         .filter(|s| s.is_object())
-        .ok_or_else(|| ApiErr::bad_request(S, "Invalid input: 'server' is a required property"))?;
+        .ok_or_else(|| ApiErr::required(S, "server"))?;
     let name = s
         .get("name")
         .and_then(Value::as_str)
@@ -123,9 +123,10 @@ async fn create(
         .filter(|n| !n.is_empty() && n.len() <= 255)
         .ok_or_else(|| ApiErr::bad_request(S, "Invalid input for field/attribute name."))?
         .to_string();
-    let flavor_ref = s.get("flavorRef").and_then(ref_id).ok_or_else(|| {
-        ApiErr::bad_request(S, "Invalid input: 'flavorRef' is a required property")
-    })?;
+    let flavor_ref = s
+        .get("flavorRef")
+        .and_then(ref_id)
+        .ok_or_else(|| ApiErr::required(S, "flavorRef"))?;
     let flavor = defaults::flavor(&flavor_ref)
         .ok_or_else(|| ApiErr::bad_request(S, "Invalid flavorRef provided."))?;
     let has_bdm = s
