@@ -85,6 +85,36 @@ async fn delete_server(fed: &Fed, via: usize, token: &str, gid: &str) {
     assert_eq!(s, 204, "{v}");
 }
 
+/// For `during`, no list through agents `via` shows server `gid` (a
+/// deleted server must never come back).
+async fn never_listed(fed: &Fed, via: &[usize], token: &str, gid: &str, during: Duration) {
+    let t0 = Instant::now();
+    while t0.elapsed() < during {
+        for &i in via {
+            let (s, _, v) = fed
+                .call(
+                    "GET",
+                    &format!("{}/servers/detail", fed.compute(i)),
+                    Some(token),
+                    None,
+                )
+                .await;
+            assert_eq!(s, 200, "{v}");
+            let back: Vec<&Value> = v["servers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| s["id"] == gid)
+                .collect();
+            assert!(
+                back.is_empty(),
+                "deleted server listed again at agent {i}: {back:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 async fn instances(fed: &Fed, i: usize, token: &str) -> Vec<(String, String)> {
     let m = fed.mocks[i - 1].as_ref().unwrap();
     let (s, _, v) = fed
@@ -139,31 +169,7 @@ async fn a_deleted_server_never_comes_back_after_its_first_cloudlet_returns() {
     while cut.elapsed() < Duration::from_secs(16) {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(5) {
-        for i in 1..=2 {
-            let (s, _, v) = fed
-                .call(
-                    "GET",
-                    &format!("{}/servers/detail", fed.compute(i)),
-                    Some(&demo),
-                    None,
-                )
-                .await;
-            assert_eq!(s, 200, "{v}");
-            let back: Vec<&Value> = v["servers"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|s| s["id"] == gid.as_str())
-                .collect();
-            assert!(
-                back.is_empty(),
-                "deleted server came back at agent {i}: {back:?}"
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    never_listed(&fed, &[1, 2], &demo, &gid, Duration::from_secs(5)).await;
     // And the first instance is really gone from cloudlet 2.
     let left: Vec<(String, String)> = instances(&fed, 2, &admin2)
         .await
@@ -645,31 +651,7 @@ async fn the_owners_agent_hides_and_deletes_a_superseded_instance() {
     while cut.elapsed() < Duration::from_secs(13) {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(4) {
-        for i in [x, other] {
-            let (s, _, v) = fed
-                .call(
-                    "GET",
-                    &format!("{}/servers/detail", fed.compute(i)),
-                    Some(&demo),
-                    None,
-                )
-                .await;
-            assert_eq!(s, 200, "{v}");
-            let back: Vec<&Value> = v["servers"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|s| s["id"] == gid.as_str())
-                .collect();
-            assert!(
-                back.is_empty(),
-                "deleted server listed again at agent {i}: {back:?}"
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    never_listed(&fed, &[x, other], &demo, &gid, Duration::from_secs(4)).await;
     let left: Vec<(String, String)> = instances(&fed, x, &admin_x)
         .await
         .into_iter()
