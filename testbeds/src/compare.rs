@@ -33,6 +33,12 @@ pub struct CompareArgs {
     /// `--levels auto`: first level of each system's search.
     #[arg(long, default_value_t = 64)]
     pub start_level: u32,
+    /// `--levels auto`: start a system's search from a guess of its limit,
+    /// `SYSTEM=LEVEL` (repeatable; e.g. the limits of an earlier run):
+    /// the search widens a bracket around the guess instead of doubling
+    /// from --start-level, which stays its floor. Same precision (12.5 %).
+    #[arg(long = "search-from", value_name = "SYSTEM=LEVEL", value_parser = parse_search_from)]
+    pub search_from: Vec<(Kind, u32)>,
     /// `--levels auto`: largest level the search may run (default 131,072
     /// on sim; 2,048 on the real-time backends, where every boot holds
     /// sockets and 4,096 ran out of descriptors on a 20,000 limit).
@@ -247,13 +253,21 @@ pub async fn run(args: CompareArgs) -> Result<String> {
     let mut scale_disagrees = false;
     let mut runs = Vec::new();
     let mut search_report = String::new();
-    let plan = || match &levels {
+    let plan = |kind: Kind| match &levels {
         Levels::List(l) => Plan::Fixed(l.clone()),
-        Levels::Auto => Plan::Search(LimitSearch::new(
-            args.start_level,
-            args.resolved_max_level(),
-            args.limit_rule.clone(),
-        )),
+        Levels::Auto => Plan::Search(match args.search_from.iter().find(|(k, _)| *k == kind) {
+            Some(&(_, guess)) => LimitSearch::around(
+                guess,
+                args.start_level,
+                args.resolved_max_level(),
+                args.limit_rule.clone(),
+            ),
+            None => LimitSearch::new(
+                args.start_level,
+                args.resolved_max_level(),
+                args.limit_rule.clone(),
+            ),
+        }),
     };
     // A chaos scenario runs only the systems it applies to, and says why not.
     let systems: Vec<Kind> = args
@@ -282,7 +296,7 @@ pub async fn run(args: CompareArgs) -> Result<String> {
                         let spec = spec_for(kind, time_scale);
                         s.spawn(move || -> Result<_> {
                             let rt = crate::sim::runtime().context("cannot start a sim runtime")?;
-                            rt.block_on(run_one(args, spec, &plan(), time_scale))
+                            rt.block_on(run_one(args, spec, &plan(kind), time_scale))
                         })
                     })
                     .collect();
@@ -296,7 +310,8 @@ pub async fn run(args: CompareArgs) -> Result<String> {
         }
     } else {
         for &kind in &systems {
-            outcomes.push(run_one(&args, spec_for(kind, time_scale), &plan(), time_scale).await);
+            outcomes
+                .push(run_one(&args, spec_for(kind, time_scale), &plan(kind), time_scale).await);
         }
     }
     for (kind, outcome) in systems.iter().copied().zip(outcomes) {
@@ -410,6 +425,23 @@ pub async fn run(args: CompareArgs) -> Result<String> {
         );
     }
     Ok(table)
+}
+
+/// `--search-from SYSTEM=LEVEL`.
+pub(crate) fn parse_search_from(text: &str) -> Result<(Kind, u32), String> {
+    let (system, level) = text
+        .split_once('=')
+        .ok_or_else(|| format!("--search-from {text:?}: expected SYSTEM=LEVEL, e.g. p2p=16384"))?;
+    let kinds = Kind::parse_list(system)?;
+    let [kind] = kinds[..] else {
+        return Err(format!("--search-from {text:?}: name one system"));
+    };
+    match level.trim().parse::<u32>() {
+        Ok(l) if l > 0 => Ok((kind, l)),
+        _ => Err(format!(
+            "--search-from {text:?}: {level:?} is not a positive burst size"
+        )),
+    }
 }
 
 /// Which levels one system runs.
@@ -576,6 +608,7 @@ async fn run_one(
         run.config["limit_search"] = serde_json::json!({
             "rule": args.limit_rule.to_string(),
             "start": args.start_level,
+            "from_guess": args.search_from.iter().find(|(k, _)| *k == kind).map(|(_, g)| g),
             "cap": args.resolved_max_level(),
             "tolerance": crate::levels::DEFAULT_TOLERANCE,
             "ended": e.to_string(),
@@ -680,4 +713,21 @@ fn git_revision() -> Option<String> {
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
         .filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_from_names_one_system_and_a_positive_level() {
+        assert_eq!(parse_search_from("p2p=16384"), Ok((Kind::P2p, 16_384)));
+        assert_eq!(
+            parse_search_from("standard= 1408"),
+            Ok((Kind::Standard, 1_408))
+        );
+        for bad in ["p2p", "p2p=0", "p2p=x", "nova=64", "p2p,standard=64", "=64"] {
+            assert!(parse_search_from(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -14,6 +14,15 @@
 //! The search ends past the limit (a larger level was measured and was
 //! worse), or at the cap with the system still not past its limit, which
 //! the comparison then says.
+//!
+//! A search may instead start from a guess ([`LimitSearch::around`], e.g.
+//! the limit found at a neighbouring setting of `testbed sensitivity`): it
+//! runs the guess, then widens a bracket around it by factors 1.125,
+//! 1.125, 1.25, 1.5, 2, 2, … (up while the largest level is the best, down while the
+//! smallest is, under the rules that reward successes), and refines as
+//! above. Its result has the same precision; when the guess is near the
+//! limit it costs about two levels of the limit's size instead of the
+//! doubling's whole ladder plus three refinements.
 
 use std::fmt;
 use std::str::FromStr;
@@ -76,6 +85,9 @@ pub struct LimitSearch {
     /// fraction of the limit.
     pub tolerance: f64,
     pub rule: LimitRule,
+    /// First level of a search that starts from a guess ([`Self::around`]);
+    /// `start` is then the smallest level it may run.
+    pub guess: Option<u32>,
 }
 
 /// Default cap of `--levels auto`.
@@ -105,19 +117,67 @@ impl LimitSearch {
             cap: cap.max(start.max(1)),
             tolerance: DEFAULT_TOLERANCE,
             rule,
+            guess: None,
         }
+    }
+
+    /// A search that starts at `guess` and widens a bracket around it,
+    /// never below `floor` nor above `cap`.
+    pub fn around(guess: u32, floor: u32, cap: u32, rule: LimitRule) -> Self {
+        let mut s = Self::new(floor, cap, rule);
+        s.guess = Some(guess.clamp(s.start, s.cap));
+        s
+    }
+
+    /// The factor of the next widening step after `k` levels on that side
+    /// of the guess: twice the tolerance's step (a guess a few per cent off
+    /// is bracketed at once), then 1.25, 1.5 and 2 (one far off is reached
+    /// in a few levels).
+    fn widen(&self, k: usize) -> f64 {
+        let doublings = i32::try_from(k.saturating_sub(1).min(8)).unwrap_or(8);
+        (1.0 + self.tolerance * 2f64.powi(doublings)).min(2.0)
+    }
+
+    /// The next level above `largest` (the best so far).
+    fn step_up(&self, largest: u32, done: &[&LevelResult]) -> u32 {
+        let next = match self.guess {
+            None => largest.saturating_mul(2),
+            Some(g) => {
+                let k = done.iter().filter(|l| l.level > g).count();
+                // Rounded down so that one step stays within the tolerance.
+                ((f64::from(largest) * self.widen(k)).floor() as u32).max(largest + 1)
+            }
+        };
+        next.min(self.cap)
+    }
+
+    /// The next level below `smallest` when a guessed search must look
+    /// there; `None` at the floor.
+    fn step_down(&self, smallest: u32, done: &[&LevelResult]) -> Option<u32> {
+        let g = self.guess?;
+        if smallest <= self.start {
+            return None;
+        }
+        let k = done.iter().filter(|l| l.level < g).count();
+        let next = (f64::from(smallest) / self.widen(k)).floor() as u32;
+        Some(next.clamp(self.start, smallest - 1))
     }
 
     /// The next step given the levels measured so far (any order).
     pub fn next(&self, done: &[LevelResult]) -> Step {
         if done.is_empty() {
-            return Step::Run(self.start);
+            return Step::Run(self.guess.unwrap_or(self.start));
         }
         let mut sorted: Vec<&LevelResult> = done.iter().collect();
         sorted.sort_by_key(|l| l.level);
+        let smallest = sorted[0].level;
         let Some(i) = limit::select(&sorted, &self.rule) else {
-            // error-below: even the smallest level is above the threshold.
-            return Step::NoLimit;
+            // error-below: even the smallest level is above the threshold
+            // (a guessed search looks further down first).
+            return match self.step_down(smallest, &sorted) {
+                Some(l) => Step::Run(l),
+                None => Step::NoLimit,
+            };
         };
         let best = sorted[i].level;
         let largest = sorted.last().map_or(best, |l| l.level);
@@ -128,7 +188,18 @@ impl LimitSearch {
                     limit: best,
                 };
             }
-            return Step::Run(largest.saturating_mul(2).min(self.cap));
+            return Step::Run(self.step_up(largest, &sorted));
+        }
+        // A guessed search whose best level is its smallest has not seen
+        // the slope below it: under the rules that reward successes or
+        // throughput, a smaller level might do better. (The error rule's
+        // limit is the largest level under the threshold: nothing below
+        // can change it.)
+        let rewards_more = !matches!(self.rule, LimitRule::LastBelowErrorRate(_));
+        if rewards_more && best == smallest {
+            if let Some(l) = self.step_down(smallest, &sorted) {
+                return Step::Run(l);
+            }
         }
         // Past the limit: refine between it and the next larger level.
         let above = sorted
@@ -246,6 +317,97 @@ mod tests {
         assert!((448..=500).contains(&limit), "{limit}");
         let (order, end) = search(&s, |l| l / 2);
         assert_eq!(order, vec![64]);
+        assert_eq!(end, Step::NoLimit);
+    }
+
+    /// Boots run by a search (the sum of its levels): what it costs.
+    fn boots(order: &[u32]) -> u64 {
+        order.iter().map(|&l| u64::from(l)).sum()
+    }
+
+    /// Up to `peak` concurrent boots all succeed; above, successes fall.
+    fn peaked(peak: u32) -> impl Fn(u32) -> u32 {
+        move |l| {
+            if l <= peak {
+                l
+            } else {
+                (2 * peak).saturating_sub(l)
+            }
+        }
+    }
+
+    #[test]
+    fn a_guess_near_the_limit_brackets_it_as_precisely_for_a_fraction_of_the_boots() {
+        let cold = LimitSearch::new(64, DEFAULT_CAP, LimitRule::MostSuccessful);
+        let (cold_order, cold_end) = search(&cold, peaked(10_000));
+        let warm = LimitSearch::around(9_000, 64, DEFAULT_CAP, LimitRule::MostSuccessful);
+        let (order, end) = search(&warm, peaked(10_000));
+        assert_eq!(order[0], 9_000);
+        let Step::PastLimit { limit, above } = end else {
+            panic!("{end:?}")
+        };
+        assert!(
+            f64::from(above - limit) <= 0.125 * f64::from(limit),
+            "{limit} {above}"
+        );
+        assert!(limit.abs_diff(10_000) <= 1_250, "{limit} {above}");
+        assert!(matches!(cold_end, Step::PastLimit { .. }));
+        // Cheaper than the cold search by more than half.
+        assert!(
+            2 * boots(&order) < boots(&cold_order),
+            "warm {order:?} vs cold {cold_order:?}"
+        );
+    }
+
+    #[test]
+    fn a_guess_above_the_limit_walks_down_and_checks_the_slope_below() {
+        let warm = LimitSearch::around(40_000, 64, DEFAULT_CAP, LimitRule::MostSuccessful);
+        let (order, end) = search(&warm, peaked(10_000));
+        let Step::PastLimit { limit, above } = end else {
+            panic!("{end:?}")
+        };
+        assert!(
+            f64::from(above - limit) <= 0.125 * f64::from(limit),
+            "{order:?}"
+        );
+        assert!(limit.abs_diff(10_000) <= 1_250, "{limit} {above} {order:?}");
+        // A level below the limit was run and did worse.
+        assert!(order.iter().any(|&l| l < limit), "{order:?}");
+        // One level says nothing of the slope: a step up first, then the
+        // widening steps down: 1.125, 1.125, 1.25, 1.5, then 2.
+        assert_eq!(
+            &order[..6],
+            &[40_000, 45_000, 35_555, 31_604, 25_283, 16_855]
+        );
+    }
+
+    #[test]
+    fn a_guess_below_the_limit_widens_upwards_and_stops_at_the_cap() {
+        let warm = LimitSearch::around(1_000, 64, 4_096, LimitRule::MostSuccessful);
+        let (order, end) = search(&warm, |l| l);
+        assert_eq!(order, vec![1_000, 1_125, 1_265, 1_581, 2_371, 4_096]);
+        assert_eq!(
+            end,
+            Step::CapReached {
+                cap: 4_096,
+                limit: 4_096
+            }
+        );
+    }
+
+    #[test]
+    fn a_guessed_search_under_the_error_rule_goes_down_to_a_qualifying_level() {
+        let rule = LimitRule::LastBelowErrorRate(0.05);
+        let warm = LimitSearch::around(2_000, 64, DEFAULT_CAP, rule.clone());
+        let (order, end) = search(&warm, |l| if l <= 500 { l } else { l / 2 });
+        let Step::PastLimit { limit, .. } = end else {
+            panic!("{end:?} {order:?}")
+        };
+        assert!((448..=500).contains(&limit), "{limit} {order:?}");
+        // At the floor with nothing qualifying: no limit.
+        let warm = LimitSearch::around(100, 64, DEFAULT_CAP, rule);
+        let (order, end) = search(&warm, |l| l / 2);
+        assert_eq!(order, vec![100, 88, 78, 64]);
         assert_eq!(end, Step::NoLimit);
     }
 

@@ -23,6 +23,7 @@ use reports::sensitivity::{ParameterInfo, RunInfo, Sensitivity, SettingResult};
 
 use crate::backend::Backend;
 use crate::compare::{self, CompareArgs};
+use crate::topology::Kind;
 
 #[derive(Debug, Clone, Args)]
 pub struct SensitivityArgs {
@@ -51,6 +52,16 @@ pub struct SensitivityArgs {
     /// Cap of each limit search (default: compare's for the backend).
     #[arg(long)]
     pub max_level: Option<u32>,
+    /// Start the baseline's search of a system from a guess of its limit,
+    /// `SYSTEM=LEVEL` (repeatable; see `testbed compare --search-from`).
+    #[arg(long = "search-from", value_name = "SYSTEM=LEVEL", value_parser = compare::parse_search_from)]
+    pub search_from: Vec<(Kind, u32)>,
+    /// Search every setting's limits as the baseline's, from --start-level
+    /// (by default the other settings start from the baseline's limits and
+    /// widen a bracket around them: the same 12.5 % precision for a
+    /// fraction of the boots).
+    #[arg(long)]
+    pub cold_search: bool,
     /// Output directory: the report, and each comparison under runs/.
     #[arg(long, default_value = "reports/sensitivity")]
     pub out: PathBuf,
@@ -60,16 +71,28 @@ pub struct SensitivityArgs {
     /// Print the parameters, their values and sources, and run nothing.
     #[arg(long)]
     pub list: bool,
-    /// Comparisons at a time; above 1 each runs in a child process of
-    /// this program (its own runtime and clock).
-    #[arg(long, default_value_t = 1)]
-    pub jobs: usize,
+    /// Comparisons at a time (default: one per CPU); above 1 each runs in
+    /// a child process of this program (its own runtime and clock). The
+    /// baseline runs first and alone (its two systems on two threads).
+    #[arg(long)]
+    pub jobs: Option<usize>,
     /// Internal (`--jobs`): run only the setting with this id.
     #[arg(long, hide = true)]
     pub only: Option<String>,
+    /// Internal (`--jobs`): the baseline's limits, which a child's search
+    /// starts from (before any --search-from).
+    #[arg(long, hide = true, value_parser = compare::parse_search_from)]
+    pub guess: Vec<(Kind, u32)>,
 }
 
 impl SensitivityArgs {
+    /// `--jobs`, or one per CPU.
+    pub fn resolved_jobs(&self) -> usize {
+        self.jobs.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
+    }
+
     /// The backend, `testbed compare`'s default when not given.
     pub fn resolved_backend(&self) -> Backend {
         self.backend.unwrap_or_else(|| {
@@ -413,6 +436,13 @@ pub fn baseline_args(args: &SensitivityArgs) -> Result<CompareArgs> {
     base.profile = args.profile.clone();
     base.start_level = args.start_level;
     base.max_level = args.max_level;
+    // The baseline's limits (children of --jobs) come before the user's guesses.
+    base.search_from = args
+        .guess
+        .iter()
+        .chain(&args.search_from)
+        .copied()
+        .collect();
     base.levels = None; // the limit search
     base.quiet = args.quiet;
     Ok(base)
@@ -537,7 +567,8 @@ pub async fn run(args: SensitivityArgs) -> Result<Sensitivity> {
         run_setting(&base, s, &args.out).await?;
         return Ok(empty(&args, &base, plan));
     }
-    if args.jobs == 0 {
+    let jobs = args.resolved_jobs();
+    if jobs == 0 {
         bail!("--jobs must be at least 1");
     }
     std::fs::create_dir_all(&args.out)
@@ -566,29 +597,52 @@ pub async fn run(args: SensitivityArgs) -> Result<Sensitivity> {
         assemble(&mut report, &plan, &todo, &outcomes);
         reports::sensitivity::write(&report, &args.out).context("cannot write the report")
     };
-    if args.jobs == 1 {
-        for (i, s) in todo.iter().enumerate() {
+    // The baseline first and alone (`todo` starts with it): the other
+    // settings' searches start from its limits, and nothing else is worth
+    // running if it fails.
+    let baseline = if jobs == 1 {
+        eprintln!("sensitivity: running {}", todo[0].describe());
+        run_setting(&base, &todo[0], &args.out)
+            .await
+            .map_err(|e| format!("{e:#}"))
+    } else {
+        run_child(&args.out, &todo[0], &[])
+    };
+    record(0, baseline.clone())?;
+    let baseline = match baseline {
+        Ok(h) => h,
+        Err(e) => bail!("the baseline comparison failed: {e}"),
+    };
+    let guesses = if args.cold_search {
+        Vec::new()
+    } else {
+        vec![
+            (Kind::Standard, baseline.standard.limit_level),
+            (Kind::P2p, baseline.p2p.limit_level),
+        ]
+    };
+    if jobs == 1 {
+        let mut guided = base.clone();
+        guided.search_from = guesses.iter().chain(&base.search_from).copied().collect();
+        for (i, s) in todo.iter().enumerate().skip(1) {
             eprintln!("sensitivity: running {}", s.describe());
-            let outcome = run_setting(&base, s, &args.out)
+            let outcome = run_setting(&guided, s, &args.out)
                 .await
                 .map_err(|e| format!("{e:#}"));
-            let failed_baseline = s.baseline && outcome.is_err();
             record(i, outcome)?;
-            if failed_baseline {
-                break;
-            }
         }
     } else {
-        run_children(&args, &todo, &mut record)?;
-    }
-    if let Some(Err(e)) = outcomes.first().and_then(|o| o.as_ref()) {
-        bail!("the baseline comparison failed: {e}");
+        let extra: Vec<String> = guesses
+            .iter()
+            .flat_map(|(k, l)| ["--guess".to_string(), format!("{}={l}", k.label())])
+            .collect();
+        run_children(&args.out, &todo, jobs, &extra, &mut record)?;
     }
     println!(
         "sensitivity: {} comparisons in {:.0} s (wall), {} at a time; report: {}",
         report.run.comparisons,
         started.elapsed().as_secs_f64(),
-        args.jobs,
+        jobs,
         args.out.join("index.html").display()
     );
     Ok(report)
@@ -626,40 +680,37 @@ fn assemble(report: &mut Sensitivity, plan: &Plan, todo: &[Setting], outcomes: &
         .collect();
 }
 
-/// `--jobs N`: every setting in a child process of this program
-/// (`testbed … sensitivity … --only <id>`, which runs it through
-/// [`compare::run`] like the sequential path), N at a time. Each child
-/// has its own runtime and clock; its output goes to `runs/<id>/log.txt`.
+/// `--jobs N`: every setting but the baseline (`todo[0]`) in a child
+/// process of this program (`testbed … sensitivity … --only <id>`, which
+/// runs it through [`compare::run`] like the sequential path), N at a
+/// time, each with `extra` arguments. Each child has its own runtime and
+/// clock; its output goes to `runs/<id>/log.txt`.
 fn run_children(
-    args: &SensitivityArgs,
+    out: &Path,
     todo: &[Setting],
+    jobs: usize,
+    extra: &[String],
     record: &mut dyn FnMut(usize, Outcome) -> Result<()>,
 ) -> Result<()> {
     use std::collections::VecDeque;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{mpsc, Mutex};
 
-    let exe = std::env::current_exe().context("cannot find this program to run its children")?;
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    // The baseline first; if it fails nothing else starts.
-    let queue = Mutex::new((0..todo.len()).collect::<VecDeque<usize>>());
+    let queue = Mutex::new((1..todo.len()).collect::<VecDeque<usize>>());
     let stop = AtomicBool::new(false);
     let (tx, rx) = mpsc::channel::<(usize, Outcome)>();
     let mut result = Ok(());
     std::thread::scope(|scope| {
-        for _ in 0..args.jobs.min(todo.len()) {
+        for _ in 0..jobs.min(todo.len().saturating_sub(1)) {
             let tx = tx.clone();
-            let (queue, stop, exe, argv) = (&queue, &stop, &exe, &argv);
+            let (queue, stop) = (&queue, &stop);
             scope.spawn(move || loop {
                 if stop.load(Ordering::SeqCst) {
                     break;
                 }
                 let next = queue.lock().ok().and_then(|mut q| q.pop_front());
                 let Some(i) = next else { break };
-                let outcome = run_child(exe, argv, &args.out, &todo[i]);
-                if todo[i].baseline && outcome.is_err() {
-                    stop.store(true, Ordering::SeqCst);
-                }
+                let outcome = run_child(out, &todo[i], extra);
                 if tx.send((i, outcome)).is_err() {
                     break;
                 }
@@ -676,7 +727,12 @@ fn run_children(
     result
 }
 
-fn run_child(exe: &Path, argv: &[String], out: &Path, s: &Setting) -> Outcome {
+/// One setting in a child process of this program: this command line with
+/// `--only <id>` and `extra`.
+fn run_child(out: &Path, s: &Setting, extra: &[String]) -> Outcome {
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("cannot find this program to run its children: {e}"))?;
+    let argv: Vec<String> = std::env::args().skip(1).collect();
     let dir = out.join(s.run_dir());
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let log_path = dir.join("log.txt");
@@ -685,9 +741,10 @@ fn run_child(exe: &Path, argv: &[String], out: &Path, s: &Setting) -> Outcome {
     let err = log
         .try_clone()
         .map_err(|e| format!("cannot share {}: {e}", log_path.display()))?;
-    let status = std::process::Command::new(exe)
+    let status = std::process::Command::new(&exe)
         .args(argv)
         .args(["--only", &s.id()])
+        .args(extra)
         .stdout(log)
         .stderr(err)
         .status()

@@ -106,7 +106,9 @@ fn a_tiny_sensitivity_run_writes_tornados_and_claim_map_deterministically_at_any
         "3",
         "--quiet",
     ];
-    let stdout = testbed(&args, a.path());
+    let mut sequential = args.to_vec();
+    sequential.extend(["--jobs", "1"]);
+    let stdout = testbed(&sequential, a.path());
     assert!(stdout.contains("5 comparisons"), "{stdout}");
     // Two at a time, each in a child process: the same CSV.
     let mut parallel = args.to_vec();
@@ -127,6 +129,30 @@ fn a_tiny_sensitivity_run_writes_tornados_and_claim_map_deterministically_at_any
         "runs/gossip_interval-high/index.html",
     ] {
         assert!(a.path().join(f).is_file(), "{f} missing");
+    }
+    // The baseline searched from --start-level; every other setting from
+    // the baseline's limits (a bracket around them).
+    let json = |f: &str| -> serde_json::Value {
+        let bytes = std::fs::read(a.path().join(f)).expect(f);
+        serde_json::from_slice(&bytes).expect(f)
+    };
+    let baseline = json("runs/baseline/headline.json");
+    for system in ["standard", "p2p"] {
+        let search = |run: &str| {
+            json(&format!("runs/{run}/results/{system}.json"))["config"]["limit_search"].clone()
+        };
+        assert!(
+            search("baseline")["from_guess"].is_null(),
+            "{}",
+            search("baseline")
+        );
+        for run in ["api_workers-low", "gossip_interval-high"] {
+            assert_eq!(
+                search(run)["from_guess"],
+                baseline[system]["limit_level"],
+                "{run} {system}"
+            );
+        }
     }
     let csv_a = std::fs::read_to_string(a.path().join("sensitivity.csv")).expect("csv");
     let csv_b = std::fs::read_to_string(b.path().join("sensitivity.csv")).expect("csv");
