@@ -24,7 +24,8 @@ use crate::listing::{self, ListQuery};
 use crate::metrics::Metrics;
 use crate::peer_sig;
 use crate::protocol::{
-    self, routes, BootAccepted, KnownServers, PeerRequest, ReadKind, Superseded,
+    self, routes, BootAccepted, BootReplica, KnownServers, PeerRequest, ReadKind, ReplicaState,
+    Superseded,
 };
 use crate::token::{self, Claims};
 use crate::{idroute, view};
@@ -259,6 +260,7 @@ pub fn router(core: Arc<Core>) -> Router {
         .route(routes::KNOWN, get(p2p_known))
         .route(routes::VIEW, get(p2p_view))
         .route(routes::SUPERSEDED, post(p2p_superseded))
+        .route(routes::REPLICA, post(p2p_replica))
         .fallback(not_found)
         .layer(middleware::from_fn(crate::guard::literal_requests))
         .layer(middleware::from_fn_with_state(core.clone(), request_id))
@@ -509,8 +511,15 @@ async fn create_server(State(core): S, headers: HeaderMap, body: Bytes) -> Respo
                 claims: c.claims.clone(),
                 state: DirState::Building,
                 tried,
+                backup: None,
             };
             core.accept(gid, entry, plan.clone(), demand, c.rid.clone());
+            if owner == core.name {
+                // Before the client hears "accepted": losing this agent
+                // with its cloudlet must not lose the server.
+                core.replicate(gid, Some((&plan, &demand)), ReplicaState::Building)
+                    .await;
+            }
             let self_href = format!("{}/compute/v2.1/servers/{gid}", c.base);
             let mut server = json!({
                 "id": plan.gid,
@@ -670,6 +679,23 @@ async fn route_server(core: Arc<Core>, method: Method, headers: HeaderMap, id: S
                     Ok(r) => return relay(&core, &c, &id, &r),
                     Err(e) => {
                         tracing::warn!(adopter = %adopter, error = %e, "adopter unreachable; serving here");
+                    }
+                }
+            } else if let Some(dead) =
+                coord.filter(|c| !known.iter().any(|(s, a)| s.name == *c && *a))
+            {
+                // No instance on a live cloudlet: a boot the dead coordinator
+                // kept on its own (lost) cloudlet. Its backup, the adopter of
+                // its name, holds the record and answers for it; its 404 is
+                // final (it searched the live cloudlets too).
+                if let Some(backup) = core.adopter_of(&dead).await.filter(|b| *b != core.name) {
+                    if let Some(url) = core.url_of(&backup).await {
+                        match forward_server_op(&core, &c, &url, &method, gid).await {
+                            Ok(r) => return relay(&core, &c, &id, &r),
+                            Err(e) => {
+                                tracing::warn!(backup = %backup, error = %e, "backup unreachable; serving here");
+                            }
+                        }
                     }
                 }
             }
@@ -1237,6 +1263,28 @@ async fn p2p_superseded(
     for id in &s.local_ids {
         core.delete_for_certain(&core.name, id, &c.claims, &c.project, &c.rid);
     }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// A coordinator gives (or takes back) the record of a boot on its own
+/// cloudlet: this agent is its backup ([`Core::hold_replica`]).
+async fn p2p_replica(
+    State(core): S,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let c = peer_ctx(&core, &method, &uri, &headers, &body)?;
+    let rec: BootReplica = peer_body(&body, "boot record")?;
+    if idroute::parse(&rec.gid).is_none() {
+        return Err(fault(
+            Service::Control,
+            400,
+            "Invalid global id in boot record",
+        ));
+    }
+    core.hold_replica(rec, c.claims, c.project);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

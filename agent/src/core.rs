@@ -38,12 +38,14 @@ mod boot;
 mod directory;
 mod fanout;
 mod member;
+mod replica;
 mod watch;
 
 pub use crate::protocol::{BootPlan, P2P_AUTH};
 pub use boot::{PlanRecord, PLAN_KEY};
 pub use directory::{DirEntry, DirState};
 pub use member::{DirectClient, Member};
+pub use replica::Replica;
 pub use watch::Watches;
 
 /// One page of a project's servers on one cloudlet, as every fan-out reads it.
@@ -90,6 +92,8 @@ pub struct Core {
     pub halt: tokio::sync::watch::Sender<bool>,
     /// Accepted boots followed until they end ([`Core::accept`]).
     pub watches: Mutex<Watches>,
+    /// Boot records held for peers as their backup ([`Core::hold_replica`]).
+    pub replicas: Mutex<BTreeMap<Uuid, Replica>>,
 }
 
 /// A peer's typed answer: its error status as an error, else the body.

@@ -332,6 +332,7 @@ async fn launch(
         direct_clients: Mutex::new(HashMap::new()),
         halt: watch::channel(false).0,
         watches: Default::default(),
+        replicas: Mutex::new(std::collections::BTreeMap::new()),
         cfg: config,
     });
     core.start_background();

@@ -28,6 +28,12 @@ pub struct Metrics {
     pub direct_calls: AtomicU64,
     /// Boots of dead coordinators this agent took over (see `Core::adopt`).
     pub boots_adopted: AtomicU64,
+    /// Boots of lost pairs (agent and cloudlet) this agent held the record
+    /// of and took over (see `Core::take_over`).
+    pub boots_taken_over: AtomicU64,
+    /// Boot records a backup could not be given (the boot then known to
+    /// its coordinator only).
+    pub replicas_failed: AtomicU64,
     forward_count: AtomicU64,
     forward_sum_us: AtomicU64,
     forward_buckets: [AtomicU64; BUCKETS_MS.len()],
@@ -121,6 +127,16 @@ impl Metrics {
             "p2p_boots_adopted_total",
             "Unfinished boots of dead coordinators this agent took over.",
             g(&self.boots_adopted),
+        );
+        counter(
+            "p2p_boots_taken_over_total",
+            "Boots of lost pairs (agent and cloudlet) this agent held the record of and took over.",
+            g(&self.boots_taken_over),
+        );
+        counter(
+            "p2p_replicas_failed_total",
+            "Boot records that could not be given to the backup agent.",
+            g(&self.replicas_failed),
         );
         counter(
             "p2p_gossip_rounds_total",

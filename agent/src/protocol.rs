@@ -22,6 +22,7 @@ pub mod routes {
     pub const KNOWN: &str = "/p2p/v1/known/{member}";
     pub const VIEW: &str = "/p2p/v1/view";
     pub const SUPERSEDED: &str = "/p2p/v1/superseded";
+    pub const REPLICA: &str = "/p2p/v1/replica";
 }
 
 const LOCAL_PREFIX: &str = "/p2p/v1/local";
@@ -71,6 +72,44 @@ pub struct Superseded {
     pub local_ids: Vec<String>,
 }
 
+/// What a coordinator last told its backup about a boot it replicated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplicaState {
+    /// Accepted, not yet seen ACTIVE.
+    Building,
+    Active,
+    /// Deleted by the client: the backup forgets the record.
+    Deleted,
+}
+
+/// The body of `POST /p2p/v1/replica`: a boot record a coordinator keeps
+/// on a second agent (its backup) while the instance lives on the
+/// coordinator's own cloudlet, so that losing both (agent and cloudlet)
+/// does not lose the fact that the server exists (docs/agent.md,
+/// durability contract). The user's token of the call names the project.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BootReplica {
+    pub gid: String,
+    /// The sender.
+    pub coordinator: String,
+    /// The cloudlet holding the instance, and its ID there.
+    pub owner: String,
+    pub local_id: String,
+    pub name: String,
+    pub tenant: String,
+    /// What re-placing the boot needs; sent while it builds, absent in a
+    /// later state change (the backup keeps the one it holds).
+    #[serde(default)]
+    pub plan: Option<BootPlan>,
+    /// The flavor's demand: vCPUs, RAM MB, disk GB.
+    #[serde(default)]
+    pub demand: [i64; 3],
+    /// Cloudlets tried so far (the retry budget left).
+    pub tried: Vec<String>,
+    pub state: ReplicaState,
+}
+
 /// Which service a `/p2p/v1/read` call reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadKind {
@@ -106,14 +145,17 @@ pub enum PeerRequest<'a> {
     Known { member: &'a str },
     /// Instances on the callee's cloudlet that must go.
     Superseded(&'a Superseded),
+    /// Keep (or forget) a boot record as the sender's backup.
+    Replica(&'a BootReplica),
 }
 
 impl PeerRequest<'_> {
     pub fn method(&self) -> Method {
         match self {
-            PeerRequest::Boot(_) | PeerRequest::Auth(_) | PeerRequest::Superseded(_) => {
-                Method::POST
-            }
+            PeerRequest::Boot(_)
+            | PeerRequest::Auth(_)
+            | PeerRequest::Superseded(_)
+            | PeerRequest::Replica(_) => Method::POST,
             PeerRequest::Server { method, .. } | PeerRequest::Local { method, .. } => {
                 method.clone()
             }
@@ -131,6 +173,7 @@ impl PeerRequest<'_> {
             PeerRequest::Auth(_) => routes::AUTH.to_string(),
             PeerRequest::Known { member } => format!("/p2p/v1/known/{member}"),
             PeerRequest::Superseded(_) => routes::SUPERSEDED.to_string(),
+            PeerRequest::Replica(_) => routes::REPLICA.to_string(),
         }
     }
 
@@ -138,6 +181,7 @@ impl PeerRequest<'_> {
         match self {
             PeerRequest::Boot(plan) => serde_json::to_vec(plan).ok().map(Bytes::from),
             PeerRequest::Superseded(s) => serde_json::to_vec(s).ok().map(Bytes::from),
+            PeerRequest::Replica(r) => serde_json::to_vec(r).ok().map(Bytes::from),
             PeerRequest::Auth(b) => Some(b.clone()),
             _ => None,
         }
@@ -197,6 +241,22 @@ mod tests {
         let back: Superseded =
             serde_json::from_slice(&req.body().unwrap_or_default()).expect("superseded body");
         assert_eq!(back.local_ids, vec!["a".to_string()]);
+        let rec: BootReplica = serde_json::from_value(serde_json::json!({
+            "gid": "g", "coordinator": "c", "owner": "c", "local_id": "l", "name": "n",
+            "tenant": "t", "tried": ["c"], "state": "active"}))
+        .expect("a state change carries no plan");
+        assert_eq!(
+            (rec.state, rec.plan.is_none()),
+            (ReplicaState::Active, true)
+        );
+        let req = PeerRequest::Replica(&rec);
+        assert_eq!(
+            (req.method(), req.path()),
+            (Method::POST, routes::REPLICA.to_string())
+        );
+        let back: BootReplica =
+            serde_json::from_slice(&req.body().unwrap_or_default()).expect("replica body");
+        assert_eq!(back.gid, "g");
         let accepted: BootAccepted =
             serde_json::from_str(r#"{"local_id":"l"}"#).expect("boot answer");
         assert_eq!(accepted.local_id, "l");

@@ -662,3 +662,138 @@ async fn the_owners_agent_hides_and_deletes_a_superseded_instance() {
         "superseded instance left on cloudlet {x}: {left:?}"
     );
 }
+
+/// Issue 12: the entry agent AND its cloudlet die in the middle of a burst
+/// (their addresses then answer nothing, as a killed container's). The
+/// boots it kept on its own cloudlet had no other record before: other
+/// agents answered 404 for them. Now every boot the client was told was
+/// accepted stays visible through the other agents (never 404): one still
+/// building is re-placed under its ID and ends ACTIVE elsewhere, one that
+/// was ACTIVE shows ERROR with the loss as fault; each is listed, deletable
+/// (204) through a third agent, and never shown again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_entry_pair_s_own_boots_stay_visible_and_deletable() {
+    let mut fed = federation_with(&[8, 8, 8, 8], |c| c.owner_unreachable_ms = 1_500).await;
+    let entry = 2;
+    let demo = fed.login(1, "demo").await;
+    // Two boots at home that end ACTIVE before the loss.
+    let mut done = vec![];
+    for k in 0..2 {
+        let (gid, owner) = fed.boot(entry, &demo, &format!("home-{k}")).await;
+        if owner == format!("cloudlet-{entry}") {
+            fed.wait_status(entry, &demo, &gid, "ACTIVE").await;
+            done.push(gid);
+        }
+    }
+    assert!(!done.is_empty(), "no boot kept at home");
+    // Then its spawns take 600 model s: the next boots are still building
+    // when the pair dies.
+    let admin = mock_admin_token(&fed, entry).await;
+    let m = fed.mocks[entry - 1]
+        .as_ref()
+        .unwrap()
+        .base_url()
+        .to_string();
+    let (s, _, v) = fed
+        .call(
+            "PUT",
+            &format!("{m}/mock/v1/faults"),
+            Some(&admin),
+            Some(json!({"extra_latency": {"compute_s": 600.0}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let mut building = vec![];
+    for k in 0..4 {
+        let (gid, owner) = fed.boot(entry, &demo, &format!("home-late-{k}")).await;
+        if owner == format!("cloudlet-{entry}") {
+            building.push(gid);
+        }
+    }
+    assert!(!building.is_empty(), "no late boot kept at home");
+    let urls = [fed.agent(entry).base_url().to_string(), m];
+    fed.kill(entry);
+    let _hole = blackhole(&[&urls[0], &urls[1]]);
+    let t0 = Instant::now();
+    let show = |gid: String, via: usize| {
+        let fed = &fed;
+        let demo = &demo;
+        async move {
+            fed.call(
+                "GET",
+                &format!("{}/servers/{gid}", fed.compute(via)),
+                Some(demo),
+                None,
+            )
+            .await
+        }
+    };
+    // Still building: re-placed, ACTIVE on a live cloudlet.
+    for gid in &building {
+        for via in [1, 3] {
+            loop {
+                let (s, h, v) = show(gid.clone(), via).await;
+                assert_ne!(s, 404, "accepted boot {gid} lost (via agent {via}): {v}");
+                let on = h.get("x-p2p-cloudlet").and_then(|v| v.to_str().ok());
+                if s == 200 && v["server"]["status"] == "ACTIVE" {
+                    assert_ne!(on, Some("cloudlet-2"), "ACTIVE on the dead cloudlet");
+                    break;
+                }
+                assert!(
+                    t0.elapsed() < Duration::from_secs(90),
+                    "{gid} not ACTIVE via agent {via}: {s} {v}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    // ACTIVE before the loss: ERROR, the loss as fault.
+    for gid in &done {
+        for via in [1, 3, 4] {
+            loop {
+                let (s, _, v) = show(gid.clone(), via).await;
+                assert_ne!(s, 404, "accepted boot {gid} lost (via agent {via}): {v}");
+                if s == 200 && v["server"]["status"] == "ERROR" {
+                    let fault = v["server"]["fault"]["message"].as_str().unwrap_or("");
+                    assert!(fault.contains("cloudlet-2 was lost"), "{v}");
+                    break;
+                }
+                assert!(
+                    t0.elapsed() < Duration::from_secs(90),
+                    "{gid} not ERROR via agent {via}: {s} {v}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    // Every one is listed by some live agent.
+    let mut rows = vec![];
+    for via in [1, 3, 4] {
+        rows.extend(listed(&fed, via, &demo, "home-").await);
+    }
+    for gid in done.iter().chain(&building) {
+        assert!(
+            rows.iter().any(|(id, _)| id == gid),
+            "{gid} not listed: {rows:?}"
+        );
+    }
+    // Deleted through agent 4, gone everywhere for good.
+    for gid in done.iter().chain(&building) {
+        delete_server(&fed, 4, &demo, gid).await;
+    }
+    for gid in done.iter().chain(&building) {
+        for via in [1, 3, 4] {
+            let (s, _, v) = show(gid.clone(), via).await;
+            assert_eq!(s, 404, "deleted {gid} shown via agent {via}: {v}");
+        }
+    }
+    for gid in done.iter().chain(&building) {
+        never_listed(&fed, &[1, 3, 4], &demo, gid, Duration::from_millis(600)).await;
+    }
+    eprintln!(
+        "{} ACTIVE and {} building boots of the lost pair kept, {:?} after the kill",
+        done.len(),
+        building.len(),
+        t0.elapsed()
+    );
+}

@@ -393,10 +393,17 @@ pub async fn run(args: CompareArgs) -> Result<String> {
         limit: args.limit_rule.clone(),
         ..reports::ReportOptions::default()
     };
+    // The scenarios with durability checks: their counts per system.
+    let durability = if args.scenario.checks_durability() {
+        reports::tables::durability_text(&runs)
+    } else {
+        String::new()
+    };
     let table = if runs.len() == 2 && args.systems == [Kind::Standard, Kind::P2p] {
-        reports::compare(&runs[0], &runs[1], &args.out, &opts)
+        let t = reports::compare(&runs[0], &runs[1], &args.out, &opts)
             .context("cannot render the report")?
-            .table()
+            .table();
+        format!("{t}{durability}")
     } else {
         // Any set of systems: the seed's headline when standard and P2P
         // both ran, and every system against P2P.
@@ -404,15 +411,8 @@ pub async fn run(args: CompareArgs) -> Result<String> {
             reports::render(&runs, &args.out, &opts).context("cannot render the report")?;
         let prepared = reports::prepare(&runs, &opts.limit).context("cannot render the report")?;
         let versus = reports::versus::markdown(&reports::versus::compute(&prepared));
-        // A chaos scenario runs the systems it applies to only: their
-        // durability counts.
-        let chaos = if args.scenario.is_chaos() {
-            reports::tables::durability_text(&runs)
-        } else {
-            String::new()
-        };
         format!(
-            "{}{versus}{chaos}",
+            "{}{versus}{durability}",
             headline.map(|h| h.table()).unwrap_or_default()
         )
     };
@@ -523,7 +523,7 @@ async fn run_one(
             monitor.get_or_insert_with(HostMonitor::start);
         }
         let mut outcome = crate::sweep::run_sweep(args, testbed, &[level], time_scale).await;
-        if args.scenario.is_chaos() {
+        if args.scenario.checks_durability() {
             if let Ok((part, end)) = &mut outcome {
                 let scale = cp_model::TimeScale::new(time_scale).map_err(anyhow::Error::msg)?;
                 let prefix = format!(

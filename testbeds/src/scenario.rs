@@ -50,6 +50,13 @@ impl Scenario {
         matches!(self, Scenario::AgentLoss | Scenario::Partition)
     }
 
+    /// Scenarios whose levels end with the durability checks: the chaos
+    /// ones and cloudlet-loss (on every system it runs: a lost boot is
+    /// one the client was told was accepted and that no live entry shows).
+    pub fn checks_durability(self) -> bool {
+        self.is_chaos() || self == Scenario::CloudletLoss
+    }
+
     /// Why the scenario does not apply to a system of `kind`, if it does not.
     pub fn not_applicable(self, kind: Kind) -> Option<&'static str> {
         match (self, kind) {
@@ -165,6 +172,9 @@ mod tests {
             .not_applicable(Kind::Standard)
             .is_none());
         assert!(!Scenario::Steady.disturbs() && !Scenario::CloudletLoss.is_chaos());
+        assert!(
+            Scenario::CloudletLoss.checks_durability() && !Scenario::Steady.checks_durability()
+        );
     }
 
     #[test]

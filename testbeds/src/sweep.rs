@@ -51,7 +51,7 @@ pub async fn run_sweep(
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut cfg = burst_config(args, levels, time_scale);
     cfg.events = Some(tx);
-    cfg.check_lost = args.scenario.is_chaos();
+    cfg.check_lost = args.scenario.checks_durability();
     let cancel = CancellationToken::new();
     let on_ctrl_c = cancel.clone();
     let ctrl_c = tokio::spawn(async move {

@@ -2,10 +2,11 @@
 //! one live agent (rendezvous hashing).
 
 use super::*;
+use crate::protocol::ReplicaState;
 
 /// Rank of `member` for the cloudlet `owner` (rendezvous hashing): every
 /// agent with the same view picks the same adopter.
-fn rendezvous(owner: &str, member: &str) -> u64 {
+pub(super) fn rendezvous(owner: &str, member: &str) -> u64 {
     use sha2::Digest;
     let d = sha2::Sha256::new()
         .chain_update(owner.as_bytes())
@@ -94,6 +95,7 @@ impl Core {
             if dead.is_empty() {
                 continue;
             }
+            self.take_over_replicas(&dead).await;
             let mut sources = vec![self.name.clone()];
             for d in &dead {
                 if self.adopter_of(d).await.as_deref() == Some(self.name.as_str()) {
@@ -259,10 +261,19 @@ impl Core {
             claims,
             state: DirState::Building,
             tried,
+            backup: None,
         };
         info!(gid = %gid, cloudlet = %owner, status, "adopted the boot of a dead coordinator");
         Metrics::inc(&self.metrics.boots_adopted);
         // An ERROR instance is re-placed on the watcher's first poll.
-        self.accept(gid, entry, plan, demand, format!("req-adopt-{gid}"));
+        self.accept(gid, entry, plan.clone(), demand, format!("req-adopt-{gid}"));
+        if owner == self.name {
+            // Now on its adopter's own cloudlet: nobody else holds it.
+            let me = self.clone();
+            self.spawn_bg(async move {
+                me.replicate(gid, Some((&plan, &demand)), ReplicaState::Building)
+                    .await
+            });
+        }
     }
 }

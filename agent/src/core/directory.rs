@@ -2,6 +2,7 @@
 //! and the server operations answered from it.
 
 use super::*;
+use crate::protocol::ReplicaState;
 
 /// Where a coordinated server lives now.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +26,8 @@ pub struct DirEntry {
     pub claims: Claims,
     pub state: DirState,
     pub tried: Vec<String>,
+    /// The agent holding a copy of this record ([`Core::replicate`]).
+    pub backup: Option<String>,
 }
 
 impl Core {
@@ -83,7 +86,12 @@ impl Core {
                 None,
             )
         };
-        let entry = match self.entry(&gid) {
+        let mut entry = self.entry(&gid);
+        // A held record of a lost pair is this agent's to answer for.
+        if entry.is_none() && self.take_over(gid).await {
+            entry = self.entry(&gid);
+        }
+        let entry = match entry {
             Some(e) => Some(e),
             None => match self.rebuild_entry(gid, claims, p, rid).await {
                 Ok(e) => e,
@@ -107,6 +115,7 @@ impl Core {
         let owner = Some(e.owner.clone());
         if *method == Method::DELETE {
             self.update(&gid, |x| x.state = DirState::Deleted);
+            self.replicate_later(gid, e.clone(), ReplicaState::Deleted);
             if matches!(e.state, DirState::Retrying | DirState::Failed(_)) {
                 // An instance may remain where the boot last failed (e.g. a
                 // cloudlet that stopped answering): delete it for certain.
@@ -280,6 +289,7 @@ impl Core {
                         claims: claims.clone(),
                         state: DirState::Active,
                         tried: vec![st.name.clone()],
+                        backup: None,
                     };
                     let coordinator = s
                         .pointer(&format!("/metadata/{COORDINATOR_KEY}"))

@@ -2,6 +2,7 @@
 //! deletion; superseded instances are deleted for certain.
 
 use super::*;
+use crate::protocol::ReplicaState;
 
 /// What a boot watcher reads of a server.
 #[derive(Debug, Deserialize)]
@@ -308,6 +309,7 @@ impl Core {
                             info!(gid = %gid, cloudlet = %e.owner, "boot ACTIVE");
                             self.update(&gid, |e| e.state = DirState::Active);
                             self.unwatch(&gid);
+                            self.replicate_later(gid, e, ReplicaState::Active);
                             continue;
                         }
                         "ERROR" => s
@@ -346,6 +348,7 @@ impl Core {
                     self.update(&gid, |e| e.state = DirState::Failed(fault.clone()));
                 } else {
                     self.update(&gid, |e| e.state = DirState::Active); // real ERROR stays visible
+                    self.replicate_later(gid, e, ReplicaState::Active);
                 }
                 continue;
             }
@@ -424,6 +427,10 @@ impl Core {
                     x.tried = tried;
                     x.state = DirState::Building;
                 });
+                // Now on the own cloudlet: a backup holds the record; moved
+                // elsewhere: the backup forgets it.
+                self.replicate(gid, Some((&w.plan, &w.demand)), ReplicaState::Building)
+                    .await;
                 if clock::now() < w.deadline {
                     self.watch(gid, w);
                 }
@@ -438,6 +445,29 @@ impl Core {
                 });
             }
         }
+    }
+
+    /// Re-places a taken-over boot of a lost pair at once (its record is
+    /// in the directory, [`DirState::Retrying`]) and watches the new
+    /// instance; the lost one is deleted for certain.
+    pub(crate) fn replace_lost(
+        self: &Arc<Self>,
+        gid: Uuid,
+        e: DirEntry,
+        plan: BootPlan,
+        demand: Demand,
+        rid: String,
+        fault: String,
+    ) {
+        let w = Watch {
+            plan,
+            demand,
+            rid,
+            deadline: clock::now() + Duration::from_secs(self.cfg.boot_watch_secs),
+            unreachable_since: None,
+        };
+        let me = self.clone();
+        self.spawn_bg(async move { me.replace(gid, e, w, fault).await });
     }
 
     fn unwatch(&self, gid: &Uuid) -> Option<Watch> {
