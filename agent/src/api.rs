@@ -24,7 +24,7 @@ use crate::listing::{self, ListQuery};
 use crate::metrics::Metrics;
 use crate::peer_sig;
 use crate::protocol::{
-    self, routes, BootAccepted, BootReplica, KnownServers, PeerRequest, ReadKind, ReplicaState,
+    self, routes, BootAccepted, BootReplica, Gone, KnownServers, PeerRequest, ReadKind, ReplicaState,
     Superseded,
 };
 use crate::token::{self, Claims};
@@ -261,6 +261,7 @@ pub fn router(core: Arc<Core>) -> Router {
         .route(routes::VIEW, get(p2p_view))
         .route(routes::SUPERSEDED, post(p2p_superseded))
         .route(routes::REPLICA, post(p2p_replica))
+        .route(routes::GONE, post(p2p_gone))
         .fallback(not_found)
         .layer(middleware::from_fn(crate::guard::literal_requests))
         .layer(middleware::from_fn_with_state(core.clone(), request_id))
@@ -713,9 +714,12 @@ async fn route_server(core: Arc<Core>, method: Method, headers: HeaderMap, id: S
     ) && o.owner.is_none()
     {
         // Not on any live cloudlet: is it last known on a dead one?
+        // (Unless deleted meanwhile: by this agent or, for a lost
+        // cloudlet's server, by the peer that took it over.)
         if let Some((member, mut server)) = core
             .last_known_on_dead(gid, &c.claims, &c.project, &c.rid)
             .await
+            .filter(|(member, server)| !core.hidden(member, server, &id))
         {
             if method == Method::DELETE {
                 return with_owner(
@@ -1285,6 +1289,21 @@ async fn p2p_replica(
         ));
     }
     core.hold_replica(rec, c.claims, c.project);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// A peer deleted servers of a lost cloudlet: this agent never shows them
+/// again from what it remembers of that cloudlet.
+async fn p2p_gone(
+    State(core): S,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    peer_ctx(&core, &method, &uri, &headers, &body)?;
+    let g: Gone = peer_body(&body, "gone list")?;
+    core.forget_gone(&g);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

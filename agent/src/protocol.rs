@@ -23,6 +23,7 @@ pub mod routes {
     pub const VIEW: &str = "/p2p/v1/view";
     pub const SUPERSEDED: &str = "/p2p/v1/superseded";
     pub const REPLICA: &str = "/p2p/v1/replica";
+    pub const GONE: &str = "/p2p/v1/gone";
 }
 
 const LOCAL_PREFIX: &str = "/p2p/v1/local";
@@ -110,6 +111,16 @@ pub struct BootReplica {
     pub state: ReplicaState,
 }
 
+/// The body of `POST /p2p/v1/gone`: instances of a lost cloudlet whose
+/// servers the client deleted (through the agent that took them over).
+/// The callee never shows them again from what it remembers of that
+/// cloudlet (204).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Gone {
+    pub cloudlet: String,
+    pub local_ids: Vec<String>,
+}
+
 /// Which service a `/p2p/v1/read` call reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadKind {
@@ -147,6 +158,8 @@ pub enum PeerRequest<'a> {
     Superseded(&'a Superseded),
     /// Keep (or forget) a boot record as the sender's backup.
     Replica(&'a BootReplica),
+    /// Deleted servers of a lost cloudlet, never to be shown again.
+    Gone(&'a Gone),
 }
 
 impl PeerRequest<'_> {
@@ -155,7 +168,8 @@ impl PeerRequest<'_> {
             PeerRequest::Boot(_)
             | PeerRequest::Auth(_)
             | PeerRequest::Superseded(_)
-            | PeerRequest::Replica(_) => Method::POST,
+            | PeerRequest::Replica(_)
+            | PeerRequest::Gone(_) => Method::POST,
             PeerRequest::Server { method, .. } | PeerRequest::Local { method, .. } => {
                 method.clone()
             }
@@ -174,6 +188,7 @@ impl PeerRequest<'_> {
             PeerRequest::Known { member } => format!("/p2p/v1/known/{member}"),
             PeerRequest::Superseded(_) => routes::SUPERSEDED.to_string(),
             PeerRequest::Replica(_) => routes::REPLICA.to_string(),
+            PeerRequest::Gone(_) => routes::GONE.to_string(),
         }
     }
 
@@ -182,6 +197,7 @@ impl PeerRequest<'_> {
             PeerRequest::Boot(plan) => serde_json::to_vec(plan).ok().map(Bytes::from),
             PeerRequest::Superseded(s) => serde_json::to_vec(s).ok().map(Bytes::from),
             PeerRequest::Replica(r) => serde_json::to_vec(r).ok().map(Bytes::from),
+            PeerRequest::Gone(g) => serde_json::to_vec(g).ok().map(Bytes::from),
             PeerRequest::Auth(b) => Some(b.clone()),
             _ => None,
         }

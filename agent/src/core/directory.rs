@@ -121,6 +121,9 @@ impl Core {
                 // cloudlet that stopped answering): delete it for certain.
                 if !e.local_id.is_empty() {
                     self.delete_for_certain(&e.owner, &e.local_id, claims, p, rid);
+                    if !self.member(&e.owner).await.alive {
+                        self.announce_gone(&e.owner, &e.local_id, claims);
+                    }
                 }
                 return Outcome {
                     status: StatusCode::NO_CONTENT,

@@ -11,7 +11,7 @@
 
 use super::adopt::rendezvous;
 use super::*;
-use crate::protocol::{BootReplica, ReplicaState};
+use crate::protocol::{BootReplica, Gone, ReplicaState};
 
 /// A boot record held for a coordinator.
 #[derive(Debug, Clone)]
@@ -266,5 +266,53 @@ impl Core {
             }
         }
         true
+    }
+
+    /// The client deleted server `local_id` of lost cloudlet `owner`
+    /// (taken over here): every live peer is told, so that none shows it
+    /// again from what it remembers of that cloudlet. Best effort, in the
+    /// background.
+    pub(crate) fn announce_gone(self: &Arc<Self>, owner: &str, local_id: &str, claims: &Claims) {
+        let me = self.clone();
+        let gone = Gone {
+            cloudlet: owner.to_string(),
+            local_ids: vec![local_id.to_string()],
+        };
+        let tok = self.token_for_claims(claims);
+        self.spawn_bg(async move {
+            let peers: Vec<CloudletState> = me
+                .gossip
+                .live_view()
+                .await
+                .into_iter()
+                .filter(|s| s.name != me.name)
+                .collect();
+            let calls = peers.iter().map(|st| {
+                let (gone, tok) = (&gone, &tok);
+                let me = &me;
+                async move {
+                    let r = me
+                        .peer(&st.url, &PeerRequest::Gone(gone), tok, "req-gone")
+                        .await;
+                    if let Err(e) = r {
+                        warn!(peer = %st.name, error = %e, "could not tell a peer of a deleted server of a lost cloudlet");
+                    }
+                }
+            });
+            futures::future::join_all(calls).await;
+        });
+    }
+
+    /// A peer says these instances of lost cloudlet `g.cloudlet` were
+    /// deleted: never shown again from this agent's memory of it.
+    pub fn forget_gone(&self, g: &Gone) {
+        if g.cloudlet == self.name {
+            return;
+        }
+        if let Ok(mut d) = self.doomed.lock() {
+            for id in &g.local_ids {
+                d.insert((g.cloudlet.clone(), id.clone()));
+            }
+        }
     }
 }
