@@ -24,8 +24,8 @@ use crate::listing::{self, ListQuery};
 use crate::metrics::Metrics;
 use crate::peer_sig;
 use crate::protocol::{
-    self, routes, BootAccepted, BootReplica, Gone, KnownServers, PeerRequest, ReadKind, ReplicaState,
-    Superseded,
+    self, routes, BootAccepted, BootReplica, Gone, KnownServers, PeerRequest, ReadKind,
+    ReplicaState, Superseded,
 };
 use crate::token::{self, Claims};
 use crate::{idroute, view};
