@@ -26,6 +26,7 @@ fn cfg(i: usize, base_port: u16, interval: Duration) -> GossipConfig {
         interval,
         phi_threshold: 8.0,
         rng_seed: None,
+        overlay: agent::gossip::OverlayKind::Full,
     }
 }
 

@@ -86,6 +86,50 @@ pub struct AgentConfig {
     pub service_time_us: u64,
     /// Requests the agent serves at once when `service_time_us` is set.
     pub service_workers: u32,
+    /// The membership overlay: `full` (every agent knows every other,
+    /// chitchat) or `cyclon` (a partial view of `cyclon_view_size`
+    /// members; docs/agent.md, "Partial view").
+    pub overlay: Overlay,
+    /// CYCLON view size `c`.
+    pub cyclon_view_size: usize,
+    /// CYCLON shuffle length `l` (at most `c`).
+    pub cyclon_shuffle_len: usize,
+    /// Good placement candidates a CYCLON agent remembers beyond its view.
+    pub cyclon_cache_size: usize,
+    /// Members a CYCLON agent's address book holds (cloudlets it placed
+    /// boots on, coordinators it routed to) beyond its view.
+    pub cyclon_book_size: usize,
+}
+
+/// Which membership overlay the agent runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Overlay {
+    /// Full membership (chitchat scuttlebutt + phi-accrual).
+    #[default]
+    Full,
+    /// CYCLON partial view with capacity in the descriptors.
+    Cyclon,
+}
+
+impl std::str::FromStr for Overlay {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "full" => Ok(Overlay::Full),
+            "cyclon" => Ok(Overlay::Cyclon),
+            other => Err(format!("unknown overlay {other:?} (full or cyclon)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Overlay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Overlay::Full => "full",
+            Overlay::Cyclon => "cyclon",
+        })
+    }
 }
 
 impl Default for AgentConfig {
@@ -123,6 +167,11 @@ impl Default for AgentConfig {
             time_scale: 1.0,
             service_time_us: 0,
             service_workers: 1,
+            overlay: Overlay::Full,
+            cyclon_view_size: crate::cyclon::CyclonConfig::DEFAULT.view_size,
+            cyclon_shuffle_len: crate::cyclon::CyclonConfig::DEFAULT.shuffle_len,
+            cyclon_cache_size: crate::cyclon_node::CyclonParams::DEFAULT.cache_size,
+            cyclon_book_size: crate::cyclon_node::CyclonParams::DEFAULT.book_size,
         }
     }
 }
@@ -150,6 +199,7 @@ impl std::fmt::Debug for AgentConfig {
             .field("gossip_interval_ms", &self.gossip_interval_ms)
             .field("time_scale", &self.time_scale)
             .field("service_time_us", &self.service_time_us)
+            .field("overlay", &self.overlay)
             .finish_non_exhaustive()
     }
 }
@@ -173,6 +223,26 @@ impl AgentConfig {
     /// Parses a TOML document (missing keys take their defaults).
     pub fn from_toml(text: &str) -> Result<Self, crate::AgentError> {
         toml::from_str(text).map_err(|e| crate::AgentError::Config(e.to_string()))
+    }
+
+    /// The overlay to run, its sizes checked.
+    pub fn overlay_kind(&self) -> Result<crate::gossip::OverlayKind, crate::AgentError> {
+        Ok(match self.overlay {
+            Overlay::Full => crate::gossip::OverlayKind::Full,
+            Overlay::Cyclon => {
+                let sizes = crate::cyclon::CyclonConfig {
+                    view_size: self.cyclon_view_size,
+                    shuffle_len: self.cyclon_shuffle_len,
+                }
+                .validate()
+                .map_err(crate::AgentError::Config)?;
+                crate::gossip::OverlayKind::Cyclon(crate::cyclon_node::CyclonParams {
+                    sizes,
+                    cache_size: self.cyclon_cache_size,
+                    book_size: self.cyclon_book_size,
+                })
+            }
+        })
     }
 
     /// The same configuration with every duration converted from model to
@@ -218,6 +288,16 @@ mod tests {
             "{dbg}"
         );
         assert!(AgentConfig::from_toml("retries = \"many\"").is_err());
+        let cy = AgentConfig::from_toml("overlay = \"cyclon\"\ncyclon_view_size = 8\n").unwrap();
+        assert_eq!(cy.overlay, Overlay::Cyclon);
+        assert!(cy.overlay_kind().is_ok());
+        assert!(AgentConfig::from_toml("overlay = \"mesh\"").is_err());
+        let bad = AgentConfig {
+            overlay: Overlay::Cyclon,
+            cyclon_shuffle_len: 30,
+            ..Default::default()
+        };
+        assert!(bad.overlay_kind().is_err(), "l above c");
     }
 
     #[test]

@@ -19,6 +19,7 @@
 
 use rand::seq::SliceRandom;
 use rand::Rng;
+use serde::{Deserialize, Serialize};
 
 /// Sizes of the view and of a shuffle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +56,7 @@ impl CyclonConfig {
 }
 
 /// One entry of a view: who, where, how old, and what it reported.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Descriptor<P> {
     pub id: String,
     pub addr: String,
@@ -140,6 +141,39 @@ impl<P: Clone> Cyclon<P> {
     /// Drops a node that the caller found dead (e.g. no answer to a call).
     pub fn remove(&mut self, id: &str) {
         self.view.retain(|d| d.id != id);
+    }
+
+    /// Whether `id` is in the view.
+    pub fn holds(&self, id: &str) -> bool {
+        self.view.iter().any(|d| d.id == id)
+    }
+
+    /// One entry at random (for forwarding a walk), never `except`.
+    pub fn random_peer(&self, except: &str, rng: &mut impl Rng) -> Option<&Descriptor<P>> {
+        let others: Vec<&Descriptor<P>> = self.view.iter().filter(|d| d.id != except).collect();
+        others.choose(rng).copied()
+    }
+
+    /// The end of a join walk (reference/cyclon.md §3): `joiner` takes a
+    /// free slot, or the place of a random entry, which is returned so the
+    /// joiner can hold it (no in-degree changes but the joiner's).
+    /// `None` when the joiner took a free slot or was already here.
+    pub fn admit(&mut self, joiner: Descriptor<P>, rng: &mut impl Rng) -> Option<Descriptor<P>> {
+        if joiner.id == self.me.id || self.refresh_known(&joiner) {
+            return None;
+        }
+        if self.view.len() < self.config.view_size {
+            self.view.push(joiner);
+            return None;
+        }
+        let slot = rng.gen_range(0..self.view.len());
+        Some(std::mem::replace(&mut self.view[slot], joiner))
+    }
+
+    /// Forgets the shuffle in flight; its target when it was not answered
+    /// (the target already left the view at [`Cyclon::start_shuffle`]).
+    pub fn abandon_pending(&mut self) -> Option<String> {
+        self.pending.take().map(|p| p.target)
     }
 
     /// Step 1-4 of the enhanced shuffle: ages every entry, takes the
@@ -377,6 +411,33 @@ mod tests {
         );
         assert_eq!((a.view()[0].payload, a.view()[0].version), (60, 6));
         assert_eq!(a.view().len(), 1, "no duplicate entry");
+    }
+
+    #[test]
+    fn a_joiner_takes_a_free_slot_or_displaces_one_entry_it_then_holds() {
+        let mut rng = StdRng::seed_from_u64(11);
+        let mut a = node("a", 2, 1);
+        assert_eq!(a.admit(desc("j1", 0), &mut rng), None);
+        assert_eq!(a.admit(desc("a", 0), &mut rng), None, "never itself");
+        assert_eq!(a.admit(desc("j1", 0), &mut rng), None, "already held");
+        assert_eq!(a.view().len(), 1);
+        assert_eq!(a.admit(desc("j2", 0), &mut rng), None);
+        let displaced = a.admit(desc("j3", 0), &mut rng).expect("view full");
+        assert!(["j1", "j2"].contains(&displaced.id.as_str()));
+        assert!(a.holds("j3") && !a.holds(&displaced.id));
+        assert_eq!(a.view().len(), 2);
+    }
+
+    #[test]
+    fn an_unanswered_shuffle_names_its_target_once() {
+        let mut rng = StdRng::seed_from_u64(12);
+        let mut a = node("a", 3, 2);
+        a.add_contact(desc("b", 4));
+        a.add_contact(desc("c", 0));
+        let s = a.start_shuffle(&mut rng).expect("shuffle");
+        assert_eq!(a.abandon_pending(), Some(s.target.id.clone()));
+        assert_eq!(a.abandon_pending(), None);
+        assert!(!a.on_reply(&s.target.id, vec![desc("late", 0)]), "too late");
     }
 
     #[test]

@@ -1,9 +1,15 @@
-//! The overlay: chitchat (scuttlebutt dissemination + phi-accrual failure
-//! detection) carrying each agent's [`CloudletState`].
+//! The overlay carrying each agent's [`CloudletState`], one of two kinds
+//! (`--overlay`):
 //!
-//! Each agent is one chitchat node whose key `p2p.state` holds its
-//! cloudlet's state as JSON. The live view (what placement reads) is the
-//! set of nodes chitchat's failure detector believes alive, plus self.
+//! - `full`: chitchat (scuttlebutt dissemination + phi-accrual failure
+//!   detection); each agent is one chitchat node whose key `p2p.state`
+//!   holds its cloudlet's state as JSON. The live view (what placement
+//!   reads) is the set of nodes chitchat's failure detector believes
+//!   alive, plus self: every agent knows every other.
+//! - `cyclon`: a partial view ([`crate::cyclon_node`]): self, the CYCLON
+//!   view and a bounded cache of good candidates. Nobody knows everyone;
+//!   a member that no longer answers leaves the views (it is never
+//!   reported dead, only forgotten).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,6 +23,7 @@ use chitchat::{
     Version,
 };
 
+use crate::cyclon_node::{CyclonNode, CyclonParams, OverlayStats};
 use crate::state::{CloudletState, STATE_KEY};
 use crate::AgentError;
 
@@ -34,6 +41,16 @@ pub struct GossipConfig {
     pub phi_threshold: f64,
     /// Seed of the peer-selection generator (random when `None`).
     pub rng_seed: Option<u64>,
+    pub overlay: OverlayKind,
+}
+
+/// Which overlay an agent runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverlayKind {
+    /// Full membership (chitchat).
+    Full,
+    /// CYCLON partial view.
+    Cyclon(CyclonParams),
 }
 
 impl GossipConfig {
@@ -67,8 +84,18 @@ impl GossipConfig {
     }
 }
 
-/// A running gossip node.
+/// A running overlay member, of either kind.
 pub struct Gossip {
+    inner: Inner,
+}
+
+enum Inner {
+    Full(FullMembership),
+    Cyclon(CyclonNode),
+}
+
+/// A running chitchat node.
+struct FullMembership {
     handle: ChitchatHandle,
     /// Alive members at the last look (see [`Gossip::members_alive`]).
     alive: AtomicUsize,
@@ -304,9 +331,187 @@ impl Views {
 }
 
 impl Gossip {
-    /// Starts a node over `transport` (chitchat's `UdpTransport`, or its
-    /// in-memory `ChannelTransport` in tests).
+    /// Starts a node over `transport` (chitchat's `UdpTransport`, the
+    /// authenticated [`crate::gossip_auth`] one, or an in-memory one).
     pub async fn spawn(
+        cfg: &GossipConfig,
+        initial: &CloudletState,
+        transport: &dyn GossipTransport,
+    ) -> Result<Self, AgentError> {
+        let inner = match cfg.overlay {
+            OverlayKind::Full => Inner::Full(FullMembership::spawn(cfg, initial, transport).await?),
+            OverlayKind::Cyclon(params) => {
+                // Seeds given as `ip:port`; names are resolved by the agent
+                // and knocked at with `gossip_with`.
+                let seeds = cfg
+                    .seeds
+                    .iter()
+                    .filter_map(|s| s.parse::<SocketAddr>().ok())
+                    .filter(|a| *a != cfg.addr)
+                    .collect();
+                let seed = cfg.rng_seed.unwrap_or_else(rand::random);
+                Inner::Cyclon(
+                    CyclonNode::spawn(
+                        params,
+                        initial,
+                        cfg.addr,
+                        cfg.listen,
+                        seeds,
+                        cfg.interval,
+                        seed,
+                        transport,
+                    )
+                    .await?,
+                )
+            }
+        };
+        Ok(Self { inner })
+    }
+
+    /// Publishes this cloudlet's new state.
+    pub async fn publish(&self, s: &CloudletState) {
+        match &self.inner {
+            Inner::Full(f) => f.publish(s).await,
+            Inner::Cyclon(c) => c.publish(s),
+        }
+    }
+
+    /// States of the members believed alive (self first, included).
+    pub async fn live_view(&self) -> Vec<CloudletState> {
+        match &self.inner {
+            Inner::Full(f) => f.live_view().await,
+            Inner::Cyclon(c) => c.live_view(),
+        }
+    }
+
+    /// Every member heard of, with its last state and whether it is alive.
+    /// With a partial view: the view, the candidate cache and the bounded
+    /// address book, all alive (a member is forgotten, never reported dead).
+    pub async fn known(&self) -> Known {
+        match &self.inner {
+            Inner::Full(f) => f.known().await,
+            Inner::Cyclon(c) => Known(Arc::new(c.known().into_iter().map(|s| (s, true)).collect())),
+        }
+    }
+
+    /// A member by name, with whether it is alive: from what is known,
+    /// and with a partial view looked up over the overlay (by its routing
+    /// tag) when this agent does not know it.
+    pub async fn find_member(&self, name: &str) -> Option<(CloudletState, bool)> {
+        match &self.inner {
+            Inner::Full(f) => f
+                .known()
+                .await
+                .iter()
+                .find(|(s, _)| s.name == name)
+                .cloned(),
+            Inner::Cyclon(c) => {
+                if let Some(s) = c.find(name) {
+                    return Some((s, true));
+                }
+                c.lookup(crate::idroute::tag_of(name))
+                    .await
+                    .filter(|s| s.name == name)
+                    .map(|s| (s, true))
+            }
+        }
+    }
+
+    /// The members global reads (lists, sums) must reach, with whether
+    /// each is alive: with full membership every member ever heard of;
+    /// with a partial view, a census of the overlay (every member that
+    /// answered; see [`CyclonNode::census`] for its cost).
+    pub async fn everyone(&self) -> Known {
+        match &self.inner {
+            Inner::Full(f) => f.known().await,
+            Inner::Cyclon(c) => Known(Arc::new(
+                c.census().await.into_iter().map(|s| (s, true)).collect(),
+            )),
+        }
+    }
+
+    /// The live members global sums reach (self first): the live view
+    /// with full membership, a census with a partial view.
+    pub async fn everyone_alive(&self) -> Vec<CloudletState> {
+        match &self.inner {
+            Inner::Full(f) => f.live_view().await,
+            Inner::Cyclon(c) => c.census().await,
+        }
+    }
+
+    /// The member coordinating global IDs with routing tag `tag`: looked
+    /// up among the known members, and with a partial view over the
+    /// overlay when no known member holds it.
+    pub async fn member_with_tag(&self, tag: crate::idroute::Tag) -> Option<CloudletState> {
+        match &self.inner {
+            Inner::Full(f) => f
+                .known()
+                .await
+                .iter()
+                .find(|(s, _)| crate::idroute::tag_of(&s.name) == tag)
+                .map(|(s, _)| s.clone()),
+            Inner::Cyclon(c) => c.lookup(tag).await,
+        }
+    }
+
+    /// Alive members known (self included).
+    pub fn members_alive(&self) -> usize {
+        match &self.inner {
+            Inner::Full(f) => f.members_alive(),
+            Inner::Cyclon(c) => c.live_view().len(),
+        }
+    }
+
+    /// Entries of the partial view and its size `c` (`None` with full
+    /// membership).
+    pub fn partial_view(&self) -> Option<(usize, usize)> {
+        match &self.inner {
+            Inner::Full(_) => None,
+            Inner::Cyclon(c) => Some((c.view_len(), c.view_size())),
+        }
+    }
+
+    /// The partial view's traffic counters (`None` with full membership).
+    pub fn overlay_stats(&self) -> Option<OverlayStats> {
+        match &self.inner {
+            Inner::Full(_) => None,
+            Inner::Cyclon(c) => Some(c.stats()),
+        }
+    }
+
+    /// Own heartbeat (full), or rounds run (cyclon).
+    pub async fn heartbeat(&self) -> u64 {
+        match &self.inner {
+            Inner::Full(f) => f.heartbeat().await,
+            Inner::Cyclon(c) => c.stats().rounds,
+        }
+    }
+
+    /// One exchange with `addr` (to reach seeds given by name).
+    pub fn gossip_with(&self, addr: SocketAddr) {
+        match &self.inner {
+            Inner::Full(f) => f.gossip_with(addr),
+            Inner::Cyclon(c) => c.join_via(addr),
+        }
+    }
+
+    pub fn abort(&self) {
+        match &self.inner {
+            Inner::Full(f) => f.abort(),
+            Inner::Cyclon(c) => c.abort(),
+        }
+    }
+
+    pub async fn shutdown(self) {
+        match self.inner {
+            Inner::Full(f) => f.shutdown().await,
+            Inner::Cyclon(c) => c.abort(),
+        }
+    }
+}
+
+impl FullMembership {
+    async fn spawn(
         cfg: &GossipConfig,
         initial: &CloudletState,
         transport: &dyn GossipTransport,
@@ -414,6 +619,7 @@ mod tests {
             interval: Duration::from_millis(50),
             phi_threshold: 8.0,
             rng_seed: Some(u64::from(i)),
+            overlay: OverlayKind::Full,
         }
     }
 
@@ -467,5 +673,65 @@ mod tests {
         }
         let known = nodes[0].known().await;
         assert!(known.iter().any(|(s, alive)| s.name == "c3" && !alive));
+    }
+
+    /// The partial view over a real (in-memory) transport: 12 agents with
+    /// views of 4 join through one seed, learn a capacity change through
+    /// shuffles, and forget a member that stopped.
+    #[tokio::test]
+    async fn cyclon_members_join_hold_partial_views_and_forget_the_dead() {
+        let t = ChannelTransport::default();
+        let seed = vec!["127.0.0.1:20100".to_string()];
+        let params = CyclonParams {
+            sizes: crate::cyclon::CyclonConfig {
+                view_size: 4,
+                shuffle_len: 2,
+            },
+            cache_size: 4,
+            book_size: 0,
+        };
+        let mut nodes = vec![];
+        for i in 0..12u16 {
+            let st = CloudletState {
+                name: format!("c{}", 100 + i),
+                free_vcpus: 4,
+                free_ram_mb: 4096,
+                healthy: true,
+                ..Default::default()
+            };
+            let mut c = cfg(100 + i, seed.clone());
+            c.overlay = OverlayKind::Cyclon(params);
+            nodes.push(Gossip::spawn(&c, &st, &t).await.unwrap());
+        }
+        let t0 = Instant::now();
+        while nodes.iter().any(|n| n.partial_view() != Some((4, 4))) {
+            assert!(t0.elapsed() < Duration::from_secs(10), "views did not fill");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        for n in &nodes {
+            assert!(n.members_alive() <= 1 + 4 + 4, "a partial view");
+        }
+        // The last member stops: within a few tens of rounds nobody holds it.
+        let dead = nodes.pop().unwrap();
+        dead.shutdown().await;
+        let t0 = Instant::now();
+        loop {
+            let mut holders = 0;
+            for n in &nodes {
+                holders += usize::from(n.live_view().await.iter().any(|s| s.name == "c111"));
+            }
+            if holders == 0 {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "{holders} still hold it"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Nobody is ever reported dead by a partial view: only forgotten.
+        for n in &nodes {
+            assert!(n.known().await.iter().all(|(_, alive)| *alive));
+        }
     }
 }

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chitchat::transport::{Socket, Transport};
-use chitchat::ChitchatMessage;
+use chitchat::{ChitchatMessage, Serializable};
 use cp_model::clock::{self, Instant};
 use tokio::sync::mpsc;
 
@@ -26,6 +26,9 @@ type Datagram = (Instant, SocketAddr, ChitchatMessage);
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SimNetStats {
     pub sent: u64,
+    /// Bytes of the messages sent, as chitchat's wire encoding counts them
+    /// (before any authentication framing).
+    pub bytes: u64,
     /// Sent to an address with no open socket.
     pub lost: u64,
 }
@@ -112,6 +115,7 @@ impl Socket for SimSocket {
             .lock()
             .map_err(|_| anyhow::anyhow!("simulated network poisoned"))?;
         n.stats.sent += 1;
+        n.stats.bytes += msg.serialized_len() as u64;
         let delivered = n
             .sockets
             .get(&to)
@@ -179,7 +183,14 @@ mod tests {
         assert_eq!(from, addr(1));
         assert_eq!(clock::now() - t0, Duration::from_millis(5));
         b.recv().await.unwrap();
-        assert_eq!(net.stats(), SimNetStats { sent: 3, lost: 1 });
+        assert_eq!(
+            net.stats(),
+            SimNetStats {
+                sent: 3,
+                bytes: 3 * msg().serialized_len() as u64,
+                lost: 1
+            }
+        );
         // A stopped member's address loses what is sent to it.
         drop(b);
         a.send(addr(2), msg()).await.unwrap();

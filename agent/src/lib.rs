@@ -18,6 +18,7 @@ pub mod config;
 pub mod conn;
 mod core;
 pub mod cyclon;
+pub mod cyclon_node;
 pub mod error;
 pub mod gossip;
 pub mod gossip_auth;
@@ -83,6 +84,17 @@ impl AgentHandle {
     /// Members the overlay believes alive (self included).
     pub fn members_alive(&self) -> usize {
         self.core.gossip.members_alive()
+    }
+
+    /// Entries of the agent's CYCLON view and its size `c` (`None` with
+    /// full membership).
+    pub fn partial_view(&self) -> Option<(usize, usize)> {
+        self.core.gossip.partial_view()
+    }
+
+    /// The CYCLON overlay's traffic counters (`None` with full membership).
+    pub fn overlay_stats(&self) -> Option<cyclon_node::OverlayStats> {
+        self.core.gossip.overlay_stats()
     }
 
     /// The agent's router (for in-process wiring or benchmarks).
@@ -299,6 +311,7 @@ async fn launch(
             interval: Duration::from_millis(config.gossip_interval_ms.max(10)),
             phi_threshold: config.phi_threshold,
             rng_seed: config.seed.map(|s| s ^ 0x0601_5519),
+            overlay: config.overlay_kind()?,
         };
         match Gossip::spawn(&gcfg, &initial, gossip_transport).await {
             Ok(g) => break (g, gossip_addr),

@@ -81,6 +81,16 @@ struct Cli {
     /// Seed of the placement RNG (random when absent).
     #[arg(long)]
     rng_seed: Option<u64>,
+    /// Membership overlay: full (every agent knows every other) or cyclon
+    /// (partial view; docs/agent.md).
+    #[arg(long)]
+    overlay: Option<agent::config::Overlay>,
+    /// CYCLON view size c.
+    #[arg(long)]
+    cyclon_view_size: Option<usize>,
+    /// CYCLON shuffle length l.
+    #[arg(long)]
+    cyclon_shuffle_len: Option<usize>,
 }
 
 #[tokio::main]
@@ -125,7 +135,10 @@ async fn run() -> anyhow::Result<()> {
         boot_poll_ms,
         capacity_interval_ms,
         boot_watch_secs,
-        owner_unreachable_ms
+        owner_unreachable_ms,
+        overlay,
+        cyclon_view_size,
+        cyclon_shuffle_len
     );
     if cli.cluster_secret_file.is_some() {
         cfg.cluster_secret_file = cli.cluster_secret_file.clone();

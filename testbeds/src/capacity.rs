@@ -88,6 +88,7 @@ mod tests {
             retries: 0,
             cluster_secret: "x".into(),
             gossip_interval_ms: None,
+            overlay: Default::default(),
         }
     }
 

@@ -117,6 +117,10 @@ pub struct CompareArgs {
     /// up to 64 cloudlets, then in proportion to N).
     #[arg(long)]
     pub gossip_interval_ms: Option<u64>,
+    /// The agents' membership overlay: full (every agent knows every
+    /// other) or cyclon (partial view; docs/agent.md).
+    #[arg(long, default_value = "full")]
+    pub overlay: agent::config::Overlay,
     /// Systems to compare, in this order: standard, cells (nova cells v2),
     /// sharded (the cloudlets without agents, the client round-robins) and
     /// p2p. Every system gets the same N compute nodes, profile, seed and
@@ -245,10 +249,10 @@ pub async fn run(args: CompareArgs) -> Result<String> {
         // wall ms up to 64 members): the view's staleness shapes P2P
         // placement, so a wall-time interval made backends at other
         // scales disagree.
-        gossip_interval_ms: Some(
-            args.gossip_interval_ms
-                .unwrap_or_else(|| crate::sim::gossip_interval_model_ms(n)),
-        ),
+        gossip_interval_ms: Some(args.gossip_interval_ms.unwrap_or_else(|| {
+            crate::sim::gossip_interval_model_ms(crate::embedded::interval_members(n, args.overlay))
+        })),
+        overlay: args.overlay,
     };
     let mut scale_disagrees = false;
     let mut runs = Vec::new();

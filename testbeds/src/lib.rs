@@ -10,6 +10,7 @@
 //! - [`compare`]: the experiment itself.
 //! - [`profile_set`]: `--set section.key=value` applied to the profile.
 //! - [`sensitivity`]: the comparison under each assumed parameter's range.
+//! - [`scale`]: the same load per compute at growing N (`testbed scale`).
 //! - [`export`]: the testbed as a Swarm stack or Kubernetes manifests.
 //! - [`swarm`]: the exported stack run on the local engine (Docker Swarm).
 
@@ -24,6 +25,7 @@ pub mod export;
 pub mod hostmon;
 pub mod levels;
 pub mod profile_set;
+pub mod scale;
 pub mod scale_check;
 pub mod scenario;
 pub mod sensitivity;

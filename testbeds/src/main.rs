@@ -41,6 +41,10 @@ enum Command {
     /// comparison at both limits for each value; write tornado charts per
     /// claim ratio, the claim map and CSV.
     Sensitivity(Box<SensitivityArgs>),
+    /// The same load per compute at growing N (16 … 1024 by default):
+    /// one comparison per N, then CSV and charts of makespan, boot p95,
+    /// error rate, throughput and P2P placement quality against N.
+    Scale(Box<testbeds::scale::ScaleArgs>),
     /// Build the container image (static binaries, FROM scratch) for --backend docker.
     Images(ImagesArgs),
     /// Write the testbed as a Docker Swarm stack or Kubernetes manifests.
@@ -101,6 +105,9 @@ struct SpecArgs {
     /// cloudlets, then in proportion to N; on `sim` 400 model ms and up).
     #[arg(long)]
     gossip_interval_ms: Option<u64>,
+    /// The agents' membership overlay: full or cyclon (docs/agent.md).
+    #[arg(long, default_value = "full")]
+    overlay: agent::config::Overlay,
     /// Cells of a `cells` testbed (default: about 100 computes per cell, at least 2).
     #[arg(long, value_name = "K")]
     cells: Option<u32>,
@@ -120,6 +127,7 @@ impl SpecArgs {
             retries: self.retries,
             cluster_secret: compare::random_secret(),
             gossip_interval_ms: self.gossip_interval_ms,
+            overlay: self.overlay,
         })
     }
 }
@@ -189,6 +197,7 @@ fn main() -> Result<()> {
         Command::Up(a) => a.backend.is_virtual(),
         Command::Compare(a) => a.backend.is_virtual(),
         Command::Sensitivity(a) => a.resolved_backend().is_virtual(),
+        Command::Scale(a) => a.backend.is_virtual(),
         Command::Images(_) | Command::Export(_) | Command::Run(_) => false,
     };
     let rt = if virtual_time {
@@ -204,6 +213,7 @@ fn main() -> Result<()> {
             Command::Up(args) => up(args).await,
             Command::Compare(args) => compare::run(*args).await.map(|_| ()),
             Command::Sensitivity(args) => sensitivity::run(*args).await.map(|_| ()),
+            Command::Scale(args) => testbeds::scale::run(*args).await.map(|_| ()),
             Command::Images(args) => images(args).await,
             Command::Export(args) => export(args),
             Command::Run(args) => run_engine(args).await,

@@ -135,10 +135,12 @@ impl SimTestbed {
         let auth = format!("http://{}/identity", mock_authority(Kind::P2p, i));
         let mut cfg = agent_config(&self.spec, &name, auth, seeds, seed);
         cfg.gossip_listen = gossip_addr(i).to_string();
-        cfg.gossip_interval_ms = self
-            .spec
-            .gossip_interval_ms
-            .unwrap_or_else(|| gossip_interval_model_ms(self.spec.members));
+        cfg.gossip_interval_ms = self.spec.gossip_interval_ms.unwrap_or_else(|| {
+            gossip_interval_model_ms(crate::embedded::interval_members(
+                self.spec.members,
+                self.spec.overlay,
+            ))
+        });
         cfg.service_time_us = AGENT_SERVICE_TIME_US;
         cfg.service_workers = AGENT_SERVICE_WORKERS;
         let authority = agent_authority(i);
@@ -173,10 +175,9 @@ impl SimTestbed {
             }
         }
         // O(log N) gossip rounds spread a member; allow generously more.
-        let interval = self
-            .spec
-            .gossip_interval_ms
-            .unwrap_or_else(|| gossip_interval_model_ms(n));
+        let interval = self.spec.gossip_interval_ms.unwrap_or_else(|| {
+            gossip_interval_model_ms(crate::embedded::interval_members(n, self.spec.overlay))
+        });
         let limit = Duration::from_secs(30) + Duration::from_millis(interval.saturating_mul(60));
         if let Err(e) = self.wait_converged(limit).await {
             self.shutdown_members();

@@ -426,6 +426,7 @@ fn run_kind(
         retries: cfg.retries,
         cluster_secret: crate::compare::random_secret(),
         gossip_interval_ms: None,
+        overlay: Default::default(),
     };
     let e = Export::new(spec.clone(), cfg.levels.clone());
     let mut stack = export::swarm::stack(&e)?;

@@ -173,6 +173,7 @@ async fn docker_backend_four_cloudlets_lose_one_and_lose_no_boot() {
         retries: 2,
         cluster_secret: testbeds::compare::random_secret(),
         gossip_interval_ms: None,
+        overlay: Default::default(),
     };
     let t_up = Instant::now();
     let tb = DockerTestbed::start(spec).await.expect("docker testbed");

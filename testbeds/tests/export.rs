@@ -27,6 +27,7 @@ fn spec(kind: Kind, members: u32) -> TestbedSpec {
         retries: 2,
         cluster_secret: testbeds::compare::random_secret(),
         gossip_interval_ms: None,
+        overlay: Default::default(),
     }
 }
 

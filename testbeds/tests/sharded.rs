@@ -42,6 +42,7 @@ fn admin_burst(cloudlets: u32, boots: u32) -> results::RunResults {
             retries: 0,
             cluster_secret: String::new(),
             gossip_interval_ms: None,
+            overlay: Default::default(),
         };
         let tb = Testbed::start(Backend::Sim, spec).await.expect("testbed");
         let entries = tb.entries();

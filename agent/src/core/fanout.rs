@@ -15,7 +15,8 @@ impl Core {
         base: &str,
         rid: &str,
     ) -> Vec<Value> {
-        let known = self.gossip.known().await;
+        // Every member: with a partial view, a census of the overlay.
+        let known = self.gossip.everyone().await;
         let tok = self.token_for_claims(claims);
         let path = if all_tenants {
             ALL_TENANTS_LIST
@@ -222,8 +223,9 @@ impl Core {
         out
     }
 
-    /// Concatenates a per-cloudlet list (`key`) over every alive cloudlet,
-    /// in member order; errors of single cloudlets are skipped.
+    /// Concatenates a per-cloudlet list (`key`) over every alive cloudlet
+    /// (a census with a partial view), in member order; errors of single
+    /// cloudlets are skipped.
     pub async fn federated_concat(
         &self,
         claims: &Claims,
@@ -232,7 +234,7 @@ impl Core {
         key: &str,
         rid: &str,
     ) -> Result<Vec<Value>, CallError> {
-        let mut view = self.gossip.live_view().await;
+        let mut view = self.gossip.everyone_alive().await;
         view.sort_by(|a, b| a.name.cmp(&b.name));
         let futs = view.iter().map(|st| async move {
             self.nova_json(&Member::of(st, true), path, claims, p, rid)
@@ -274,7 +276,8 @@ impl Core {
     }
 
     /// Sums a per-cloudlet JSON document (`inner` key) over every alive
-    /// cloudlet; used for hypervisor statistics, limits and quotas.
+    /// cloudlet (a census with a partial view); used for hypervisor
+    /// statistics, limits and quotas.
     pub async fn federated_sum(
         &self,
         claims: &Claims,
@@ -284,7 +287,7 @@ impl Core {
         kind: view::SumKind,
         rid: &str,
     ) -> Result<Value, CallError> {
-        let view = self.gossip.live_view().await;
+        let view = self.gossip.everyone_alive().await;
         let futs = view.iter().map(|st| async move {
             self.nova_json(&Member::of(st, true), path, claims, p, rid)
                 .await

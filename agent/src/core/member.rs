@@ -46,11 +46,13 @@ impl Core {
                 alive: true,
             };
         }
-        let m = self.gossip.known().await.member(name);
+        // With a partial view the member may be outside the view (a
+        // cloudlet this agent placed a boot on): found over the overlay.
+        let m = self.gossip.find_member(name).await;
         Member {
             name: name.to_string(),
             alive: m.as_ref().is_some_and(|(_, alive)| *alive),
-            url: m.map(|(url, _)| url),
+            url: m.map(|(s, _)| s.url),
         }
     }
 
@@ -182,13 +184,7 @@ impl Core {
                 };
             }
         }
-        let st = self
-            .gossip
-            .known()
-            .await
-            .into_iter()
-            .find(|(s, _)| s.name == member)?
-            .0;
+        let st = self.gossip.find_member(member).await?.0;
         let url = st.cloudlet_auth_url.filter(|u| !u.is_empty())?;
         let mut cfg = self.cfg.clone();
         cfg.cloudlet_auth_url = url;

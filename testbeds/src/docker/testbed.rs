@@ -330,6 +330,10 @@ pub(crate) fn agent_args_at(
         args.push("--rng-seed".into());
         args.push(seed);
     }
+    if cfg.overlay != agent::config::Overlay::Full {
+        args.push("--overlay".into());
+        args.push(cfg.overlay.to_string());
+    }
     for s in &cfg.seed_peers {
         args.push("--seed-peer".into());
         args.push(s.clone());
@@ -594,6 +598,7 @@ mod tests {
             retries: 1,
             cluster_secret: "s".into(),
             gossip_interval_ms: None,
+            overlay: Default::default(),
         };
         let args = agent_args(&spec, "run", 0).join(" ");
         assert!(args.contains("--boot-poll-ms 1000"), "{args}");

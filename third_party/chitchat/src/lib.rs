@@ -206,6 +206,8 @@ impl Chitchat {
                 warn!("message rejected by peer: wrong cluster");
                 None
             }
+            // Not chitchat's: another protocol sharing the transport.
+            ChitchatMessage::App(_) => None,
             #[cfg(test)]
             ChitchatMessage::PanicForTest => {
                 panic!("panic message received");

@@ -25,6 +25,10 @@ pub enum ChitchatMessage {
     Ack { delta: Delta },
     /// Node B rejects the SYN message because node A and B belong to different clusters.
     BadCluster,
+    /// An application message that only shares chitchat's transport (and
+    /// the authentication a transport may add): chitchat ignores it. The
+    /// p2pstack agent's CYCLON overlay speaks through it.
+    App(Vec<u8>),
     /// A message used by tests to trigger a panic
     #[cfg(test)]
     PanicForTest,
@@ -56,6 +60,7 @@ enum MessageType {
     SynAck = 1u8,
     Ack = 2u8,
     BadCluster = 3u8,
+    App = 4u8,
     #[cfg(test)]
     PanicForTest = 255u8,
 }
@@ -67,6 +72,7 @@ impl MessageType {
             1 => Some(Self::SynAck),
             2 => Some(Self::Ack),
             3 => Some(Self::BadCluster),
+            4 => Some(Self::App),
             #[cfg(test)]
             255 => Some(Self::PanicForTest),
             _ => None,
@@ -101,6 +107,11 @@ impl Serializable for ChitchatMessage {
             ChitchatMessage::BadCluster => {
                 buf.push(MessageType::BadCluster.to_code());
             }
+            ChitchatMessage::App(bytes) => {
+                buf.push(MessageType::App.to_code());
+                buf.extend((bytes.len() as u32).to_le_bytes());
+                buf.extend_from_slice(bytes);
+            }
             #[cfg(test)]
             ChitchatMessage::PanicForTest => {
                 buf.push(MessageType::PanicForTest.to_code());
@@ -119,6 +130,7 @@ impl Serializable for ChitchatMessage {
                 }
                 ChitchatMessage::Ack { delta } => 1 + delta.serialized_len(),
                 ChitchatMessage::BadCluster => 1,
+                ChitchatMessage::App(bytes) => 1 + 4 + bytes.len(),
                 #[cfg(test)]
                 ChitchatMessage::PanicForTest => 1,
             }
@@ -168,6 +180,19 @@ impl Deserializable for ChitchatMessage {
                 Ok(Self::Ack { delta })
             }
             MessageType::BadCluster => Ok(Self::BadCluster),
+            MessageType::App => {
+                if buf.len() < 4 {
+                    bail!("buffer too small to store an application message's length");
+                }
+                let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+                buf.consume(4);
+                if buf.len() < len {
+                    bail!("application message shorter than its length");
+                }
+                let bytes = buf[..len].to_vec();
+                buf.consume(len);
+                Ok(Self::App(bytes))
+            }
             #[cfg(test)]
             MessageType::PanicForTest => Ok(Self::PanicForTest),
         }
@@ -263,5 +288,16 @@ mod tests {
     #[test]
     fn test_bad_cluster() {
         test_serdeser_aux(&ChitchatMessage::BadCluster, 4);
+        test_serdeser_aux(&ChitchatMessage::App(b"cyclon".to_vec()), 4 + 4 + 6);
+        // A length beyond the buffer is an error, not a panic.
+        let mut framed = Vec::new();
+        framed.extend(super::MAGIC_NUMBER.to_le_bytes());
+        framed.extend([0u8, 4u8]);
+        framed.extend(9u32.to_le_bytes());
+        framed.push(1);
+        let mut b: &[u8] = &framed;
+        assert!(
+            <ChitchatMessage as crate::serialize::Deserializable>::deserialize(&mut b).is_err()
+        );
     }
 }
