@@ -594,17 +594,23 @@ pub struct CyclonNode {
 }
 
 impl CyclonNode {
-    /// Opens `listen` on `transport` and starts the rounds.
+    /// Opens `cfg.listen` on `transport` and starts the rounds. Seeds
+    /// given as `ip:port` are joined through; names are resolved by the
+    /// agent and knocked at with [`CyclonNode::join_via`].
     pub async fn spawn(
         params: CyclonParams,
         me: &CloudletState,
-        addr: SocketAddr,
-        listen: SocketAddr,
-        seeds: Vec<SocketAddr>,
-        interval: Duration,
-        seed: u64,
+        cfg: &crate::gossip::GossipConfig,
         transport: &dyn Transport,
     ) -> Result<Self, AgentError> {
+        let seeds: Vec<SocketAddr> = cfg
+            .seeds
+            .iter()
+            .filter_map(|s| s.parse::<SocketAddr>().ok())
+            .filter(|a| *a != cfg.addr)
+            .collect();
+        let (addr, listen, interval) = (cfg.addr, cfg.listen, cfg.interval);
+        let seed = cfg.rng_seed.unwrap_or_else(rand::random);
         let params = CyclonParams {
             sizes: params.sizes.validate().map_err(AgentError::Config)?,
             ..params

@@ -341,28 +341,7 @@ impl Gossip {
         let inner = match cfg.overlay {
             OverlayKind::Full => Inner::Full(FullMembership::spawn(cfg, initial, transport).await?),
             OverlayKind::Cyclon(params) => {
-                // Seeds given as `ip:port`; names are resolved by the agent
-                // and knocked at with `gossip_with`.
-                let seeds = cfg
-                    .seeds
-                    .iter()
-                    .filter_map(|s| s.parse::<SocketAddr>().ok())
-                    .filter(|a| *a != cfg.addr)
-                    .collect();
-                let seed = cfg.rng_seed.unwrap_or_else(rand::random);
-                Inner::Cyclon(
-                    CyclonNode::spawn(
-                        params,
-                        initial,
-                        cfg.addr,
-                        cfg.listen,
-                        seeds,
-                        cfg.interval,
-                        seed,
-                        transport,
-                    )
-                    .await?,
-                )
+                Inner::Cyclon(CyclonNode::spawn(params, initial, cfg, transport).await?)
             }
         };
         Ok(Self { inner })
