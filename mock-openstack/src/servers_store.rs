@@ -1,9 +1,11 @@
 //! The server records with the indexes the API needs, kept up to date on
 //! every insert and removal so no request scans every server:
 //!
-//! - creation order (`seq`): lists are newest first and page by marker, so
-//!   a page walks back from the marker and stops after `limit` matches
-//!   instead of sorting every server;
+//! - creation order (`seq`): the records live in a map keyed by `seq`, so
+//!   a list (newest first, paged by marker) walks back from the marker and
+//!   stops after `limit` matches without sorting, and without a hash lookup
+//!   per record walked (the watchers of every agent list each cloudlet's
+//!   servers every poll); the ID index maps an ID to its `seq`;
 //! - per-project usage totals: the quota check of every POST (and
 //!   `/limits`, quota details) reads three counters instead of summing
 //!   every server, which made a large burst against one deployment
@@ -39,9 +41,10 @@ impl Usage {
 
 #[derive(Debug, Default)]
 pub struct Servers {
-    by_id: HashMap<String, Server>,
-    /// seq → id, in creation order.
-    order: BTreeMap<u64, String>,
+    /// The records by creation seq (creation order).
+    by_seq: BTreeMap<u64, Server>,
+    /// id → seq of the live records.
+    seq_by_id: HashMap<String, u64>,
     tombstones: HashMap<String, u64>,
     usage: HashMap<&'static str, Usage>,
 }
@@ -49,19 +52,16 @@ pub struct Servers {
 impl Servers {
     /// Adds (or replaces) a record.
     pub fn insert(&mut self, s: Server) {
-        if let Some(old) = self.by_id.get(&s.id) {
-            let (seq, project) = (old.seq, old.project_id);
-            self.remove_live(&s.id, seq, project);
-        }
+        self.remove_live(&s.id);
         self.usage.entry(s.project_id).or_default().add(&s, 1);
-        self.order.insert(s.seq, s.id.clone());
-        self.by_id.insert(s.id.clone(), s);
+        self.seq_by_id.insert(s.id.clone(), s.seq);
+        self.by_seq.insert(s.seq, s);
     }
 
-    fn remove_live(&mut self, id: &str, seq: u64, project: &'static str) -> Option<Server> {
-        let s = self.by_id.remove(id)?;
-        self.order.remove(&seq);
-        if let Some(u) = self.usage.get_mut(project) {
+    fn remove_live(&mut self, id: &str) -> Option<Server> {
+        let seq = self.seq_by_id.remove(id)?;
+        let s = self.by_seq.remove(&seq)?;
+        if let Some(u) = self.usage.get_mut(s.project_id) {
             u.add(&s, -1);
         }
         Some(s)
@@ -69,49 +69,48 @@ impl Servers {
 
     /// Removes a record, leaving its tombstone for pagination.
     pub fn remove(&mut self, id: &str) -> Option<Server> {
-        let (seq, project) = self.by_id.get(id).map(|s| (s.seq, s.project_id))?;
-        let s = self.remove_live(id, seq, project)?;
+        let s = self.remove_live(id)?;
         self.tombstones.insert(s.id.clone(), s.seq);
         Some(s)
     }
 
     pub fn get(&self, id: &str) -> Option<&Server> {
-        self.by_id.get(id)
+        self.by_seq.get(self.seq_by_id.get(id)?)
     }
 
     /// A record to update (never its `seq`, `project_id` or `flavor`).
     pub fn get_mut(&mut self, id: &str) -> Option<&mut Server> {
-        self.by_id.get_mut(id)
+        self.by_seq.get_mut(self.seq_by_id.get(id)?)
     }
 
     pub fn len(&self) -> usize {
-        self.by_id.len()
+        self.by_seq.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
+        self.by_seq.is_empty()
     }
 
     /// Every record, oldest first (a stable order, unlike a hash map's).
     pub fn values(&self) -> impl Iterator<Item = &Server> {
-        self.order.values().filter_map(|id| self.by_id.get(id))
+        self.by_seq.values()
     }
 
     /// Records created before `before` (a seq; all when `None`), newest
     /// first: nova's default list order.
     pub fn newest_first(&self, before: Option<u64>) -> impl Iterator<Item = &Server> {
-        self.order
+        self.by_seq
             .range(..before.unwrap_or(u64::MAX))
             .rev()
-            .filter_map(|(_, id)| self.by_id.get(id))
+            .map(|(_, s)| s)
     }
 
     /// The creation seq of a live or deleted server (for a list marker).
     pub fn seq_of(&self, id: &str) -> Option<u64> {
-        self.by_id
+        self.seq_by_id
             .get(id)
-            .map(|s| s.seq)
-            .or_else(|| self.tombstones.get(id).copied())
+            .or_else(|| self.tombstones.get(id))
+            .copied()
     }
 
     /// Whether `id` was deleted (and not re-created).
@@ -130,7 +129,7 @@ impl Index<&str> for Servers {
 
     /// Panics when absent (tests only; handlers use [`Servers::get`]).
     fn index(&self, id: &str) -> &Server {
-        &self.by_id[id]
+        &self.by_seq[&self.seq_by_id[id]]
     }
 }
 

@@ -338,15 +338,45 @@ struct Link {
     href: String,
 }
 
-fn links(base: &str, id: &str) -> [Link; 2] {
+/// A server's link, written straight into the response (a list carries
+/// two per server, and every agent's watcher lists every cloudlet each
+/// poll: no `String` is built per link).
+#[derive(Serialize)]
+struct ServerLink<'a> {
+    rel: &'static str,
+    href: ServerHref<'a>,
+}
+
+/// `{base}{path}{id}`, serialized as one JSON string.
+struct ServerHref<'a> {
+    base: &'a str,
+    path: &'static str,
+    id: &'a str,
+}
+
+impl Serialize for ServerHref<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        ser.collect_str(&format_args!("{}{}{}", self.base, self.path, self.id))
+    }
+}
+
+fn links<'a>(base: &'a str, id: &'a str) -> [ServerLink<'a>; 2] {
     [
-        Link {
+        ServerLink {
             rel: "self",
-            href: format!("{base}/compute/v2.1/servers/{id}"),
+            href: ServerHref {
+                base,
+                path: "/compute/v2.1/servers/",
+                id,
+            },
         },
-        Link {
+        ServerLink {
             rel: "bookmark",
-            href: format!("{base}/compute/servers/{id}"),
+            href: ServerHref {
+                base,
+                path: "/compute/servers/",
+                id,
+            },
         },
     ]
 }
@@ -403,7 +433,7 @@ pub struct ServerView<'a> {
     #[serde(rename = "accessIPv6")]
     access_ipv6: &'static str,
     metadata: &'a Map<String, Value>,
-    links: [Link; 2],
+    links: [ServerLink<'a>; 2],
     key_name: Option<&'a str>,
     config_drive: &'a str,
     security_groups: Vec<NameView<'a>>,
@@ -442,7 +472,7 @@ pub struct ServerView<'a> {
     instance_name: Option<String>,
 }
 
-pub fn server_view<'a>(base: &str, s: &'a Server, admin: bool) -> ServerView<'a> {
+pub fn server_view<'a>(base: &'a str, s: &'a Server, admin: bool) -> ServerView<'a> {
     let mut addresses: BTreeMap<&str, Vec<AddrView>> = BTreeMap::new();
     for a in &s.addresses {
         addresses.entry(a.network.name).or_default().push(AddrView {
@@ -518,7 +548,7 @@ struct Single<'a> {
 struct Brief<'a> {
     id: &'a str,
     name: &'a str,
-    links: [Link; 2],
+    links: [ServerLink<'a>; 2],
 }
 
 #[derive(Serialize)]
