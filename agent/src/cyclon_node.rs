@@ -773,6 +773,8 @@ async fn run(
     };
     loop {
         let event = tokio::select! {
+            // Fixed order: the same seed repeats the same run on virtual time.
+            biased;
             _ = tick.tick() => Event::Tick,
             m = socket.recv() => Event::Message(m),
             c = commands.recv() => Event::Command(c),
