@@ -17,15 +17,15 @@ use tracing::Instrument;
 
 use crate::cloudlet::{ProjectRef, Svc, REQUEST_ID};
 use crate::core::{
-    now, project_of, BootPlan, Core, DirEntry, DirState, Outcome, P2P_AUTH, PROJECT_PLACEHOLDER,
+    keypairs, now, project_of, BootPlan, Core, NotPlaced, Outcome, P2P_AUTH, PROJECT_PLACEHOLDER,
 };
 use crate::error::CallError;
 use crate::listing::{self, ListQuery};
 use crate::metrics::Metrics;
 use crate::peer_sig;
 use crate::protocol::{
-    self, routes, BootAccepted, BootReplica, Gone, KnownServers, PeerRequest, ReadKind,
-    ReplicaState, Superseded,
+    self, routes, BootAccepted, BootReplica, Gone, KeypairCopy, KnownServers, PeerRequest,
+    ReadKind, Superseded,
 };
 use crate::token::{self, Claims};
 use crate::{idroute, view};
@@ -177,16 +177,28 @@ async fn is_own_project(core: &Core, c: &Ctx, id: &str) -> bool {
     matches!(core.cloudlet.token_for(&c.project).await, Ok(t) if t.project_id == id)
 }
 
-/// Removes admin-only server attributes for non-admin callers.
+/// Server objects as the caller sees them: keypair names as the user gave
+/// them, and admin-only attributes removed for non-admin callers.
 fn scrub_for(claims: &Claims, v: &mut Value) {
-    if claims.is_admin() {
-        return;
-    }
+    let admin = claims.is_admin();
+    let scrub = |s: &mut Value| {
+        let user_key = s
+            .get("key_name")
+            .and_then(Value::as_str)
+            .and_then(keypairs::user_name_of)
+            .map(str::to_string);
+        if let Some(k) = user_key {
+            s["key_name"] = json!(k);
+        }
+        if !admin {
+            policy::strip_admin_server_fields(s);
+        }
+    };
     if let Some(s) = v.get_mut("server") {
-        policy::strip_admin_server_fields(s);
+        scrub(s);
     }
     if let Some(list) = v.get_mut("servers").and_then(Value::as_array_mut) {
-        list.iter_mut().for_each(policy::strip_admin_server_fields);
+        list.iter_mut().for_each(scrub);
     }
 }
 
@@ -233,6 +245,22 @@ pub fn router(core: Arc<Core>) -> Router {
             "/compute/v2.1/servers/{id}",
             get(show_server).delete(delete_server),
         )
+        .route("/compute/v2.1/servers/{id}/action", post(server_action))
+        .route(
+            "/compute/v2.1/os-keypairs",
+            get(keypairs_list).post(keypair_create),
+        )
+        .route(
+            "/compute/v2.1/os-keypairs/{name}",
+            get(keypair_show).delete(keypair_delete),
+        )
+        .route("/compute/v2.1/os-hypervisors/{id}", get(hypervisor_show))
+        .route(
+            "/compute/v2.1/os-hypervisors/{id}/uptime",
+            get(hypervisor_uptime),
+        )
+        .route("/compute/v2.1/os-aggregates", get(aggregates_list))
+        .route("/compute/v2.1/os-aggregates/{id}", get(aggregate_show))
         .route(
             "/compute/v2.1/os-hypervisors/statistics",
             get(hypervisor_stats),
@@ -262,6 +290,8 @@ pub fn router(core: Arc<Core>) -> Router {
         .route(routes::SUPERSEDED, post(p2p_superseded))
         .route(routes::REPLICA, post(p2p_replica))
         .route(routes::GONE, post(p2p_gone))
+        .route(routes::SERVER_ACTION, post(p2p_server_action))
+        .route(routes::KEYPAIR, post(p2p_keypair))
         .fallback(not_found)
         .layer(middleware::from_fn(crate::guard::literal_requests))
         .layer(middleware::from_fn_with_state(core.clone(), request_id))
@@ -460,106 +490,93 @@ async fn auth_tokens(State(core): S, headers: HeaderMap, uri: Uri, body: Bytes) 
 
 // ---------------------------------------------------------------- servers
 
-async fn create_server(State(core): S, headers: HeaderMap, body: Bytes) -> Response {
-    let c = match ctx(&core, &headers, Service::Compute) {
-        Ok(c) => c,
-        Err(f) => return f.into_response(),
-    };
-    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
-        return fault(Service::Compute, 400, "Malformed request body").into_response();
-    };
-    match v
+/// Nova's reading of a boolean body parameter (`parameter_types.boolean`).
+fn bool_param(v: Option<&Value>) -> bool {
+    match v {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => {
+            matches!(
+                s.to_ascii_lowercase().as_str(),
+                "true" | "1" | "yes" | "on" | "y" | "t"
+            )
+        }
+        Some(Value::Number(n)) => n.as_u64() == Some(1),
+        _ => false,
+    }
+}
+
+/// A create request that could not be placed, as Nova answers it.
+fn create_fault(n: NotPlaced) -> ApiError {
+    match n.error {
+        CallError::Status {
+            status: status @ (400 | 403),
+            message,
+        } => fault(Service::Compute, status, message),
+        other => fault(
+            Service::Compute,
+            500,
+            format!(
+                "No valid host was found. Tried {}: {other}",
+                n.tried.join(", ")
+            ),
+        ),
+    }
+}
+
+async fn create_server(
+    State(core): S,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let c = ctx(&core, &headers, Service::Compute)?;
+    let v = serde_json::from_slice::<Value>(&body)
+        .map_err(|_| fault(Service::Compute, 400, "Malformed request body"))?;
+    let counts = match v
         .get("server")
         .and_then(Value::as_object)
         .map(input::counts)
     {
-        Some(Err(msg)) => return fault(Service::Compute, 400, msg).into_response(),
-        Some(Ok((_, max))) if max > 1 => {
-            return fault(
-                Service::Compute,
-                400,
-                "The federation boots one server per request (min_count and max_count must be 1)",
-            )
-            .into_response()
-        }
-        _ => {}
-    }
-    let (plan, demand) = match core.plan_boot(&c.claims, &c.project, &v, &c.rid).await {
-        Ok(x) => x,
-        Err((status, msg)) => return fault(Service::Compute, status, msg).into_response(),
+        Some(r) => r.map_err(|msg| fault(Service::Compute, 400, msg))?,
+        None => (1, 1),
     };
-    let mut tried = vec![];
-    match core
-        .place_and_boot(&c.claims, &c.project, &plan, &demand, &mut tried, &c.rid)
+    let reservation = bool_param(v.pointer("/server/return_reservation_id"));
+    let (plan, demand) = core
+        .plan_boot(&c.claims, &c.project, &v, &c.rid)
         .await
-    {
-        Ok((owner, local_id, created)) => {
-            let Ok(gid) = uuid::Uuid::parse_str(&plan.gid) else {
-                return fault(Service::Compute, 500, "bad global id").into_response();
-            };
-            let name = plan
-                .server
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            let entry = DirEntry {
-                owner: owner.clone(),
-                local_id,
-                name,
-                tenant: c.claims.project_id.clone().unwrap_or_default(),
-                project: c.project.clone(),
-                claims: c.claims.clone(),
-                state: DirState::Building,
-                tried,
-                backup: None,
-            };
-            core.accept(gid, entry, plan.clone(), demand, c.rid.clone());
-            if owner == core.name {
-                // Before the client hears "accepted": losing this agent
-                // with its cloudlet must not lose the server.
-                core.replicate(gid, Some((&plan, &demand)), ReplicaState::Building)
-                    .await;
-            }
-            let self_href = format!("{}/compute/v2.1/servers/{gid}", c.base);
-            let mut server = json!({
-                "id": plan.gid,
-                "links": [{"rel": "self", "href": self_href},
-                          {"rel": "bookmark", "href": format!("{}/compute/servers/{gid}", c.base)}],
-                "OS-DCF:diskConfig": "MANUAL",
-                "security_groups": [{"name": "default"}],
-            });
-            if let Some(p) = created.pointer("/server/adminPass") {
-                server["adminPass"] = p.clone();
-            }
-            let mut r = json_resp(StatusCode::ACCEPTED, &json!({"server": server}));
-            if let Ok(h) = HeaderValue::from_str(&self_href) {
-                r.headers_mut().insert("location", h);
-            }
-            with_owner(r, &core, Some(&owner))
-        }
-        Err(e) => {
-            let f = match e {
-                CallError::Status {
-                    status: 403,
-                    message,
-                } => fault(Service::Compute, 403, message),
-                CallError::Status {
-                    status: 400,
-                    message,
-                } => fault(Service::Compute, 400, message),
-                other => fault(
-                    Service::Compute,
-                    500,
-                    format!(
-                        "No valid host was found. Tried {}: {other}",
-                        tried.join(", ")
-                    ),
-                ),
-            };
-            f.into_response()
-        }
+        .map_err(|(status, msg)| fault(Service::Compute, status, msg))?;
+    let placed = core
+        .create_servers(&c.claims, &c.project, plan, demand, counts, &c.rid)
+        .await
+        .map_err(create_fault)?;
+    let first = placed
+        .first()
+        .ok_or_else(|| fault(Service::Compute, 500, "No valid host was found."))?;
+    if reservation {
+        // Nova's `r-` and 8 characters; the servers are not looked up by it.
+        let tag: String = first.gid.simple().to_string().chars().skip(24).collect();
+        let r = json_resp(
+            StatusCode::ACCEPTED,
+            &json!({"reservation_id": format!("r-{tag}")}),
+        );
+        return Ok(with_owner(r, &core, Some(&first.owner)));
     }
+    let gid = first.gid;
+    let self_href = format!("{}/compute/v2.1/servers/{gid}", c.base);
+    let mut server = json!({
+        "id": gid.to_string(),
+        "links": [{"rel": "self", "href": self_href},
+                  {"rel": "bookmark", "href": format!("{}/compute/servers/{gid}", c.base)}],
+        "OS-DCF:diskConfig": "MANUAL",
+        "security_groups": [{"name": "default"}],
+    });
+    if let Some(p) = first.created.pointer("/server/adminPass") {
+        server["adminPass"] = p.clone();
+    }
+    let mut r = json_resp(StatusCode::ACCEPTED, &json!({"server": server}));
+    if let Ok(h) = HeaderValue::from_str(&self_href) {
+        r.headers_mut().insert("location", h);
+    }
+    Ok(with_owner(r, &core, Some(&first.owner)))
 }
 
 async fn list(core: Arc<Core>, headers: HeaderMap, uri: Uri, detail: bool) -> Response {
@@ -632,9 +649,16 @@ async fn list_detail(State(core): S, headers: HeaderMap, uri: Uri) -> Response {
     list(core, headers, uri, true).await
 }
 
-/// `GET`/`DELETE /servers/{id}`: served here if this agent coordinates the
-/// ID, else forwarded to its coordinator in one hop.
-async fn route_server(core: Arc<Core>, method: Method, headers: HeaderMap, id: String) -> Response {
+/// `GET`/`DELETE /servers/{id}` (or, with `action`, `POST
+/// /servers/{id}/action`): served here if this agent coordinates the ID,
+/// else forwarded to its coordinator in one hop.
+async fn route_server(
+    core: Arc<Core>,
+    method: Method,
+    headers: HeaderMap,
+    id: String,
+    action: Option<Bytes>,
+) -> Response {
     let c = match ctx(&core, &headers, Service::Compute) {
         Ok(c) => c,
         Err(f) => return f.into_response(),
@@ -662,7 +686,7 @@ async fn route_server(core: Arc<Core>, method: Method, headers: HeaderMap, id: S
         if let Some(coord) = coord.clone().filter(|c| *c != core.name) {
             let alive = known.iter().any(|(s, a)| s.name == coord && *a);
             if let (true, Some(url)) = (alive, core.url_of(&coord).await) {
-                match forward_server_op(&core, &c, &url, &method, gid).await {
+                match forward_server_op(&core, &c, &url, &method, gid, action.as_ref()).await {
                     Ok(r) => return relay(&core, &c, &id, &r),
                     Err(e) => {
                         tracing::warn!(coordinator = %coord, error = %e, "coordinator unreachable; searching");
@@ -676,7 +700,7 @@ async fn route_server(core: Arc<Core>, method: Method, headers: HeaderMap, id: S
         if coord.as_deref() != Some(core.name.as_str()) {
             if let Some((adopter, url)) = core.adopter_url(gid, &c.claims, &c.project, &c.rid).await
             {
-                match forward_server_op(&core, &c, &url, &method, gid).await {
+                match forward_server_op(&core, &c, &url, &method, gid, action.as_ref()).await {
                     Ok(r) => return relay(&core, &c, &id, &r),
                     Err(e) => {
                         tracing::warn!(adopter = %adopter, error = %e, "adopter unreachable; serving here");
@@ -691,7 +715,9 @@ async fn route_server(core: Arc<Core>, method: Method, headers: HeaderMap, id: S
                 // final (it searched the live cloudlets too).
                 if let Some(backup) = core.adopter_of(&dead).await.filter(|b| *b != core.name) {
                     if let Some(url) = core.url_of(&backup).await {
-                        match forward_server_op(&core, &c, &url, &method, gid).await {
+                        match forward_server_op(&core, &c, &url, &method, gid, action.as_ref())
+                            .await
+                        {
                             Ok(r) => return relay(&core, &c, &id, &r),
                             Err(e) => {
                                 tracing::warn!(backup = %backup, error = %e, "backup unreachable; serving here");
@@ -702,9 +728,16 @@ async fn route_server(core: Arc<Core>, method: Method, headers: HeaderMap, id: S
             }
         }
     }
-    let mut o = core
-        .server_op(&method, gid, &c.claims, &c.project, &c.base, &c.rid)
-        .await;
+    let mut o = match action {
+        Some(body) => {
+            core.server_action(gid, &c.claims, &c.project, body, &c.rid)
+                .await
+        }
+        None => {
+            core.server_op(&method, gid, &c.claims, &c.project, &c.base, &c.rid)
+                .await
+        }
+    };
     if let Some(b) = o.body.as_mut() {
         scrub_for(&c.claims, b);
     }
@@ -721,7 +754,7 @@ async fn route_server(core: Arc<Core>, method: Method, headers: HeaderMap, id: S
             .await
             .filter(|(member, server)| !core.hidden(member, server, &id))
         {
-            if method == Method::DELETE {
+            if method != Method::GET {
                 return with_owner(
                     fault(
                         Service::Compute,
@@ -749,17 +782,25 @@ async fn route_server(core: Arc<Core>, method: Method, headers: HeaderMap, id: S
 }
 
 /// A peer agent's answer about a server, passed on to the user.
-/// Sends a server GET/DELETE to the peer at `url` (coordinator or adopter).
+/// Sends a server GET/DELETE (or action) to the peer at `url`
+/// (coordinator, adopter or backup).
 async fn forward_server_op(
     core: &Core,
     c: &Ctx,
     url: &str,
     method: &Method,
     gid: uuid::Uuid,
+    action: Option<&Bytes>,
 ) -> Result<os_client::HttpResponse, crate::error::CallError> {
-    let req = PeerRequest::Server {
-        method: method.clone(),
-        gid,
+    let req = match action {
+        Some(body) => PeerRequest::ServerAction {
+            gid,
+            body: body.clone(),
+        },
+        None => PeerRequest::Server {
+            method: method.clone(),
+            gid,
+        },
     };
     core.peer(url, &req, &c.token, &c.rid).await
 }
@@ -789,11 +830,319 @@ fn relay(core: &Core, c: &Ctx, id: &str, r: &os_client::HttpResponse) -> Respons
 }
 
 async fn show_server(State(core): S, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    route_server(core, Method::GET, headers, id).await
+    route_server(core, Method::GET, headers, id, None).await
 }
 
 async fn delete_server(State(core): S, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    route_server(core, Method::DELETE, headers, id).await
+    route_server(core, Method::DELETE, headers, id, None).await
+}
+
+/// `POST /servers/{id}/action`: carried out by the instance's cloudlet,
+/// routed as `GET` is (Nova's answer passed on: 202, or 409 for an action
+/// in the wrong state).
+async fn server_action(
+    State(core): S,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let v = serde_json::from_slice::<Value>(&body)
+        .map_err(|_| fault(Service::Compute, 400, "Malformed request body"))?;
+    if !v.as_object().is_some_and(|o| o.len() == 1) {
+        return Err(fault(
+            Service::Compute,
+            400,
+            "Invalid input for field/attribute action: exactly one action is required.",
+        ));
+    }
+    Ok(route_server(core, Method::POST, headers, id, Some(body)).await)
+}
+
+// ---------------------------------------------------------------- keypairs
+
+fn keypair_not_found(name: &str, c: &Ctx) -> ApiError {
+    fault(
+        Service::Compute,
+        404,
+        format!("Keypair {name} not found for user {}", c.claims.user_id),
+    )
+}
+
+async fn keypairs_list(State(core): S, headers: HeaderMap) -> Result<Response, ApiError> {
+    let c = ctx(&core, &headers, Service::Compute)?;
+    let list = core
+        .keypairs_of(&c.claims, &c.project, &c.rid)
+        .await
+        .map_err(|e| call_fault(Service::Compute, e))?;
+    Ok(json_resp(StatusCode::OK, &json!({ "keypairs": list })))
+}
+
+/// Creates the keypair on the own cloudlet (generated there when no public
+/// key is given), then copies it to every live peer's cloudlet before
+/// answering: a keypair made through one agent is seen through any.
+async fn keypair_create(
+    State(core): S,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let c = ctx(&core, &headers, Service::Compute)?;
+    let v = serde_json::from_slice::<Value>(&body)
+        .map_err(|_| fault(Service::Compute, 400, "Malformed request body"))?;
+    let bad = |m: &str| fault(Service::Compute, 400, m.to_string());
+    let kp = v
+        .get("keypair")
+        .filter(|k| k.is_object())
+        .ok_or_else(|| bad("'keypair' is a required property"))?;
+    let name = kp
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("'name' is a required property"))?;
+    if !keypairs::valid_name(name) {
+        return Err(bad(
+            "Keypair data is invalid: Keypair name contains unsafe characters",
+        ));
+    }
+    let public_key = match kp.get("public_key") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(k)) => Some(k.as_str()),
+        Some(_) => return Err(bad("Invalid input for field/attribute public_key.")),
+    };
+    let stored = keypairs::stored_name(&c.claims, name);
+    let cf = |e| call_fault(Service::Compute, e);
+    if core
+        .keypair_here(&c.project, &stored, &c.rid)
+        .await
+        .map_err(cf)?
+        .is_some()
+    {
+        return Err(fault(
+            Service::Compute,
+            409,
+            format!("Key pair '{name}' already exists."),
+        ));
+    }
+    let created = core
+        .create_keypair_here(&c.project, &stored, public_key, &c.rid)
+        .await
+        .map_err(cf)?;
+    let copy = KeypairCopy {
+        name: stored,
+        public_key: created
+            .get("public_key")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    };
+    core.broadcast_keypair(&c.claims, &copy, &c.rid).await;
+    let view = keypairs::user_view(created, &c.claims);
+    Ok(json_resp(StatusCode::OK, &json!({ "keypair": view })))
+}
+
+async fn keypair_show(
+    State(core): S,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let c = ctx(&core, &headers, Service::Compute)?;
+    let stored = keypairs::stored_name(&c.claims, &name);
+    let kp = core
+        .keypair_here(&c.project, &stored, &c.rid)
+        .await
+        .map_err(|e| call_fault(Service::Compute, e))?
+        .ok_or_else(|| keypair_not_found(&name, &c))?;
+    let view = keypairs::user_view(kp, &c.claims);
+    Ok(json_resp(StatusCode::OK, &json!({ "keypair": view })))
+}
+
+/// Deletes the keypair on the own cloudlet and every live peer's.
+async fn keypair_delete(
+    State(core): S,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let c = ctx(&core, &headers, Service::Compute)?;
+    let stored = keypairs::stored_name(&c.claims, &name);
+    let here = core
+        .delete_keypair_here(&c.project, &stored, &c.rid)
+        .await
+        .map_err(|e| call_fault(Service::Compute, e))?;
+    let copy = KeypairCopy {
+        name: stored,
+        public_key: None,
+    };
+    let elsewhere = core.broadcast_keypair(&c.claims, &copy, &c.rid).await;
+    if !here && elsewhere.is_empty() {
+        return Err(keypair_not_found(&name, &c));
+    }
+    // Nova answers 202 up to microversion 2.1.
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+// ---------------------------------------------------------------- hosts (admin)
+
+/// A federated hypervisor ID (its number in the federated list) from an
+/// ID or a host name.
+async fn hypervisor_number(core: &Core, c: &Ctx, id: &str) -> Result<u64, ApiError> {
+    let nf = || {
+        fault(
+            Service::Compute,
+            404,
+            format!("Hypervisor with ID {id} could not be found."),
+        )
+    };
+    if let Ok(n) = id.parse::<u64>() {
+        return Ok(n);
+    }
+    let list = core
+        .federated_numbered(
+            &c.claims,
+            &c.project,
+            "/os-hypervisors",
+            "hypervisors",
+            &c.rid,
+        )
+        .await
+        .map_err(|e| call_fault(Service::Compute, e))?;
+    list.iter()
+        .find(|h| h["hypervisor_hostname"] == id)
+        .and_then(|h| h["id"].as_u64())
+        .ok_or_else(nf)
+}
+
+/// `GET /os-hypervisors/{id}` and `…/uptime` through the federation.
+async fn hypervisor_part(
+    core: Arc<Core>,
+    headers: HeaderMap,
+    id: String,
+    suffix: &str,
+) -> Result<Response, ApiError> {
+    let c = ctx(&core, &headers, Service::Compute)?;
+    if !c.claims.is_admin() {
+        return Ok(forbidden(
+            Service::Compute,
+            "os_compute_api:os-hypervisors:show",
+        ));
+    }
+    let n = hypervisor_number(&core, &c, &id).await?;
+    let cf = |e| call_fault(Service::Compute, e);
+    let at = core
+        .federated_find(
+            &c.claims,
+            &c.project,
+            "/os-hypervisors",
+            "hypervisors",
+            n,
+            &c.rid,
+        )
+        .await
+        .map_err(cf)?
+        .ok_or_else(|| {
+            fault(
+                Service::Compute,
+                404,
+                format!("Hypervisor with ID {id} could not be found."),
+            )
+        })?;
+    let v = core
+        .show_located(
+            &c.claims,
+            &c.project,
+            &at,
+            "/os-hypervisors",
+            suffix,
+            "hypervisor",
+            n,
+            &c.rid,
+        )
+        .await
+        .map_err(cf)?;
+    Ok(json_resp(StatusCode::OK, &v))
+}
+
+async fn hypervisor_show(
+    State(core): S,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    hypervisor_part(core, headers, id, "").await
+}
+
+async fn hypervisor_uptime(
+    State(core): S,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    hypervisor_part(core, headers, id, "/uptime").await
+}
+
+/// Every cloudlet's host aggregates, numbered 1..N.
+async fn aggregates_list(State(core): S, headers: HeaderMap) -> Result<Response, ApiError> {
+    let c = ctx(&core, &headers, Service::Compute)?;
+    if !c.claims.is_admin() {
+        return Ok(forbidden(
+            Service::Compute,
+            "os_compute_api:os-aggregates:index",
+        ));
+    }
+    let list = core
+        .federated_numbered(
+            &c.claims,
+            &c.project,
+            "/os-aggregates",
+            "aggregates",
+            &c.rid,
+        )
+        .await
+        .map_err(|e| call_fault(Service::Compute, e))?;
+    Ok(json_resp(StatusCode::OK, &json!({ "aggregates": list })))
+}
+
+async fn aggregate_show(
+    State(core): S,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let c = ctx(&core, &headers, Service::Compute)?;
+    if !c.claims.is_admin() {
+        return Ok(forbidden(
+            Service::Compute,
+            "os_compute_api:os-aggregates:show",
+        ));
+    }
+    let nf = || {
+        fault(
+            Service::Compute,
+            404,
+            format!("Aggregate {id} could not be found."),
+        )
+    };
+    let n = id.parse::<u64>().map_err(|_| nf())?;
+    let cf = |e| call_fault(Service::Compute, e);
+    let at = core
+        .federated_find(
+            &c.claims,
+            &c.project,
+            "/os-aggregates",
+            "aggregates",
+            n,
+            &c.rid,
+        )
+        .await
+        .map_err(cf)?
+        .ok_or_else(nf)?;
+    let v = core
+        .show_located(
+            &c.claims,
+            &c.project,
+            &at,
+            "/os-aggregates",
+            "",
+            "aggregate",
+            n,
+            &c.rid,
+        )
+        .await
+        .map_err(cf)?;
+    Ok(json_resp(StatusCode::OK, &v))
 }
 
 // ---------------------------------------------------------------- federation-wide figures
@@ -1191,8 +1540,14 @@ async fn p2p_local(
         Ok(c) => c,
         Err(f) => return f.into_response(),
     };
+    if method == Method::POST {
+        let rest = protocol::local_nova_path(uri.path());
+        return local_action(&core, &c, rest, body)
+            .await
+            .unwrap_or_else(IntoResponse::into_response);
+    }
     if !matches!(method, Method::GET | Method::DELETE) {
-        return fault(Service::Control, 405, "Only GET and DELETE").into_response();
+        return fault(Service::Control, 405, "Only GET, DELETE and server actions").into_response();
     }
     let rest = protocol::local_nova_path(uri.path());
     // A member acts for a user: the user's rights decide, not the
@@ -1251,6 +1606,62 @@ async fn p2p_local(
     }
 }
 
+/// A server action on this cloudlet for a peer (`/servers/{id}/action`
+/// only), for the caller's own project's server.
+async fn local_action(core: &Core, c: &Ctx, rest: &str, body: Bytes) -> Result<Response, ApiError> {
+    let id = rest
+        .strip_prefix("/servers/")
+        .and_then(|r| r.strip_suffix("/action"))
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+        .ok_or_else(|| fault(Service::Control, 405, "Only server actions are POSTed"))?;
+    let cf = |e| call_fault(Service::Compute, e);
+    let nf = || fault(Service::Compute, 404, "Instance could not be found.");
+    let shown = core
+        .cloudlet
+        .call(
+            &c.project,
+            Svc::Compute,
+            Method::GET,
+            &format!("/servers/{id}"),
+            None,
+            &c.rid,
+        )
+        .await
+        .map_err(cf)?;
+    if !shown.status().is_success() {
+        return Err(nf());
+    }
+    if !c.claims.is_admin() {
+        let own = core.cloudlet.token_for(&c.project).await.map_err(cf)?;
+        let tenant = serde_json::from_slice::<Value>(shown.body())
+            .ok()
+            .and_then(|v| {
+                v.pointer("/server/tenant_id")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            });
+        if tenant.as_deref() != Some(own.project_id.as_str()) {
+            return Err(nf());
+        }
+    }
+    let r = core
+        .cloudlet
+        .call(
+            &c.project,
+            Svc::Compute,
+            Method::POST,
+            &format!("/servers/{id}/action"),
+            Some(body),
+            &c.rid,
+        )
+        .await
+        .map_err(cf)?;
+    let mut resp = (r.status(), Body::from(r.into_body())).into_response();
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    Ok(resp)
+}
+
 /// A coordinator tells this agent that instances on its cloudlet were
 /// superseded (their boot re-placed, or their server deleted) while the
 /// cloudlet did not answer: they are hidden from every list this agent
@@ -1289,6 +1700,63 @@ async fn p2p_replica(
         ));
     }
     core.hold_replica(rec, c.claims, c.project);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// A server action at the global ID's coordinator (or adopter, backup).
+async fn p2p_server_action(
+    State(core): S,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let c = peer_ctx(&core, &method, &uri, &headers, &body)?;
+    let gid = idroute::parse(&id).ok_or_else(|| {
+        fault(
+            Service::Compute,
+            404,
+            format!("Instance {id} could not be found."),
+        )
+    })?;
+    let o = core
+        .server_action(gid, &c.claims, &c.project, body, &c.rid)
+        .await;
+    Ok(outcome(&core, o))
+}
+
+/// A peer copies (or removes) a user's keypair onto this agent's cloudlet.
+async fn p2p_keypair(
+    State(core): S,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let c = peer_ctx(&core, &method, &uri, &headers, &body)?;
+    let k: KeypairCopy = peer_body(&body, "keypair copy")?;
+    // Only the caller's own stored keypairs.
+    if keypairs::user_name_of(&k.name).is_none_or(|n| keypairs::stored_name(&c.claims, n) != k.name)
+    {
+        return Err(fault(Service::Control, 403, "Not the caller's keypair"));
+    }
+    let cf = |e| call_fault(Service::Control, e);
+    match &k.public_key {
+        Some(pk) => core
+            .ensure_keypair_here(&c.project, &k.name, pk, &c.rid)
+            .await
+            .map_err(cf)?,
+        None => {
+            if !core
+                .delete_keypair_here(&c.project, &k.name, &c.rid)
+                .await
+                .map_err(cf)?
+            {
+                return Err(fault(Service::Control, 404, "No such keypair here"));
+            }
+        }
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

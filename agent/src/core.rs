@@ -33,11 +33,15 @@ use crate::{view, AgentConfig};
 /// to every cloudlet (project IDs differ between cloudlets).
 pub const PROJECT_PLACEHOLDER: &str = "@project";
 
+mod actions;
 mod adopt;
 mod boot;
 mod directory;
 mod fanout;
+mod hosts;
+pub mod keypairs;
 mod member;
+mod multi;
 mod replica;
 mod watch;
 
@@ -45,6 +49,7 @@ pub use crate::protocol::{BootPlan, P2P_AUTH};
 pub use boot::{PlanRecord, PLAN_KEY};
 pub use directory::{DirEntry, DirState};
 pub use member::{DirectClient, Member};
+pub use multi::NotPlaced;
 pub use replica::Replica;
 pub use watch::Watches;
 

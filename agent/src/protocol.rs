@@ -24,6 +24,8 @@ pub mod routes {
     pub const SUPERSEDED: &str = "/p2p/v1/superseded";
     pub const REPLICA: &str = "/p2p/v1/replica";
     pub const GONE: &str = "/p2p/v1/gone";
+    pub const SERVER_ACTION: &str = "/p2p/v1/servers/{id}/action";
+    pub const KEYPAIR: &str = "/p2p/v1/keypair";
 }
 
 const LOCAL_PREFIX: &str = "/p2p/v1/local";
@@ -46,6 +48,29 @@ pub struct BootPlan {
     /// instance so that an adopter knows the retry budget left.
     #[serde(default)]
     pub attempt: u32,
+    /// The user's keypair (its stored name is the server's `key_name`):
+    /// the cloudlet the boot lands on gets it first if it lacks it.
+    #[serde(default)]
+    pub key: Option<PlanKey>,
+}
+
+/// A keypair a boot needs, portably.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlanKey {
+    /// The stored name (see `core::keypairs`).
+    pub name: String,
+    pub public_key: String,
+}
+
+/// The body of `POST /p2p/v1/keypair`: a user's keypair to copy onto the
+/// callee's cloudlet (204), or to remove from it (`public_key` absent:
+/// 204, or 404 when it had none).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeypairCopy {
+    /// The stored name (see `core::keypairs`).
+    pub name: String,
+    #[serde(default)]
+    pub public_key: Option<String>,
 }
 
 /// The answer to `POST /p2p/v1/boot` (202): the instance's ID on the
@@ -160,6 +185,12 @@ pub enum PeerRequest<'a> {
     Replica(&'a BootReplica),
     /// Deleted servers of a lost cloudlet, never to be shown again.
     Gone(&'a Gone),
+    /// A server action at the global ID's coordinator (or adopter).
+    ServerAction { gid: Uuid, body: Bytes },
+    /// A server action on the callee's Nova (the instance's owner).
+    LocalAction { local_id: &'a str, body: Bytes },
+    /// Copy or remove a user's keypair on the callee's cloudlet.
+    Keypair(&'a KeypairCopy),
 }
 
 impl PeerRequest<'_> {
@@ -169,7 +200,10 @@ impl PeerRequest<'_> {
             | PeerRequest::Auth(_)
             | PeerRequest::Superseded(_)
             | PeerRequest::Replica(_)
-            | PeerRequest::Gone(_) => Method::POST,
+            | PeerRequest::Gone(_)
+            | PeerRequest::ServerAction { .. }
+            | PeerRequest::LocalAction { .. }
+            | PeerRequest::Keypair(_) => Method::POST,
             PeerRequest::Server { method, .. } | PeerRequest::Local { method, .. } => {
                 method.clone()
             }
@@ -189,6 +223,11 @@ impl PeerRequest<'_> {
             PeerRequest::Superseded(_) => routes::SUPERSEDED.to_string(),
             PeerRequest::Replica(_) => routes::REPLICA.to_string(),
             PeerRequest::Gone(_) => routes::GONE.to_string(),
+            PeerRequest::ServerAction { gid, .. } => format!("/p2p/v1/servers/{gid}/action"),
+            PeerRequest::LocalAction { local_id, .. } => {
+                format!("{LOCAL_PREFIX}/servers/{local_id}/action")
+            }
+            PeerRequest::Keypair(_) => routes::KEYPAIR.to_string(),
         }
     }
 
@@ -198,6 +237,10 @@ impl PeerRequest<'_> {
             PeerRequest::Superseded(s) => serde_json::to_vec(s).ok().map(Bytes::from),
             PeerRequest::Replica(r) => serde_json::to_vec(r).ok().map(Bytes::from),
             PeerRequest::Gone(g) => serde_json::to_vec(g).ok().map(Bytes::from),
+            PeerRequest::Keypair(k) => serde_json::to_vec(k).ok().map(Bytes::from),
+            PeerRequest::ServerAction { body, .. } | PeerRequest::LocalAction { body, .. } => {
+                Some(body.clone())
+            }
             PeerRequest::Auth(b) => Some(b.clone()),
             _ => None,
         }

@@ -244,6 +244,7 @@ impl Core {
                 .unwrap_or(Value::Null),
             scheduler_hints: None,
             attempt: attempt as u32,
+            key: None,
         };
         // The cloudlets tried before are not known: only the count matters
         // for the budget, and the current owner is not tried again.

@@ -2,6 +2,7 @@
 //! created on the own cloudlet, or placed and retried across the federation.
 
 use super::*;
+use crate::protocol::PlanKey;
 
 /// Instance metadata key holding what an adopter needs to re-place the
 /// boot (flavor, image and network names, project, attempt), as compact
@@ -202,9 +203,38 @@ impl Core {
             "networks",
             "min_count",
             "max_count",
+            "return_reservation_id",
         ] {
             rest.remove(k);
         }
+        // The user's keypair, by its stored name (see `keypairs`).
+        let key = match server.get("key_name") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(name)) => {
+                let stored = keypairs::stored_name(claims, name);
+                let kp = self
+                    .keypair_here(p, &stored, rid)
+                    .await
+                    .map_err(|e| nf(e, "Invalid key_name provided.".into()))?
+                    .ok_or((400, "Invalid key_name provided.".to_string()))?;
+                let public_key = kp
+                    .get("public_key")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                rest.insert("key_name".into(), json!(stored));
+                Some(PlanKey {
+                    name: stored,
+                    public_key,
+                })
+            }
+            Some(_) => {
+                return Err((
+                    400,
+                    "Invalid input for field/attribute key_name.".to_string(),
+                ))
+            }
+        };
         let gid = {
             let mut rng = self
                 .rng
@@ -222,6 +252,7 @@ impl Core {
                 networks,
                 scheduler_hints: body.get("OS-SCH-HNT:scheduler_hints").cloned(),
                 attempt: 0,
+                key,
             },
             demand,
         ))
@@ -250,6 +281,12 @@ impl Core {
         rid: &str,
     ) -> Result<(String, Value), CallError> {
         let mut server = plan.server.clone();
+        if let Some(k) = &plan.key {
+            // This cloudlet may have missed the keypair (down when it was
+            // made, or joined later).
+            self.ensure_keypair_here(p, &k.name, &k.public_key, rid)
+                .await?;
+        }
         let flavor = self.resolve(p, "flavor", &plan.flavor_name, rid).await?;
         server["flavorRef"] = json!(flavor);
         if let Some(img) = &plan.image_name {
@@ -385,7 +422,12 @@ impl Core {
                     if answer_lost(&e) {
                         self.sweep_lost_attempt(&target, plan, claims, p, rid);
                     }
+                    // A bad request is bad on every cloudlet: not retried.
+                    let bad_request = e.status() == Some(400);
                     last_err = e;
+                    if bad_request {
+                        break;
+                    }
                 }
             }
         }

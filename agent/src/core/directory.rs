@@ -79,38 +79,11 @@ impl Core {
         base: &str,
         rid: &str,
     ) -> Outcome {
-        let not_found = || {
-            Outcome::json(
-                StatusCode::NOT_FOUND,
-                json!({"itemNotFound": {"code": 404, "message": format!("Instance {gid} could not be found.")}}),
-                None,
-            )
+        let not_found = || super::actions::not_found(gid);
+        let e = match self.lookup(gid, claims, p, rid).await {
+            Ok(e) => e,
+            Err(o) => return o,
         };
-        let mut entry = self.entry(&gid);
-        // A held record of a lost pair is this agent's to answer for.
-        if entry.is_none() && self.take_over(gid).await {
-            entry = self.entry(&gid);
-        }
-        let entry = match entry {
-            Some(e) => Some(e),
-            None => match self.rebuild_entry(gid, claims, p, rid).await {
-                Ok(e) => e,
-                // Not found, but a live member's cloudlet could not be
-                // asked: a 404 would tell a client that deleted it that
-                // it is gone (an orphan); say it cannot be answered.
-                Err(member) => {
-                    return Outcome::json(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        json!({"serviceUnavailable": {"code": 503, "message": format!("Instance {gid} cannot be looked up: cloudlet {member} cannot be reached.")}}),
-                        None,
-                    )
-                }
-            },
-        };
-        let Some(e) = entry else { return not_found() };
-        if e.project != *p {
-            return not_found();
-        }
         let g = gid.to_string();
         let owner = Some(e.owner.clone());
         if *method == Method::DELETE {
@@ -207,6 +180,44 @@ impl Core {
                     owner,
                 )
             }
+        }
+    }
+
+    /// The directory entry answering for `gid` in project `p`: this
+    /// agent's own, a held record of a lost pair (taken over now), or one
+    /// rebuilt from instance metadata. Else the answer to give: 404, or
+    /// 503 when a live member's cloudlet could not be asked.
+    pub(crate) async fn lookup(
+        self: &Arc<Self>,
+        gid: Uuid,
+        claims: &Claims,
+        p: &ProjectRef,
+        rid: &str,
+    ) -> Result<DirEntry, Outcome> {
+        let mut entry = self.entry(&gid);
+        // A held record of a lost pair is this agent's to answer for.
+        if entry.is_none() && self.take_over(gid).await {
+            entry = self.entry(&gid);
+        }
+        let entry = match entry {
+            Some(e) => Some(e),
+            None => match self.rebuild_entry(gid, claims, p, rid).await {
+                Ok(e) => e,
+                // Not found, but a live member's cloudlet could not be
+                // asked: a 404 would tell a client that deleted it that
+                // it is gone (an orphan); say it cannot be answered.
+                Err(member) => {
+                    return Err(Outcome::json(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        json!({"serviceUnavailable": {"code": 503, "message": format!("Instance {gid} cannot be looked up: cloudlet {member} cannot be reached.")}}),
+                        None,
+                    ))
+                }
+            },
+        };
+        match entry {
+            Some(e) if e.project == *p => Ok(e),
+            _ => Err(super::actions::not_found(gid)),
         }
     }
 

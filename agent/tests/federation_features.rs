@@ -1,0 +1,359 @@
+//! Issue 15: what one OpenStack does for its users, through the federation:
+//! keypairs made through one agent usable everywhere, server actions on the
+//! owning cloudlet, multi-create, and admin host reads.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+const PUBLIC_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGaL4t3/NhYFlyFmeuKHH3YwTV2EeUPhZEdvWjTJ25Qh t";
+
+/// Boots through agent `via` with `extra` merged into the server object.
+async fn boot_with(fed: &Fed, via: usize, token: &str, server: Value) -> (u16, Value, String) {
+    let mut body = json!({"server": {"imageRef": mock_openstack::defaults::IMAGE_ID,
+        "flavorRef": "1", "networks": [{"uuid": mock_openstack::defaults::PRIVATE_NET_ID}]}});
+    if let (Some(b), Some(e)) = (body["server"].as_object_mut(), server.as_object()) {
+        for (k, v) in e {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    let (s, h, v) = fed
+        .call(
+            "POST",
+            &format!("{}/servers", fed.compute(via)),
+            Some(token),
+            Some(body),
+        )
+        .await;
+    let owner = h
+        .get("x-p2p-cloudlet")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    (s, v, owner)
+}
+
+async fn keypair_names(fed: &Fed, via: usize, token: &str) -> Vec<String> {
+    let (s, _, v) = fed
+        .call(
+            "GET",
+            &format!("{}/os-keypairs", fed.compute(via)),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    v["keypairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|k| k["keypair"]["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// A keypair created through agent 1 is listed and shown (under the
+/// user's own name) through the others, a boot with it through agent 2
+/// works on whichever cloudlet it lands and shows the user's key name;
+/// deleted through agent 3, it is gone through every agent and a boot
+/// naming it is refused once (400, not retried elsewhere).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keypair_made_through_one_agent_is_usable_and_deletable_everywhere() {
+    let fed = federation(&[1, 1, 1]).await;
+    let demo = fed.login(1, "demo").await;
+    let (s, _, v) = fed
+        .call(
+            "POST",
+            &format!("{}/os-keypairs", fed.compute(1)),
+            Some(&demo),
+            Some(json!({"keypair": {"name": "k1", "public_key": PUBLIC_KEY}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["keypair"]["name"], "k1");
+    let (s, _, v) = fed
+        .call(
+            "POST",
+            &format!("{}/os-keypairs", fed.compute(2)),
+            Some(&demo),
+            Some(json!({"keypair": {"name": "k1", "public_key": PUBLIC_KEY}})),
+        )
+        .await;
+    assert_eq!(s, 409, "one name per user across the federation: {v}");
+    for via in [1, 2, 3] {
+        assert_eq!(
+            keypair_names(&fed, via, &demo).await,
+            vec!["k1".to_string()]
+        );
+    }
+    let (s, _, v) = fed
+        .call(
+            "GET",
+            &format!("{}/os-keypairs/k1", fed.compute(3)),
+            Some(&demo),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, v["keypair"]["public_key"].as_str()),
+        (200, Some(PUBLIC_KEY))
+    );
+    // Another user sees none of it.
+    let alt = fed.login(1, "admin").await;
+    assert!(keypair_names(&fed, 2, &alt).await.is_empty());
+    // One boot per cloudlet (one vCPU each): the key works everywhere.
+    let mut owners = vec![];
+    for k in 0..3 {
+        let (s, v, owner) = boot_with(
+            &fed,
+            2,
+            &demo,
+            json!({"name": format!("kb-{k}"), "key_name": "k1"}),
+        )
+        .await;
+        assert_eq!(s, 202, "{v}");
+        let id = v["server"]["id"].as_str().unwrap().to_string();
+        let shown = fed.wait_status(3, &demo, &id, "ACTIVE").await;
+        assert_eq!(shown["server"]["key_name"], "k1", "{shown}");
+        owners.push(owner);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+    owners.sort();
+    owners.dedup();
+    assert!(owners.len() > 1, "all boots on one cloudlet: {owners:?}");
+    let (s, _, _) = fed
+        .call(
+            "DELETE",
+            &format!("{}/os-keypairs/k1", fed.compute(3)),
+            Some(&demo),
+            None,
+        )
+        .await;
+    assert_eq!(s, 202);
+    for via in [1, 2, 3] {
+        assert!(keypair_names(&fed, via, &demo).await.is_empty());
+        let (s, _, _) = fed
+            .call(
+                "GET",
+                &format!("{}/os-keypairs/k1", fed.compute(via)),
+                Some(&demo),
+                None,
+            )
+            .await;
+        assert_eq!(s, 404);
+    }
+    let (s, v, _) = boot_with(&fed, 1, &demo, json!({"name": "nokey", "key_name": "k1"})).await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["badRequest"]["message"], "Invalid key_name provided.");
+}
+
+async fn wait_status_via(fed: &Fed, via: usize, token: &str, id: &str, want: &str) {
+    let t0 = Instant::now();
+    loop {
+        let (s, _, v) = fed
+            .call(
+                "GET",
+                &format!("{}/servers/{id}", fed.compute(via)),
+                Some(token),
+                None,
+            )
+            .await;
+        if s == 200 && v["server"]["status"] == want {
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "{id} never {want}: {s} {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn action(fed: &Fed, via: usize, token: &str, id: &str, body: Value) -> (u16, Value) {
+    let (s, _, v) = fed
+        .call(
+            "POST",
+            &format!("{}/servers/{id}/action", fed.compute(via)),
+            Some(token),
+            Some(body),
+        )
+        .await;
+    (s, v)
+}
+
+/// Actions sent to any agent reach the cloudlet holding the server: stop
+/// through agent 2 → SHUTOFF seen through agent 3, start → ACTIVE, reboot
+/// → ACTIVE; an action in the wrong state gets Nova's 409; another
+/// project's server is not found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_actions_reach_the_owning_cloudlet_through_any_agent() {
+    let fed = federation(&[4, 4, 4]).await;
+    let demo = fed.login(1, "demo").await;
+    let (id, owner) = fed.boot(1, &demo, "act").await;
+    assert_eq!(owner, "cloudlet-1");
+    fed.wait_status(1, &demo, &id, "ACTIVE").await;
+    let (s, v) = action(&fed, 2, &demo, &id, json!({"os-stop": null})).await;
+    assert_eq!(s, 202, "{v}");
+    wait_status_via(&fed, 3, &demo, &id, "SHUTOFF").await;
+    let (s, v) = action(&fed, 3, &demo, &id, json!({"os-stop": null})).await;
+    assert_eq!(s, 409, "{v}");
+    assert_eq!(v["conflictingRequest"]["code"], 409, "{v}");
+    let (s, v) = action(&fed, 2, &demo, &id, json!({"os-start": null})).await;
+    assert_eq!(s, 202, "{v}");
+    wait_status_via(&fed, 1, &demo, &id, "ACTIVE").await;
+    let (s, v) = action(&fed, 3, &demo, &id, json!({"reboot": {"type": "HARD"}})).await;
+    assert_eq!(s, 202, "{v}");
+    wait_status_via(&fed, 2, &demo, &id, "ACTIVE").await;
+    let (s, _) = action(
+        &fed,
+        2,
+        &demo,
+        &id,
+        json!({"os-stop": null, "os-start": null}),
+    )
+    .await;
+    assert_eq!(s, 400);
+    let admin = fed.login(2, "admin").await;
+    let (s, v) = action(&fed, 2, &admin, &id, json!({"os-stop": null})).await;
+    assert_eq!(s, 404, "another project's server: {v}");
+}
+
+/// `min_count`/`max_count` through an agent: three servers named
+/// `multi-1..3`, spread over cloudlets when one has no room, all ACTIVE and
+/// listed; `return_reservation_id` answers a reservation ID.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_create_makes_every_server_named_as_nova_does() {
+    let fed = federation(&[2, 2, 2]).await;
+    let demo = fed.login(1, "demo").await;
+    let (s, v, _) = boot_with(
+        &fed,
+        1,
+        &demo,
+        json!({"name": "multi", "min_count": 3, "max_count": 3}),
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    assert!(v["server"]["id"].is_string(), "{v}");
+    let t0 = Instant::now();
+    loop {
+        let (_, _, list) = fed
+            .call(
+                "GET",
+                &format!("{}/servers/detail", fed.compute(2)),
+                Some(&demo),
+                None,
+            )
+            .await;
+        let mut rows: Vec<(String, String)> = list["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["name"].as_str().unwrap_or("").to_string(),
+                    s["status"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        rows.sort();
+        let names: Vec<&str> = rows.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["multi-1", "multi-2", "multi-3"], "{list}");
+        if rows.iter().all(|(_, st)| st == "ACTIVE") {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "{rows:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (s, v, _) = boot_with(
+        &fed,
+        2,
+        &demo,
+        json!({"name": "res", "max_count": 2, "return_reservation_id": true}),
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    assert!(
+        v["reservation_id"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("r-")),
+        "{v}"
+    );
+}
+
+/// Admin host reads through an agent: the federated hypervisor list's IDs
+/// can be shown (and their uptime read), aggregates are listed; a demo
+/// token gets 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hypervisor_show_and_aggregates_through_the_federation() {
+    let fed = federation(&[2, 2, 2]).await;
+    let admin = fed.login(1, "admin").await;
+    let (s, _, list) = fed
+        .call(
+            "GET",
+            &format!("{}/os-hypervisors", fed.compute(1)),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{list}");
+    let hvs = list["hypervisors"].as_array().unwrap().clone();
+    assert!(hvs.len() >= 3, "{list}");
+    for h in &hvs {
+        let id = h["id"].as_u64().unwrap();
+        let (s, _, v) = fed
+            .call(
+                "GET",
+                &format!("{}/os-hypervisors/{id}", fed.compute(2)),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["hypervisor"]["id"], id);
+        assert_eq!(
+            v["hypervisor"]["hypervisor_hostname"], h["hypervisor_hostname"],
+            "{v}"
+        );
+        let (s, _, v) = fed
+            .call(
+                "GET",
+                &format!("{}/os-hypervisors/{id}/uptime", fed.compute(3)),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+    }
+    let (s, _, v) = fed
+        .call(
+            "GET",
+            &format!("{}/os-hypervisors/{}", fed.compute(1), hvs.len() + 1),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404, "{v}");
+    let (s, _, v) = fed
+        .call(
+            "GET",
+            &format!("{}/os-aggregates", fed.compute(1)),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v["aggregates"].is_array());
+    let demo = fed.login(1, "demo").await;
+    let (s, _, _) = fed
+        .call(
+            "GET",
+            &format!("{}/os-hypervisors/1", fed.compute(1)),
+            Some(&demo),
+            None,
+        )
+        .await;
+    assert_eq!(s, 403);
+}
