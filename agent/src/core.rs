@@ -50,7 +50,7 @@ pub use boot::{PlanRecord, PLAN_KEY};
 pub use directory::{DirEntry, DirState};
 pub use member::{DirectClient, Member};
 pub use multi::NotPlaced;
-pub use replica::Replica;
+pub use replica::{Replica, TakeOver};
 pub use watch::Watches;
 
 /// One page of a project's servers on one cloudlet, as every fan-out reads it.

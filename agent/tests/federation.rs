@@ -485,7 +485,7 @@ async fn dead_cloudlet_behind_live_agent_is_avoided_and_its_servers_show_unknown
 /// again, not even the one that listed the cloudlet before the loss.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn servers_of_a_dead_pair_stay_visible_everywhere() {
-    let mut fed = federation(&[4, 4, 4]).await;
+    let mut fed = federation_with(&[4, 4, 4], |c| c.owner_unreachable_ms = 1_000).await;
     let tok = fed.login(1, "demo").await;
     let (id, owner) = fed.boot(3, &tok, "on3").await;
     assert_eq!(owner, "cloudlet-3", "local first");
@@ -533,14 +533,24 @@ async fn servers_of_a_dead_pair_stay_visible_everywhere() {
             "agent {via}: {list}"
         );
     }
-    let (s, h, v) = fed
-        .call(
-            "GET",
-            &format!("{}/servers/{id}", fed.compute(1)),
-            Some(&tok),
-            None,
-        )
-        .await;
+    // Taken over once its cloudlet stayed unreachable for
+    // `owner_unreachable_ms` (meanwhile 503, never 404).
+    let t0 = Instant::now();
+    let (s, h, v) = loop {
+        let (s, h, v) = fed
+            .call(
+                "GET",
+                &format!("{}/servers/{id}", fed.compute(1)),
+                Some(&tok),
+                None,
+            )
+            .await;
+        assert_ne!(s, 404, "{v}");
+        if s == 200 || t0.elapsed() > Duration::from_secs(20) {
+            break (s, h, v);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["server"]["status"], "ERROR", "{v}");
     assert!(v["server"]["fault"]["message"]

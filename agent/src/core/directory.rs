@@ -196,8 +196,19 @@ impl Core {
     ) -> Result<DirEntry, Outcome> {
         let mut entry = self.entry(&gid);
         // A held record of a lost pair is this agent's to answer for.
-        if entry.is_none() && self.take_over(gid).await {
-            entry = self.entry(&gid);
+        if entry.is_none() {
+            match self.take_over(gid).await {
+                TakeOver::Done => entry = self.entry(&gid),
+                TakeOver::NotHeld => {}
+                // Not yet known lost: not "not found" either.
+                TakeOver::Pending(owner) => {
+                    return Err(Outcome::json(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        json!({"serviceUnavailable": {"code": 503, "message": format!("Instance {gid} cannot be looked up: cloudlet {owner} cannot be reached.")}}),
+                        Some(owner),
+                    ))
+                }
+            }
         }
         let entry = match entry {
             Some(e) => Some(e),

@@ -17,9 +17,22 @@ use crate::protocol::{BootReplica, Gone, ReplicaState};
 #[derive(Debug, Clone)]
 pub struct Replica {
     pub rec: BootReplica,
+    /// Since when its cloudlet has not answered (dead coordinator only).
+    pub unreachable_since: Option<Instant>,
     /// The user the boot was made for (from the token of the call).
     pub claims: Claims,
     pub project: ProjectRef,
+}
+
+/// What [`Core::take_over`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TakeOver {
+    /// The ID is in this agent's directory now.
+    Done,
+    /// No held record, or its pair is not lost.
+    NotHeld,
+    /// Held, but its cloudlet has not been silent long enough (named).
+    Pending(String),
 }
 
 /// How many times a replica update is sent before giving up (the backup
@@ -125,11 +138,15 @@ impl Core {
     /// [`Core::replicate`] in the background (state changes after the
     /// client's answer).
     pub(crate) fn replicate_later(self: &Arc<Self>, gid: Uuid, e: DirEntry, state: ReplicaState) {
-        if e.backup.is_none() {
-            return;
-        }
         let me = self.clone();
-        self.spawn_bg(async move { me.replicate_entry(gid, e, None, state).await });
+        self.spawn_bg(async move {
+            // The snapshot may predate the first replication's answer.
+            let backup = me.entry(&gid).and_then(|x| x.backup).or(e.backup.clone());
+            if backup.is_some() {
+                me.replicate_entry(gid, DirEntry { backup, ..e }, None, state)
+                    .await;
+            }
+        });
     }
 
     /// Keeps (or, for [`ReplicaState::Deleted`], forgets) a peer's boot
@@ -156,6 +173,7 @@ impl Core {
             gid,
             Replica {
                 rec,
+                unreachable_since: None,
                 claims,
                 project,
             },
@@ -186,14 +204,15 @@ impl Core {
     /// still building (as last reported) is re-placed under its ID; one
     /// that was ACTIVE shows ERROR with the loss as fault (its disk is on
     /// the lost cloudlet). Either way the lost instance is deleted for
-    /// certain should its cloudlet ever answer again. True when the ID is
-    /// in the directory afterwards.
-    pub(crate) async fn take_over(self: &Arc<Self>, gid: Uuid) -> bool {
+    /// certain should its cloudlet ever answer again. The cloudlet counts
+    /// as lost once it did not answer for `owner_unreachable_ms` (a slow
+    /// answer is not a loss: two agents would then coordinate the boot).
+    pub(crate) async fn take_over(self: &Arc<Self>, gid: Uuid) -> TakeOver {
         let Some(r) = self.replicas.lock().ok().and_then(|h| h.get(&gid).cloned()) else {
-            return false;
+            return TakeOver::NotHeld;
         };
         if self.member(&r.rec.coordinator).await.alive || self.member(&r.rec.owner).await.alive {
-            return false;
+            return TakeOver::NotHeld;
         }
         let rid = format!("req-takeover-{gid}");
         // Its agent is gone; its cloudlet may still answer (agent loss):
@@ -202,21 +221,33 @@ impl Core {
             .fetch_local(&r.rec.owner, &r.rec.local_id, &r.claims, &r.project, &rid)
             .await
         {
-            Ok(Some(_)) => return false,
+            Ok(Some(_)) => {
+                self.with_replica(&gid, |r| r.unreachable_since = None);
+                return TakeOver::NotHeld;
+            }
             Ok(None) => {
                 // Deleted on the cloudlet itself: nothing to answer for.
                 if let Ok(mut h) = self.replicas.lock() {
                     h.remove(&gid);
                 }
-                return false;
+                return TakeOver::NotHeld;
             }
-            Err(_) => {}
+            Err(_) => {
+                let now = clock::now();
+                let since = self
+                    .with_replica(&gid, |r| *r.unreachable_since.get_or_insert(now))
+                    .unwrap_or(now);
+                let patience = Duration::from_millis(self.cfg.owner_unreachable_ms);
+                if now.saturating_duration_since(since) < patience {
+                    return TakeOver::Pending(r.rec.owner.clone());
+                }
+            }
         }
         let Some(r) = self.replicas.lock().ok().and_then(|mut h| h.remove(&gid)) else {
-            return self.entry(&gid).is_some();
+            return self.taken_if_in_directory(&gid);
         };
         if self.entry(&gid).is_some() {
-            return true;
+            return TakeOver::Done;
         }
         let owner = r.rec.owner.clone();
         let fault = format!("cloudlet {owner} was lost with its agent (host lost)");
@@ -265,7 +296,19 @@ impl Core {
                 }
             }
         }
-        true
+        TakeOver::Done
+    }
+
+    fn taken_if_in_directory(&self, gid: &Uuid) -> TakeOver {
+        if self.entry(gid).is_some() {
+            TakeOver::Done
+        } else {
+            TakeOver::NotHeld
+        }
+    }
+
+    fn with_replica<T>(&self, gid: &Uuid, f: impl FnOnce(&mut Replica) -> T) -> Option<T> {
+        self.replicas.lock().ok()?.get_mut(gid).map(f)
     }
 
     /// The client deleted server `local_id` of lost cloudlet `owner`
