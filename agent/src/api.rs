@@ -848,7 +848,7 @@ async fn server_action(
 ) -> Result<Response, ApiError> {
     let v = serde_json::from_slice::<Value>(&body)
         .map_err(|_| fault(Service::Compute, 400, "Malformed request body"))?;
-    if !v.as_object().is_some_and(|o| o.len() == 1) {
+    if v.as_object().is_none_or(|o| o.len() != 1) {
         return Err(fault(
             Service::Compute,
             400,

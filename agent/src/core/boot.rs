@@ -422,12 +422,7 @@ impl Core {
                     if answer_lost(&e) {
                         self.sweep_lost_attempt(&target, plan, claims, p, rid);
                     }
-                    // A bad request is bad on every cloudlet: not retried.
-                    let bad_request = e.status() == Some(400);
                     last_err = e;
-                    if bad_request {
-                        break;
-                    }
                 }
             }
         }

@@ -88,6 +88,7 @@ impl Core {
         let owner = Some(e.owner.clone());
         if *method == Method::DELETE {
             self.update(&gid, |x| x.state = DirState::Deleted);
+            self.drop_replica(&gid);
             self.replicate_later(gid, e.clone(), ReplicaState::Deleted);
             if matches!(e.state, DirState::Retrying | DirState::Failed(_)) {
                 // An instance may remain where the boot last failed (e.g. a

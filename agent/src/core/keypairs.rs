@@ -44,7 +44,7 @@ pub fn user_name_of(stored: &str) -> Option<&str> {
 /// `_`, `-`, `.`, `@` (here 255 less the stored prefix).
 pub fn valid_name(name: &str) -> bool {
     !name.trim().is_empty()
-        && name.len() <= 255 - PREFIX.len() - TAG_LEN - 1
+        && name.len() < 255 - PREFIX.len() - TAG_LEN
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || " _-.@".contains(c))

@@ -211,6 +211,12 @@ impl Core {
         let Some(r) = self.replicas.lock().ok().and_then(|h| h.get(&gid).cloned()) else {
             return TakeOver::NotHeld;
         };
+        // Already answered for here (adopted, or deleted): the record is
+        // spent; taking it over again would bring a deleted server back.
+        if self.entry(&gid).is_some() {
+            self.drop_replica(&gid);
+            return TakeOver::Done;
+        }
         if self.member(&r.rec.coordinator).await.alive || self.member(&r.rec.owner).await.alive {
             return TakeOver::NotHeld;
         }
@@ -304,6 +310,13 @@ impl Core {
             TakeOver::Done
         } else {
             TakeOver::NotHeld
+        }
+    }
+
+    /// Forgets a held record (its ID is answered for here now).
+    pub(crate) fn drop_replica(&self, gid: &Uuid) {
+        if let Ok(mut h) = self.replicas.lock() {
+            h.remove(gid);
         }
     }
 

@@ -194,6 +194,8 @@ impl Core {
         if let Ok(mut d) = self.directory.lock() {
             d.insert(gid, entry);
         }
+        // A record held for its dead coordinator is spent (adopted here).
+        self.drop_replica(&gid);
         let deadline = clock::now() + Duration::from_secs(self.cfg.boot_watch_secs);
         self.watch(
             gid,
