@@ -681,11 +681,26 @@ async fn route_server(
         .unwrap_or(false);
     if !in_directory {
         let known = core.gossip.known().await;
-        let coord = idroute::coordinator_of(&gid, known.iter().map(|(s, _)| s.name.as_str()))
+        let mut coord = idroute::coordinator_of(&gid, known.iter().map(|(s, _)| s.name.as_str()))
             .map(str::to_string);
+        // With a partial view (CYCLON) the coordinator may be unknown here:
+        // looked up over the overlay by the ID's tag (docs/agent.md).
+        let mut looked_up = None;
+        if coord.is_none() {
+            if let Some(tag) = idroute::coordinator_tag(&gid) {
+                if let Some(st) = core.gossip.member_with_tag(tag).await {
+                    coord = Some(st.name.clone());
+                    looked_up = Some(st.url);
+                }
+            }
+        }
         if let Some(coord) = coord.clone().filter(|c| *c != core.name) {
-            let alive = known.iter().any(|(s, a)| s.name == coord && *a);
-            if let (true, Some(url)) = (alive, core.url_of(&coord).await) {
+            let alive = looked_up.is_some() || known.iter().any(|(s, a)| s.name == coord && *a);
+            let url = match looked_up {
+                Some(u) => Some(u),
+                None => core.url_of(&coord).await,
+            };
+            if let (true, Some(url)) = (alive, url) {
                 match forward_server_op(&core, &c, &url, &method, gid, action.as_ref()).await {
                     Ok(r) => return relay(&core, &c, &id, &r),
                     Err(e) => {

@@ -114,3 +114,28 @@ async fn lists_and_statistics_reach_cloudlets_no_agent_knows() {
     assert_eq!(st["hypervisor_statistics"]["count"], Value::from(N));
     assert_eq!(st["hypervisor_statistics"]["vcpus"], Value::from(4 * N));
 }
+
+/// `server show <id>` through an agent that does not know the ID's
+/// coordinator: the coordinator is looked up over the overlay by tag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_by_id_reaches_a_coordinator_no_agent_here_knows() {
+    let fed = narrow_federation().await;
+    let mut ids = vec![];
+    for i in 1..=N {
+        let t = fed.login(i, "demo").await;
+        ids.push(fed.boot(i, &t, &format!("vm-{i}")).await.0);
+    }
+    let tok = fed.login(1, "demo").await;
+    for id in &ids {
+        let (s, _, v) = fed
+            .call(
+                "GET",
+                &format!("{}/servers/{id}", fed.compute(1)),
+                Some(&tok),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{id}: {v}");
+        assert_eq!(v["server"]["id"], Value::from(id.as_str()));
+    }
+}
