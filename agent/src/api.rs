@@ -663,14 +663,7 @@ async fn route_server(
         Ok(c) => c,
         Err(f) => return f.into_response(),
     };
-    let nf = || {
-        fault(
-            Service::Compute,
-            404,
-            format!("Instance {id} could not be found."),
-        )
-        .into_response()
-    };
+    let nf = || instance_not_found(&id).into_response();
     let Some(gid) = idroute::parse(&id) else {
         return nf();
     };
@@ -1202,17 +1195,10 @@ async fn hypervisors(core: Arc<Core>, headers: HeaderMap, detail: bool) -> Respo
         "/os-hypervisors"
     };
     match core
-        .federated_concat(&c.claims, &c.project, path, "hypervisors", &c.rid)
+        .federated_numbered(&c.claims, &c.project, path, "hypervisors", &c.rid)
         .await
     {
-        Ok(mut list) => {
-            for (i, h) in list.iter_mut().enumerate() {
-                if let Some(o) = h.as_object_mut() {
-                    o.insert("id".into(), json!(i + 1));
-                }
-            }
-            json_resp(StatusCode::OK, &json!({"hypervisors": list}))
-        }
+        Ok(list) => json_resp(StatusCode::OK, &json!({"hypervisors": list})),
         Err(e) => call_fault(Service::Compute, e).into_response(),
     }
 }
@@ -1520,6 +1506,20 @@ async fn p2p_boot(
     Ok(json_resp(StatusCode::ACCEPTED, &json!(accepted)))
 }
 
+/// Nova's 404 for a server ID nobody holds.
+fn instance_not_found(id: &str) -> ApiError {
+    fault(
+        Service::Compute,
+        404,
+        format!("Instance {id} could not be found."),
+    )
+}
+
+/// The global ID in a peer's path, or Nova's 404.
+fn global_id(id: &str) -> Result<uuid::Uuid, ApiError> {
+    idroute::parse(id).ok_or_else(|| instance_not_found(id))
+}
+
 /// `GET`/`DELETE` of a global ID this agent coordinates.
 async fn p2p_server(
     State(core): S,
@@ -1530,13 +1530,7 @@ async fn p2p_server(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let c = peer_ctx(&core, &method, &uri, &headers, &body)?;
-    let gid = idroute::parse(&id).ok_or_else(|| {
-        fault(
-            Service::Compute,
-            404,
-            format!("Instance {id} could not be found."),
-        )
-    })?;
+    let gid = global_id(&id)?;
     let o = core
         .server_op(&method, gid, &c.claims, &c.project, &c.base, &c.rid)
         .await;
@@ -1728,13 +1722,7 @@ async fn p2p_server_action(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let c = peer_ctx(&core, &method, &uri, &headers, &body)?;
-    let gid = idroute::parse(&id).ok_or_else(|| {
-        fault(
-            Service::Compute,
-            404,
-            format!("Instance {id} could not be found."),
-        )
-    })?;
+    let gid = global_id(&id)?;
     let o = core
         .server_action(gid, &c.claims, &c.project, body, &c.rid)
         .await;
@@ -1835,12 +1823,9 @@ async fn local_access(
                 {
                     Ok(None)
                 }
-                Ok(_) | Err(CallError::Status { status: 404, .. }) => Err(fault(
-                    Service::Compute,
-                    404,
-                    format!("Instance {id} could not be found."),
-                )
-                .into_response()),
+                Ok(_) | Err(CallError::Status { status: 404, .. }) => {
+                    Err(instance_not_found(id).into_response())
+                }
                 Err(e) => Err(call_fault(Service::Compute, e).into_response()),
             }
         }

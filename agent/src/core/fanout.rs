@@ -223,45 +223,6 @@ impl Core {
         out
     }
 
-    /// Concatenates a per-cloudlet list (`key`) over every alive cloudlet
-    /// (a census with a partial view), in member order; errors of single
-    /// cloudlets are skipped.
-    pub async fn federated_concat(
-        &self,
-        claims: &Claims,
-        p: &ProjectRef,
-        path: &str,
-        key: &str,
-        rid: &str,
-    ) -> Result<Vec<Value>, CallError> {
-        let mut view = self.gossip.everyone_alive().await;
-        view.sort_by(|a, b| a.name.cmp(&b.name));
-        let futs = view.iter().map(|st| async move {
-            self.nova_json(&Member::of(st, true), path, claims, p, rid)
-                .await
-        });
-        let mut out = vec![];
-        let mut first_err = None;
-        let mut any = false;
-        for r in futures::future::join_all(futs).await {
-            match r {
-                Ok(v) => {
-                    any = true;
-                    if let Some(list) = v.get(key).and_then(Value::as_array) {
-                        out.extend(list.iter().cloned());
-                    }
-                }
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
-            }
-        }
-        if !any {
-            return Err(first_err.unwrap_or(CallError::BadResponse("no cloudlet answered".into())));
-        }
-        Ok(out)
-    }
-
     /// Substitutes [`PROJECT_PLACEHOLDER`] with the own cloudlet's ID of `p`.
     pub async fn with_local_project(
         &self,

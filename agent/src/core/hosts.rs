@@ -18,7 +18,8 @@ pub struct Located {
 impl Core {
     /// Every live member's list at `path` (objects under `key`), members in
     /// name order; members that do not answer are left out. Fails only
-    /// when none answers.
+    /// when none answers. Every member, not only the known ones: with a
+    /// partial view the list and `show` must number the same hosts.
     pub async fn per_member(
         &self,
         claims: &Claims,
@@ -27,7 +28,7 @@ impl Core {
         key: &str,
         rid: &str,
     ) -> Result<Vec<(Member, Vec<Value>)>, CallError> {
-        let mut view = self.gossip.live_view().await;
+        let mut view = self.gossip.everyone_alive().await;
         view.sort_by(|a, b| a.name.cmp(&b.name));
         let futs = view.iter().map(|st| async move {
             let m = Member::of(st, true);
