@@ -43,6 +43,7 @@ pub mod keypairs;
 mod member;
 mod multi;
 mod replica;
+pub mod status_feed;
 mod watch;
 
 pub use crate::protocol::{BootPlan, P2P_AUTH};
@@ -99,6 +100,8 @@ pub struct Core {
     pub watches: Mutex<Watches>,
     /// Boot records held for peers as their backup ([`Core::hold_replica`]).
     pub replicas: Mutex<BTreeMap<Uuid, Replica>>,
+    /// The BUILD snapshots this agent answers status feeds from.
+    pub status_feed: status_feed::StatusFeed,
 }
 
 /// A peer's typed answer: its error status as an error, else the body.

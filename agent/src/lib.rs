@@ -346,6 +346,7 @@ async fn launch(
         halt: watch::channel(false).0,
         watches: Default::default(),
         replicas: Mutex::new(std::collections::BTreeMap::new()),
+        status_feed: Default::default(),
         cfg: config,
     });
     core.start_background();

@@ -26,6 +26,7 @@ pub mod routes {
     pub const GONE: &str = "/p2p/v1/gone";
     pub const SERVER_ACTION: &str = "/p2p/v1/servers/{id}/action";
     pub const KEYPAIR: &str = "/p2p/v1/keypair";
+    pub const STATUSES: &str = "/p2p/v1/statuses";
 }
 
 const LOCAL_PREFIX: &str = "/p2p/v1/local";
@@ -146,6 +147,42 @@ pub struct Gone {
     pub local_ids: Vec<String>,
 }
 
+/// The body of `POST /p2p/v1/statuses`: the instances on the callee's
+/// cloudlet whose state a coordinator watches (at most
+/// [`StatusQuery::MAX_IDS`]; a caller with more sends several).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusQuery {
+    pub local_ids: Vec<String>,
+}
+
+impl StatusQuery {
+    pub const MAX_IDS: usize = 2_000;
+}
+
+/// The answer to `POST /p2p/v1/statuses` (200): one entry per asked ID
+/// that exists on the callee's cloudlet in the caller's project. An ID
+/// left out is gone (or never was the caller's: the same to the caller).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StatusReport {
+    #[serde(default)]
+    pub servers: Vec<LocalStatus>,
+}
+
+/// What the owner's agent knows of one instance on its cloudlet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalStatus {
+    pub id: String,
+    /// Nova's status (`BUILD`, `ACTIVE`, `ERROR`, ...); empty when unread.
+    #[serde(default)]
+    pub status: String,
+    /// The fault message of an instance in ERROR.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
+    /// Why the instance could not be read this time (its status unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
+}
+
 /// Which service a `/p2p/v1/read` call reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadKind {
@@ -191,6 +228,8 @@ pub enum PeerRequest<'a> {
     LocalAction { local_id: &'a str, body: Bytes },
     /// Copy or remove a user's keypair on the callee's cloudlet.
     Keypair(&'a KeypairCopy),
+    /// The state of instances on the callee's cloudlet (boot watching).
+    Statuses(&'a StatusQuery),
 }
 
 impl PeerRequest<'_> {
@@ -203,7 +242,8 @@ impl PeerRequest<'_> {
             | PeerRequest::Gone(_)
             | PeerRequest::ServerAction { .. }
             | PeerRequest::LocalAction { .. }
-            | PeerRequest::Keypair(_) => Method::POST,
+            | PeerRequest::Keypair(_)
+            | PeerRequest::Statuses(_) => Method::POST,
             PeerRequest::Server { method, .. } | PeerRequest::Local { method, .. } => {
                 method.clone()
             }
@@ -228,6 +268,7 @@ impl PeerRequest<'_> {
                 format!("{LOCAL_PREFIX}/servers/{local_id}/action")
             }
             PeerRequest::Keypair(_) => routes::KEYPAIR.to_string(),
+            PeerRequest::Statuses(_) => routes::STATUSES.to_string(),
         }
     }
 
@@ -238,6 +279,7 @@ impl PeerRequest<'_> {
             PeerRequest::Replica(r) => serde_json::to_vec(r).ok().map(Bytes::from),
             PeerRequest::Gone(g) => serde_json::to_vec(g).ok().map(Bytes::from),
             PeerRequest::Keypair(k) => serde_json::to_vec(k).ok().map(Bytes::from),
+            PeerRequest::Statuses(q) => serde_json::to_vec(q).ok().map(Bytes::from),
             PeerRequest::ServerAction { body, .. } | PeerRequest::LocalAction { body, .. } => {
                 Some(body.clone())
             }

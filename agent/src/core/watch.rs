@@ -2,7 +2,7 @@
 //! deletion; superseded instances are deleted for certain.
 
 use super::*;
-use crate::protocol::ReplicaState;
+use crate::protocol::{LocalStatus, ReplicaState, StatusQuery, StatusReport};
 
 /// What a boot watcher reads of a server.
 #[derive(Debug, Deserialize)]
@@ -267,8 +267,9 @@ impl Core {
     }
 
     /// One poll of `owner`'s cloudlet for the watched `boots` on it (one
-    /// project): one list of the servers still building there (paged);
-    /// each boot that left BUILD is then read once by ID for its outcome.
+    /// project): their state from the owner's status feed
+    /// ([`Core::feed_statuses`]), or, when the owner's agent cannot serve
+    /// it, from the cloudlet itself ([`Core::poll_by_list`]).
     async fn poll_owner(self: &Arc<Self>, owner: String, boots: Vec<(Uuid, DirEntry)>) {
         let Some((_, first)) = boots.first() else {
             return;
@@ -276,26 +277,31 @@ impl Core {
         let (claims, p) = (first.claims.clone(), first.project.clone());
         let rid = format!("req-watch-{owner}");
         let m = self.member(&owner).await;
-        let building = self.building_on(&m, &claims, &p, &rid).await;
-        let seen = boots.into_iter().map(|(gid, e)| {
-            let (building, rid) = (&building, &rid);
-            async move {
-                let seen = match building {
-                    Ok(ids) if ids.contains(&e.local_id) => Seen::Building,
-                    Ok(_) => match self
-                        .fetch_status(&e.owner, &e.local_id, &e.claims, &e.project, rid)
-                        .await
-                    {
-                        Ok(Some(s)) => Seen::Status(s),
-                        Ok(None) => Seen::Gone,
-                        Err(err) => Seen::Unreachable(err.to_string()),
-                    },
-                    Err(err) => Seen::Unreachable(err.to_string()),
-                };
-                (gid, e, seen)
-            }
-        });
-        let seen = futures::future::join_all(seen).await;
+        let ids: Vec<String> = boots.iter().map(|(_, e)| e.local_id.clone()).collect();
+        let seen = match self.feed_statuses(&m, &claims, &p, &ids, &rid).await {
+            Some(Ok(report)) => boots
+                .into_iter()
+                .map(|(gid, e)| {
+                    let seen = match report.get(&e.local_id) {
+                        None => Seen::Gone,
+                        Some(s) => match &s.unreadable {
+                            Some(why) => Seen::Unreachable(why.clone()),
+                            None if s.status == "BUILD" => Seen::Building,
+                            None => Seen::Status(BootStatus {
+                                status: s.status.clone(),
+                                fault: s.fault.clone().map(|m| BootFault { message: Some(m) }),
+                            }),
+                        },
+                    };
+                    (gid, e, seen)
+                })
+                .collect(),
+            Some(Err(err)) => boots
+                .into_iter()
+                .map(|(gid, e)| (gid, e, Seen::Unreachable(err.to_string())))
+                .collect(),
+            None => self.poll_by_list(&m, &claims, &p, boots, &rid).await,
+        };
         let alive = self.view().await.iter().any(|s| s.name == owner);
         let patience = Duration::from_millis(self.cfg.owner_unreachable_ms);
         for (gid, e, seen) in seen {
@@ -360,9 +366,93 @@ impl Core {
         }
     }
 
+    /// The state of `ids` on member `m`'s cloudlet from its agent's status
+    /// feed (in-process for the own cloudlet), by local ID; an ID left out
+    /// is gone. `None` when that agent cannot serve it (dead, suspected,
+    /// unreachable, or without the feed): the cloudlet is then read
+    /// directly. An error counts as the cloudlet being unreachable.
+    async fn feed_statuses(
+        &self,
+        m: &Member,
+        claims: &Claims,
+        p: &ProjectRef,
+        ids: &[String],
+        rid: &str,
+    ) -> Option<Result<HashMap<String, LocalStatus>, CallError>> {
+        let by_id = |v: Vec<LocalStatus>| v.into_iter().map(|s| (s.id.clone(), s)).collect();
+        if m.name == self.name {
+            return Some(self.statuses_here(claims, p, ids, rid).await.map(by_id));
+        }
+        if !m.alive || self.is_suspect(&m.name) {
+            return None;
+        }
+        let url = m.url.as_deref()?;
+        let tok = self.token_for_claims(claims);
+        let mut all = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(StatusQuery::MAX_IDS) {
+            let q = StatusQuery {
+                local_ids: chunk.to_vec(),
+            };
+            match self.peer(url, &PeerRequest::Statuses(&q), &tok, rid).await {
+                // An agent that predates the feed.
+                Ok(r) if r.status() == StatusCode::NOT_FOUND => return None,
+                Ok(r) => match answer::<StatusReport>(&r) {
+                    Ok(rep) => all.extend(rep.servers.into_iter().map(|s| (s.id.clone(), s))),
+                    Err(e) => return Some(Err(e)),
+                },
+                // A host that swallows calls: suspected, and not chained
+                // with a direct call (see `Core::nova_call`).
+                Err(e @ CallError::Transport(os_client::TransportError::Timeout(_))) => {
+                    self.suspect(&m.name);
+                    return Some(Err(e));
+                }
+                Err(e) if e.is_unreachable() => {
+                    self.suspect(&m.name);
+                    return None;
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        Some(Ok(all))
+    }
+
+    /// [`Core::poll_owner`] without the owner's agent: one list of the
+    /// servers still building on the cloudlet (paged, through
+    /// [`Core::nova_call`], i.e. directly when the agent is gone); each
+    /// boot that left BUILD is then read once by ID for its outcome.
+    async fn poll_by_list(
+        &self,
+        m: &Member,
+        claims: &Claims,
+        p: &ProjectRef,
+        boots: Vec<(Uuid, DirEntry)>,
+        rid: &str,
+    ) -> Vec<(Uuid, DirEntry, Seen)> {
+        let building = self.building_on(m, claims, p, rid).await;
+        let seen = boots.into_iter().map(|(gid, e)| {
+            let building = &building;
+            async move {
+                let seen = match building {
+                    Ok(ids) if ids.contains(&e.local_id) => Seen::Building,
+                    Ok(_) => match self
+                        .fetch_status(&e.owner, &e.local_id, &e.claims, &e.project, rid)
+                        .await
+                    {
+                        Ok(Some(s)) => Seen::Status(s),
+                        Ok(None) => Seen::Gone,
+                        Err(err) => Seen::Unreachable(err.to_string()),
+                    },
+                    Err(err) => Seen::Unreachable(err.to_string()),
+                };
+                (gid, e, seen)
+            }
+        });
+        futures::future::join_all(seen).await
+    }
+
     /// The local IDs of `p`'s servers in BUILD on member `m`'s cloudlet
     /// (every page).
-    async fn building_on(
+    pub(super) async fn building_on(
         &self,
         m: &Member,
         claims: &Claims,
