@@ -358,6 +358,22 @@ mod tests {
         let back: BootReplica =
             serde_json::from_slice(&req.body().unwrap_or_default()).expect("replica body");
         assert_eq!(back.gid, "g");
+        let q = StatusQuery {
+            local_ids: vec!["l".into()],
+        };
+        let req = PeerRequest::Statuses(&q);
+        assert_eq!(
+            (req.method(), req.path()),
+            (Method::POST, routes::STATUSES.to_string())
+        );
+        let back: StatusQuery =
+            serde_json::from_slice(&req.body().unwrap_or_default()).expect("status query");
+        assert_eq!(back.local_ids, q.local_ids);
+        let report: StatusReport =
+            serde_json::from_str(r#"{"servers":[{"id":"l","status":"ERROR","fault":"boom"}]}"#)
+                .expect("status report");
+        assert_eq!(report.servers[0].fault.as_deref(), Some("boom"));
+        assert_eq!(report.servers[0].unreadable, None);
         let accepted: BootAccepted =
             serde_json::from_str(r#"{"local_id":"l"}"#).expect("boot answer");
         assert_eq!(accepted.local_id, "l");

@@ -138,7 +138,9 @@ async fn agent_requests(fed: &Fed, i: usize) -> u64 {
 /// signatures and malformed IDs are refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_owner_answers_only_about_the_signed_callers_project() {
-    let fed = common::federation(&[8, 8]).await;
+    // No retries: a boot in ERROR stays (else its coordinator re-places
+    // it and deletes the failed instance).
+    let fed = common::federation_with(&[8, 8], |c| c.retries = 0).await;
     // Spawns on cloudlet 2 take 30 model s more (3 s here): still BUILD
     // when first asked; boots named `e-` fail.
     set_faults(
