@@ -319,7 +319,10 @@ pub fn router(core: Arc<Core>) -> Router {
         .route(routes::GONE, post(peer::p2p_gone))
         .route(routes::SERVER_ACTION, post(peer::p2p_server_action))
         .route(routes::KEYPAIR, post(peer::p2p_keypair))
-        .route(routes::STATUSES, post(crate::core::status_feed::p2p_statuses))
+        .route(
+            routes::STATUSES,
+            post(crate::core::status_feed::p2p_statuses),
+        )
         .fallback(not_found)
         .layer(middleware::from_fn(crate::guard::literal_requests))
         .layer(middleware::from_fn_with_state(core.clone(), request_id))
