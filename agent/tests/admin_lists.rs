@@ -1,9 +1,8 @@
 //! Admin lists of every project (`all_tenants`) are federated: never the
 //! admin project's servers passed off as everybody's.
 
-mod common;
-
 use serde_json::Value;
+use test_support::federation::federation;
 
 fn ids(v: &Value) -> Vec<String> {
     v["servers"]
@@ -18,7 +17,7 @@ fn ids(v: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_lists_every_projects_servers_on_every_cloudlet() {
-    let fed = common::federation(&[4, 4, 4]).await;
+    let fed = federation(&[4, 4, 4]).await;
     let demo1 = fed.login(1, "demo").await;
     let demo2 = fed.login(2, "demo").await;
     let (a, owner_a) = fed.boot(1, &demo1, "tenant-a").await;

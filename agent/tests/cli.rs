@@ -1,47 +1,35 @@
 //! The real `openstack` CLI against agents (4 mocks + 4 agents in-process).
 //! Skipped with a message when the venv is missing, unless CI=true.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use test_support::federation::*;
+use test_support::fixtures::CLI_BOOT;
+use test_support::openstack_cli::{json_of, tool, Cli};
+
+/// `server create` of the standard boot with `extra` options after it.
+fn create<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    CLI_BOOT
+        .iter()
+        .copied()
+        .chain(extra.iter().copied())
+        .collect()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openstack_cli_sees_one_cloud() {
-    let Some(bin) = openstack_cli() else {
+    let Some(bin) = tool("openstack") else {
         return;
     };
     let mut fed = federation(&[0, 4, 4, 4]).await;
-    let a1 = fed.agent(1).auth_url();
-    let a2 = fed.agent(2).auth_url();
-    let a3 = fed.agent(3).auth_url();
+    let demo_at =
+        |i: usize| Cli::with_password(bin.clone(), &fed.agent(i).auth_url(), "demo", "demo");
+    let (c1, c2, c3, c4) = (demo_at(1), demo_at(2), demo_at(3), demo_at(4));
 
-    let (ok, out) = openstack(
-        &bin,
-        &a1,
-        &[
-            "server",
-            "create",
-            "--flavor",
-            "m1.tiny",
-            "--image",
-            "cirros-0.6.2-x86_64-disk",
-            "--network",
-            "private",
-            "--wait",
-            "-f",
-            "json",
-            "vm1",
-        ],
-    )
-    .await;
+    let out = c1.run(&create(&["--wait", "-f", "json", "vm1"])).await;
+    let (ok, out) = (out.success, out.text());
     assert!(ok, "server create failed:\n{out}");
-    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|_| {
-        // Some CLI versions print progress before the JSON document.
-        let start = out.find('{').unwrap_or(0);
-        serde_json::from_str(&out[start..]).expect("server create JSON")
-    });
+    let v = json_of(&out);
     assert_eq!(v["status"], "ACTIVE", "{v}");
     let id = v["id"].as_str().unwrap().to_string();
 
@@ -63,56 +51,41 @@ async fn openstack_cli_sees_one_cloud() {
         .to_string();
     assert_ne!(owner, "cloudlet-1");
 
-    let (ok, out) = openstack(&bin, &a3, &["server", "show", "-f", "json", &id]).await;
+    let out = c3.run(&["server", "show", "-f", "json", &id]).await;
+    let (ok, out) = (out.success, out.text());
     assert!(
         ok && out.contains(&id) && out.contains("ACTIVE"),
         "server show via agent 3:\n{out}"
     );
-    let (ok, out) = openstack(&bin, &a3, &["server", "show", "-f", "json", "vm1"]).await;
+    let out = c3.run(&["server", "show", "-f", "json", "vm1"]).await;
+    let (ok, out) = (out.success, out.text());
     assert!(
         ok && out.contains(&id),
         "server show by name via agent 3:\n{out}"
     );
 
     // A second VM booted through agent 4; list through agent 2 shows both.
-    let (ok, out) = openstack(
-        &bin,
-        &fed.agent(4).auth_url(),
-        &[
-            "server",
-            "create",
-            "--flavor",
-            "m1.tiny",
-            "--image",
-            "cirros-0.6.2-x86_64-disk",
-            "--network",
-            "private",
-            "--wait",
-            "-f",
-            "value",
-            "-c",
-            "id",
-            "vm2",
-        ],
-    )
-    .await;
+    let out = c4
+        .run(&create(&["--wait", "-f", "value", "-c", "id", "vm2"]))
+        .await;
+    let (ok, out) = (out.success, out.text());
     assert!(ok, "second create:\n{out}");
     let id2 = out.trim().lines().last().unwrap_or("").to_string();
-    let (ok, out) = openstack(
-        &bin,
-        &a2,
-        &["server", "list", "-f", "value", "-c", "ID", "-c", "Status"],
-    )
-    .await;
+    let out = c2
+        .run(&["server", "list", "-f", "value", "-c", "ID", "-c", "Status"])
+        .await;
+    let (ok, out) = (out.success, out.text());
     assert!(ok, "server list:\n{out}");
     assert!(
         out.contains(&id) && out.contains(&id2),
         "list via agent 2 misses a VM:\n{out}"
     );
 
-    let (ok, out) = openstack(&bin, &a3, &["server", "delete", "--wait", &id]).await;
+    let out = c3.run(&["server", "delete", "--wait", &id]).await;
+    let (ok, out) = (out.success, out.text());
     assert!(ok, "server delete --wait via agent 3:\n{out}");
-    let (ok, out) = openstack(&bin, &a2, &["server", "list", "-f", "value", "-c", "ID"]).await;
+    let out = c2.run(&["server", "list", "-f", "value", "-c", "ID"]).await;
+    let (ok, out) = (out.success, out.text());
     assert!(
         ok && !out.contains(&id) && out.contains(&id2),
         "after delete:\n{out}"
@@ -129,27 +102,10 @@ async fn openstack_cli_sees_one_cloud() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (ok, out) = openstack(
-        &bin,
-        &a1,
-        &[
-            "server",
-            "create",
-            "--flavor",
-            "m1.tiny",
-            "--image",
-            "cirros-0.6.2-x86_64-disk",
-            "--network",
-            "private",
-            "--wait",
-            "-f",
-            "value",
-            "-c",
-            "id",
-            "vm3",
-        ],
-    )
-    .await;
+    let out = c1
+        .run(&create(&["--wait", "-f", "value", "-c", "id", "vm3"]))
+        .await;
+    let (ok, out) = (out.success, out.text());
     assert!(ok, "create after death:\n{out}");
     let id3 = out.trim().lines().last().unwrap_or("").to_string();
     let (_, h, _) = fed
@@ -162,12 +118,10 @@ async fn openstack_cli_sees_one_cloud() {
         .await;
     assert_ne!(h.get("x-p2p-cloudlet").unwrap(), "cloudlet-4");
     // vm2 is still listed (UNKNOWN if it lived on cloudlet 4).
-    let (ok, out) = openstack(
-        &bin,
-        &a2,
-        &["server", "list", "-f", "value", "-c", "ID", "-c", "Status"],
-    )
-    .await;
+    let out = c2
+        .run(&["server", "list", "-f", "value", "-c", "ID", "-c", "Status"])
+        .await;
+    let (ok, out) = (out.success, out.text());
     assert!(
         ok && out.contains(&id2) && out.contains(&id3),
         "list after death:\n{out}"

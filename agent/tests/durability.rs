@@ -1,44 +1,10 @@
 //! Durability: what the client deleted never comes back (issue 12).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::*;
 use serde_json::{json, Value};
-
-/// An admin token of a mock's own Keystone.
-async fn mock_admin_token(fed: &Fed, i: usize) -> String {
-    let m = fed.mocks[i - 1].as_ref().unwrap();
-    let body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "name": "admin", "domain": {"name": "Default"}, "password": "secret"}}},
-        "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}});
-    let req = http::Request::post(format!("{}/v3/auth/tokens", m.auth_url()))
-        .header("content-type", "application/json")
-        .body(Bytes::from(body.to_string()))
-        .unwrap();
-    let r = fed.transport.call(req).await.unwrap();
-    r.headers()["x-subject-token"].to_str().unwrap().to_string()
-}
-
-/// Every server on mock `i` (all projects), as (local id, global id).
-/// Makes cloudlet `i`'s API answer 503 to everything for `secs` model
-/// seconds (the mock's fault injection; `admin` is a token of that
-/// cloudlet's admin); returns when the cut began.
-async fn cut_cloudlet(fed: &Fed, i: usize, admin: &str, secs: f64) -> Instant {
-    let m = fed.mocks[i - 1].as_ref().unwrap().base_url().to_string();
-    let (s, _, v) = fed
-        .call(
-            "POST",
-            &format!("{m}/mock/v1/faults/api-unavailable"),
-            Some(admin),
-            Some(json!({ "duration_s": secs })),
-        )
-        .await;
-    assert_eq!(s, 204, "{v}");
-    Instant::now()
-}
+use test_support::federation::*;
 
 /// Waits until server `gid`, read through agent `via`, is ACTIVE on
 /// `cloudlet` (a re-placed boot), failing after `within`.
@@ -72,19 +38,6 @@ async fn wait_active_on(
     }
 }
 
-/// The client deletes server `gid` through agent `via` (204 expected).
-async fn delete_server(fed: &Fed, via: usize, token: &str, gid: &str) {
-    let (s, _, v) = fed
-        .call(
-            "DELETE",
-            &format!("{}/servers/{gid}", fed.compute(via)),
-            Some(token),
-            None,
-        )
-        .await;
-    assert_eq!(s, 204, "{v}");
-}
-
 /// For `during`, no list through agents `via` shows server `gid` (a
 /// deleted server must never come back).
 async fn never_listed(fed: &Fed, via: &[usize], token: &str, gid: &str, during: Duration) {
@@ -115,33 +68,6 @@ async fn never_listed(fed: &Fed, via: &[usize], token: &str, gid: &str, during: 
     }
 }
 
-async fn instances(fed: &Fed, i: usize, token: &str) -> Vec<(String, String)> {
-    let m = fed.mocks[i - 1].as_ref().unwrap();
-    let (s, _, v) = fed
-        .call(
-            "GET",
-            &format!("{}/compute/v2.1/servers/detail?all_tenants=1", m.base_url()),
-            Some(token),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
-    v["servers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["id"].as_str().unwrap_or_default().to_string(),
-                s["metadata"]["p2p_global_id"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-            )
-        })
-        .collect()
-}
-
 /// A boot is re-placed because its cloudlet stops answering (every API call
 /// 503 for a while); the client deletes the server. When the cloudlet
 /// answers again, the first instance is deleted for certain and the server
@@ -156,22 +82,23 @@ async fn a_deleted_server_never_comes_back_after_its_first_cloudlet_returns() {
     })
     .await;
     let demo = fed.login(2, "demo").await;
-    let admin2 = mock_admin_token(&fed, 2).await;
+    let admin2 = fed.mock_admin_token(2).await;
     let (gid, owner) = fed.boot(2, &demo, "phoenix").await;
     assert_eq!(owner, "cloudlet-2", "local first");
     // Cloudlet 2 stops answering (503 to everything) for 15 model seconds.
-    let cut = cut_cloudlet(&fed, 2, &admin2, 15.0).await;
+    let cut = fed.cut_cloudlet(2, 15.0).await;
     // The boot is re-placed on cloudlet 1 and goes ACTIVE there.
     wait_active_on(&fed, 1, &demo, &gid, "cloudlet-1", Duration::from_secs(12)).await;
     // The client deletes it.
-    delete_server(&fed, 1, &demo, &gid).await;
+    fed.delete_server(1, &demo, &gid).await;
     // Wait until cloudlet 2 answers again, then watch every list.
     while cut.elapsed() < Duration::from_secs(16) {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     never_listed(&fed, &[1, 2], &demo, &gid, Duration::from_secs(5)).await;
     // And the first instance is really gone from cloudlet 2.
-    let left: Vec<(String, String)> = instances(&fed, 2, &admin2)
+    let left: Vec<(String, String)> = fed
+        .instances(2, &admin2)
         .await
         .into_iter()
         .filter(|(_, g)| *g == gid)
@@ -241,10 +168,11 @@ async fn servers_of_a_dead_entry_agent_stay_visible_and_deletable() {
             .await;
         assert_eq!(s, 204, "{v}");
     }
-    let admin2 = mock_admin_token(&fed, 2).await;
+    let admin2 = fed.mock_admin_token(2).await;
     let t0 = Instant::now();
     loop {
-        let left: Vec<(String, String)> = instances(&fed, 2, &admin2)
+        let left: Vec<(String, String)> = fed
+            .instances(2, &admin2)
             .await
             .into_iter()
             .filter(|(_, g)| ids.contains(g))
@@ -302,21 +230,8 @@ async fn boots_building_on_a_dead_pair_are_re_placed_and_end_active() {
     let victim = 4;
     // Cloudlet 4 spawns take 600 model s more: its boots are certainly
     // still building when it dies.
-    let admin4 = mock_admin_token(&fed, victim).await;
-    let m4 = fed.mocks[victim - 1]
-        .as_ref()
-        .unwrap()
-        .base_url()
-        .to_string();
-    let (s, _, v) = fed
-        .call(
-            "PUT",
-            &format!("{m4}/mock/v1/faults"),
-            Some(&admin4),
-            Some(json!({"extra_latency": {"compute_s": 600.0}})),
-        )
+    fed.set_faults(victim, json!({"extra_latency": {"compute_s": 600.0}}))
         .await;
-    assert_eq!(s, 200, "{v}");
     let demo = fed.login(1, "demo").await;
     let mut boots = vec![];
     for k in 0..12 {
@@ -344,6 +259,7 @@ async fn boots_building_on_a_dead_pair_are_re_placed_and_end_active() {
             .await;
         assert_eq!((s, v["server"]["status"].as_str()), (200, Some("BUILD")));
     }
+    let m4 = fed.mock(victim).base_url().to_string();
     let urls = [fed.agent(victim).base_url().to_string(), m4.clone()];
     fed.kill(victim);
     let _hole = blackhole(&[&urls[0], &urls[1]]);
@@ -395,8 +311,7 @@ async fn post_boot(
     token: String,
     name: String,
 ) -> (String, Option<String>) {
-    let body = json!({"server": {"name": name, "imageRef": mock_openstack::defaults::IMAGE_ID,
-        "flavorRef": "1", "networks": [{"uuid": mock_openstack::defaults::PRIVATE_NET_ID}]}});
+    let body = test_support::fixtures::boot_body(&name);
     let req = http::Request::post(format!("{compute}/servers"))
         .header("content-type", "application/json")
         .header("x-auth-token", token)
@@ -409,32 +324,6 @@ async fn post_boot(
         }
         _ => (name, None),
     }
-}
-
-/// The global IDs of `names`' servers in a list through agent `i`, with
-/// their status.
-async fn listed(fed: &Fed, i: usize, token: &str, prefix: &str) -> Vec<(String, String)> {
-    let (s, _, v) = fed
-        .call(
-            "GET",
-            &format!("{}/servers/detail", fed.compute(i)),
-            Some(token),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
-    v["servers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
-        .map(|s| {
-            (
-                s["id"].as_str().unwrap_or_default().to_string(),
-                s["status"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
 }
 
 /// Issue 12: the entry agent dies in the middle of a burst of boots (its
@@ -451,22 +340,12 @@ async fn entry_agent_killed_mid_burst_loses_nothing_and_leaves_nothing() {
     let entry = 2;
     // The entry's own cloudlet (where it places first) fails every boot,
     // late (+20 model s of spawn): after the entry agent is dead.
-    let admin2 = mock_admin_token(&fed, entry).await;
-    let m2 = fed.mocks[entry - 1]
-        .as_ref()
-        .unwrap()
-        .base_url()
-        .to_string();
-    let (s, _, v) = fed
-        .call(
-            "PUT",
-            &format!("{m2}/mock/v1/faults"),
-            Some(&admin2),
-            Some(json!({"extra_latency": {"compute_s": 20.0},
-                        "boot_errors": [{"name_regex": "^burst", "rate": 1.0}]})),
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
+    fed.set_faults(
+        entry,
+        json!({"extra_latency": {"compute_s": 20.0},
+                        "boot_errors": [{"name_regex": "^burst", "rate": 1.0}]}),
+    )
+    .await;
     let demo = fed.login(1, "demo").await;
     let compute = fed.compute(entry);
     let mut posts = tokio::task::JoinSet::new();
@@ -496,8 +375,7 @@ async fn entry_agent_killed_mid_burst_loses_nothing_and_leaves_nothing() {
     );
     assert!(accepted.len() >= 4, "{accepted:?}");
     // Cloudlet 3 stops answering for 30 model s (3 s) meanwhile.
-    let admin3 = mock_admin_token(&fed, 3).await;
-    let cut = cut_cloudlet(&fed, 3, &admin3, 30.0).await;
+    let cut = fed.cut_cloudlet(3, 30.0).await;
     // Every accepted boot ends ACTIVE, seen through agents 1 and 4.
     let t0 = Instant::now();
     for (name, gid) in &accepted {
@@ -532,7 +410,7 @@ async fn entry_agent_killed_mid_burst_loses_nothing_and_leaves_nothing() {
     // Servers of lost answers are listed; nothing stays in BUILD.
     let t0 = Instant::now();
     let rows = loop {
-        let rows = listed(&fed, 1, &demo, "burst-").await;
+        let rows = fed.listed(1, &demo, "burst-").await;
         if rows.iter().all(|(_, st)| st == "ACTIVE" || st == "ERROR") {
             break rows;
         }
@@ -575,9 +453,9 @@ async fn entry_agent_killed_mid_burst_loses_nothing_and_leaves_nothing() {
     loop {
         let mut left = vec![];
         for i in [1, 2, 3, 4] {
-            let tok = mock_admin_token(&fed, i).await;
+            let tok = fed.mock_admin_token(i).await;
             left.extend(
-                instances(&fed, i, &tok)
+                fed.instances(i, &tok)
                     .await
                     .into_iter()
                     .map(|(l, g)| (i, l, g)),
@@ -585,7 +463,7 @@ async fn entry_agent_killed_mid_burst_loses_nothing_and_leaves_nothing() {
         }
         let back: Vec<(String, String)> = [1, 3, 4]
             .into_iter()
-            .map(|i| listed(&fed, i, &demo, "burst-"))
+            .map(|i| fed.listed(i, &demo, "burst-"))
             .collect::<futures::future::JoinAll<_>>()
             .await
             .into_iter()
@@ -637,12 +515,12 @@ async fn the_owners_agent_hides_and_deletes_a_superseded_instance() {
         .and_then(|n| n.parse().ok())
         .expect("owner name");
     let other = 5 - x; // the third member (2 ↔ 3)
-    let admin_x = mock_admin_token(&fed, x).await;
-    let cut = cut_cloudlet(&fed, x, &admin_x, 12.0).await;
+    let admin_x = fed.mock_admin_token(x).await;
+    let cut = fed.cut_cloudlet(x, 12.0).await;
     // Re-placed on the third cloudlet, ACTIVE there.
     let third = format!("cloudlet-{other}");
     wait_active_on(&fed, 1, &demo, &gid, &third, Duration::from_secs(10)).await;
-    delete_server(&fed, 1, &demo, &gid).await;
+    fed.delete_server(1, &demo, &gid).await;
     // The coordinator dies (its cloudlet stays): its pending delete of the
     // superseded instance dies with it.
     if let Some(a) = fed.agents[0].take() {
@@ -652,7 +530,8 @@ async fn the_owners_agent_hides_and_deletes_a_superseded_instance() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     never_listed(&fed, &[x, other], &demo, &gid, Duration::from_secs(4)).await;
-    let left: Vec<(String, String)> = instances(&fed, x, &admin_x)
+    let left: Vec<(String, String)> = fed
+        .instances(x, &admin_x)
         .await
         .into_iter()
         .filter(|(_, g)| *g == gid)
@@ -688,21 +567,8 @@ async fn a_lost_entry_pair_s_own_boots_stay_visible_and_deletable() {
     assert!(!done.is_empty(), "no boot kept at home");
     // Then its spawns take 600 model s: the next boots are still building
     // when the pair dies.
-    let admin = mock_admin_token(&fed, entry).await;
-    let m = fed.mocks[entry - 1]
-        .as_ref()
-        .unwrap()
-        .base_url()
-        .to_string();
-    let (s, _, v) = fed
-        .call(
-            "PUT",
-            &format!("{m}/mock/v1/faults"),
-            Some(&admin),
-            Some(json!({"extra_latency": {"compute_s": 600.0}})),
-        )
+    fed.set_faults(entry, json!({"extra_latency": {"compute_s": 600.0}}))
         .await;
-    assert_eq!(s, 200, "{v}");
     let mut building = vec![];
     for k in 0..4 {
         let (gid, owner) = fed.boot(entry, &demo, &format!("home-late-{k}")).await;
@@ -711,6 +577,7 @@ async fn a_lost_entry_pair_s_own_boots_stay_visible_and_deletable() {
         }
     }
     assert!(!building.is_empty(), "no late boot kept at home");
+    let m = fed.mock(entry).base_url().to_string();
     let urls = [fed.agent(entry).base_url().to_string(), m];
     fed.kill(entry);
     let _hole = blackhole(&[&urls[0], &urls[1]]);
@@ -783,7 +650,7 @@ async fn a_lost_entry_pair_s_own_boots_stay_visible_and_deletable() {
     // Every one is listed by some live agent.
     let mut rows = vec![];
     for via in [1, 3, 4] {
-        rows.extend(listed(&fed, via, &demo, "home-").await);
+        rows.extend(fed.listed(via, &demo, "home-").await);
     }
     for gid in done.iter().chain(&building) {
         assert!(
@@ -793,7 +660,7 @@ async fn a_lost_entry_pair_s_own_boots_stay_visible_and_deletable() {
     }
     // Deleted through agent 4, gone everywhere for good.
     for gid in done.iter().chain(&building) {
-        delete_server(&fed, 4, &demo, gid).await;
+        fed.delete_server(4, &demo, gid).await;
     }
     for gid in done.iter().chain(&building) {
         for via in [1, 3, 4] {

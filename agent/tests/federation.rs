@@ -1,10 +1,8 @@
 //! Four mocks + four agents on loopback, driven over HTTP.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use test_support::federation::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_cloudlet_boots_elsewhere_and_federation_survives_a_death() {

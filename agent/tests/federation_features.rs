@@ -2,40 +2,13 @@
 //! keypairs made through one agent usable everywhere, server actions on the
 //! owning cloudlet, multi-create, and admin host reads.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
 use serde_json::{json, Value};
+use test_support::federation::*;
 
 const PUBLIC_KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGaL4t3/NhYFlyFmeuKHH3YwTV2EeUPhZEdvWjTJ25Qh t";
-
-/// Boots through agent `via` with `extra` merged into the server object.
-async fn boot_with(fed: &Fed, via: usize, token: &str, server: Value) -> (u16, Value, String) {
-    let mut body = json!({"server": {"imageRef": mock_openstack::defaults::IMAGE_ID,
-        "flavorRef": "1", "networks": [{"uuid": mock_openstack::defaults::PRIVATE_NET_ID}]}});
-    if let (Some(b), Some(e)) = (body["server"].as_object_mut(), server.as_object()) {
-        for (k, v) in e {
-            b.insert(k.clone(), v.clone());
-        }
-    }
-    let (s, h, v) = fed
-        .call(
-            "POST",
-            &format!("{}/servers", fed.compute(via)),
-            Some(token),
-            Some(body),
-        )
-        .await;
-    let owner = h
-        .get("x-p2p-cloudlet")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    (s, v, owner)
-}
 
 async fn keypair_names(fed: &Fed, via: usize, token: &str) -> Vec<String> {
     let (s, _, v) = fed
@@ -107,13 +80,13 @@ async fn a_keypair_made_through_one_agent_is_usable_and_deletable_everywhere() {
     // One boot per cloudlet (one vCPU each): the key works everywhere.
     let mut owners = vec![];
     for k in 0..3 {
-        let (s, v, owner) = boot_with(
-            &fed,
-            2,
-            &demo,
-            json!({"name": format!("kb-{k}"), "key_name": "k1"}),
-        )
-        .await;
+        let (s, v, owner) = fed
+            .boot_with(
+                2,
+                &demo,
+                json!({"name": format!("kb-{k}"), "key_name": "k1"}),
+            )
+            .await;
         assert_eq!(s, 202, "{v}");
         let id = v["server"]["id"].as_str().unwrap().to_string();
         let shown = fed.wait_status(3, &demo, &id, "ACTIVE").await;
@@ -145,31 +118,11 @@ async fn a_keypair_made_through_one_agent_is_usable_and_deletable_everywhere() {
             .await;
         assert_eq!(s, 404);
     }
-    let (s, v, _) = boot_with(&fed, 1, &demo, json!({"name": "nokey", "key_name": "k1"})).await;
+    let (s, v, _) = fed
+        .boot_with(1, &demo, json!({"name": "nokey", "key_name": "k1"}))
+        .await;
     assert_eq!(s, 400, "{v}");
     assert_eq!(v["badRequest"]["message"], "Invalid key_name provided.");
-}
-
-async fn wait_status_via(fed: &Fed, via: usize, token: &str, id: &str, want: &str) {
-    let t0 = Instant::now();
-    loop {
-        let (s, _, v) = fed
-            .call(
-                "GET",
-                &format!("{}/servers/{id}", fed.compute(via)),
-                Some(token),
-                None,
-            )
-            .await;
-        if s == 200 && v["server"]["status"] == want {
-            return;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "{id} never {want}: {s} {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn action(fed: &Fed, via: usize, token: &str, id: &str, body: Value) -> (u16, Value) {
@@ -197,16 +150,16 @@ async fn server_actions_reach_the_owning_cloudlet_through_any_agent() {
     fed.wait_status(1, &demo, &id, "ACTIVE").await;
     let (s, v) = action(&fed, 2, &demo, &id, json!({"os-stop": null})).await;
     assert_eq!(s, 202, "{v}");
-    wait_status_via(&fed, 3, &demo, &id, "SHUTOFF").await;
+    fed.wait_status(3, &demo, &id, "SHUTOFF").await;
     let (s, v) = action(&fed, 3, &demo, &id, json!({"os-stop": null})).await;
     assert_eq!(s, 409, "{v}");
     assert_eq!(v["conflictingRequest"]["code"], 409, "{v}");
     let (s, v) = action(&fed, 2, &demo, &id, json!({"os-start": null})).await;
     assert_eq!(s, 202, "{v}");
-    wait_status_via(&fed, 1, &demo, &id, "ACTIVE").await;
+    fed.wait_status(1, &demo, &id, "ACTIVE").await;
     let (s, v) = action(&fed, 3, &demo, &id, json!({"reboot": {"type": "HARD"}})).await;
     assert_eq!(s, 202, "{v}");
-    wait_status_via(&fed, 2, &demo, &id, "ACTIVE").await;
+    fed.wait_status(2, &demo, &id, "ACTIVE").await;
     let (s, _) = action(
         &fed,
         2,
@@ -228,13 +181,13 @@ async fn server_actions_reach_the_owning_cloudlet_through_any_agent() {
 async fn multi_create_makes_every_server_named_as_nova_does() {
     let fed = federation(&[2, 2, 2]).await;
     let demo = fed.login(1, "demo").await;
-    let (s, v, _) = boot_with(
-        &fed,
-        1,
-        &demo,
-        json!({"name": "multi", "min_count": 3, "max_count": 3}),
-    )
-    .await;
+    let (s, v, _) = fed
+        .boot_with(
+            1,
+            &demo,
+            json!({"name": "multi", "min_count": 3, "max_count": 3}),
+        )
+        .await;
     assert_eq!(s, 202, "{v}");
     assert!(v["server"]["id"].is_string(), "{v}");
     let t0 = Instant::now();
@@ -267,13 +220,13 @@ async fn multi_create_makes_every_server_named_as_nova_does() {
         assert!(t0.elapsed() < Duration::from_secs(30), "{rows:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let (s, v, _) = boot_with(
-        &fed,
-        2,
-        &demo,
-        json!({"name": "res", "max_count": 2, "return_reservation_id": true}),
-    )
-    .await;
+    let (s, v, _) = fed
+        .boot_with(
+            2,
+            &demo,
+            json!({"name": "res", "max_count": 2, "return_reservation_id": true}),
+        )
+        .await;
     assert_eq!(s, 202, "{v}");
     assert!(
         v["reservation_id"]

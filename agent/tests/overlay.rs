@@ -1,40 +1,21 @@
 //! The CYCLON overlay (`overlay = cyclon`) with real agents and mocks on
 //! loopback: global reads reach cloudlets that no single agent knows.
 
-mod common;
-
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
 use agent::config::Overlay;
-use common::Fed;
-use mock_openstack::MockConfig;
-use os_client::{ReqwestTransport, SharedTransport};
 use serde_json::Value;
+use test_support::federation::{agent_config, start_mock, transport, Fed};
 
 const N: usize = 6;
 
 /// `N` cloudlets of 4 vCPUs whose agents hold views of 2, no candidate
 /// cache and no address book: each knows itself and two others.
 async fn narrow_federation() -> Fed {
-    let transport: SharedTransport =
-        Arc::new(ReqwestTransport::new(Duration::from_secs(10)).unwrap());
+    let transport = transport();
     let (mut mocks, mut agents) = (vec![], vec![]);
     let mut seed: Option<String> = None;
     for i in 1..=N {
-        let m = mock_openstack::start(MockConfig {
-            name: format!("cloudlet-{i}"),
-            listen: "127.0.0.1:0".into(),
-            computes: 1,
-            compute_vcpus: 4,
-            cpu_allocation_ratio: 1.0,
-            time_scale: 0.1,
-            profile: "devstack".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-        let mut cfg = common::agent_config(i, m.auth_url(), seed.clone());
+        let m = start_mock(i, 4, 0.1, "devstack").await;
+        let mut cfg = agent_config(i, m.auth_url(), seed.clone());
         cfg.overlay = Overlay::Cyclon;
         cfg.cyclon_view_size = 2;
         cfg.cyclon_shuffle_len = 1;
@@ -46,20 +27,16 @@ async fn narrow_federation() -> Fed {
         mocks.push(Some(m));
         agents.push(Some(a));
     }
-    let t0 = Instant::now();
-    while agents
-        .iter()
-        .flatten()
-        .any(|a: &agent::AgentHandle| a.partial_view().map(|(len, _)| len) != Some(2))
-    {
-        assert!(t0.elapsed() < Duration::from_secs(20), "views did not fill");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Fed {
+    let fed = Fed {
         mocks,
         agents,
         transport,
-    }
+    };
+    fed.wait_until("views of 2 filled", |a| {
+        a.partial_view().map(|(len, _)| len) == Some(2)
+    })
+    .await;
+    fed
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

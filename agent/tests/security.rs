@@ -1,14 +1,12 @@
 //! Security properties of the agent, probed as an attacker would (issue 12).
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use agent::AgentConfig;
-use common::*;
 use mock_openstack::MockConfig;
+use test_support::federation::*;
 
 /// A TCP listener that counts connections and keeps whatever it is sent:
 /// the "peer URL" a stranger advertises.

@@ -1,11 +1,9 @@
 //! Boot watching costs one poll per owner cloudlet and period, not one per
 //! boot: what the cloudlets' Nova sees while 8 boots build on one of them.
 
-mod common;
-
 use std::time::Duration;
 
-use common::Fed;
+use test_support::federation::{federation_profile, Fed};
 
 /// Compute requests every mock has served so far (from its `/metrics`).
 async fn compute_requests(fed: &Fed) -> u64 {
@@ -30,7 +28,7 @@ async fn compute_requests(fed: &Fed) -> u64 {
 async fn watching_boots_costs_one_poll_per_owner_not_per_boot() {
     // openstack-2017 at time_scale 0.4: a boot builds for ≈ 4 wall seconds
     // (8–10 model s), ≈ 20 polls of 200 ms.
-    let fed = common::federation_profile(&[16, 16, 16, 16], 0.4, "openstack-2017", |_| {}).await;
+    let fed = federation_profile(&[16, 16, 16, 16], 0.4, "openstack-2017", |_| {}).await;
     let token = fed.login(1, "demo").await;
     let window = Duration::from_millis(8_000);
     // What the federation costs the cloudlets with nothing to watch

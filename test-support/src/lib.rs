@@ -7,7 +7,9 @@
 //!   request head, a body that never arrives) and the reading of the answer;
 //! - [`cloudlet_fake`]: wiremock fakes of a cloudlet's Keystone (token with a
 //!   catalog) for clients that talk to one cloudlet;
-//! - [`fixtures`]: request bodies with the mock's DevStack defaults.
+//! - [`fixtures`]: request bodies with the mock's DevStack defaults;
+//! - `federation` (feature `federation`): N mocks with one agent each on
+//!   loopback, the agent tests' fixture.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -25,6 +27,8 @@
 //! ```
 
 pub mod cloudlet_fake;
+#[cfg(feature = "federation")]
+pub mod federation;
 pub mod fixtures;
 pub mod openstack_cli;
 pub mod slow_client;
