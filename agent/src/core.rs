@@ -24,7 +24,7 @@ use crate::idroute::{self, COORDINATOR_KEY, METADATA_KEY};
 use crate::metrics::Metrics;
 use crate::peer_sig;
 use crate::placement::{self, Demand, Policy};
-use crate::protocol::{BootAccepted, KnownServers, PeerRequest, ReadKind, Superseded};
+use crate::protocol::{BootAccepted, BootReplica, KnownServers, PeerRequest, ReadKind, Superseded};
 use crate::state::CloudletState;
 use crate::token::{self, Claims};
 use crate::{view, AgentConfig};
@@ -102,6 +102,13 @@ pub struct Core {
     pub replicas: Mutex<BTreeMap<Uuid, Replica>>,
     /// The BUILD snapshots this agent answers status feeds from.
     pub status_feed: status_feed::StatusFeed,
+    /// The last record sent to this agent's backup for each boot on the
+    /// own cloudlet: sent again when the backup changes
+    /// ([`Core::rereplicate`]).
+    pub sent_records: Mutex<BTreeMap<Uuid, BootReplica>>,
+    /// Instances (cloudlet, local ID) of lost pairs that their backup took
+    /// over and shows ERROR, with the fault ([`Core::remember_lost`]).
+    pub lost: Mutex<HashMap<(String, String), String>>,
 }
 
 /// A peer's typed answer: its error status as an error, else the body.

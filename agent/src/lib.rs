@@ -97,6 +97,11 @@ impl AgentHandle {
         self.core.gossip.overlay_stats()
     }
 
+    /// The agent that holds this agent's boot records (its backup) now.
+    pub async fn backup(&self) -> Option<String> {
+        self.core.backup().await
+    }
+
     /// The agent's router (for in-process wiring or benchmarks).
     pub fn router(&self) -> axum::Router {
         self.router.clone()
@@ -347,6 +352,8 @@ async fn launch(
         watches: Default::default(),
         replicas: Mutex::new(std::collections::BTreeMap::new()),
         status_feed: Default::default(),
+        sent_records: Mutex::new(std::collections::BTreeMap::new()),
+        lost: Mutex::new(HashMap::new()),
         cfg: config,
     });
     core.start_background();

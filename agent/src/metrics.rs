@@ -34,6 +34,11 @@ pub struct Metrics {
     /// Boot records a backup could not be given (the boot then known to
     /// its coordinator only).
     pub replicas_failed: AtomicU64,
+    /// Boot records (and their state changes) the backup acknowledged.
+    pub replicas_sent: AtomicU64,
+    /// Boot records sent again because the backup changed (see
+    /// `Core::rereplicate`).
+    pub replicas_resent: AtomicU64,
     forward_count: AtomicU64,
     forward_sum_us: AtomicU64,
     forward_buckets: [AtomicU64; BUCKETS_MS.len()],
@@ -137,6 +142,16 @@ impl Metrics {
             "p2p_replicas_failed_total",
             "Boot records that could not be given to the backup agent.",
             g(&self.replicas_failed),
+        );
+        counter(
+            "p2p_replicas_sent_total",
+            "Boot records and state changes the backup agent acknowledged.",
+            g(&self.replicas_sent),
+        );
+        counter(
+            "p2p_replicas_resent_total",
+            "Boot records sent again to a new backup agent after a membership change.",
+            g(&self.replicas_resent),
         );
         counter(
             "p2p_gossip_rounds_total",

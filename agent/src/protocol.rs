@@ -27,6 +27,7 @@ pub mod routes {
     pub const SERVER_ACTION: &str = "/p2p/v1/servers/{id}/action";
     pub const KEYPAIR: &str = "/p2p/v1/keypair";
     pub const STATUSES: &str = "/p2p/v1/statuses";
+    pub const LOST: &str = "/p2p/v1/lost";
 }
 
 const LOCAL_PREFIX: &str = "/p2p/v1/local";
@@ -72,6 +73,10 @@ pub struct KeypairCopy {
     pub name: String,
     #[serde(default)]
     pub public_key: Option<String>,
+    /// For a removal: remove only a keypair with this public key (a
+    /// removal retried late must not remove one made again since).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_public_key: Option<String>,
 }
 
 /// The answer to `POST /p2p/v1/boot` (202): the instance's ID on the
@@ -183,6 +188,18 @@ pub struct LocalStatus {
     pub unreadable: Option<String>,
 }
 
+/// The body of `POST /p2p/v1/lost`: servers of a lost pair (agent and
+/// cloudlet both gone) that the sender, their backup, took over and shows
+/// ERROR with `fault` (they were ACTIVE: their disks are on that cloudlet).
+/// The callee shows them so from what it remembers of that cloudlet,
+/// instead of UNKNOWN (204).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Lost {
+    pub cloudlet: String,
+    pub local_ids: Vec<String>,
+    pub fault: String,
+}
+
 /// Which service a `/p2p/v1/read` call reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadKind {
@@ -222,6 +239,8 @@ pub enum PeerRequest<'a> {
     Replica(&'a BootReplica),
     /// Deleted servers of a lost cloudlet, never to be shown again.
     Gone(&'a Gone),
+    /// Taken-over servers of a lost cloudlet, shown ERROR from now on.
+    Lost(&'a Lost),
     /// A server action at the global ID's coordinator (or adopter).
     ServerAction { gid: Uuid, body: Bytes },
     /// A server action on the callee's Nova (the instance's owner).
@@ -240,6 +259,7 @@ impl PeerRequest<'_> {
             | PeerRequest::Superseded(_)
             | PeerRequest::Replica(_)
             | PeerRequest::Gone(_)
+            | PeerRequest::Lost(_)
             | PeerRequest::ServerAction { .. }
             | PeerRequest::LocalAction { .. }
             | PeerRequest::Keypair(_)
@@ -263,6 +283,7 @@ impl PeerRequest<'_> {
             PeerRequest::Superseded(_) => routes::SUPERSEDED.to_string(),
             PeerRequest::Replica(_) => routes::REPLICA.to_string(),
             PeerRequest::Gone(_) => routes::GONE.to_string(),
+            PeerRequest::Lost(_) => routes::LOST.to_string(),
             PeerRequest::ServerAction { gid, .. } => format!("/p2p/v1/servers/{gid}/action"),
             PeerRequest::LocalAction { local_id, .. } => {
                 format!("{LOCAL_PREFIX}/servers/{local_id}/action")
@@ -278,6 +299,7 @@ impl PeerRequest<'_> {
             PeerRequest::Superseded(s) => serde_json::to_vec(s).ok().map(Bytes::from),
             PeerRequest::Replica(r) => serde_json::to_vec(r).ok().map(Bytes::from),
             PeerRequest::Gone(g) => serde_json::to_vec(g).ok().map(Bytes::from),
+            PeerRequest::Lost(l) => serde_json::to_vec(l).ok().map(Bytes::from),
             PeerRequest::Keypair(k) => serde_json::to_vec(k).ok().map(Bytes::from),
             PeerRequest::Statuses(q) => serde_json::to_vec(q).ok().map(Bytes::from),
             PeerRequest::ServerAction { body, .. } | PeerRequest::LocalAction { body, .. } => {

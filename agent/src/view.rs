@@ -62,7 +62,7 @@ pub fn synthetic(
     fault: Option<&str>,
     base: &str,
 ) -> Value {
-    let now = os_wire::time::rfc3339(chrono::Utc::now());
+    let now = os_wire::time::rfc3339(cp_model::clock::utc_now());
     let (vm_state, task_state) = match status {
         "BUILD" => ("building", json!("scheduling")),
         "ERROR" => ("error", Value::Null),
@@ -90,6 +90,22 @@ pub fn mark_unknown(server: &mut Value) {
     if let Some(obj) = server.as_object_mut() {
         obj.insert("status".into(), json!("UNKNOWN"));
         obj.insert("OS-EXT-STS:vm_state".into(), json!("unknown"));
+    }
+}
+
+/// A remembered server of a lost cloudlet whose boot was taken over and
+/// failed with `fault` (its disk was on that cloudlet): ERROR, as its
+/// backup shows it.
+pub fn mark_lost(server: &mut Value, fault: &str) {
+    if let Some(obj) = server.as_object_mut() {
+        let now = os_wire::time::rfc3339(cp_model::clock::utc_now());
+        obj.insert("status".into(), json!("ERROR"));
+        obj.insert("OS-EXT-STS:vm_state".into(), json!("error"));
+        obj.insert("OS-EXT-STS:task_state".into(), Value::Null);
+        obj.insert(
+            "fault".into(),
+            json!({"code": 500, "message": fault, "details": "", "created": now}),
+        );
     }
 }
 

@@ -310,3 +310,53 @@ async fn hypervisor_show_and_aggregates_through_the_federation() {
         .await;
     assert_eq!(s, 403);
 }
+
+/// A keypair deleted while a cloudlet does not answer is deleted there
+/// when it answers again (before, that cloudlet kept its copy and listed
+/// it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keypair_deleted_while_a_cloudlet_is_down_goes_there_when_it_returns() {
+    let fed = federation(&[1, 1, 1]).await;
+    let demo = fed.login(1, "demo").await;
+    let (s, _, v) = fed
+        .call(
+            "POST",
+            &format!("{}/os-keypairs", fed.compute(1)),
+            Some(&demo),
+            Some(json!({"keypair": {"name": "gone", "public_key": PUBLIC_KEY}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        keypair_names(&fed, 3, &demo).await,
+        vec!["gone".to_string()]
+    );
+    // Cloudlet 3 answers 503 to everything for 30 model s (3 s).
+    let cut = fed.cut_cloudlet(3, 30.0).await;
+    let (s, _, v) = fed
+        .call(
+            "DELETE",
+            &format!("{}/os-keypairs/gone", fed.compute(1)),
+            Some(&demo),
+            None,
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    assert!(keypair_names(&fed, 2, &demo).await.is_empty());
+    while cut.elapsed() < Duration::from_millis(3_500) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Cloudlet 3 answers again: the keypair is deleted there too.
+    let t0 = Instant::now();
+    loop {
+        let names = keypair_names(&fed, 3, &demo).await;
+        if names.is_empty() {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "cloudlet 3 kept the deleted keypair: {names:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}

@@ -28,21 +28,6 @@ async fn recorder() -> (String, Arc<AtomicUsize>) {
     (url, hits)
 }
 
-async fn metric(fed: &Fed, base: &str, name: &str) -> u64 {
-    let req = http::Request::get(format!("{base}/metrics"))
-        .body(bytes::Bytes::new())
-        .unwrap();
-    let r = os_client::Transport::call(&*fed.transport, req)
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(r.body()).into_owned();
-    text.lines()
-        .find(|l| l.starts_with(name) && !l.starts_with('#'))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing: {text}"))
-}
-
 /// Strangers (a wrong key, and an old-style unauthenticated chitchat node)
 /// point at a member's gossip port and advertise a peer URL: they are never
 /// admitted, no boot is placed on them, and no request (so no token) ever
@@ -99,7 +84,7 @@ async fn a_stranger_is_never_admitted_and_never_receives_a_token() {
         "the stranger learnt the members"
     );
     assert_eq!(plain.members_alive(), 1, "the stranger learnt the members");
-    let rejected = metric(&fed, fed.agent(1).base_url(), "p2p_gossip_rejected_total").await;
+    let rejected = fed.metric(1, "p2p_gossip_rejected_total").await;
     assert!(rejected > 0, "the strangers' datagrams were not counted");
     // Users (admin included) boot and list through both members.
     for user in ["demo", "admin"] {
@@ -444,7 +429,9 @@ async fn replayed_or_altered_signed_peer_requests_are_refused() {
     let h = sign(&key, now, [8; 16], &list);
     let (s, b) = signed(&fed, "GET", &url, &demo, b"", &h).await;
     assert_eq!(s, 200, "{b}");
-    let refused = metric(&fed, &base, "p2p_peer_requests_refused_total").await;
+    let refused = fed
+        .metric_at(&base, "p2p_peer_requests_refused_total")
+        .await;
     assert!(refused >= 9, "refused {refused}");
 }
 

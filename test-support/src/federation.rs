@@ -335,6 +335,38 @@ impl Fed {
             .collect()
     }
 
+    /// [`Fed::instances`] without those whose delete was accepted (task
+    /// state `deleting`: gone once the cloudlet's delete completes).
+    pub async fn instances_kept(&self, i: usize, token: &str) -> Vec<(String, String)> {
+        let (s, _, v) = self
+            .call(
+                "GET",
+                &format!(
+                    "{}/compute/v2.1/servers/detail?all_tenants=1",
+                    self.mock(i).base_url()
+                ),
+                Some(token),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        v["servers"]
+            .as_array()
+            .expect("servers")
+            .iter()
+            .filter(|s| s["OS-EXT-STS:task_state"] != "deleting")
+            .map(|s| {
+                (
+                    s["id"].as_str().unwrap_or_default().to_string(),
+                    s["metadata"]["p2p_global_id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
+            .collect()
+    }
+
     /// Sets mock `i`'s fault injection (`PUT /mock/v1/faults`).
     pub async fn set_faults(&self, i: usize, faults: Value) {
         let admin = self.mock_admin_token(i).await;
@@ -363,6 +395,26 @@ impl Fed {
             .await;
         assert_eq!(s, 204, "{v}");
         Instant::now()
+    }
+
+    /// The value of metric `name` (the first sample line starting with
+    /// it) on the `/metrics` page at `base`; panics when missing.
+    pub async fn metric_at(&self, base: &str, name: &str) -> u64 {
+        let req = http::Request::get(format!("{base}/metrics"))
+            .body(Bytes::new())
+            .expect("request");
+        let r = self.transport.call(req).await.expect("metrics call");
+        let text = String::from_utf8_lossy(r.body()).into_owned();
+        text.lines()
+            .find(|l| l.starts_with(name) && !l.starts_with('#'))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing: {text}"))
+    }
+
+    /// [`Fed::metric_at`] of agent `i`.
+    pub async fn metric(&self, i: usize, name: &str) -> u64 {
+        self.metric_at(self.agent(i).base_url(), name).await
     }
 
     /// Kills only the mock (cloudlet) `i`; its agent stays up.

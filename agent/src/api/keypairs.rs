@@ -81,6 +81,7 @@ pub(super) async fn keypair_create(
         .map_err(cf)?;
     let copy = KeypairCopy {
         name: stored,
+        if_public_key: None,
         public_key: created
             .get("public_key")
             .and_then(Value::as_str)
@@ -107,7 +108,8 @@ pub(super) async fn keypair_show(
     Ok(json_resp(StatusCode::OK, &json!({ "keypair": view })))
 }
 
-/// Deletes the keypair on the own cloudlet and every live peer's.
+/// Deletes the keypair on the own cloudlet and every member's (later for
+/// a member that cannot do it now, see `Core::broadcast_keypair`).
 pub(super) async fn keypair_delete(
     State(core): S,
     headers: HeaderMap,
@@ -115,13 +117,25 @@ pub(super) async fn keypair_delete(
 ) -> Result<Response, ApiError> {
     let c = ctx(&core, &headers, Service::Compute)?;
     let stored = names::stored_name(&c.claims, &name);
+    let cf = |e| call_fault(Service::Compute, e);
+    // Its public key, so that a late removal elsewhere removes this one only.
+    let public_key = core
+        .keypair_here(&c.project, &stored, &c.rid)
+        .await
+        .map_err(cf)?
+        .and_then(|k| {
+            k.get("public_key")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
     let here = core
         .delete_keypair_here(&c.project, &stored, &c.rid)
         .await
-        .map_err(|e| call_fault(Service::Compute, e))?;
+        .map_err(cf)?;
     let copy = KeypairCopy {
         name: stored,
         public_key: None,
+        if_public_key: public_key,
     };
     let elsewhere = core.broadcast_keypair(&c.claims, &copy, &c.rid).await;
     if !here && elsewhere.is_empty() {

@@ -35,7 +35,7 @@ use crate::listing::{self, ListQuery};
 use crate::metrics::Metrics;
 use crate::peer_sig;
 use crate::protocol::{
-    self, routes, BootAccepted, BootReplica, Gone, KeypairCopy, KnownServers, PeerRequest,
+    self, routes, BootAccepted, BootReplica, Gone, KeypairCopy, KnownServers, Lost, PeerRequest,
     ReadKind, Superseded,
 };
 use crate::token::{self, Claims};
@@ -317,6 +317,7 @@ pub fn router(core: Arc<Core>) -> Router {
         .route(routes::SUPERSEDED, post(peer::p2p_superseded))
         .route(routes::REPLICA, post(peer::p2p_replica))
         .route(routes::GONE, post(peer::p2p_gone))
+        .route(routes::LOST, post(peer::p2p_lost))
         .route(routes::SERVER_ACTION, post(peer::p2p_server_action))
         .route(routes::KEYPAIR, post(peer::p2p_keypair))
         .route(

@@ -263,6 +263,26 @@ pub(super) async fn p2p_keypair(
             .await
             .map_err(cf)?,
         None => {
+            if let Some(wanted) = &k.if_public_key {
+                // Made again (another key) since the removal was sent:
+                // nothing of the removed keypair is here.
+                let held = core
+                    .keypair_here(&c.project, &k.name, &c.rid)
+                    .await
+                    .map_err(cf)?;
+                let key_of = |kp: &Value| {
+                    kp.get("public_key")
+                        .and_then(Value::as_str)
+                        .map(|s| s.trim().to_string())
+                };
+                match held {
+                    None => return Err(fault(Service::Control, 404, "No such keypair here")),
+                    Some(kp) if key_of(&kp).as_deref() != Some(wanted.trim()) => {
+                        return Ok(StatusCode::NO_CONTENT.into_response())
+                    }
+                    Some(_) => {}
+                }
+            }
             if !core
                 .delete_keypair_here(&c.project, &k.name, &c.rid)
                 .await
@@ -272,6 +292,21 @@ pub(super) async fn p2p_keypair(
             }
         }
     }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The backup of a lost pair took servers of its cloudlet over and shows
+/// them ERROR: so does this agent from what it remembers of that cloudlet.
+pub(super) async fn p2p_lost(
+    State(core): S,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    peer_ctx(&core, &method, &uri, &headers, &body)?;
+    let l: Lost = peer_body(&body, "lost list")?;
+    core.remember_lost(&l);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

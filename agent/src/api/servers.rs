@@ -294,8 +294,9 @@ pub(super) async fn route_server(
                     Some(&member),
                 ));
             }
+            let local = server.get("id").and_then(Value::as_str).map(str::to_string);
             view::globalize(&mut server, &id, &c.base);
-            view::mark_unknown(&mut server);
+            core.mark_remembered(&member, local.as_deref().unwrap_or(""), &mut server);
             if !c.claims.is_admin() {
                 policy::strip_admin_server_fields(&mut server);
             }

@@ -65,7 +65,8 @@ impl Core {
         self.spawn_bg(async move { me.adopt_loop().await });
     }
 
-    /// Boots whose coordinator died are adopted: every capacity interval,
+    /// Boot records follow a change of backup ([`Core::rereplicate`]), and
+    /// boots whose coordinator died are adopted: every capacity interval,
     /// while a member died less than `boot_watch_secs` ago, this agent
     /// lists the cloudlets it is the adopter of (its own, and those of dead
     /// agents it ranks first for) and watches each unfinished instance
@@ -87,6 +88,8 @@ impl Core {
                     dead_since.entry(st.name).or_insert(now);
                 }
             }
+            // The backup may have changed (died, or a better one joined).
+            self.rereplicate().await;
             let dead: HashSet<String> = dead_since
                 .iter()
                 .filter(|(_, t)| now.saturating_duration_since(**t) < window)
@@ -195,6 +198,28 @@ impl Core {
             issuer: self.name.clone(),
             audit_id: String::new(),
         };
+        // A newer instance of this ID elsewhere: the dead coordinator had
+        // re-placed the boot and died before this superseded one was
+        // deleted. It is deleted for certain, never adopted (two adopters
+        // would each re-place the boot, and one copy would outlive the
+        // client's delete). Undecided while a live cloudlet cannot be
+        // listed: the next round decides.
+        let rid = format!("req-adopt-{gid}");
+        let own_attempt = record.as_ref().map_or(0, |r| r.attempt);
+        match self.find_newest(gid, &claims, &project, &rid).await {
+            Ok(Some(newer)) if newer.attempt > own_attempt => {
+                info!(gid = %gid, cloudlet = %owner, superseded_by = %newer.entry.owner, "superseded instance of a dead coordinator deleted, not adopted");
+                self.delete_for_certain(owner, local_id, &claims, &project, &rid);
+                if owner != self.name {
+                    // No agent filters that cloudlet's lists: every peer
+                    // is told never to show it (its delete may take a while).
+                    self.announce_gone(owner, local_id, &claims);
+                }
+                return;
+            }
+            Ok(_) => {}
+            Err(_) => return,
+        }
         let flavor_id = s
             .pointer("/flavor/id")
             .and_then(Value::as_str)
@@ -267,7 +292,7 @@ impl Core {
         info!(gid = %gid, cloudlet = %owner, status, "adopted the boot of a dead coordinator");
         Metrics::inc(&self.metrics.boots_adopted);
         // An ERROR instance is re-placed on the watcher's first poll.
-        self.accept(gid, entry, plan.clone(), demand, format!("req-adopt-{gid}"));
+        self.accept(gid, entry, plan.clone(), demand, rid);
         if owner == self.name {
             // Now on its adopter's own cloudlet: nobody else holds it.
             let me = self.clone();

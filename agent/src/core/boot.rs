@@ -341,7 +341,32 @@ impl Core {
             .and_then(Value::as_str)
             .ok_or_else(|| CallError::BadResponse("no server id in create response".into()))?
             .to_string();
+        self.remember_created(p, plan, &id);
         Ok((id, v))
+    }
+
+    /// Remembers an instance just created on the own cloudlet among the
+    /// servers last seen there: should the cloudlet stop answering before
+    /// anyone lists it, this agent still reports it (a peer's list asks it,
+    /// [`Core::all_servers`]), even if its coordinator died with the
+    /// client's answer (issue 12: reported in lists or cleaned up).
+    fn remember_created(&self, p: &ProjectRef, plan: &BootPlan, local_id: &str) {
+        let name = plan
+            .server
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let mut row = view::synthetic(&plan.gid, name, "BUILD", "", None, "");
+        row["id"] = json!(local_id);
+        if let Ok(mut seen) = self.last_seen.lock() {
+            let list = seen.entry((self.name.clone(), p.clone())).or_default();
+            if !list
+                .iter()
+                .any(|s| s.get("id").and_then(Value::as_str) == Some(local_id))
+            {
+                list.push(row);
+            }
+        }
     }
 
     /// Places and creates one boot, retrying on refusal up to

@@ -16,6 +16,16 @@ pub enum DirState {
     Deleted,
 }
 
+/// An instance of a global ID found on a cloudlet ([`Core::find_newest`]).
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub entry: DirEntry,
+    /// The coordinator its metadata names.
+    pub coordinator: Option<String>,
+    /// Its recorded placement attempt (0 when unrecorded).
+    pub attempt: u32,
+}
+
 #[derive(Debug, Clone)]
 pub struct DirEntry {
     pub owner: String,
@@ -265,19 +275,37 @@ impl Core {
         p: &ProjectRef,
         rid: &str,
     ) -> Result<Option<(DirEntry, Option<String>)>, String> {
+        Ok(self
+            .find_newest(gid, claims, p, rid)
+            .await?
+            .map(|f| (f.entry, f.coordinator)))
+    }
+
+    /// The newest instance of `gid` on any known cloudlet (the highest
+    /// recorded placement attempt: while a re-placed boot's superseded
+    /// instance awaits deletion, both carry the ID). `Err(member)` when
+    /// none was found but a live member's cloudlet could not be listed.
+    pub(crate) async fn find_newest(
+        &self,
+        gid: Uuid,
+        claims: &Claims,
+        p: &ProjectRef,
+        rid: &str,
+    ) -> Result<Option<Found>, String> {
         let g = gid.to_string();
         let known = self.gossip.known().await;
         let mut unasked = None;
-        for (st, alive) in known {
+        let mut newest: Option<Found> = None;
+        for (st, alive) in known.iter() {
             let list = match self
-                .nova_json(&Member::of(&st, alive), SERVER_LIST, claims, p, rid)
+                .nova_json(&Member::of(st, *alive), SERVER_LIST, claims, p, rid)
                 .await
             {
                 Ok(v) => Some(v),
                 Err(_) => {
                     // A live member whose cloudlet cannot be listed may
                     // hold the instance: "not found" would be a guess.
-                    if alive {
+                    if *alive {
                         unasked.get_or_insert_with(|| st.name.clone());
                     }
                     None
@@ -293,41 +321,45 @@ impl Core {
                     // server (it would bring a deleted one back).
                     continue;
                 }
-                if view::global_id_of(&s).as_deref() == Some(g.as_str()) {
-                    let e = DirEntry {
-                        owner: st.name.clone(),
-                        local_id: s
-                            .get("id")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string(),
-                        name: s
-                            .get("name")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string(),
-                        tenant: s
-                            .get("tenant_id")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string(),
-                        project: p.clone(),
-                        claims: claims.clone(),
-                        state: DirState::Active,
-                        tried: vec![st.name.clone()],
-                        backup: None,
-                    };
-                    let coordinator = s
-                        .pointer(&format!("/metadata/{COORDINATOR_KEY}"))
-                        .and_then(Value::as_str)
-                        .map(str::to_string);
-                    return Ok(Some((e, coordinator)));
+                if view::global_id_of(&s).as_deref() != Some(g.as_str()) {
+                    continue;
                 }
+                let attempt = PlanRecord::decode(&s).map_or(0, |r| r.attempt);
+                if newest.as_ref().is_some_and(|n| n.attempt >= attempt) {
+                    continue;
+                }
+                let str_of = |k: &str| {
+                    s.get(k)
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                let entry = DirEntry {
+                    owner: st.name.clone(),
+                    local_id: local.to_string(),
+                    name: str_of("name"),
+                    tenant: str_of("tenant_id"),
+                    project: p.clone(),
+                    claims: claims.clone(),
+                    state: DirState::Active,
+                    tried: vec![st.name.clone()],
+                    backup: None,
+                };
+                let coordinator = s
+                    .pointer(&format!("/metadata/{COORDINATOR_KEY}"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                newest = Some(Found {
+                    entry,
+                    coordinator,
+                    attempt,
+                });
             }
         }
-        match unasked {
-            Some(member) => Err(member),
-            None => Ok(None),
+        match (newest, unasked) {
+            (Some(f), _) => Ok(Some(f)),
+            (None, Some(member)) => Err(member),
+            (None, None) => Ok(None),
         }
     }
 }

@@ -35,12 +35,16 @@ impl Core {
         let futs = known.iter().map(|(st, alive)| async move {
             let m = Member::of(st, *alive);
             let r = self.nova_json(&m, path, claims, p, rid).await;
-            (st.name.clone(), r)
+            (st, *alive, r)
         });
         let results = futures::future::join_all(futs).await;
         let mut out = vec![];
+        // Rows remembered of unreachable cloudlets come after the rows
+        // listed now: a re-placed boot shows where it lives now.
+        let mut remembered = vec![];
         let mut reached = HashSet::new();
-        for (name, r) in results {
+        for (st, alive, r) in results {
+            let name = st.name.clone();
             let key = (name.clone(), cache_project.clone());
             match r
                 .ok()
@@ -68,7 +72,13 @@ impl Core {
                         .ok()
                         .and_then(|c| c.get(&key).cloned())
                         .unwrap_or_default();
-                    if cached.is_empty() && !all_tenants {
+                    if alive && name != self.name && !all_tenants {
+                        // Its agent lives while its cloudlet does not
+                        // answer: it knows what it created there since
+                        // anyone listed it (a boot whose coordinator died
+                        // before answering the client, say).
+                        cached.extend(self.ask_member_itself(st, &tok, rid).await);
+                    } else if cached.is_empty() && !all_tenants {
                         // Never listed it ourselves: ask peers what they saw.
                         cached = self.ask_peers_about(&name, &tok, &known, rid).await;
                     }
@@ -77,14 +87,16 @@ impl Core {
                             if self.hidden(&name, &s, &gid) {
                                 continue;
                             }
+                            let local = s.get("id").and_then(Value::as_str).map(str::to_string);
                             view::globalize(&mut s, &gid, base);
-                            view::mark_unknown(&mut s);
-                            out.push(s);
+                            self.mark_remembered(&name, local.as_deref().unwrap_or(""), &mut s);
+                            remembered.push(s);
                         }
                     }
                 }
             }
         }
+        out.append(&mut remembered);
         // Coordinated servers with no instance to show (being re-placed,
         // failed everywhere) or on a cloudlet we have no list of.
         let seen: HashSet<String> = out
@@ -135,14 +147,15 @@ impl Core {
         if let Ok(d) = self.directory.lock() {
             for (gid, e) in d.iter() {
                 if e.owner == member && e.project == *p && e.state != DirState::Deleted {
-                    out.push(view::synthetic(
-                        &gid.to_string(),
-                        &e.name,
-                        "UNKNOWN",
-                        &e.tenant,
-                        None,
-                        "",
-                    ));
+                    let mut row =
+                        view::synthetic(&gid.to_string(), &e.name, "UNKNOWN", &e.tenant, None, "");
+                    // Under its ID on that cloudlet, as a listed row: the
+                    // asker then marks it as it marks its own memories
+                    // (ERROR for a taken-over boot of a lost pair).
+                    if !e.local_id.is_empty() {
+                        row["id"] = json!(e.local_id);
+                    }
+                    out.push(row);
                 }
             }
         }
@@ -193,6 +206,18 @@ impl Core {
             }
         }
         None
+    }
+
+    /// What a live member's agent knows of its own (unreachable) cloudlet's
+    /// servers.
+    async fn ask_member_itself(&self, st: &CloudletState, tok: &str, rid: &str) -> Vec<Value> {
+        let req = PeerRequest::Known { member: &st.name };
+        match self.peer(&st.url, &req, tok, rid).await {
+            Ok(r) => answer::<KnownServers>(&r)
+                .map(|k| k.servers)
+                .unwrap_or_default(),
+            Err(_) => vec![],
+        }
     }
 
     /// Asks up to two live peers what they know of `member`'s servers.

@@ -190,45 +190,102 @@ impl Core {
 
     /// Sends a keypair copy (or removal) to every live peer, in parallel;
     /// returns the names of the peers that said they removed one (for a
-    /// removal) or acknowledged (for a copy).
+    /// removal) or acknowledged (for a copy). A removal that a member could
+    /// not carry out (its cloudlet or its agent did not answer, or it was
+    /// down) is retried in the background until it answers
+    /// ([`Core::remove_keypair_later`]): a cloudlet that was down does not
+    /// keep the keypair.
     pub async fn broadcast_keypair(
-        &self,
+        self: &Arc<Self>,
         claims: &Claims,
         op: &KeypairCopy,
         rid: &str,
     ) -> Vec<String> {
-        let peers: Vec<CloudletState> = self
-            .gossip
-            .live_view()
-            .await
-            .into_iter()
-            .filter(|s| s.name != self.name)
-            .collect();
+        let known = self.gossip.known().await;
+        let removal = op.public_key.is_none();
         let tok = self.token_for_claims(claims);
-        let calls = peers.iter().map(|st| {
-            let tok = &tok;
-            async move {
-                match self.peer(&st.url, &PeerRequest::Keypair(op), tok, rid).await {
-                    Ok(r) if r.status().is_success() => Some(st.name.clone()),
-                    Ok(r) if r.status() == StatusCode::NOT_FOUND => None,
-                    Ok(r) => {
-                        warn!(peer = %st.name, status = %r.status(), keypair = %op.name, "peer could not copy a keypair");
-                        None
+        let calls = known
+            .iter()
+            .filter(|(st, _)| st.name != self.name)
+            .map(|(st, alive)| {
+                let tok = &tok;
+                async move {
+                    if !*alive {
+                        return (st.name.clone(), Err("member down".to_string()));
                     }
-                    Err(e) => {
-                        warn!(peer = %st.name, error = %e, keypair = %op.name, "peer could not copy a keypair");
-                        None
+                    let r = self
+                        .peer(&st.url, &PeerRequest::Keypair(op), tok, rid)
+                        .await;
+                    let outcome = match r {
+                        Ok(r) if r.status().is_success() => Ok(true),
+                        Ok(r) if r.status() == StatusCode::NOT_FOUND => Ok(false),
+                        Ok(r) => Err(format!("HTTP {}", r.status())),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    (st.name.clone(), outcome)
+                }
+            });
+        let mut acknowledged = vec![];
+        for (peer, outcome) in futures::future::join_all(calls).await {
+            match outcome {
+                Ok(true) => acknowledged.push(peer),
+                Ok(false) => {}
+                Err(e) if removal => {
+                    info!(peer = %peer, error = %e, keypair = %op.name, "keypair removal deferred until the member answers");
+                    self.remove_keypair_later(peer, claims.clone(), op.clone());
+                }
+                // A copy that missed a cloudlet is made by the first boot
+                // landing there (the plan carries the key).
+                Err(e) => {
+                    warn!(peer = %peer, error = %e, keypair = %op.name, "peer could not copy a keypair")
+                }
+            }
+        }
+        acknowledged
+    }
+
+    /// Retries keypair removal `op` at member `peer` until it answers that
+    /// the keypair is gone (204, or 404: it had none), with a growing pause
+    /// (up to [`KEYPAIR_RETRY_MAX`]) and for at most
+    /// [`KEYPAIR_RETRY_FOR`]. The removal names the public key it removes,
+    /// so a keypair made again under the same name meanwhile is kept.
+    fn remove_keypair_later(self: &Arc<Self>, peer: String, claims: Claims, op: KeypairCopy) {
+        let me = self.clone();
+        self.spawn_bg(async move {
+            let deadline = clock::now() + KEYPAIR_RETRY_FOR;
+            let mut pause = Duration::from_millis(me.cfg.capacity_interval_ms.max(10));
+            while clock::now() < deadline {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(KEYPAIR_RETRY_MAX);
+                let Some((url, true)) = me.gossip.known().await.member(&peer) else {
+                    continue;
+                };
+                let tok = me.token_for_claims(&claims);
+                let r = me
+                    .peer(
+                        &url,
+                        &PeerRequest::Keypair(&op),
+                        &tok,
+                        "req-keypair-removal",
+                    )
+                    .await;
+                if let Ok(r) = r {
+                    if r.status().is_success() || r.status() == StatusCode::NOT_FOUND {
+                        info!(peer = %peer, keypair = %op.name, "deferred keypair removal done");
+                        return;
                     }
                 }
             }
+            warn!(peer = %peer, keypair = %op.name, "deferred keypair removal given up");
         });
-        futures::future::join_all(calls)
-            .await
-            .into_iter()
-            .flatten()
-            .collect()
     }
 }
+
+/// Longest pause between two tries of a deferred keypair removal.
+const KEYPAIR_RETRY_MAX: Duration = Duration::from_secs(60);
+/// How long a deferred keypair removal is tried (a member down longer
+/// keeps the keypair; docs/agent.md, "Keypairs").
+const KEYPAIR_RETRY_FOR: Duration = Duration::from_secs(24 * 3600);
 
 #[cfg(test)]
 mod tests {

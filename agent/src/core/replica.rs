@@ -11,7 +11,7 @@
 
 use super::adopt::rendezvous;
 use super::*;
-use crate::protocol::{BootReplica, Gone, ReplicaState};
+use crate::protocol::{BootReplica, Gone, Lost, ReplicaState};
 
 /// A boot record held for a coordinator.
 #[derive(Debug, Clone)]
@@ -105,20 +105,48 @@ impl Core {
             tried: e.tried.clone(),
             state,
         };
-        let tok = self.token_for_claims(&e.claims);
+        self.note_sent(gid, &rec);
+        self.send_record(gid, &to, &rec, &e.claims).await;
+    }
+
+    /// Remembers the last record sent for `gid` (with the plan already
+    /// sent when a state change carries none), to send it again to a new
+    /// backup; a deleted or moved boot is forgotten.
+    fn note_sent(&self, gid: Uuid, rec: &BootReplica) {
+        let Ok(mut sent) = self.sent_records.lock() else {
+            return;
+        };
+        if rec.state == ReplicaState::Deleted || rec.owner != self.name {
+            sent.remove(&gid);
+            return;
+        }
+        let mut rec = rec.clone();
+        if let Some(old) = sent.get(&gid).filter(|_| rec.plan.is_none()) {
+            rec.plan = old.plan.clone();
+            rec.demand = old.demand;
+        }
+        sent.insert(gid, rec);
+    }
+
+    /// Sends `rec` to backup `to` (retried [`UPDATE_TRIES`] times); on
+    /// success the directory names `to` as the record's holder.
+    async fn send_record(&self, gid: Uuid, to: &str, rec: &BootReplica, claims: &Claims) -> bool {
+        let state = rec.state;
+        let tok = self.token_for_claims(claims);
         let rid = format!("req-replica-{gid}");
         for attempt in 1..=UPDATE_TRIES {
-            let Some(url) = self.url_of(&to).await else {
+            let Some(url) = self.url_of(to).await else {
                 break;
             };
             match self
-                .peer(&url, &PeerRequest::Replica(&rec), &tok, &rid)
+                .peer(&url, &PeerRequest::Replica(rec), &tok, &rid)
                 .await
             {
                 Ok(r) if r.status().is_success() => {
-                    let keep = (state != ReplicaState::Deleted).then(|| to.clone());
+                    Metrics::inc(&self.metrics.replicas_sent);
+                    let keep = (state != ReplicaState::Deleted).then(|| to.to_string());
                     self.update(&gid, |x| x.backup = keep);
-                    return;
+                    return true;
                 }
                 Ok(r) => {
                     warn!(gid = %gid, backup = %to, status = %r.status(), "backup refused a boot record");
@@ -133,6 +161,70 @@ impl Core {
             }
         }
         Metrics::inc(&self.metrics.replicas_failed);
+        false
+    }
+
+    /// Sends every record of a boot on the own cloudlet to the current
+    /// backup when it is not the agent that holds it: the holder died, or
+    /// a member that ranks first joined (run on every membership check).
+    /// A holder still alive is then told to forget its copy, so that only
+    /// one agent would ever take the boot over.
+    pub(crate) async fn rereplicate(&self) {
+        let Some(backup) = self.backup().await else {
+            return;
+        };
+        let stale: Vec<(Uuid, BootReplica, DirEntry)> = {
+            let Ok(sent) = self.sent_records.lock() else {
+                return;
+            };
+            sent.iter()
+                .filter_map(|(gid, rec)| {
+                    let e = self.entry(gid)?;
+                    let current = e.owner == self.name && e.state != DirState::Deleted;
+                    (current && e.backup.as_deref() != Some(backup.as_str()))
+                        .then(|| (*gid, rec.clone(), e))
+                })
+                .collect()
+        };
+        if stale.is_empty() {
+            return;
+        }
+        let live: HashSet<String> = self
+            .gossip
+            .live_view()
+            .await
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        info!(backup = %backup, records = stale.len(), "sending boot records to a new backup");
+        for (gid, rec, e) in stale {
+            if !self.send_record(gid, &backup, &rec, &e.claims).await {
+                continue;
+            }
+            Metrics::inc(&self.metrics.replicas_resent);
+            if let Some(old) = e.backup.filter(|o| *o != backup && live.contains(o)) {
+                let forget = BootReplica {
+                    plan: None,
+                    state: ReplicaState::Deleted,
+                    ..rec
+                };
+                // The directory keeps naming the new holder.
+                if let Some(url) = self.url_of(&old).await {
+                    let tok = self.token_for_claims(&e.claims);
+                    let r = self
+                        .peer(
+                            &url,
+                            &PeerRequest::Replica(&forget),
+                            &tok,
+                            "req-replica-moved",
+                        )
+                        .await;
+                    if let Err(err) = r {
+                        warn!(gid = %gid, old = %old, error = %err, "former backup not told to forget a boot record");
+                    }
+                }
+            }
+        }
     }
 
     /// [`Core::replicate`] in the background (state changes after the
@@ -292,11 +384,23 @@ impl Core {
                 if let Ok(mut d) = self.directory.lock() {
                     d.insert(gid, entry.clone());
                 }
+                // The lost instance is superseded: no agent shows it again
+                // from its memory of that cloudlet (the new one is listed
+                // where it lands).
+                self.announce_gone(&owner, &entry.local_id, &entry.claims);
                 self.replace_lost(gid, entry, plan, demand, rid, fault);
             }
             // Shown ERROR until the client deletes it; the delete then
-            // removes the instance for certain (server_op).
+            // removes the instance for certain (server_op). Every agent
+            // shows it ERROR too, not UNKNOWN from its memory.
             None => {
+                let lost = Lost {
+                    cloudlet: owner.clone(),
+                    local_ids: vec![entry.local_id.clone()],
+                    fault,
+                };
+                self.remember_lost(&lost);
+                self.announce_lost(lost, &entry.claims);
                 if let Ok(mut d) = self.directory.lock() {
                     d.insert(gid, entry);
                 }
@@ -357,6 +461,62 @@ impl Core {
             });
             futures::future::join_all(calls).await;
         });
+    }
+
+    /// Tells every live peer that these servers of a lost cloudlet show
+    /// ERROR (best effort, in the background).
+    fn announce_lost(self: &Arc<Self>, lost: Lost, claims: &Claims) {
+        let me = self.clone();
+        let tok = self.token_for_claims(claims);
+        self.spawn_bg(async move {
+            let peers: Vec<CloudletState> = me
+                .gossip
+                .live_view()
+                .await
+                .into_iter()
+                .filter(|s| s.name != me.name)
+                .collect();
+            let calls = peers.iter().map(|st| {
+                let (lost, tok, me) = (&lost, &tok, &me);
+                async move {
+                    let r = me
+                        .peer(&st.url, &PeerRequest::Lost(lost), tok, "req-lost")
+                        .await;
+                    if let Err(e) = r {
+                        warn!(peer = %st.name, error = %e, "could not tell a peer of a taken-over server");
+                    }
+                }
+            });
+            futures::future::join_all(calls).await;
+        });
+    }
+
+    /// Servers of lost cloudlet `l.cloudlet` that their backup shows ERROR:
+    /// shown so from this agent's memory of that cloudlet too.
+    pub fn remember_lost(&self, l: &Lost) {
+        if l.cloudlet == self.name {
+            return;
+        }
+        if let Ok(mut lost) = self.lost.lock() {
+            for id in &l.local_ids {
+                lost.insert((l.cloudlet.clone(), id.clone()), l.fault.clone());
+            }
+        }
+    }
+
+    /// A remembered server of unreachable `cloudlet` (local ID `local`,
+    /// already globalized): ERROR when its boot was taken over as lost,
+    /// else UNKNOWN.
+    pub fn mark_remembered(&self, cloudlet: &str, local: &str, s: &mut Value) {
+        let fault = self
+            .lost
+            .lock()
+            .ok()
+            .and_then(|l| l.get(&(cloudlet.to_string(), local.to_string())).cloned());
+        match fault {
+            Some(f) => view::mark_lost(s, &f),
+            None => view::mark_unknown(s),
+        }
     }
 
     /// A peer says these instances of lost cloudlet `g.cloudlet` were
