@@ -19,7 +19,7 @@ use os_wire::{ApiError, Service};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::error::{ApiErr, ApiResult};
+use crate::error::ApiResult;
 use crate::http::{json_response, ok};
 use crate::state::State;
 
@@ -41,24 +41,24 @@ fn require_admin(st: &State, headers: &HeaderMap) -> ApiResult<()> {
     if st.authenticate(headers, S)?.is_admin {
         Ok(())
     } else {
-        Err(ApiErr::forbidden(
+        Err(ApiError::forbidden(
             S,
             "Fault injection requires the admin role.",
         ))
     }
 }
 
-fn engine_gone() -> ApiErr {
-    ApiErr(ApiError::new(
+fn engine_gone() -> ApiError {
+    ApiError::new(
         S,
         StatusCode::SERVICE_UNAVAILABLE,
         "The control-plane model is not running.",
-    ))
+    )
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     serde_json::from_slice(body)
-        .map_err(|e| ApiErr::bad_request(S, format!("Malformed request body: {e}")))
+        .map_err(|e| ApiError::bad_request(S, format!("Malformed request body: {e}")))
 }
 
 /// `GET /mock/v1/stats`: the engine's statistics (model time, per-stage
@@ -87,7 +87,7 @@ async fn faults_put(
     st.engine
         .set_faults(set)
         .await
-        .map_err(|e| ApiErr::bad_request(S, e))?;
+        .map_err(|e| ApiError::bad_request(S, e))?;
     faults_get(AxState(st), headers).await
 }
 
@@ -110,7 +110,7 @@ pub const MAX_FAULT_DURATION_S: f64 = 86_400.0;
 fn duration(body: &[u8]) -> ApiResult<f64> {
     let Duration { duration_s } = parse(body)?;
     if !(duration_s.is_finite() && (0.0..=MAX_FAULT_DURATION_S).contains(&duration_s)) {
-        return Err(ApiErr::bad_request(
+        return Err(ApiError::bad_request(
             S,
             format!(
                 "Invalid input for field/attribute duration_s. Value: {duration_s}. \
@@ -125,7 +125,7 @@ async fn shortcut(st: &State, input: Input) -> ApiResult<Response> {
     st.engine
         .input(input)
         .await
-        .map_err(|e| ApiErr::bad_request(S, e))?;
+        .map_err(|e| ApiError::bad_request(S, e))?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

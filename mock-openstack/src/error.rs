@@ -1,7 +1,5 @@
 //! Library errors and the mapping of API errors to HTTP responses.
 
-use axum::response::{IntoResponse, Response};
-use http::{header, HeaderValue};
 use os_wire::{ApiError, Service};
 
 /// Why the mock could not be configured or started.
@@ -18,50 +16,9 @@ pub enum MockError {
     Io(#[from] std::io::Error),
 }
 
-/// An [`ApiError`] that axum can turn into a response (the orphan rule keeps
-/// us from implementing `IntoResponse` on the os-wire type itself).
-#[derive(Debug)]
-pub struct ApiErr(pub ApiError);
-
-impl From<ApiError> for ApiErr {
-    fn from(e: ApiError) -> Self {
-        Self(e)
-    }
-}
-
-pub type ApiResult<T> = Result<T, ApiErr>;
-
-impl ApiErr {
-    pub fn bad_request(service: Service, m: impl Into<String>) -> Self {
-        Self(ApiError::bad_request(service, m))
-    }
-    /// Nova's 400 for a request body without a required property (the
-    /// message of its JSON-schema validation).
-    pub fn required(service: Service, property: &str) -> Self {
-        Self::bad_request(
-            service,
-            format!("Invalid input: '{property}' is a required property"),
-        )
-    }
-    pub fn not_found(service: Service, m: impl Into<String>) -> Self {
-        Self(ApiError::not_found(service, m))
-    }
-    pub fn forbidden(service: Service, m: impl Into<String>) -> Self {
-        Self(ApiError::forbidden(service, m))
-    }
-}
-
-impl IntoResponse for ApiErr {
-    fn into_response(self) -> Response {
-        let e = self.0;
-        let mut resp = (e.status, axum::Json(e.body())).into_response();
-        if let Some(s) = e.retry_after {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(s));
-        }
-        resp
-    }
-}
+/// Handlers answer with os-wire's [`ApiError`] directly: it renders itself
+/// in the service's envelope (os-wire's `axum` feature).
+pub type ApiResult<T> = Result<T, ApiError>;
 
 /// Which service's envelope an error on `path` must use.
 pub fn service_for_path(path: &str) -> Service {

@@ -14,7 +14,7 @@ use os_wire::{ApiError, Service};
 use serde_json::{json, Value};
 
 use crate::defaults::{self, User, DOMAIN_ID, DOMAIN_NAME, PROJECTS, USERS};
-use crate::error::{ApiErr, ApiResult};
+use crate::error::ApiResult;
 use crate::http::{json_body, ok, with_status};
 use crate::state::{parse_query, State, Token};
 
@@ -61,8 +61,8 @@ async fn version(AxState(st): AxState<Arc<State>>, headers: HeaderMap) -> Respon
     ok(json!({"version": version_obj(&st.base_url(&headers))}))
 }
 
-fn unauthorized(msg: &str) -> ApiErr {
-    ApiErr(ApiError::new(S, StatusCode::UNAUTHORIZED, msg))
+fn unauthorized(msg: &str) -> ApiError {
+    ApiError::new(S, StatusCode::UNAUTHORIZED, msg)
 }
 
 /// Finds a domain reference `{id}` or `{name}`; only Default exists.
@@ -86,7 +86,7 @@ fn find_user(u: &Value) -> ApiResult<&'static User> {
     let name = u
         .get("name")
         .and_then(Value::as_str)
-        .ok_or_else(|| ApiErr::bad_request(S, "Expecting to find id or name in user"))?;
+        .ok_or_else(|| ApiError::bad_request(S, "Expecting to find id or name in user"))?;
     if !domain_ok(u.get("domain")) {
         return Err(unauthorized(
             "The request you have made requires authentication.",
@@ -105,7 +105,7 @@ fn find_project(p: &Value) -> ApiResult<(&'static str, &'static str)> {
         let name = p
             .get("name")
             .and_then(Value::as_str)
-            .ok_or_else(|| ApiErr::bad_request(S, "Expecting to find id or name in project"))?;
+            .ok_or_else(|| ApiError::bad_request(S, "Expecting to find id or name in project"))?;
         if !domain_ok(p.get("domain")) {
             return Err(unauthorized("Could not find project in the given domain."));
         }
@@ -125,10 +125,10 @@ async fn issue(
     let v = json_body(S, &body)?;
     let auth = v
         .get("auth")
-        .ok_or_else(|| ApiErr::bad_request(S, "Expecting to find auth in request body"))?;
+        .ok_or_else(|| ApiError::bad_request(S, "Expecting to find auth in request body"))?;
     let identity = auth
         .get("identity")
-        .ok_or_else(|| ApiErr::bad_request(S, "Expecting to find identity in auth"))?;
+        .ok_or_else(|| ApiError::bad_request(S, "Expecting to find identity in auth"))?;
     let methods: Vec<String> = identity
         .get("methods")
         .and_then(Value::as_array)
@@ -141,7 +141,7 @@ async fn issue(
     let user: &'static User = if methods.iter().any(|m| m == "password") {
         let u = identity
             .pointer("/password/user")
-            .ok_or_else(|| ApiErr::bad_request(S, "Expecting to find user in password"))?;
+            .ok_or_else(|| ApiError::bad_request(S, "Expecting to find user in password"))?;
         let user = find_user(u)?;
         if u.get("password").and_then(Value::as_str) != Some(defaults::PASSWORD) {
             return Err(unauthorized(
@@ -153,7 +153,7 @@ async fn issue(
         let id = identity
             .pointer("/token/id")
             .and_then(Value::as_str)
-            .ok_or_else(|| ApiErr::bad_request(S, "Expecting to find id in token"))?;
+            .ok_or_else(|| ApiError::bad_request(S, "Expecting to find id in token"))?;
         st.token(id)
             .map(|t| t.user)
             .ok_or_else(|| unauthorized("Could not find token."))?
@@ -283,7 +283,7 @@ async fn validate(AxState(st): AxState<Arc<State>>, headers: HeaderMap) -> ApiRe
         .to_string();
     let t = st
         .token(&subject)
-        .ok_or_else(|| ApiErr::not_found(S, "Could not find token."))?;
+        .ok_or_else(|| ApiError::not_found(S, "Could not find token."))?;
     let mut resp = ok(token_body(&st, &headers, &t, true));
     if let Ok(v) = HeaderValue::from_str(&subject) {
         resp.headers_mut().insert("x-subject-token", v);
@@ -300,7 +300,7 @@ async fn revoke(AxState(st): AxState<Arc<State>>, headers: HeaderMap) -> ApiResu
     if st.revoke_token(subject) {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
-        Err(ApiErr::not_found(S, "Could not find token."))
+        Err(ApiError::not_found(S, "Could not find token."))
     }
 }
 
@@ -336,7 +336,7 @@ async fn user_projects(
 ) -> ApiResult<Response> {
     let ctx = st.authenticate(&headers, S)?;
     if !ctx.is_admin && ctx.user_id != id {
-        return Err(ApiErr::forbidden(
+        return Err(ApiError::forbidden(
             S,
             "You are not authorized to perform the requested action.",
         ));
@@ -380,7 +380,7 @@ async fn show_project(
         .iter()
         .find(|p| p.0 == id)
         .map(|(id, n)| ok(json!({"project": project_obj(&base, id, n)})))
-        .ok_or_else(|| ApiErr::not_found(S, format!("Could not find project: {id}.")))
+        .ok_or_else(|| ApiError::not_found(S, format!("Could not find project: {id}.")))
 }
 
 fn domain_obj() -> Value {
@@ -401,7 +401,7 @@ async fn show_domain(
     if id == DOMAIN_ID || id == DOMAIN_NAME {
         Ok(ok(json!({"domain": domain_obj()})))
     } else {
-        Err(ApiErr::not_found(
+        Err(ApiError::not_found(
             S,
             format!("Could not find domain: {id}."),
         ))

@@ -12,10 +12,11 @@ use os_wire::Service;
 use serde_json::{json, Value};
 
 use crate::defaults::{ADMIN_PROJECT_ID, IMAGE_ID, IMAGE_NAME, SEED_TIME};
-use crate::error::{ApiErr, ApiResult};
+use crate::error::ApiResult;
 use crate::http::{ok, with_status};
 use crate::pagination::{paginate, parse_limit, PageError};
 use crate::state::{parse_query, q, truthy, State};
+use os_wire::ApiError;
 
 const S: Service = Service::Image;
 
@@ -93,7 +94,7 @@ async fn list(
     st.authenticate(&headers, S)?;
     let query = parse_query(raw.as_deref());
     let limit = parse_limit(q(&query, "limit"), 25, 1000)
-        .map_err(|e| ApiErr::bad_request(S, e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(S, e.to_string()))?;
     let hidden = q(&query, "os_hidden").is_some_and(truthy);
     let mut images: Vec<Value> = vec![cirros()];
     images.retain(|img| matches(img, "os_hidden", if hidden { "true" } else { "false" }));
@@ -118,9 +119,9 @@ async fn list(
     )
     .map_err(|e| match e {
         PageError::MarkerNotFound(m) => {
-            ApiErr::bad_request(S, format!("Invalid marker. Image {m} could not be found."))
+            ApiError::bad_request(S, format!("Invalid marker. Image {m} could not be found."))
         }
-        other => ApiErr::bad_request(S, other.to_string()),
+        other => ApiError::bad_request(S, other.to_string()),
     })?;
     let mut body =
         json!({"images": page.items, "first": "/v2/images", "schema": "/v2/schemas/images"});
@@ -139,7 +140,10 @@ async fn show(
     if id == IMAGE_ID {
         Ok(ok(cirros()))
     } else {
-        Err(ApiErr::not_found(S, format!("No image found with ID {id}")))
+        Err(ApiError::not_found(
+            S,
+            format!("No image found with ID {id}"),
+        ))
     }
 }
 

@@ -26,6 +26,7 @@ pub mod config;
 mod control;
 pub mod defaults;
 pub mod driver;
+mod edge;
 pub mod error;
 mod http;
 mod identity;
@@ -42,7 +43,6 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
-use tower::ServiceBuilder;
 
 pub use config::MockConfig;
 pub use error::MockError;
@@ -76,12 +76,7 @@ pub fn router_with_state(st: Arc<state::State>) -> Router {
         .merge(control::routes())
         .layer(DefaultBodyLimit::max(http::MAX_BODY))
         .with_state(st.clone());
-    let svc = ServiceBuilder::new()
-        .layer(axum::middleware::from_fn_with_state(st, http::envelope))
-        .layer(axum::middleware::from_fn(http::body_checks))
-        .map_request(http::normalize)
-        .service(inner);
-    Router::new().fallback_service(svc)
+    Router::new().fallback_service(edge::Edge::new(st, inner))
 }
 
 /// A clouds.yaml with two clouds: `{cloud}` (admin/admin) and

@@ -12,7 +12,7 @@ use os_wire::{ApiError, Service};
 use serde_json::{json, Value};
 
 use crate::defaults::{Network, NETWORKS, SEED_TIME};
-use crate::error::{ApiErr, ApiResult};
+use crate::error::ApiResult;
 use crate::http::{ok, with_status};
 use crate::pagination::{paginate, parse_limit, PageError};
 use crate::state::{parse_query, q, AuthCtx, State};
@@ -121,7 +121,7 @@ fn page(base: &str, coll: &str, items: Vec<Value>, query: &[(String, String)]) -
     let limit = match q(query, "limit") {
         None => usize::MAX,
         Some(_) => parse_limit(q(query, "limit"), usize::MAX, 10_000)
-            .map_err(|e| ApiErr::bad_request(S, e.to_string()))?,
+            .map_err(|e| ApiError::bad_request(S, e.to_string()))?,
     };
     let p = paginate(
         items,
@@ -130,8 +130,8 @@ fn page(base: &str, coll: &str, items: Vec<Value>, query: &[(String, String)]) -
         limit,
     )
     .map_err(|e| match e {
-        PageError::MarkerNotFound(m) => ApiErr::bad_request(S, format!("Marker {m} not found")),
-        other => ApiErr::bad_request(S, other.to_string()),
+        PageError::MarkerNotFound(m) => ApiError::bad_request(S, format!("Marker {m} not found")),
+        other => ApiError::bad_request(S, other.to_string()),
     })?;
     let mut body = json!({ coll: p.items });
     if let Some(m) = p.next_marker {
@@ -167,10 +167,8 @@ async fn network_show(
     found
         .map(|n| ok(json!({"network": network_view(n)})))
         .ok_or_else(|| {
-            ApiErr(
-                ApiError::not_found(S, format!("Network {id} could not be found."))
-                    .with_kind("NetworkNotFound"),
-            )
+            ApiError::not_found(S, format!("Network {id} could not be found."))
+                .with_kind("NetworkNotFound")
         })
 }
 
@@ -195,10 +193,8 @@ async fn subnet_show(
     found
         .map(|n| ok(json!({"subnet": subnet_view(n)})))
         .ok_or_else(|| {
-            ApiErr(
-                ApiError::not_found(S, format!("Subnet {id} could not be found."))
-                    .with_kind("SubnetNotFound"),
-            )
+            ApiError::not_found(S, format!("Subnet {id} could not be found."))
+                .with_kind("SubnetNotFound")
         })
 }
 
@@ -292,10 +288,7 @@ async fn empty_collection(
         "qos/policies",
     ];
     if !KNOWN.contains(&collection.as_str()) {
-        return Err(ApiErr(ApiError::not_found(
-            S,
-            "The resource could not be found.",
-        )));
+        return Err(ApiError::not_found(S, "The resource could not be found."));
     }
     let key = collection.replace('-', "_");
     Ok(with_status(StatusCode::OK, json!({ key: [] })))

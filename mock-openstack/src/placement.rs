@@ -12,9 +12,10 @@ use os_wire::Service;
 use serde_json::{json, Value};
 
 use crate::capacity::ComputeNode;
-use crate::error::{ApiErr, ApiResult};
+use crate::error::ApiResult;
 use crate::http::ok;
 use crate::state::State;
+use os_wire::ApiError;
 
 const S: Service = Service::Placement;
 
@@ -54,7 +55,7 @@ fn lookup(st: &State, uuid: &str) -> ApiResult<(String, ComputeNode)> {
         .iter()
         .find(|p| p.uuid == uuid)
         .ok_or_else(|| {
-            ApiErr::not_found(S, format!("No resource provider with uuid {uuid} found"))
+            ApiError::not_found(S, format!("No resource provider with uuid {uuid} found"))
         })?;
     let g = st.lock();
     let node = g
@@ -64,7 +65,7 @@ fn lookup(st: &State, uuid: &str) -> ApiResult<(String, ComputeNode)> {
         .find(|n| n.hostname == p.hostname)
         .cloned()
         .ok_or_else(|| {
-            ApiErr::not_found(S, format!("No resource provider with uuid {uuid} found"))
+            ApiError::not_found(S, format!("No resource provider with uuid {uuid} found"))
         })?;
     Ok((p.uuid.clone(), node))
 }

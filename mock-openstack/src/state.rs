@@ -17,7 +17,7 @@ use crate::capacity::{Capacity, Resources};
 use crate::config::MockConfig;
 use crate::defaults::{self, Flavor, Network};
 use crate::driver::EngineLink;
-use crate::error::{ApiErr, ApiResult};
+use crate::error::ApiResult;
 use crate::lifecycle::{Action, Event, Lifecycle, VmState};
 use crate::servers_store::Servers;
 
@@ -294,13 +294,18 @@ impl Metrics {
     }
 
     /// A unique `req-<uuid>` without a syscall per request.
-    pub fn request_id(&self) -> String {
+    /// Built as a header value straight away (no `String`, no formatter).
+    pub fn request_id(&self) -> http::HeaderValue {
         let n = self.rid_counter.fetch_add(1, Ordering::Relaxed);
         let u = uuid::Builder::from_random_bytes(
             ((u128::from(self.rid_prefix) << 64) | u128::from(n)).to_be_bytes(),
         )
         .into_uuid();
-        format!("req-{u}")
+        let mut buf = [0u8; 4 + uuid::fmt::Hyphenated::LENGTH];
+        buf[..4].copy_from_slice(b"req-");
+        u.hyphenated().encode_lower(&mut buf[4..]);
+        // Only ASCII letters, digits and '-': always a valid header value.
+        http::HeaderValue::from_bytes(&buf).unwrap_or(http::HeaderValue::from_static("req-"))
     }
 }
 
@@ -431,7 +436,7 @@ impl State {
             .get("x-auth-token")
             .and_then(|v| v.to_str().ok())
             .and_then(|id| self.token(id))
-            .ok_or(ApiErr(os_wire::ApiError::unauthorized(service)))?;
+            .ok_or_else(|| os_wire::ApiError::unauthorized(service))?;
         Ok(AuthCtx {
             user_id: t.user.id,
             project_id: t.project.map(|p| p.0),

@@ -51,6 +51,15 @@ impl ApiError {
         Self::new(service, StatusCode::BAD_REQUEST, message)
     }
 
+    /// Nova's 400 for a request body without a required property (the
+    /// message of its JSON-schema validation).
+    pub fn required(service: Service, property: &str) -> Self {
+        Self::bad_request(
+            service,
+            format!("Invalid input: '{property}' is a required property"),
+        )
+    }
+
     pub fn unauthorized(service: Service) -> Self {
         Self::new(
             service,

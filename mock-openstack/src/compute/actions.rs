@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value};
 use super::servers::{admin_pass, not_found, server_view, visible};
 use super::S;
 use crate::defaults::IMAGE_ID;
-use crate::error::{ApiErr, ApiResult};
+use crate::error::ApiResult;
 use crate::http::{json_body, with_status};
 use crate::lifecycle::{Action, ActionRefused};
 use crate::state::{AuthCtx, LockedBy, Server, State};
@@ -38,8 +38,8 @@ struct RebuildArgs {
     metadata: Option<Map<String, Value>>,
 }
 
-fn invalid(field: &str) -> ApiErr {
-    ApiErr::bad_request(S, format!("Invalid input for field/attribute {field}."))
+fn invalid(field: &str) -> ApiError {
+    ApiError::bad_request(S, format!("Invalid input for field/attribute {field}."))
 }
 
 /// Parses the body as nova's schemas do: exactly one action key.
@@ -47,9 +47,9 @@ fn parse(v: &Value) -> ApiResult<Request> {
     let obj = v
         .as_object()
         .filter(|o| o.len() == 1)
-        .ok_or_else(|| ApiErr::bad_request(S, "Malformed request body"))?;
+        .ok_or_else(|| ApiError::bad_request(S, "Malformed request body"))?;
     let Some((key, arg)) = obj.iter().next() else {
-        return Err(ApiErr::bad_request(S, "Malformed request body"));
+        return Err(ApiError::bad_request(S, "Malformed request body"));
     };
     let group_name = |arg: &Value| {
         arg.get("name")
@@ -63,7 +63,7 @@ fn parse(v: &Value) -> ApiResult<Request> {
             let ty = arg
                 .get("type")
                 .and_then(Value::as_str)
-                .ok_or_else(|| ApiErr::required(S, "type"))?;
+                .ok_or_else(|| ApiError::required(S, "type"))?;
             // nova's schema: HARD/Hard/hard/SOFT/Soft/soft.
             let hard = match ty {
                 "HARD" | "Hard" | "hard" => true,
@@ -82,10 +82,10 @@ fn parse(v: &Value) -> ApiResult<Request> {
             let image = arg
                 .get("imageRef")
                 .and_then(Value::as_str)
-                .ok_or_else(|| ApiErr::required(S, "imageRef"))?;
+                .ok_or_else(|| ApiError::required(S, "imageRef"))?;
             let image = image.trim_end_matches('/').rsplit('/').next().unwrap_or("");
             if image != IMAGE_ID {
-                return Err(ApiErr::bad_request(
+                return Err(ApiError::bad_request(
                     S,
                     format!("Image {image} could not be found."),
                 ));
@@ -111,7 +111,7 @@ fn parse(v: &Value) -> ApiResult<Request> {
         "addSecurityGroup" => Request::AddSecurityGroup(group_name(arg)?),
         "removeSecurityGroup" => Request::RemoveSecurityGroup(group_name(arg)?),
         other => {
-            return Err(ApiErr::bad_request(
+            return Err(ApiError::bad_request(
                 S,
                 format!("There is no such action: {other}"),
             ))
@@ -120,7 +120,7 @@ fn parse(v: &Value) -> ApiResult<Request> {
 }
 
 /// nova's `raise_http_conflict_for_instance_invalid_state`.
-fn conflict(refused: &ActionRefused, id: &str) -> ApiErr {
+fn conflict(refused: &ActionRefused, id: &str) -> ApiError {
     ApiError::conflict(
         S,
         format!(
@@ -215,7 +215,7 @@ pub async fn action(
                 LockedBy::Admin
             };
             if s.locked_by.is_some_and(|by| by != expected) && !ctx.is_admin {
-                return Err(ApiErr::forbidden(
+                return Err(ApiError::forbidden(
                     S,
                     "Policy doesn't allow os_compute_api:os-lock-server:unlock:unlock_override \
                      to be performed.",
@@ -234,7 +234,7 @@ pub async fn action(
             let before = s.security_groups.len();
             s.security_groups.retain(|n| *n != name);
             if s.security_groups.len() == before {
-                return Err(ApiErr::not_found(
+                return Err(ApiError::not_found(
                     S,
                     format!(
                         "Security group {name} not found for project {}.",

@@ -16,7 +16,7 @@ use os_wire::ApiError;
 use serde_json::{json, Map, Value};
 
 use super::S;
-use crate::error::{ApiErr, ApiResult};
+use crate::error::ApiResult;
 use crate::http::{json_body, ok};
 use crate::state::{Aggregate, AuthCtx, State};
 
@@ -32,7 +32,7 @@ fn allow(ctx: &AuthCtx, rule: &str) -> ApiResult<()> {
     if ctx.is_admin {
         return Ok(());
     }
-    Err(ApiErr::forbidden(
+    Err(ApiError::forbidden(
         S,
         format!("Policy doesn't allow os_compute_api:os-aggregates:{rule} to be performed."),
     ))
@@ -41,11 +41,11 @@ fn allow(ctx: &AuthCtx, rule: &str) -> ApiResult<()> {
 /// nova's `utils.validate_integer(id, 'id')`.
 fn parse_id(id: &str) -> ApiResult<u64> {
     id.parse()
-        .map_err(|_| ApiErr::bad_request(S, "Invalid input received: id must be an integer"))
+        .map_err(|_| ApiError::bad_request(S, "Invalid input received: id must be an integer"))
 }
 
-fn not_found(id: u64) -> ApiErr {
-    ApiErr::not_found(S, format!("Aggregate {id} could not be found."))
+fn not_found(id: u64) -> ApiError {
+    ApiError::not_found(S, format!("Aggregate {id} could not be found."))
 }
 
 /// nova's aggregate view (`deleted` fields included, as at 2.1).
@@ -92,18 +92,18 @@ async fn create(
     let a = v
         .get("aggregate")
         .filter(|a| a.is_object())
-        .ok_or_else(|| ApiErr::required(S, "aggregate"))?;
+        .ok_or_else(|| ApiError::required(S, "aggregate"))?;
     let name = a
         .get("name")
         .and_then(Value::as_str)
         .map(str::trim)
         .filter(|n| !n.is_empty() && n.len() <= 255)
-        .ok_or_else(|| ApiErr::bad_request(S, "Invalid input for field/attribute name."))?;
+        .ok_or_else(|| ApiError::bad_request(S, "Invalid input for field/attribute name."))?;
     let az = match a.get("availability_zone") {
         None | Some(Value::Null) => None,
         Some(Value::String(z)) if !z.trim().is_empty() && z.len() <= 255 => Some(z.clone()),
         Some(_) => {
-            return Err(ApiErr::bad_request(
+            return Err(ApiError::bad_request(
                 S,
                 "Invalid input for field/attribute availability_zone.",
             ))
@@ -144,7 +144,7 @@ async fn delete(
     let mut g = st.lock();
     let a = g.aggregates.get(&id).ok_or_else(|| not_found(id))?;
     if !a.hosts.is_empty() {
-        return Err(ApiErr::bad_request(
+        return Err(ApiError::bad_request(
             S,
             format!(
                 "Cannot perform action 'delete' on aggregate {id}. Reason: Host aggregate is not empty."
@@ -167,12 +167,12 @@ async fn action(
         .as_object()
         .filter(|o| o.len() == 1)
         .and_then(|o| o.iter().next())
-        .ok_or_else(|| ApiErr::bad_request(S, "Malformed request body"))?;
+        .ok_or_else(|| ApiError::bad_request(S, "Malformed request body"))?;
     let add = match key.as_str() {
         "add_host" => true,
         "remove_host" => false,
         other => {
-            return Err(ApiErr::bad_request(
+            return Err(ApiError::bad_request(
                 S,
                 format!("There is no such action: {other}"),
             ))
@@ -184,7 +184,7 @@ async fn action(
         .get("host")
         .and_then(Value::as_str)
         .filter(|h| !h.is_empty())
-        .ok_or_else(|| ApiErr::bad_request(S, "Invalid input for field/attribute host."))?
+        .ok_or_else(|| ApiError::bad_request(S, "Invalid input for field/attribute host."))?
         .to_string();
     let now = st.now();
     let mut g = st.lock();
@@ -192,7 +192,7 @@ async fn action(
     let a = g.aggregates.get_mut(&id).ok_or_else(|| not_found(id))?;
     if add {
         if !known_host {
-            return Err(ApiErr::not_found(
+            return Err(ApiError::not_found(
                 S,
                 format!("Compute host {host} could not be found."),
             ));
@@ -207,7 +207,7 @@ async fn action(
         let before = a.hosts.len();
         a.hosts.retain(|h| *h != host);
         if a.hosts.len() == before {
-            return Err(ApiErr::not_found(
+            return Err(ApiError::not_found(
                 S,
                 format!("Cannot remove host {host} in aggregate {id}"),
             ));

@@ -18,7 +18,7 @@ use os_wire::ApiError;
 use serde_json::{json, Value};
 
 use super::S;
-use crate::error::{ApiErr, ApiResult};
+use crate::error::ApiResult;
 use crate::http::{json_body, ok};
 use crate::state::{Keypair, State};
 
@@ -31,8 +31,8 @@ pub fn routes() -> Router<Arc<State>> {
         .route("/compute/v2.1/os-keypairs/{name}", get(show).delete(delete))
 }
 
-fn invalid(reason: &str) -> ApiErr {
-    ApiErr::bad_request(S, format!("Keypair data is invalid: {reason}"))
+fn invalid(reason: &str) -> ApiError {
+    ApiError::bad_request(S, format!("Keypair data is invalid: {reason}"))
 }
 
 /// nova's fingerprint of an OpenSSH public key: MD5 of the base64-decoded
@@ -106,11 +106,11 @@ async fn create(
     let kp = v
         .get("keypair")
         .filter(|k| k.is_object())
-        .ok_or_else(|| ApiErr::required(S, "keypair"))?;
+        .ok_or_else(|| ApiError::required(S, "keypair"))?;
     let name = kp
         .get("name")
         .and_then(Value::as_str)
-        .ok_or_else(|| ApiErr::required(S, "name"))?;
+        .ok_or_else(|| ApiError::required(S, "name"))?;
     if !valid_name(name) {
         return Err(invalid("Keypair name contains unsafe characters"));
     }
@@ -118,7 +118,7 @@ async fn create(
         None | Some(Value::Null) => None,
         Some(Value::String(k)) => Some(k.clone()),
         Some(_) => {
-            return Err(ApiErr::bad_request(
+            return Err(ApiError::bad_request(
                 S,
                 "Invalid input for field/attribute public_key.",
             ))
@@ -130,7 +130,10 @@ async fn create(
         return Err(ApiError::conflict(S, format!("Key pair '{name}' already exists.")).into());
     }
     if g.keypairs.keys().filter(|(u, _)| u == ctx.user_id).count() >= MAX_KEYPAIRS {
-        return Err(ApiErr::forbidden(S, "Quota exceeded, too many key pairs."));
+        return Err(ApiError::forbidden(
+            S,
+            "Quota exceeded, too many key pairs.",
+        ));
     }
     let (private_key, public_key) = match imported {
         Some(k) => (None, k),
@@ -161,8 +164,8 @@ async fn create(
     Ok(ok(json!({ "keypair": out })))
 }
 
-fn not_found(name: &str, user: &str) -> ApiErr {
-    ApiErr::not_found(S, format!("Keypair {name} not found for user {user}"))
+fn not_found(name: &str, user: &str) -> ApiError {
+    ApiError::not_found(S, format!("Keypair {name} not found for user {user}"))
 }
 
 async fn show(

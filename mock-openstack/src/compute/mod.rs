@@ -14,15 +14,16 @@ use axum::extract::{Path, State as AxState};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use os_wire::time::rfc3339;
 use os_wire::Service;
 use serde_json::{json, Value};
 
 use crate::defaults::{self, Flavor, FLAVORS};
-use crate::error::{ApiErr, ApiResult};
+use crate::error::ApiResult;
 use crate::http::{json_body, ok};
 use crate::state::{AuthCtx, ServerGroup, State};
+use os_wire::ApiError;
 
 pub(crate) const S: Service = Service::Compute;
 
@@ -83,20 +84,18 @@ pub fn routes() -> Router<Arc<State>> {
 }
 
 /// Echoes the (only) microversion we speak, as nova does on every response
-/// (called by the envelope middleware for every `/compute` response).
+/// (called by the edge service for every `/compute` response). Names and
+/// values are constants: nothing is parsed or allocated per response.
 pub fn microversion_headers(h: &mut HeaderMap) {
-    h.insert(
-        "openstack-api-version",
-        HeaderValue::from_static("compute 2.1"),
-    );
-    h.insert(
-        "x-openstack-nova-api-version",
-        HeaderValue::from_static("2.1"),
-    );
-    h.insert(
-        http::header::VARY,
-        HeaderValue::from_static("OpenStack-API-Version, X-OpenStack-Nova-API-Version"),
-    );
+    const API_VERSION: HeaderName = HeaderName::from_static("openstack-api-version");
+    const NOVA_API_VERSION: HeaderName = HeaderName::from_static("x-openstack-nova-api-version");
+    const COMPUTE_2_1: HeaderValue = HeaderValue::from_static("compute 2.1");
+    const V2_1: HeaderValue = HeaderValue::from_static("2.1");
+    const VARY: HeaderValue =
+        HeaderValue::from_static("OpenStack-API-Version, X-OpenStack-Nova-API-Version");
+    h.insert(API_VERSION, COMPUTE_2_1);
+    h.insert(NOVA_API_VERSION, V2_1);
+    h.insert(http::header::VARY, VARY);
 }
 
 fn version_obj(base: &str) -> Value {
@@ -159,7 +158,7 @@ async fn flavors_detail(
 
 fn flavor_or_404(id: &str) -> ApiResult<&'static Flavor> {
     defaults::flavor(id)
-        .ok_or_else(|| ApiErr::not_found(S, format!("Flavor {id} could not be found.")))
+        .ok_or_else(|| ApiError::not_found(S, format!("Flavor {id} could not be found.")))
 }
 
 async fn flavor_show(
@@ -190,7 +189,7 @@ fn require_admin(ctx: &AuthCtx) -> ApiResult<()> {
     if ctx.is_admin {
         Ok(())
     } else {
-        Err(ApiErr::forbidden(
+        Err(ApiError::forbidden(
             S,
             "Policy doesn't allow os_compute_api:os-hypervisors to be performed.",
         ))
@@ -261,7 +260,9 @@ async fn hypervisor_show(
                 || h["hypervisor_hostname"] == id.as_str()
         })
         .map(|h| ok(json!({ "hypervisor": h })))
-        .ok_or_else(|| ApiErr::not_found(S, format!("Hypervisor with ID {id} could not be found.")))
+        .ok_or_else(|| {
+            ApiError::not_found(S, format!("Hypervisor with ID {id} could not be found."))
+        })
 }
 
 /// `GET /os-hypervisors/{id}/uptime`: the host's `uptime` line, with the
@@ -276,7 +277,7 @@ async fn hypervisor_uptime(
         .into_iter()
         .find(|h| h["id"].as_u64().is_some_and(|n| id.parse() == Ok(n)))
         .ok_or_else(|| {
-            ApiErr::not_found(S, format!("Hypervisor with ID {id} could not be found."))
+            ApiError::not_found(S, format!("Hypervisor with ID {id} could not be found."))
         })?;
     let up = st.engine.time.model_now().max(0.0) as u64;
     let (days, hours, mins) = (up / 86_400, up % 86_400 / 3600, up % 3600 / 60);
@@ -500,12 +501,12 @@ async fn groups_create(
     let v = json_body(S, &body)?;
     let sg = v
         .get("server_group")
-        .ok_or_else(|| ApiErr::required(S, "server_group"))?;
+        .ok_or_else(|| ApiError::required(S, "server_group"))?;
     let name = sg
         .get("name")
         .and_then(Value::as_str)
         .filter(|n| !n.is_empty())
-        .ok_or_else(|| ApiErr::required(S, "name"))?;
+        .ok_or_else(|| ApiError::required(S, "name"))?;
     let policies: Vec<String> = sg
         .get("policies")
         .and_then(Value::as_array)
@@ -522,7 +523,7 @@ async fn groups_create(
         "soft-anti-affinity",
     ];
     if policies.len() != 1 || !OK.contains(&policies[0].as_str()) {
-        return Err(ApiErr::bad_request(
+        return Err(ApiError::bad_request(
             S,
             "Invalid input for field/attribute policies.",
         ));
@@ -551,7 +552,7 @@ async fn group_show(
         .get(&id)
         .filter(|x| ctx.is_admin || x.project_id == ctx.project())
         .map(|x| ok(json!({"server_group": group_view(x, vec![])})))
-        .ok_or_else(|| ApiErr::not_found(S, format!("Instance group {id} could not be found.")))
+        .ok_or_else(|| ApiError::not_found(S, format!("Instance group {id} could not be found.")))
 }
 
 async fn group_delete(
@@ -566,7 +567,7 @@ async fn group_delete(
         .get(&id)
         .is_some_and(|x| ctx.is_admin || x.project_id == ctx.project());
     if !visible {
-        return Err(ApiErr::not_found(
+        return Err(ApiError::not_found(
             S,
             format!("Instance group {id} could not be found."),
         ));

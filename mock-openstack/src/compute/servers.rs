@@ -20,10 +20,11 @@ use sha2::Digest;
 
 use super::S;
 use crate::defaults::{self, Network, IMAGE_ID, NETWORKS, PRIVATE_NET_ID};
-use crate::error::{ApiErr, ApiResult};
+use crate::error::ApiResult;
 use crate::http::{json_body, json_response, ok, with_status};
 use crate::pagination::parse_limit;
 use crate::state::{parse_query, q, truthy, AuthCtx, Server, State};
+use os_wire::ApiError;
 
 /// nova's `osapi_max_limit`.
 pub const MAX_LIMIT: usize = 1000;
@@ -61,7 +62,7 @@ fn count(v: Option<&Value>, field: &str) -> ApiResult<u32> {
     };
     match n {
         Some(n) if (1..=10_000).contains(&n) => Ok(n as u32),
-        _ => Err(ApiErr::bad_request(
+        _ => Err(ApiError::bad_request(
             S,
             format!("Invalid input for field/attribute {field}."),
         )),
@@ -83,14 +84,14 @@ fn networks(v: Option<&Value>, ctx: &AuthCtx) -> ApiResult<Vec<&'static Network>
                         .iter()
                         .find(|n| n.id == uuid && n.visible_to(ctx.project_id, ctx.is_admin))
                         .ok_or_else(|| {
-                            ApiErr::bad_request(S, format!("Network {uuid} could not be found."))
+                            ApiError::bad_request(S, format!("Network {uuid} could not be found."))
                         })?;
                     out.push(net);
                 } else if it.get("port").and_then(Value::as_str).is_some() {
                     // Ports are not modelled: a pre-made port lands on private.
                     out.extend(defaults::network(PRIVATE_NET_ID));
                 } else {
-                    return Err(ApiErr::bad_request(
+                    return Err(ApiError::bad_request(
                         S,
                         "Invalid input for field/attribute networks.",
                     ));
@@ -98,7 +99,7 @@ fn networks(v: Option<&Value>, ctx: &AuthCtx) -> ApiResult<Vec<&'static Network>
             }
             Ok(out)
         }
-        _ => Err(ApiErr::bad_request(
+        _ => Err(ApiError::bad_request(
             S,
             "Invalid input for field/attribute networks.",
         )),
@@ -115,20 +116,20 @@ async fn create(
     let s = v
         .get("server")
         .filter(|s| s.is_object())
-        .ok_or_else(|| ApiErr::required(S, "server"))?;
+        .ok_or_else(|| ApiError::required(S, "server"))?;
     let name = s
         .get("name")
         .and_then(Value::as_str)
         .map(str::trim)
         .filter(|n| !n.is_empty() && n.len() <= 255)
-        .ok_or_else(|| ApiErr::bad_request(S, "Invalid input for field/attribute name."))?
+        .ok_or_else(|| ApiError::bad_request(S, "Invalid input for field/attribute name."))?
         .to_string();
     let flavor_ref = s
         .get("flavorRef")
         .and_then(ref_id)
-        .ok_or_else(|| ApiErr::required(S, "flavorRef"))?;
+        .ok_or_else(|| ApiError::required(S, "flavorRef"))?;
     let flavor = defaults::flavor(&flavor_ref)
-        .ok_or_else(|| ApiErr::bad_request(S, "Invalid flavorRef provided."))?;
+        .ok_or_else(|| ApiError::bad_request(S, "Invalid flavorRef provided."))?;
     let has_bdm = s
         .get("block_device_mapping_v2")
         .and_then(Value::as_array)
@@ -138,24 +139,24 @@ async fn create(
         None if has_bdm => String::new(),
         Some(i) if i == IMAGE_ID => i,
         Some(i) => {
-            return Err(ApiErr::bad_request(
+            return Err(ApiError::bad_request(
                 S,
                 format!("Image {i} could not be found."),
             ))
         }
-        None => return Err(ApiErr::bad_request(S, "Invalid imageRef provided.")),
+        None => return Err(ApiError::bad_request(S, "Invalid imageRef provided.")),
     };
     let nets = networks(s.get("networks"), &ctx)?;
     let min_count = count(s.get("min_count"), "min_count")?;
     let max_count = count(s.get("max_count"), "max_count")?.max(min_count);
     if s.get("max_count").is_some() && count(s.get("max_count"), "max_count")? < min_count {
-        return Err(ApiErr::bad_request(S, "min_count must be <= max_count"));
+        return Err(ApiError::bad_request(S, "min_count must be <= max_count"));
     }
     let metadata: Map<String, Value> = match s.get("metadata") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) if m.values().all(Value::is_string) && m.len() <= 128 => m.clone(),
         _ => {
-            return Err(ApiErr::bad_request(
+            return Err(ApiError::bad_request(
                 S,
                 "Invalid input for field/attribute metadata.",
             ))
@@ -191,7 +192,7 @@ async fn create(
                 .keypairs
                 .contains_key(&(ctx.user_id.to_string(), k.clone()))
             {
-                return Err(ApiErr::bad_request(S, "Invalid key_name provided."));
+                return Err(ApiError::bad_request(S, "Invalid key_name provided."));
             }
         }
         // Quota: boot as many as fit up to max_count, at least min_count (nova).
@@ -212,7 +213,7 @@ async fn create(
                 .into_iter()
                 .find(|(_, q, u, p)| *q >= 0 && u + p * i64::from(min_count) > *q)
                 .unwrap_or(checks[0]);
-            return Err(ApiErr::forbidden(
+            return Err(ApiError::forbidden(
                 S,
                 format!(
                     "Quota exceeded for {what}: Requested {}, but already used {used} of {quota} {what}",
@@ -558,8 +559,8 @@ struct List<T> {
     servers_links: Option<[Link; 1]>,
 }
 
-pub(crate) fn not_found(id: &str) -> ApiErr {
-    ApiErr::not_found(S, format!("Instance {id} could not be found."))
+pub(crate) fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(S, format!("Instance {id} could not be found."))
 }
 
 pub(crate) fn visible(s: &Server, ctx: &AuthCtx) -> bool {
@@ -645,7 +646,7 @@ fn all_tenants_flag(v: &str) -> ApiResult<bool> {
     match v.trim().to_ascii_lowercase().as_str() {
         "" | "1" | "t" | "true" | "on" | "y" | "yes" => Ok(true),
         "0" | "f" | "false" | "off" | "n" | "no" => Ok(false),
-        _ => Err(ApiErr::bad_request(
+        _ => Err(ApiError::bad_request(
             S,
             format!(
                 "Invalid input received: Unrecognized value '{v}', acceptable values are: \
@@ -682,7 +683,7 @@ async fn list_impl(
     // nova policy `servers:{index,detail}:get_all_tenants` is admin-only.
     if all_tenants && !ctx.is_admin {
         let which = if detail { "detail" } else { "index" };
-        return Err(ApiErr::forbidden(
+        return Err(ApiError::forbidden(
             S,
             format!("Policy doesn't allow os_compute_api:servers:{which}:get_all_tenants to be performed."),
         ));
@@ -698,7 +699,7 @@ async fn list_impl(
                 .size_limit(1 << 20)
                 .build()
                 .map_err(|_| {
-                    ApiErr::bad_request(S, format!("Invalid regex in name filter: {n}"))
+                    ApiError::bad_request(S, format!("Invalid regex in name filter: {n}"))
                 })?,
         ),
         None => None,
@@ -706,7 +707,7 @@ async fn list_impl(
     let status = q(&query, "status").map(str::to_ascii_uppercase);
     let since = match q(&query, "changes-since") {
         Some(t) => Some(parse_time(t).ok_or_else(|| {
-            ApiErr::bad_request(
+            ApiError::bad_request(
                 S,
                 format!("Invalid input for field/attribute changes-since. Value: {t}."),
             )
@@ -721,7 +722,7 @@ async fn list_impl(
         None
     };
     let limit = parse_limit(q(&query, "limit"), MAX_LIMIT, MAX_LIMIT)
-        .map_err(|e| ApiErr::bad_request(S, e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(S, e.to_string()))?;
     let marker = q(&query, "marker");
     let reservation = q(&query, "reservation_id");
     let base = st.base_url(&headers);
@@ -734,7 +735,7 @@ async fn list_impl(
         Some(m) => Some(
             g.servers
                 .seq_of(m)
-                .ok_or_else(|| ApiErr::bad_request(S, format!("marker [{m}] not found")))?,
+                .ok_or_else(|| ApiError::bad_request(S, format!("marker [{m}] not found")))?,
         ),
     };
     // Newest first, like nova's default sort (created_at desc): walk back
