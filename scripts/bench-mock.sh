@@ -3,6 +3,7 @@
 #
 #   scripts/bench-mock.sh            # 3 interleaved runs of 5 s per measurement
 #   RUNS=5 SECS=10 scripts/bench-mock.sh
+#   BIN_DIR=/tmp/old scripts/bench-mock.sh   # binaries built elsewhere (no build)
 #
 # Starts mock-openstack (time scale 0.01, so its model is not the limit),
 # boots one server, saves the mock's answer to an admin
@@ -18,7 +19,7 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3} SECS=${SECS:-5} CONNS=${CONNS:-64} TIME_SCALE=${TIME_SCALE:-0.01}
 need cargo curl wrk python3
 build_release mock-openstack bench-bare
-BIN=$(target_dir)/release
+BIN=$(bin_dir)
 
 PM=$(free_port)
 spawn mock "$BIN/mock-openstack" --listen "127.0.0.1:$PM" --time-scale "$TIME_SCALE"

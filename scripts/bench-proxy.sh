@@ -4,6 +4,7 @@
 #
 #   scripts/bench-proxy.sh           # 3 interleaved runs of 5 s per measurement
 #   RUNS=5 SECS=10 scripts/bench-proxy.sh
+#   BIN_DIR=/tmp/old scripts/bench-proxy.sh  # binaries built elsewhere (no build)
 #
 # Starts mock-openstack (time scale 0.001), nginx in front of it
 # (`worker_processes auto`, upstream keepalive, HTTP/1.1) and p2p-agent in
@@ -27,7 +28,7 @@ if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
 fi
 need cargo curl wrk nginx python3
 build_release mock-openstack agent
-BIN=$(target_dir)/release
+BIN=$(bin_dir)
 
 PM=$(free_port) PN=$(free_port) PA=$(free_port) PG=$(free_port)
 spawn mock "$BIN/mock-openstack" --listen "127.0.0.1:$PM" --time-scale "$TIME_SCALE"

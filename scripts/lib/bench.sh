@@ -17,6 +17,12 @@ die() { echo "error: $*" >&2; exit 1; }
 # need CMD...: every command must exist.
 need() { local c; for c in "$@"; do command -v "$c" >/dev/null || die "$c is required"; done; }
 
+# The directory of the release binaries: $BIN_DIR, or the workspace's
+# target/release (CARGO_TARGET_DIR respected).
+bin_dir() {
+  if [ -n "${BIN_DIR:-}" ]; then echo "$BIN_DIR"; else echo "$(target_dir)/release"; fi
+}
+
 # The workspace's target directory (CARGO_TARGET_DIR respected).
 target_dir() {
   cargo metadata --format-version 1 --no-deps 2>/dev/null |
@@ -24,8 +30,11 @@ target_dir() {
 }
 
 # build_release PKG...: release binaries of these packages (quiet unless it fails).
+# With BIN_DIR set (binaries built elsewhere, e.g. to measure an older
+# commit), nothing is built.
 build_release() {
   local args=() p
+  [ -n "${BIN_DIR:-}" ] && { echo "using the binaries in $BIN_DIR" >&2; return 0; }
   for p in "$@"; do args+=(-p "$p"); done
   echo "building release binaries: $* ..." >&2
   cargo build --release --bins "${args[@]}" >"$BENCH_DIR/build.log" 2>&1 ||
