@@ -382,10 +382,31 @@ fn links<'a>(base: &'a str, id: &'a str) -> [ServerLink<'a>; 2] {
     ]
 }
 
+/// A flavor's or an image's `{"id", "links": [bookmark]}`.
 #[derive(Serialize)]
 struct RefView<'a> {
     id: &'a str,
-    links: [Link; 1],
+    links: [ServerLink<'a>; 1],
+}
+
+impl<'a> RefView<'a> {
+    fn bookmark(base: &'a str, path: &'static str, id: &'a str) -> Self {
+        Self {
+            id,
+            links: [ServerLink {
+                rel: "bookmark",
+                href: ServerHref { base, path, id },
+            }],
+        }
+    }
+}
+
+/// `""` when booted from a volume, like nova; the image's reference otherwise.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ImageView<'a> {
+    None(&'static str),
+    Ref(RefView<'a>),
 }
 
 #[derive(Serialize)]
@@ -425,8 +446,7 @@ pub struct ServerView<'a> {
     progress: u8,
     #[serde(rename = "hostId")]
     host_id: &'a str,
-    /// `""` when booted from a volume, like nova.
-    image: Value,
+    image: ImageView<'a>,
     flavor: RefView<'a>,
     addresses: BTreeMap<&'a str, Vec<AddrView<'a>>>,
     #[serde(rename = "accessIPv4")]
@@ -484,9 +504,9 @@ pub fn server_view<'a>(base: &'a str, s: &'a Server, admin: bool) -> ServerView<
         });
     }
     let image = if s.image_id.is_empty() {
-        json!("")
+        ImageView::None("")
     } else {
-        json!({"id": s.image_id, "links": [{"rel": "bookmark", "href": format!("{base}/compute/images/{}", s.image_id)}]})
+        ImageView::Ref(RefView::bookmark(base, "/compute/images/", &s.image_id))
     };
     let status = s.lc.status();
     let host = s.lc.host.as_deref();
@@ -501,13 +521,7 @@ pub fn server_view<'a>(base: &'a str, s: &'a Server, admin: bool) -> ServerView<
         progress: if status == "ERROR" { 0 } else { s.lc.progress },
         host_id: &s.host_id,
         image,
-        flavor: RefView {
-            id: s.flavor.id,
-            links: [Link {
-                rel: "bookmark",
-                href: format!("{base}/compute/flavors/{}", s.flavor.id),
-            }],
-        },
+        flavor: RefView::bookmark(base, "/compute/flavors/", s.flavor.id),
         addresses,
         access_ipv4: "",
         access_ipv6: "",
