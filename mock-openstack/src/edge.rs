@@ -17,6 +17,7 @@ use std::task::{Context, Poll};
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use bytes::Bytes;
 use cp_model::ApiKind;
 use http::uri::PathAndQuery;
 use http::{header, HeaderName, HeaderValue, Method, StatusCode, Uri};
@@ -44,7 +45,13 @@ impl Edge {
     }
 }
 
-impl tower::Service<Request> for Edge {
+/// Any request body hyper or an in-process caller hands in (as `Router`
+/// accepts), so the server can run the edge without a router around it.
+impl<B> tower::Service<http::Request<B>> for Edge
+where
+    B: axum::body::HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
     type Response = Response;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
@@ -54,9 +61,10 @@ impl tower::Service<Request> for Edge {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request) -> Self::Future {
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let st = self.st.clone();
         let routes = self.routes.clone();
+        let req = req.map(axum::body::Body::new);
         Box::pin(async move { Ok(handle(&st, routes, req).await) })
     }
 }

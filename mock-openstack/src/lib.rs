@@ -67,7 +67,13 @@ pub fn new_state(config: MockConfig) -> Result<Arc<state::State>, MockError> {
 
 /// The router over a given state.
 pub fn router_with_state(st: Arc<state::State>) -> Router {
-    let inner = Router::new()
+    Router::new().fallback_service(edge_with_state(st))
+}
+
+/// The routes behind the edge service (what `router_with_state` wraps in a
+/// `Router` for in-process callers; the server runs it as it is).
+pub(crate) fn edge_with_state(st: Arc<state::State>) -> edge::Edge {
+    let routes = Router::new()
         .merge(identity::routes())
         .merge(compute::routes())
         .merge(image::routes())
@@ -76,7 +82,7 @@ pub fn router_with_state(st: Arc<state::State>) -> Router {
         .merge(control::routes())
         .layer(DefaultBodyLimit::max(http::MAX_BODY))
         .with_state(st.clone());
-    Router::new().fallback_service(edge::Edge::new(st, inner))
+    edge::Edge::new(st, routes)
 }
 
 /// A clouds.yaml with two clouds: `{cloud}` (admin/admin) and

@@ -6,7 +6,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
@@ -152,7 +151,7 @@ pub async fn start_with_limits(
     limits: ConnLimits,
 ) -> Result<MockHandle, MockError> {
     let st = crate::new_state(config.clone())?;
-    let app = crate::router_with_state(st.clone());
+    let app = crate::edge_with_state(st.clone());
     let listener = TcpListener::bind(&config.listen)
         .await
         .map_err(|source| MockError::Bind {
@@ -182,7 +181,7 @@ impl Drop for Open {
 
 async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: crate::edge::Edge,
     mut shutdown: watch::Receiver<bool>,
     st: Arc<State>,
     limits: ConnLimits,

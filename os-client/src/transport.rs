@@ -66,12 +66,13 @@ impl Transport for ReqwestTransport {
             if !body.is_empty() {
                 builder = builder.body(body);
             }
-            let resp = builder
+            let mut resp = builder
                 .send()
                 .await
                 .map_err(|e| classify(&url, timeout, e))?;
             let status = resp.status();
-            let headers = resp.headers().clone();
+            // Taken, not cloned: the body is read without them.
+            let headers = std::mem::take(resp.headers_mut());
             let bytes = resp.bytes().await.map_err(|e| classify(&url, timeout, e))?;
             let mut out = http::Response::new(bytes);
             *out.status_mut() = status;
