@@ -273,7 +273,7 @@ mod tests {
             json!([1]),
         ] {
             let e = parse(&bad).expect_err("refused");
-            assert_eq!(e.0.status, StatusCode::BAD_REQUEST, "{bad}");
+            assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad}");
         }
     }
 
@@ -287,9 +287,9 @@ mod tests {
             },
             "abc",
         );
-        assert_eq!(e.0.status, StatusCode::CONFLICT);
+        assert_eq!(e.status, StatusCode::CONFLICT);
         assert_eq!(
-            e.0.body(),
+            e.body(),
             json!({"conflictingRequest": {"code": 409,
                 "message": "Cannot 'stop' instance abc while it is in vm_state stopped"}})
         );
