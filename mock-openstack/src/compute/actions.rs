@@ -128,14 +128,16 @@ fn conflict(refused: &ActionRefused, id: &str) -> ApiError {
             refused.action, refused.attr, refused.state
         ),
     )
-    .into()
 }
 
 /// `check_instance_lock`: a locked server refuses actions (and deletes)
 /// unless the caller is an admin.
 pub(crate) fn check_lock(s: &Server, ctx: &AuthCtx) -> ApiResult<()> {
     if s.locked_by.is_some() && !ctx.is_admin {
-        return Err(ApiError::conflict(S, format!("Instance {} is locked", s.id)).into());
+        return Err(ApiError::conflict(
+            S,
+            format!("Instance {} is locked", s.id),
+        ));
     }
     Ok(())
 }

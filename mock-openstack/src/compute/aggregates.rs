@@ -112,7 +112,10 @@ async fn create(
     let now = st.now();
     let mut g = st.lock();
     if g.aggregates.values().any(|x| x.name == name) {
-        return Err(ApiError::conflict(S, format!("Aggregate {name} already exists.")).into());
+        return Err(ApiError::conflict(
+            S,
+            format!("Aggregate {name} already exists."),
+        ));
     }
     g.next_aggregate += 1;
     let agg = Aggregate {
@@ -198,9 +201,10 @@ async fn action(
             ));
         }
         if a.hosts.contains(&host) {
-            return Err(
-                ApiError::conflict(S, format!("Aggregate {id} already has host {host}.")).into(),
-            );
+            return Err(ApiError::conflict(
+                S,
+                format!("Aggregate {id} already has host {host}."),
+            ));
         }
         a.hosts.push(host);
     } else {

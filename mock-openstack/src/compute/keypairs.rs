@@ -127,7 +127,10 @@ async fn create(
     let mut g = st.lock();
     let key = (ctx.user_id.to_string(), name.to_string());
     if g.keypairs.contains_key(&key) {
-        return Err(ApiError::conflict(S, format!("Key pair '{name}' already exists.")).into());
+        return Err(ApiError::conflict(
+            S,
+            format!("Key pair '{name}' already exists."),
+        ));
     }
     if g.keypairs.keys().filter(|(u, _)| u == ctx.user_id).count() >= MAX_KEYPAIRS {
         return Err(ApiError::forbidden(
