@@ -707,3 +707,85 @@ async fn idle_and_slow_clients_get_closed_or_408() {
     assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
     server.abort();
 }
+
+/// A keypair removal sent late by a peer (a member that did not answer at
+/// the delete is sent it again) names the public key it removes: a keypair
+/// made again under that name with another key is kept (204, nothing
+/// removed); a removal naming the key held removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_keypair_removal_keeps_a_keypair_made_again() {
+    use agent::peer_sig::{sign, Parts, PeerKey};
+    use sha2::Digest;
+    const KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGaL4t3/NhYFlyFmeuKHH3YwTV2EeUPhZEdvWjTJ25Qh t";
+    const OLD_KEY: &str = "ssh-ed25519 AAAAold u";
+    let fed = federation(&[4]).await;
+    let demo = fed.login(1, "demo").await;
+    let compute = fed.compute(1);
+    let (s, _, v) = fed
+        .call(
+            "POST",
+            &format!("{compute}/os-keypairs"),
+            Some(&demo),
+            Some(serde_json::json!({"keypair": {"name": "k", "public_key": KEY}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    // The name the agents store demo's "k" under (core::keypairs).
+    let tag: String = sha2::Sha256::new()
+        .chain_update(b"Default")
+        .chain_update([0u8])
+        .chain_update(b"demo")
+        .finalize()
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let stored = format!("p2p.{tag}.k");
+    let key = PeerKey::derive(SECRET.as_bytes());
+    let url = format!("{}/p2p/v1/keypair", fed.agent(1).base_url());
+    let removal = |public_key: &str, nonce: u8| {
+        let body = serde_json::json!({"name": stored, "if_public_key": public_key}).to_string();
+        let h = sign(
+            &key,
+            cp_model::clock::unix_secs(),
+            [nonce; 16],
+            &Parts {
+                method: "POST",
+                path: "/p2p/v1/keypair",
+                query: None,
+                body: body.as_bytes(),
+                user_token: &demo,
+            },
+        );
+        (body, h)
+    };
+    let (body, h) = removal(OLD_KEY, 7);
+    let (s, b) = signed(&fed, "POST", &url, &demo, body.as_bytes(), &h).await;
+    assert_eq!(s, 204, "{b}");
+    let (s, _, v) = fed
+        .call(
+            "GET",
+            &format!("{compute}/os-keypairs/k"),
+            Some(&demo),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, v["keypair"]["public_key"].as_str()),
+        (200, Some(KEY)),
+        "a late removal of the old key removed the new keypair"
+    );
+    let (body, h) = removal(KEY, 8);
+    let (s, b) = signed(&fed, "POST", &url, &demo, body.as_bytes(), &h).await;
+    assert_eq!(s, 204, "{b}");
+    let (s, _, v) = fed
+        .call(
+            "GET",
+            &format!("{compute}/os-keypairs/k"),
+            Some(&demo),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404, "{v}");
+}
