@@ -427,10 +427,11 @@ async fn entry_agent_killed_mid_burst_loses_nothing_and_leaves_nothing() {
         );
     }
     eprintln!(
-        "{} listed ({} accepted), {:?} after the kill",
+        "{} listed ({} accepted), {:?} after the kill, {:?} after cloudlet 3's cut began",
         rows.len(),
         accepted.len(),
-        t0.elapsed()
+        t0.elapsed(),
+        cut.elapsed()
     );
     // The client deletes everything it sees, through agent 3.
     let mut answers = vec![];
