@@ -324,6 +324,9 @@ impl Core {
         if let Some(h) = &plan.scheduler_hints {
             body["OS-SCH-HNT:scheduler_hints"] = h.clone();
         }
+        // Remembered before the call: an answer that comes too late (a
+        // timeout) may still have made the instance.
+        self.remember_created(p, plan, &plan.gid);
         let resp = self
             .cloudlet
             .call(
@@ -334,22 +337,41 @@ impl Core {
                 Some(Bytes::from(body.to_string())),
                 rid,
             )
-            .await?;
-        let v = json_of(&resp)?;
-        let id = v
-            .pointer("/server/id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| CallError::BadResponse("no server id in create response".into()))?
-            .to_string();
-        self.remember_created(p, plan, &id);
-        Ok((id, v))
+            .await;
+        let refused = matches!(&resp, Ok(r) if r.status().is_client_error());
+        let created = resp.and_then(|r| {
+            let v = json_of(&r)?;
+            let id = v
+                .pointer("/server/id")
+                .and_then(Value::as_str)
+                .ok_or_else(|| CallError::BadResponse("no server id in create response".into()))?
+                .to_string();
+            Ok((id, v))
+        });
+        match &created {
+            Ok((id, _)) => self.remember_created(p, plan, id),
+            // Refused: nothing was made.
+            Err(_) if refused => self.forget_created(p, &plan.gid),
+            Err(_) => {}
+        }
+        created
+    }
+
+    /// Drops the row [`Core::remember_created`] kept under `key`.
+    fn forget_created(&self, p: &ProjectRef, key: &str) {
+        if let Ok(mut seen) = self.last_seen.lock() {
+            if let Some(list) = seen.get_mut(&(self.name.clone(), p.clone())) {
+                list.retain(|s| s.get("id").and_then(Value::as_str) != Some(key));
+            }
+        }
     }
 
     /// Remembers an instance just created on the own cloudlet among the
     /// servers last seen there: should the cloudlet stop answering before
     /// anyone lists it, this agent still reports it (a peer's list asks it,
     /// [`Core::all_servers`]), even if its coordinator died with the
-    /// client's answer (issue 12: reported in lists or cleaned up).
+    /// client's answer (issue 12: reported in lists or cleaned up). Kept
+    /// under the global ID until the cloudlet names the instance.
     fn remember_created(&self, p: &ProjectRef, plan: &BootPlan, local_id: &str) {
         let name = plan
             .server
@@ -360,6 +382,8 @@ impl Core {
         row["id"] = json!(local_id);
         if let Ok(mut seen) = self.last_seen.lock() {
             let list = seen.entry((self.name.clone(), p.clone())).or_default();
+            // The row kept under the global ID before the create answered.
+            list.retain(|s| s.get("id").and_then(Value::as_str) != Some(plan.gid.as_str()));
             if !list
                 .iter()
                 .any(|s| s.get("id").and_then(Value::as_str) == Some(local_id))
