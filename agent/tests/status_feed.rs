@@ -263,6 +263,9 @@ async fn a_coordinator_learns_active_error_and_gone_of_boots_on_a_peer() {
     let (fill, owner) = fed.boot(1, &demo, "fill").await;
     assert_eq!(owner, "cloudlet-1");
     fed.wait_status(1, &demo, &fill, "ACTIVE").await;
+    // Until cloudlet 1's capacity report says it is full (capacity polls
+    // and gossip every 200 ms), agent 1 may still place locally.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
     set_faults(
         &fed,
         2,
