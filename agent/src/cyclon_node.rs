@@ -143,7 +143,19 @@ pub struct NodeState {
     /// message, or found by a lookup), so that an agent can still call the
     /// cloudlet it placed a boot on after it left the view. Bounded.
     book: BTreeMap<String, (CloudletState, u64, Instant)>,
+    /// Rounds to wait before asking the seeds again while alone, and the
+    /// current bound of that wait (see [`JOIN_BACKOFF_MAX`]).
+    join_wait: u32,
+    join_backoff: u32,
 }
+
+/// A member alone asks the seeds again after a random wait of up to this
+/// many rounds, the bound doubling from 1 on every unanswered try. When
+/// hundreds of members start at once, every one of them asking the same
+/// seed every round buried the seed in joins (each starting c walks): on
+/// loopback its datagrams were dropped, more members stayed alone and asked
+/// again (1,000 real-time members did not settle within 36 s). Assumed.
+const JOIN_BACKOFF_MAX: u32 = 32;
 
 /// Flood ids remembered (a flood crosses the overlay in a few hops, so a
 /// short memory suffices; assumed).
@@ -173,6 +185,8 @@ impl NodeState {
             contacts: std::collections::VecDeque::new(),
             collecting: BTreeMap::new(),
             book: BTreeMap::new(),
+            join_wait: 0,
+            join_backoff: 0,
         }
     }
 
@@ -377,7 +391,14 @@ impl NodeState {
             self.cache.remove(&gone);
         }
         let me = self.cyclon.own_descriptor();
-        if self.cyclon.view().is_empty() {
+        if !self.cyclon.view().is_empty() {
+            self.join_backoff = 0;
+            self.join_wait = 0;
+        } else if self.join_wait > 0 {
+            self.join_wait -= 1;
+        } else {
+            self.join_backoff = (self.join_backoff * 2).clamp(1, JOIN_BACKOFF_MAX);
+            self.join_wait = self.rng.gen_range(0..=self.join_backoff);
             let walks = u8::try_from(self.params.sizes.view_size).unwrap_or(u8::MAX);
             for s in seeds {
                 out.push((
@@ -926,6 +947,50 @@ mod tests {
             // Memory is bounded by the view and the cache, whatever N.
             assert!(n.live_view(net.now).len() <= 1 + c + params.cache_size);
         }
+    }
+
+    /// A member whose seed does not answer asks again ever more rarely
+    /// (with jitter), not every round: hundreds of lonely members asking
+    /// one seed every round kept it too busy to admit them.
+    #[test]
+    fn a_lonely_member_backs_off_its_joins_and_stops_once_it_has_a_view() {
+        let params = CyclonParams::DEFAULT;
+        let n = 30;
+        let late = n - 1; // joins last, while its seed cannot be reached
+        let mut net = Net::new(n, params, |_| 4);
+        for i in 1..late {
+            let out = net.nodes[i].on_tick(&[addr(0)], net.now);
+            net.deliver(i, out);
+        }
+        let joins = |out: &Outbox| {
+            out.iter()
+                .filter(|(_, w)| matches!(w, Wire::Join { .. }))
+                .count()
+        };
+        let mut sent = 0;
+        for _ in 0..200 {
+            net.now += net.interval;
+            // Its datagrams are lost: nothing is delivered.
+            sent += joins(&net.nodes[late].on_tick(&[addr(0)], net.now));
+        }
+        // Waits up to 1, 2, 4, ... 32 rounds: about 12 tries in 200 rounds
+        // on average, never the 200 of a fixed retry.
+        assert!((5..=40).contains(&sent), "{sent} joins in 200 rounds");
+        // The seed answers again: admitted within the longest wait, and
+        // then it never asks again.
+        let mut asked_after = 0;
+        for round in 0..80 {
+            net.now += net.interval;
+            for i in 0..n {
+                let out = net.nodes[i].on_tick(&[addr(0)], net.now);
+                if i == late && round >= 40 {
+                    asked_after += joins(&out);
+                }
+                net.deliver(i, out);
+            }
+        }
+        assert!(net.nodes[late].view_len() >= params.sizes.view_size / 2);
+        assert_eq!(asked_after, 0, "joins after it was admitted");
     }
 
     /// Placement with a partial view: most cloudlets are full; every agent
