@@ -88,6 +88,9 @@ pub struct Cyclon<P> {
     me: Descriptor<P>,
     view: Vec<Descriptor<P>>,
     pending: Option<Pending>,
+    /// The target of the last shuffle given up unanswered: its answer may
+    /// still come (a loaded host answers after the next round started).
+    abandoned: Option<String>,
 }
 
 impl<P: Clone> Cyclon<P> {
@@ -104,6 +107,7 @@ impl<P: Clone> Cyclon<P> {
             },
             view: Vec::with_capacity(config.view_size),
             pending: None,
+            abandoned: None,
         }
     }
 
@@ -173,7 +177,9 @@ impl<P: Clone> Cyclon<P> {
     /// Forgets the shuffle in flight; its target when it was not answered
     /// (the target already left the view at [`Cyclon::start_shuffle`]).
     pub fn abandon_pending(&mut self) -> Option<String> {
-        self.pending.take().map(|p| p.target)
+        let target = self.pending.take().map(|p| p.target)?;
+        self.abandoned = Some(target.clone());
+        Some(target)
     }
 
     /// Step 1-4 of the enhanced shuffle: ages every entry, takes the
@@ -219,8 +225,13 @@ impl<P: Clone> Cyclon<P> {
     }
 
     /// The initiator's side of the answer. An answer from anyone but the
-    /// pending target (late, duplicated or forged) changes nothing and
-    /// returns `false`.
+    /// pending target (duplicated or unasked) changes nothing and returns
+    /// `false`; so does a late one, from the target of the shuffle given
+    /// up last, except that its entries fill free slots (nothing sent is
+    /// replaced, since it was not sent in exchange). Without that, a host
+    /// too loaded to answer within a round drained every view: each round
+    /// took a target out and no answer ever put anything back (1,000
+    /// real-time members on two cores ended with empty views).
     pub fn on_reply(&mut self, from: &str, received: Vec<Descriptor<P>>) -> bool {
         match self.pending.take() {
             Some(p) if p.target == from => {
@@ -229,6 +240,10 @@ impl<P: Clone> Cyclon<P> {
             }
             other => {
                 self.pending = other;
+                if self.abandoned.as_deref() == Some(from) {
+                    self.abandoned = None;
+                    self.merge(received, &[]);
+                }
                 false
             }
         }
@@ -437,7 +452,30 @@ mod tests {
         let s = a.start_shuffle(&mut rng).expect("shuffle");
         assert_eq!(a.abandon_pending(), Some(s.target.id.clone()));
         assert_eq!(a.abandon_pending(), None);
+        // A late answer completes nothing, but its entries fill free
+        // slots, once; an answer from anyone else still changes nothing.
+        assert!(!a.on_reply("c", vec![desc("evil", 0)]));
         assert!(!a.on_reply(&s.target.id, vec![desc("late", 0)]), "too late");
+        assert!(a.holds("late") && a.holds("c") && !a.holds("evil"));
+        assert!(!a.on_reply(&s.target.id, vec![desc("again", 0)]));
+        assert!(!a.holds("again"));
+    }
+
+    #[test]
+    fn a_late_answer_fills_free_slots_but_replaces_nothing() {
+        let mut rng = StdRng::seed_from_u64(13);
+        let mut a = node("a", 3, 3);
+        for id in ["b", "c", "d"] {
+            a.add_contact(desc(id, 0));
+        }
+        let s = a.start_shuffle(&mut rng).expect("shuffle");
+        a.abandon_pending();
+        let held: Vec<String> = a.view().iter().map(|d| d.id.clone()).collect();
+        assert_eq!(held.len(), 2);
+        a.on_reply(&s.target.id, vec![desc("x", 0), desc("y", 0), desc("z", 0)]);
+        // One free slot (the target's): one newcomer, the rest kept.
+        assert_eq!(a.view().len(), 3);
+        assert!(held.iter().all(|id| a.holds(id)));
     }
 
     #[test]
