@@ -76,6 +76,21 @@ pub fn auto_gossip_interval_ms(members: u32) -> u64 {
     (100 * u64::from(members) / 64).max(100)
 }
 
+/// The overlay a testbed of `members` agents runs when none is asked for:
+/// full membership up to 256, CYCLON above. Measured (docs/benchmarks.md,
+/// "testbed up (embedded): how far N goes"): full membership holds every
+/// peer in every agent (N² records; 1.3 GiB at 512, 1,000 not ready within
+/// 124 s), CYCLON's memory per agent is flat (1,000 ready in 15-17 s, 574
+/// MiB); at small N full membership excludes the dead twice as fast and
+/// adopts dead coordinators' boots (docs/agent.md).
+pub fn default_overlay(members: u32) -> agent::config::Overlay {
+    if members <= 256 {
+        agent::config::Overlay::Full
+    } else {
+        agent::config::Overlay::Cyclon
+    }
+}
+
 /// The N the default gossip interval is sized for: N with full membership;
 /// with CYCLON at most 64, since each agent's work per round (one shuffle
 /// of `l` descriptors) does not grow with N.

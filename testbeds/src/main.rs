@@ -105,9 +105,10 @@ struct SpecArgs {
     /// cloudlets, then in proportion to N; on `sim` 400 model ms and up).
     #[arg(long)]
     gossip_interval_ms: Option<u64>,
-    /// The agents' membership overlay: full or cyclon (docs/agent.md).
-    #[arg(long, default_value = "full")]
-    overlay: agent::config::Overlay,
+    /// The agents' membership overlay: full or cyclon (docs/agent.md;
+    /// default: full up to 256 cloudlets, cyclon above).
+    #[arg(long)]
+    overlay: Option<agent::config::Overlay>,
     /// Cells of a `cells` testbed (default: about 100 computes per cell, at least 2).
     #[arg(long, value_name = "K")]
     cells: Option<u32>,
@@ -127,7 +128,9 @@ impl SpecArgs {
             retries: self.retries,
             cluster_secret: compare::random_secret(),
             gossip_interval_ms: self.gossip_interval_ms,
-            overlay: self.overlay,
+            overlay: self
+                .overlay
+                .unwrap_or_else(|| testbeds::embedded::default_overlay(members)),
         })
     }
 }
