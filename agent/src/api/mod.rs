@@ -121,7 +121,7 @@ fn ctx(core: &Core, headers: &HeaderMap, service: Service) -> Result<Ctx, ApiErr
 
 /// Checks the agent-to-agent signature over method, path, query, body
 /// and user token, its time window and its nonce ([`peer_sig`]).
-fn check_peer(
+pub(crate) fn check_peer(
     core: &Core,
     method: &Method,
     uri: &Uri,

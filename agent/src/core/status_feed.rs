@@ -197,23 +197,8 @@ fn signed_caller(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(Claims, ProjectRef, String), ApiError> {
+    crate::api::check_peer(core, method, uri, headers, body)?;
     let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let parts = peer_sig::Parts {
-        method: method.as_str(),
-        path: uri.path(),
-        query: uri.query(),
-        body,
-        user_token: header("x-auth-token"),
-    };
-    let verdict = match core.peer_verifier.lock() {
-        Ok(mut v) => v.verify(now(), header(P2P_AUTH), &parts),
-        Err(_) => Err(peer_sig::Refusal::Saturated),
-    };
-    if let Err(r) = verdict {
-        Metrics::inc(&core.metrics.peer_refused);
-        warn!(path = %uri.path(), refusal = %r, "peer request refused");
-        return Err(feed_fault(401, format!("Refused X-P2P-Auth: {r}.")));
-    }
     let claims = core
         .tokens
         .verify(header("x-auth-token"), &core.secret, now())
