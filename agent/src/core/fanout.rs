@@ -144,6 +144,10 @@ impl Core {
             .ok()
             .and_then(|c| c.get(&(member.to_string(), p.clone())).cloned())
             .unwrap_or_default();
+        // Not what this agent knows to be deleted, superseded or moved
+        // (the asker cannot tell: a partitioned cloudlet's last list still
+        // holds instances deleted for certain since).
+        out.retain(|s| view::global_id_of(s).is_none_or(|g| !self.hidden(member, s, &g)));
         if let Ok(d) = self.directory.lock() {
             for (gid, e) in d.iter() {
                 if e.owner == member && e.project == *p && e.state != DirState::Deleted {
