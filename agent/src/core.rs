@@ -191,6 +191,58 @@ impl Core {
         })
     }
 
+    /// Whether `m` is known lost with its cloudlet: its agent is dead by
+    /// gossip (or suspected here) and the last direct call to its cloudlet
+    /// could not connect or timed out. Searches, lookups and lists skip
+    /// such a member instead of waiting out the request timeout on every
+    /// client request (a show must not hang on a member already known
+    /// lost); [`Core::probe_silent`] calls its cloudlet again in the
+    /// background, which clears the mark once it answers.
+    pub(crate) fn silent(&self, m: &Member) -> bool {
+        if m.name == self.name || (m.alive && !self.is_suspect(&m.name)) {
+            return false;
+        }
+        self.direct_clients
+            .lock()
+            .is_ok_and(|d| d.get(&m.name).is_some_and(|(_, failed)| failed.is_some()))
+    }
+
+    /// Lists, in the background, the cloudlet of each member marked
+    /// [`Core::silent`] whose last failed call is `suspect_ms` old: at most
+    /// one probe per member and period (the mark is renewed before the
+    /// call); the call clears the mark when the cloudlet answers. Run by
+    /// the background loop, never on a client's request.
+    pub(crate) fn probe_silent(self: &Arc<Self>) {
+        let ttl = Duration::from_millis(self.cfg.suspect_ms);
+        let now = clock::now();
+        let mut due: Vec<(String, Arc<CloudletClient>)> = match self.direct_clients.lock() {
+            Ok(mut d) => d
+                .iter_mut()
+                .filter_map(|(name, (c, failed))| {
+                    let at = (*failed)?;
+                    if now.saturating_duration_since(at) < ttl {
+                        return None;
+                    }
+                    *failed = Some(now);
+                    Some((name.clone(), c.clone()))
+                })
+                .collect(),
+            Err(_) => return,
+        };
+        // The same order in every run (the sim backend replays it).
+        due.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, c) in due {
+            let me = self.clone();
+            self.spawn_bg(async move {
+                let sp = me.cloudlet.service_project().clone();
+                let r = me.direct_list(&name, &c, &sp, "req-probe").await;
+                if r.is_ok() {
+                    info!(member = %name, "the cloudlet of a lost member answers again");
+                }
+            });
+        }
+    }
+
     fn suspected(&self, st: &CloudletState) -> bool {
         let Ok(mut s) = self.suspects.lock() else {
             return false;

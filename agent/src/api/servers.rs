@@ -187,6 +187,10 @@ pub(super) async fn route_server(
 ) -> Result<Response, ApiError> {
     let c = ctx(&core, &headers, Service::Compute)?;
     let gid = global_id(&id)?;
+    // The coordinator of an ID this agent does not answer for, and
+    // whether its backup was asked already.
+    let mut other_coord: Option<String> = None;
+    let mut asked_backup = false;
     let in_directory = core
         .directory
         .lock()
@@ -209,6 +213,14 @@ pub(super) async fn route_server(
         }
         if let Some(coord) = coord.clone().filter(|c| *c != core.name) {
             let alive = looked_up.is_some() || known.iter().any(|(s, a)| s.name == coord && *a);
+            // A coordinator known lost with its cloudlet (suspected here,
+            // its cloudlet silent) is not waited for on every request.
+            let alive = alive
+                && !core.silent(&crate::core::Member {
+                    name: coord.clone(),
+                    url: None,
+                    alive,
+                });
             let url = match looked_up {
                 Some(u) => Some(u),
                 None => core.url_of(&coord).await,
@@ -234,31 +246,23 @@ pub(super) async fn route_server(
                         tracing::warn!(adopter = %adopter, error = %e, "adopter unreachable; serving here");
                     }
                 }
-            } else if let Some(dead) =
-                coord.filter(|c| !known.iter().any(|(s, a)| s.name == *c && *a))
+            } else if let Some(dead) = coord
+                .as_deref()
+                .filter(|c| !known.iter().any(|(s, a)| s.name == *c && *a))
             {
                 // No instance on a live cloudlet: a boot the dead coordinator
-                // kept on its own (lost) cloudlet. Its backup, the adopter of
-                // its name, holds the record and answers for it; its 404 is
-                // final (it searched the live cloudlets too).
-                if let Some(backup) = core.adopter_of(&dead).await.filter(|b| *b != core.name) {
-                    if let Some(url) = core.url_of(&backup).await {
-                        match forward_server_op(&core, &c, &url, &method, gid, action.as_ref())
-                            .await
-                        {
-                            Ok(r) => return Ok(relay(&core, &c, &id, &r)),
-                            Err(e) => {
-                                tracing::warn!(backup = %backup, error = %e, "backup unreachable; serving here");
-                            }
-                        }
-                    }
+                // kept on its own (lost) cloudlet.
+                asked_backup = true;
+                if let Some(r) = via_backup(&core, &c, dead, &method, gid, action.as_ref()).await {
+                    return Ok(relay(&core, &c, &id, &r));
                 }
             }
         }
+        other_coord = coord.filter(|c| *c != core.name);
     }
-    let mut o = match action {
+    let mut o = match &action {
         Some(body) => {
-            core.server_action(gid, &c.claims, &c.project, body, &c.rid)
+            core.server_action(gid, &c.claims, &c.project, body.clone(), &c.rid)
                 .await
         }
         None => {
@@ -266,6 +270,18 @@ pub(super) async fn route_server(
                 .await
         }
     };
+    if o.status == StatusCode::NOT_FOUND && o.owner.is_none() && !asked_backup {
+        // Not found here, while the coordinator was seen alive above: it
+        // may have been declared dead since (the search here then skipped
+        // its cloudlet). Not found is then for its backup to say.
+        if let Some(dead) = other_coord.as_deref() {
+            if !core.member(dead).await.alive {
+                if let Some(r) = via_backup(&core, &c, dead, &method, gid, action.as_ref()).await {
+                    return Ok(relay(&core, &c, &id, &r));
+                }
+            }
+        }
+    }
     if let Some(b) = o.body.as_mut() {
         scrub_for(&c.claims, b);
     }
@@ -308,6 +324,30 @@ pub(super) async fn route_server(
         }
     }
     Ok(outcome(&core, o))
+}
+
+/// Sends a server op to the backup of dead coordinator `dead` (the adopter
+/// of its name): it holds the records of the boots `dead` kept on its own
+/// cloudlet and answers for them; its 404 is final (it searched the live
+/// cloudlets too). `None` when this agent is that backup, or it could not
+/// be asked.
+async fn via_backup(
+    core: &Core,
+    c: &Ctx,
+    dead: &str,
+    method: &Method,
+    gid: uuid::Uuid,
+    action: Option<&Bytes>,
+) -> Option<os_client::HttpResponse> {
+    let backup = core.adopter_of(dead).await.filter(|b| *b != core.name)?;
+    let url = core.url_of(&backup).await?;
+    match forward_server_op(core, c, &url, method, gid, action).await {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!(backup = %backup, error = %e, "backup unreachable; serving here");
+            None
+        }
+    }
 }
 
 /// A peer agent's answer about a server, passed on to the user.

@@ -88,6 +88,9 @@ impl Core {
                     dead_since.entry(st.name).or_insert(now);
                 }
             }
+            // Cloudlets known silent are called again here, not on a
+            // client's request.
+            self.probe_silent();
             // The backup may have changed (died, or a better one joined).
             self.rereplicate().await;
             let dead: HashSet<String> = dead_since

@@ -152,6 +152,14 @@ impl Core {
             }
             _ => {}
         }
+        if e.state == DirState::Deleted && e.owner != self.name {
+            // Deleted (the client was told so): a cloudlet lost with its
+            // agent is not waited for to confirm it.
+            let m = self.member(&e.owner).await;
+            if !m.alive || self.silent(&m) {
+                return not_found();
+            }
+        }
         match self
             .fetch_local(&e.owner, &e.local_id, claims, p, rid)
             .await
@@ -294,23 +302,25 @@ impl Core {
     ) -> Result<Option<Found>, String> {
         let g = gid.to_string();
         let known = self.gossip.known().await;
+        // Every cloudlet at once (the search costs the slowest answer, not
+        // their sum); a member known lost with its cloudlet is not waited
+        // for ([`Core::silent`]).
+        let lists = futures::future::join_all(known.iter().map(|(st, alive)| async move {
+            let m = Member::of(st, *alive);
+            if self.silent(&m) {
+                return None;
+            }
+            self.nova_json(&m, SERVER_LIST, claims, p, rid).await.ok()
+        }))
+        .await;
         let mut unasked = None;
         let mut newest: Option<Found> = None;
-        for (st, alive) in known.iter() {
-            let list = match self
-                .nova_json(&Member::of(st, *alive), SERVER_LIST, claims, p, rid)
-                .await
-            {
-                Ok(v) => Some(v),
-                Err(_) => {
-                    // A live member whose cloudlet cannot be listed may
-                    // hold the instance: "not found" would be a guess.
-                    if *alive {
-                        unasked.get_or_insert_with(|| st.name.clone());
-                    }
-                    None
-                }
-            };
+        for ((st, alive), list) in known.iter().zip(lists) {
+            if list.is_none() && *alive {
+                // A live member whose cloudlet cannot be listed may hold
+                // the instance: "not found" would be a guess.
+                unasked.get_or_insert_with(|| st.name.clone());
+            }
             let servers = list
                 .and_then(|v| v.get("servers").and_then(Value::as_array).cloned())
                 .unwrap_or_default();

@@ -34,7 +34,13 @@ impl Core {
         };
         let futs = known.iter().map(|(st, alive)| async move {
             let m = Member::of(st, *alive);
-            let r = self.nova_json(&m, path, claims, p, rid).await;
+            // A member known lost with its cloudlet is not waited for: its
+            // rows come from memory.
+            let r = if self.silent(&m) {
+                None
+            } else {
+                self.nova_json(&m, path, claims, p, rid).await.ok()
+            };
             (st, *alive, r)
         });
         let results = futures::future::join_all(futs).await;
@@ -46,10 +52,7 @@ impl Core {
         for (st, alive, r) in results {
             let name = st.name.clone();
             let key = (name.clone(), cache_project.clone());
-            match r
-                .ok()
-                .and_then(|v| v.get("servers").and_then(Value::as_array).cloned())
-            {
+            match r.and_then(|v| v.get("servers").and_then(Value::as_array).cloned()) {
                 Some(list) => {
                     reached.insert(name.clone());
                     if let Ok(mut c) = self.last_seen.lock() {
@@ -72,7 +75,7 @@ impl Core {
                         .ok()
                         .and_then(|c| c.get(&key).cloned())
                         .unwrap_or_default();
-                    if alive && name != self.name && !all_tenants {
+                    if alive && name != self.name && !all_tenants && !self.is_suspect(&name) {
                         // Its agent lives while its cloudlet does not
                         // answer: it knows what it created there since
                         // anyone listed it (a boot whose coordinator died
@@ -183,8 +186,14 @@ impl Core {
                 continue;
             }
             // Its agent is gone but its cloudlet answers: the cloudlet's own
-            // list is the truth (a server missing there is gone).
-            if let Some(c) = self.direct(&st.name).await {
+            // list is the truth (a server missing there is gone). Not
+            // waited for when known lost with its agent.
+            let direct = if self.silent(&Member::of(st, *alive)) {
+                None
+            } else {
+                self.direct(&st.name).await
+            };
+            if let Some(c) = direct {
                 if let Ok(v) = self.direct_list(&st.name, &c, p, rid).await {
                     if let (Some(list), Ok(mut cache)) = (
                         v.get("servers").and_then(Value::as_array),
