@@ -25,7 +25,7 @@ use os_wire::{ApiError, Service};
 use tower::Service as _;
 
 use crate::error::service_for_path;
-use crate::http::{content_type_refusal, BODY_READ_TIMEOUT, MAX_BODY};
+use crate::http::{content_type_refusal, BODY_READ_TIMEOUT, MAX_BODY, RESPONSE_HEADERS};
 use crate::state::State;
 
 const X_OPENSTACK_REQUEST_ID: HeaderName = HeaderName::from_static("x-openstack-request-id");
@@ -111,6 +111,8 @@ async fn handle(st: &State, routes: Router, req: Request) -> Response {
         rewrap_bare_error(service, &mut resp);
     }
     let h = resp.headers_mut();
+    // One growth at most (none for `json_response`'s presized maps).
+    let _ = h.try_reserve(RESPONSE_HEADERS.saturating_sub(h.len()));
     let rid = st.metrics.request_id();
     if service == Service::Compute {
         h.insert(X_OPENSTACK_REQUEST_ID, rid.clone());

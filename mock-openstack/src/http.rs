@@ -64,13 +64,21 @@ pub fn json_body(service: Service, body: &[u8]) -> ApiResult<Value> {
     Ok(v)
 }
 
+/// Headers a response ends with at most (content type, two request ids,
+/// three microversion headers; `edge` adds all but the first).
+pub const RESPONSE_HEADERS: usize = 8;
+
 /// A JSON response serialized straight from a `Serialize` view.
 pub fn json_response<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
     // One allocation for a typical body (a server view is ~1.5 KiB).
     let mut bytes = Vec::with_capacity(2048);
     match serde_json::to_writer(&mut bytes, body) {
         Ok(()) => {
-            let mut r = (status, bytes).into_response();
+            let mut r = Response::new(axum::body::Body::from(bytes));
+            *r.status_mut() = status;
+            // Room for what the edge adds (request ids, microversion
+            // headers) without growing the map twice per response.
+            *r.headers_mut() = http::HeaderMap::with_capacity(RESPONSE_HEADERS);
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),

@@ -6,6 +6,11 @@ use anyhow::Context;
 use clap::Parser;
 use mock_openstack::MockConfig;
 
+/// mimalloc instead of glibc's malloc: allocation and free were ~8 % of the
+/// mock's CPU per request under load (`perf`, docs/benchmarks.md, issue 17).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// One OpenStack deployment (1 controller + K computes) that real clients accept.
 #[derive(Debug, Parser)]
 #[command(name = "mock-openstack", version)]

@@ -581,13 +581,16 @@ pub(crate) fn visible(s: &Server, ctx: &AuthCtx) -> bool {
     ctx.is_admin || s.project_id == ctx.project()
 }
 
+/// Takes the request itself rather than a `HeaderMap` (axum's extractor
+/// clones every header): this is the mock's hottest GET.
 async fn show(
     AxState(st): AxState<Arc<State>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
+    req: axum::extract::Request,
 ) -> ApiResult<Response> {
-    let ctx = st.authenticate(&headers, S)?;
-    let base = st.base_url(&headers);
+    let headers = req.headers();
+    let ctx = st.authenticate(headers, S)?;
+    let base = st.base_url(headers);
     let g = st.lock();
     let s = g
         .servers
