@@ -2,7 +2,7 @@
 //!
 //! For each N of the list, one `testbed compare` with N cloudlets (P2P) and
 //! N computes (standard) at one burst level of `boots-per-compute × N`,
-//! into `OUT/n-N/` (its own report and results). Then one row per (N,
+//! into `OUT/n-N/` (its own report and results; its CSV rows go in scale.csv). Then one row per (N,
 //! system) with makespan, boot p95, error rate and throughput, and for P2P
 //! the placement quality (share placed away from the entry agent, VMs per
 //! cloudlet max and mean), written as `OUT/scale.csv`, one SVG per metric
@@ -250,7 +250,7 @@ fn html(rows: &[Row], charts: &[(String, String, String)], command: &str) -> Str
     for (_, title, svg) in charts {
         out.push_str(&format!("<h2>{}</h2>{svg}", escape(title)));
     }
-    out.push_str("<p>Each N's own report: <code>n-N/index.html</code>. CSV: <code>scale.csv</code>.</p></body></html>");
+    out.push_str("<p>Each N's own report: <code>n-N/index.html</code> (its results in <code>n-N/results/</code>). CSV of the whole sweep: <code>scale.csv</code>.</p></body></html>");
     out
 }
 
@@ -332,6 +332,15 @@ pub async fn run(args: ScaleArgs) -> Result<Vec<Row>> {
             if let Some(l) = run.levels.first() {
                 rows.push(row_of(n, s, l, wall, rss));
             }
+        }
+        // One CSV per sweep: the step's own summary.csv holds the same one
+        // level per system that scale.csv has a row for (its details stay
+        // in the step's results/*.json and summary.md). Tools that take
+        // the sweep's CSV from the output tree then find only scale.csv.
+        let step_csv = dir.join("summary.csv");
+        if step_csv.exists() {
+            std::fs::remove_file(&step_csv)
+                .with_context(|| format!("cannot remove {}", step_csv.display()))?;
         }
         // Written after every step, so an interrupted sweep keeps its rows.
         write_outputs(&args.out, &rows, &command)?;
