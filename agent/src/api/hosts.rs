@@ -11,6 +11,16 @@ use serde_json::json;
 
 use super::*;
 
+/// The caller of an admin-only route: its context, or Nova's 403 naming
+/// policy `rule`.
+fn admin_ctx(core: &Core, headers: &HeaderMap, rule: &str) -> Result<Ctx, ApiError> {
+    let c = ctx(core, headers, Service::Compute)?;
+    if !c.claims.is_admin() {
+        return Err(forbidden(Service::Compute, rule));
+    }
+    Ok(c)
+}
+
 /// A federated hypervisor ID (its number in the federated list) from an
 /// ID or a host name.
 pub(super) async fn hypervisor_number(core: &Core, c: &Ctx, id: &str) -> Result<u64, ApiError> {
@@ -47,13 +57,7 @@ pub(super) async fn hypervisor_part(
     id: String,
     suffix: &str,
 ) -> Result<Response, ApiError> {
-    let c = ctx(&core, &headers, Service::Compute)?;
-    if !c.claims.is_admin() {
-        return Err(forbidden(
-            Service::Compute,
-            "os_compute_api:os-hypervisors:show",
-        ));
-    }
+    let c = admin_ctx(&core, &headers, "os_compute_api:os-hypervisors:show")?;
     let n = hypervisor_number(&core, &c, &id).await?;
     let cf = |e| call_fault(Service::Compute, e);
     let at = core
@@ -111,13 +115,7 @@ pub(super) async fn aggregates_list(
     State(core): S,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let c = ctx(&core, &headers, Service::Compute)?;
-    if !c.claims.is_admin() {
-        return Err(forbidden(
-            Service::Compute,
-            "os_compute_api:os-aggregates:index",
-        ));
-    }
+    let c = admin_ctx(&core, &headers, "os_compute_api:os-aggregates:index")?;
     let list = core
         .federated_numbered(
             &c.claims,
@@ -136,13 +134,7 @@ pub(super) async fn aggregate_show(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let c = ctx(&core, &headers, Service::Compute)?;
-    if !c.claims.is_admin() {
-        return Err(forbidden(
-            Service::Compute,
-            "os_compute_api:os-aggregates:show",
-        ));
-    }
+    let c = admin_ctx(&core, &headers, "os_compute_api:os-aggregates:show")?;
     let nf = || {
         fault(
             Service::Compute,
@@ -184,13 +176,7 @@ pub(super) async fn hypervisor_stats(
     State(core): S,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let c = ctx(&core, &headers, Service::Compute)?;
-    if !c.claims.is_admin() {
-        return Err(forbidden(
-            Service::Compute,
-            "os_compute_api:os-hypervisors:statistics",
-        ));
-    }
+    let c = admin_ctx(&core, &headers, "os_compute_api:os-hypervisors:statistics")?;
     let v = core
         .federated_sum(
             &c.claims,
@@ -215,13 +201,7 @@ async fn hypervisors(
     headers: HeaderMap,
     detail: bool,
 ) -> Result<Response, ApiError> {
-    let c = ctx(&core, &headers, Service::Compute)?;
-    if !c.claims.is_admin() {
-        return Err(forbidden(
-            Service::Compute,
-            "os_compute_api:os-hypervisors:list",
-        ));
-    }
+    let c = admin_ctx(&core, &headers, "os_compute_api:os-hypervisors:list")?;
     let path = if detail {
         "/os-hypervisors/detail"
     } else {

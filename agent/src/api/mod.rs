@@ -36,7 +36,7 @@ use crate::metrics::Metrics;
 use crate::peer_sig;
 use crate::protocol::{
     self, routes, BootAccepted, BootReplica, Gone, KeypairCopy, KnownServers, Lost, PeerRequest,
-    ReadKind, Superseded,
+    ReadKind, StatusQuery, StatusReport, Superseded,
 };
 use crate::token::{self, Claims};
 use crate::{idroute, view};
@@ -320,10 +320,7 @@ pub fn router(core: Arc<Core>) -> Router {
         .route(routes::LOST, post(peer::p2p_lost))
         .route(routes::SERVER_ACTION, post(peer::p2p_server_action))
         .route(routes::KEYPAIR, post(peer::p2p_keypair))
-        .route(
-            routes::STATUSES,
-            post(crate::core::status_feed::p2p_statuses),
-        )
+        .route(routes::STATUSES, post(peer::p2p_statuses))
         .fallback(not_found)
         .layer(middleware::from_fn(crate::guard::literal_requests))
         .layer(middleware::from_fn_with_state(core.clone(), request_id))

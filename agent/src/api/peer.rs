@@ -13,6 +13,59 @@ use serde_json::{json, Value};
 use super::*;
 use crate::core::keypairs as names;
 
+/// A signed `/p2p/v1` request as a handler received it: method, URI,
+/// headers and body.
+type SignedParts<'a> = (&'a Method, &'a Uri, &'a HeaderMap, &'a [u8]);
+
+/// A peer's notice: signature and user token checked, the body read as
+/// `T` (400 naming `what`), `act` applied with the caller's context; 204.
+fn peer_notice<T: serde::de::DeserializeOwned>(
+    core: &Core,
+    (method, uri, headers, body): SignedParts<'_>,
+    what: &str,
+    act: impl FnOnce(Ctx, T) -> Result<(), ApiError>,
+) -> Result<Response, ApiError> {
+    let c = peer_ctx(core, method, uri, headers, body)?;
+    act(c, peer_body(body, what)?)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Whether `id` can be a cloudlet-local server ID: it goes into a Nova
+/// path, so nothing but letters, digits and dashes.
+fn plausible_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// `POST /p2p/v1/statuses`: a coordinator asks about its boots on this
+/// cloudlet ([`StatusQuery`] → [`StatusReport`]), answered for the
+/// project its signed token is scoped to ([`Core::statuses_here`]).
+pub(super) async fn p2p_statuses(
+    State(core): S,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let c = peer_ctx(&core, &method, &uri, &headers, &body)?;
+    let q: StatusQuery = peer_body(&body, "status query")?;
+    if q.local_ids.len() > StatusQuery::MAX_IDS {
+        let msg = format!("At most {} IDs per status query", StatusQuery::MAX_IDS);
+        return Err(fault(Service::Control, 400, msg));
+    }
+    if !q.local_ids.iter().all(|id| plausible_id(id)) {
+        return Err(fault(
+            Service::Control,
+            400,
+            "Malformed server ID in status query",
+        ));
+    }
+    let servers = core
+        .statuses_here(&c.claims, &c.project, &q.local_ids, &c.rid)
+        .await
+        .map_err(|e| call_fault(Service::Control, e))?;
+    Ok(json_resp(StatusCode::OK, &json!(StatusReport { servers })))
+}
+
 /// A peer asks this agent to create a planned server on its cloudlet.
 pub(super) async fn p2p_boot(
     State(core): S,
@@ -195,12 +248,13 @@ pub(super) async fn p2p_superseded(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let c = peer_ctx(&core, &method, &uri, &headers, &body)?;
-    let s: Superseded = peer_body(&body, "superseded list")?;
-    for id in &s.local_ids {
-        core.delete_for_certain(&core.name, id, &c.claims, &c.project, &c.rid);
-    }
-    Ok(StatusCode::NO_CONTENT.into_response())
+    let req = (&method, &uri, &headers, &body[..]);
+    peer_notice(&core, req, "superseded list", |c, s: Superseded| {
+        for id in &s.local_ids {
+            core.delete_for_certain(&core.name, id, &c.claims, &c.project, &c.rid);
+        }
+        Ok(())
+    })
 }
 
 /// A coordinator gives (or takes back) the record of a boot on its own
@@ -212,17 +266,18 @@ pub(super) async fn p2p_replica(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let c = peer_ctx(&core, &method, &uri, &headers, &body)?;
-    let rec: BootReplica = peer_body(&body, "boot record")?;
-    if idroute::parse(&rec.gid).is_none() {
-        return Err(fault(
-            Service::Control,
-            400,
-            "Invalid global id in boot record",
-        ));
-    }
-    core.hold_replica(rec, c.claims, c.project);
-    Ok(StatusCode::NO_CONTENT.into_response())
+    let req = (&method, &uri, &headers, &body[..]);
+    peer_notice(&core, req, "boot record", |c, rec: BootReplica| {
+        if idroute::parse(&rec.gid).is_none() {
+            return Err(fault(
+                Service::Control,
+                400,
+                "Invalid global id in boot record",
+            ));
+        }
+        core.hold_replica(rec, c.claims, c.project);
+        Ok(())
+    })
 }
 
 /// A server action at the global ID's coordinator (or adopter, backup).
@@ -304,10 +359,11 @@ pub(super) async fn p2p_lost(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    peer_ctx(&core, &method, &uri, &headers, &body)?;
-    let l: Lost = peer_body(&body, "lost list")?;
-    core.remember_lost(&l);
-    Ok(StatusCode::NO_CONTENT.into_response())
+    let req = (&method, &uri, &headers, &body[..]);
+    peer_notice(&core, req, "lost list", |_, l: Lost| {
+        core.remember_lost(&l);
+        Ok(())
+    })
 }
 
 /// A peer deleted servers of a lost cloudlet: this agent never shows them
@@ -319,10 +375,11 @@ pub(super) async fn p2p_gone(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    peer_ctx(&core, &method, &uri, &headers, &body)?;
-    let g: Gone = peer_body(&body, "gone list")?;
-    core.forget_gone(&g);
-    Ok(StatusCode::NO_CONTENT.into_response())
+    let req = (&method, &uri, &headers, &body[..]);
+    peer_notice(&core, req, "gone list", |_, g: Gone| {
+        core.forget_gone(&g);
+        Ok(())
+    })
 }
 
 /// What a peer may do on this cloudlet for the user of its token: the
@@ -495,4 +552,17 @@ pub(super) async fn p2p_known(
     let c = peer_ctx(&core, &method, &uri, &headers, &body)?;
     let servers = core.known_servers_of(&member, &c.project);
     Ok(json_resp(StatusCode::OK, &json!(KnownServers { servers })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plausible_id;
+
+    #[test]
+    fn only_plain_ids_reach_a_nova_path() {
+        assert!(plausible_id("0b6f5a34-9f2e-4c1e-8d7b-2f3a4b5c6d7e"));
+        for bad in ["", "x/action", "..", "a?b=1", "a%2F", &"a".repeat(65)] {
+            assert!(!plausible_id(bad), "{bad:?}");
+        }
+    }
 }

@@ -1,4 +1,5 @@
-//! The owner-side status feed (`POST /p2p/v1/statuses`): a coordinator
+//! The owner-side status feed (`POST /p2p/v1/statuses`, answered by
+//! `api::peer::p2p_statuses` from [`Core::statuses_here`]): a coordinator
 //! learns the state of the boots it placed on a cloudlet from that
 //! cloudlet's agent, with work proportional to its own boots.
 //!
@@ -17,13 +18,8 @@
 //! to that project (another project's instance is left out, as Nova's
 //! 404 would). The own cloudlet's boots take the same path in-process.
 
-use axum::extract::State;
-use axum::http::{HeaderMap, Uri};
-use axum::response::{IntoResponse, Response};
-use os_wire::{ApiError, Service};
-
 use super::*;
-use crate::protocol::{LocalStatus, StatusQuery, StatusReport};
+use crate::protocol::LocalStatus;
 
 /// The BUILD servers of one project on the own cloudlet, as listed at
 /// `taken`.
@@ -47,12 +43,6 @@ impl StatusFeed {
         let mut g = self.projects.lock().ok()?;
         Some(g.entry(p.clone()).or_default().clone())
     }
-}
-
-/// Whether `id` can be a cloudlet-local server ID: it goes into a Nova
-/// path, so nothing but letters, digits and dashes.
-fn plausible_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 impl Core {
@@ -184,96 +174,5 @@ impl Core {
             fault: s.fault.and_then(|f| f.message),
             unreadable: None,
         })
-    }
-}
-
-/// The caller of a `/p2p/v1` request: its signature checked over method,
-/// path, query, body and user token (time window, nonce), then the user's
-/// federation token. The same checks as every other `/p2p/v1` route.
-fn signed_caller(
-    core: &Core,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(Claims, ProjectRef, String), ApiError> {
-    crate::api::check_peer(core, method, uri, headers, body)?;
-    let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let claims = core
-        .tokens
-        .verify(header("x-auth-token"), &core.secret, now())
-        .map_err(|_| ApiError::unauthorized(Service::Control))?;
-    let project = project_of(&claims)
-        .ok_or_else(|| feed_fault(403, "A project-scoped token is required."))?;
-    Ok((
-        claims,
-        project,
-        header(crate::cloudlet::REQUEST_ID).to_string(),
-    ))
-}
-
-fn feed_fault(status: u16, msg: impl Into<String>) -> ApiError {
-    ApiError::new(
-        Service::Control,
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        msg,
-    )
-}
-
-/// `POST /p2p/v1/statuses`: a coordinator asks about its boots on this
-/// cloudlet ([`StatusQuery`] → [`StatusReport`]).
-pub async fn p2p_statuses(
-    State(core): State<Arc<Core>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let (claims, project, rid) = match signed_caller(&core, &method, &uri, &headers, &body) {
-        Ok(c) => c,
-        Err(f) => return f.into_response(),
-    };
-    let q: StatusQuery = match serde_json::from_slice(&body) {
-        Ok(q) => q,
-        Err(_) => return feed_fault(400, "Malformed status query").into_response(),
-    };
-    if q.local_ids.len() > StatusQuery::MAX_IDS {
-        let msg = format!("At most {} IDs per status query", StatusQuery::MAX_IDS);
-        return feed_fault(400, msg).into_response();
-    }
-    if !q.local_ids.iter().all(|id| plausible_id(id)) {
-        return feed_fault(400, "Malformed server ID in status query").into_response();
-    }
-    match core
-        .statuses_here(&claims, &project, &q.local_ids, &rid)
-        .await
-    {
-        Ok(servers) => {
-            let body = serde_json::to_vec(&StatusReport { servers }).unwrap_or_default();
-            let mut r = (StatusCode::OK, body).into_response();
-            r.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/json"),
-            );
-            r
-        }
-        Err(e) if e.is_unreachable() => {
-            feed_fault(503, format!("cloudlet unreachable: {e}")).into_response()
-        }
-        Err(CallError::Status { status, message }) => feed_fault(status, message).into_response(),
-        Err(e) => feed_fault(502, e.to_string()).into_response(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::plausible_id;
-
-    #[test]
-    fn only_plain_ids_reach_a_nova_path() {
-        assert!(plausible_id("0b6f5a34-9f2e-4c1e-8d7b-2f3a4b5c6d7e"));
-        for bad in ["", "x/action", "..", "a?b=1", "a%2F", &"a".repeat(65)] {
-            assert!(!plausible_id(bad), "{bad:?}");
-        }
     }
 }
