@@ -55,8 +55,9 @@ impl Core {
             match r.and_then(|v| v.get("servers").and_then(Value::as_array).cloned()) {
                 Some(list) => {
                     reached.insert(name.clone());
+                    let kept = self.rememberable(&name, &list);
                     if let Ok(mut c) = self.last_seen.lock() {
-                        c.insert(key, list.clone());
+                        c.insert(key, kept);
                     }
                     for mut s in list {
                         if let Some(gid) = view::global_id_of(&s) {
@@ -138,6 +139,37 @@ impl Core {
         out
     }
 
+    /// Drops instances `local_ids` of `cloudlet` from every list remembered
+    /// of it (all projects): decided deleted, gone or superseded, they are
+    /// never shown again from memory, by this agent or a peer asking it.
+    pub(crate) fn forget_seen(&self, cloudlet: &str, local_ids: &[String]) {
+        let Ok(mut seen) = self.last_seen.lock() else {
+            return;
+        };
+        for ((name, _), rows) in seen.iter_mut() {
+            if name == cloudlet {
+                rows.retain(|s| {
+                    s.get("id")
+                        .and_then(Value::as_str)
+                        .is_none_or(|id| !local_ids.iter().any(|l| l == id))
+                });
+            }
+        }
+    }
+
+    /// A cloudlet's list as remembered: without the instances this agent
+    /// is deleting for certain (a fresh list still holds them until the
+    /// delete lands).
+    fn rememberable(&self, cloudlet: &str, list: &[Value]) -> Vec<Value> {
+        list.iter()
+            .filter(|s| {
+                let local = s.get("id").and_then(Value::as_str).unwrap_or_default();
+                !self.is_doomed(cloudlet, local)
+            })
+            .cloned()
+            .collect()
+    }
+
     /// What this agent knows of `member`'s servers of project `p` without
     /// asking it: the last list seen, plus boots it coordinated there.
     pub fn known_servers_of(&self, member: &str, p: &ProjectRef) -> Vec<Value> {
@@ -195,11 +227,11 @@ impl Core {
             };
             if let Some(c) = direct {
                 if let Ok(v) = self.direct_list(&st.name, &c, p, rid).await {
-                    if let (Some(list), Ok(mut cache)) = (
-                        v.get("servers").and_then(Value::as_array),
-                        self.last_seen.lock(),
-                    ) {
-                        cache.insert((st.name.clone(), p.clone()), list.clone());
+                    if let Some(list) = v.get("servers").and_then(Value::as_array) {
+                        let kept = self.rememberable(&st.name, list);
+                        if let Ok(mut cache) = self.last_seen.lock() {
+                            cache.insert((st.name.clone(), p.clone()), kept);
+                        }
                     }
                     continue;
                 }

@@ -35,6 +35,30 @@ pub enum TakeOver {
     Pending(String),
 }
 
+/// What the agent answering for a lost pair's servers tells every peer.
+enum Notice {
+    /// Deleted by the client: never shown again from memory.
+    Gone(Gone),
+    /// Taken over as lost: shown ERROR with the fault.
+    Lost(Lost),
+}
+
+impl Notice {
+    fn request(&self) -> PeerRequest<'_> {
+        match self {
+            Notice::Gone(g) => PeerRequest::Gone(g),
+            Notice::Lost(l) => PeerRequest::Lost(l),
+        }
+    }
+
+    fn rid(&self) -> &'static str {
+        match self {
+            Notice::Gone(_) => "req-gone",
+            Notice::Lost(_) => "req-lost",
+        }
+    }
+}
+
 /// How many times a replica update is sent before giving up (the backup
 /// may be gone: then its records are gone too).
 const UPDATE_TRIES: u32 = 3;
@@ -438,39 +462,22 @@ impl Core {
     /// again from what it remembers of that cloudlet. Best effort, in the
     /// background.
     pub(crate) fn announce_gone(self: &Arc<Self>, owner: &str, local_id: &str, claims: &Claims) {
-        let me = self.clone();
         let gone = Gone {
             cloudlet: owner.to_string(),
             local_ids: vec![local_id.to_string()],
         };
-        let tok = self.token_for_claims(claims);
-        self.spawn_bg(async move {
-            let peers: Vec<CloudletState> = me
-                .gossip
-                .live_view()
-                .await
-                .into_iter()
-                .filter(|s| s.name != me.name)
-                .collect();
-            let calls = peers.iter().map(|st| {
-                let (gone, tok) = (&gone, &tok);
-                let me = &me;
-                async move {
-                    let r = me
-                        .peer(&st.url, &PeerRequest::Gone(gone), tok, "req-gone")
-                        .await;
-                    if let Err(e) = r {
-                        warn!(peer = %st.name, error = %e, "could not tell a peer of a deleted server of a lost cloudlet");
-                    }
-                }
-            });
-            futures::future::join_all(calls).await;
-        });
+        self.broadcast(Notice::Gone(gone), claims);
     }
 
     /// Tells every live peer that these servers of a lost cloudlet show
     /// ERROR (best effort, in the background).
     fn announce_lost(self: &Arc<Self>, lost: Lost, claims: &Claims) {
+        self.broadcast(Notice::Lost(lost), claims);
+    }
+
+    /// Sends `notice` to every live peer at once, in the background (best
+    /// effort: a peer that cannot be told is logged).
+    fn broadcast(self: &Arc<Self>, notice: Notice, claims: &Claims) {
         let me = self.clone();
         let tok = self.token_for_claims(claims);
         self.spawn_bg(async move {
@@ -482,13 +489,11 @@ impl Core {
                 .filter(|s| s.name != me.name)
                 .collect();
             let calls = peers.iter().map(|st| {
-                let (lost, tok, me) = (&lost, &tok, &me);
+                let (notice, tok, me) = (&notice, &tok, &me);
                 async move {
-                    let r = me
-                        .peer(&st.url, &PeerRequest::Lost(lost), tok, "req-lost")
-                        .await;
+                    let r = me.peer(&st.url, &notice.request(), tok, notice.rid()).await;
                     if let Err(e) = r {
-                        warn!(peer = %st.name, error = %e, "could not tell a peer of a taken-over server");
+                        warn!(peer = %st.name, error = %e, notice = notice.rid(), "could not tell a peer about servers of a lost cloudlet");
                     }
                 }
             });
@@ -535,5 +540,6 @@ impl Core {
                 d.insert((g.cloudlet.clone(), id.clone()));
             }
         }
+        self.forget_seen(&g.cloudlet, &g.local_ids);
     }
 }

@@ -105,6 +105,8 @@ impl Core {
         if !new {
             return; // already being deleted
         }
+        // Decided: no reader shows it again from a remembered list.
+        self.forget_seen(&owner, std::slice::from_ref(&local_id));
         Metrics::inc(&self.metrics.deletes_pending);
         self.spawn_bg(async move {
             let every = Duration::from_millis(me.cfg.boot_poll_ms.max(10));
