@@ -235,8 +235,9 @@ impl Core {
         let Some(resp) = self.get_local(owner, local_id, claims, p, rid).await? else {
             return Ok(None);
         };
-        let v = json_of(&resp)?;
-        Ok(v.get("server").cloned())
+        let mut v = json_of(&resp)?;
+        // Taken out of the answer, not deep-copied.
+        Ok(v.get_mut("server").map(Value::take))
     }
 
     /// `GET /servers/{local_id}` on `owner`: `Ok(None)` when the cloudlet
