@@ -374,6 +374,17 @@ async fn get_local(port: u16, path: &str) -> Option<String> {
 }
 
 /// `p2p_members_alive` of the agent behind `port`.
+/// What every agent's `p2p_members_alive` must reach for `n` live agents.
+fn converged_count(spec: &TestbedSpec, n: usize) -> usize {
+    match spec.overlay {
+        agent::config::Overlay::Full => n,
+        agent::config::Overlay::Cyclon => {
+            let c = agent::AgentConfig::default().cyclon_view_size;
+            c.min(n.saturating_sub(1)).div_ceil(2)
+        }
+    }
+}
+
 async fn members_alive(port: u16) -> Option<usize> {
     let text = get_local(port, "/metrics").await?;
     text.lines()
@@ -479,7 +490,10 @@ impl DockerTestbed {
         Ok(tb)
     }
 
-    /// Waits until every live agent counts every live member alive.
+    /// Waits until every live agent counts every live member alive (full
+    /// membership), or holds a partial view at least half full (CYCLON:
+    /// nobody knows everyone, and `p2p_members_alive` is the live view; the
+    /// embedded backend's rule, `wait_agents_converged`).
     pub async fn wait_converged(&self, limit: Duration) -> Result<(), DockerError> {
         let ports: Vec<u16> = self
             .members
@@ -487,7 +501,7 @@ impl DockerTestbed {
             .filter(|m| m.agent.is_some())
             .map(|m| m.host_port)
             .collect();
-        let expected = ports.len();
+        let expected = converged_count(&self.spec, ports.len());
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let mut least = usize::MAX;
@@ -582,6 +596,30 @@ mod tests {
         assert!(neighbour_entries(Kind::P2p, 29) <= 1024);
         assert!(neighbour_entries(Kind::P2p, 64) > 1024);
         assert!(neighbour_entries(Kind::Standard, 1000) <= 1024);
+    }
+
+    #[test]
+    fn cyclon_agents_are_converged_with_half_a_view_full_membership_with_everyone() {
+        let mut spec = TestbedSpec {
+            kind: Kind::P2p,
+            members: 64,
+            cells: None,
+            sizing: crate::topology::for_profile(64, "devstack", crate::topology::M1_TINY)
+                .expect("builtin profile"),
+            profile: "devstack".into(),
+            time_scale: 0.5,
+            seed: 3,
+            retries: 1,
+            cluster_secret: "s".into(),
+            gossip_interval_ms: None,
+            overlay: agent::config::Overlay::Full,
+        };
+        assert_eq!(converged_count(&spec, 64), 64);
+        spec.overlay = agent::config::Overlay::Cyclon;
+        // A view of c = 20 holds at most 20 of the 63 others: half of it.
+        assert_eq!(converged_count(&spec, 64), 10);
+        // Fewer others than c: half of the others.
+        assert_eq!(converged_count(&spec, 8), 4);
     }
 
     #[test]
