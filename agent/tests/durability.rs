@@ -240,6 +240,20 @@ async fn boots_building_on_a_dead_pair_are_re_placed_and_end_active() {
             boots.push((gid, owner, via));
         }
     }
+    // Where a spill goes follows each agent's (gossiped, possibly stale)
+    // view of free capacity: a burst can spill only onto 3 and 5 (seen in
+    // CI). Then a few more boots until one lands on the victim; each
+    // takes one of the 8 slots the survivors keep free for the re-placed
+    // boots, so at most 4 more, leaving room for 4 re-placed ones.
+    let victim_name = format!("cloudlet-{victim}");
+    for k in 12..16 {
+        if boots.iter().any(|(_, o, _)| *o == victim_name) {
+            break;
+        }
+        let via = 1 + k % 2;
+        let (gid, owner) = fed.boot(via, &demo, &format!("burst-{via}-{k}")).await;
+        boots.push((gid, owner, via));
+    }
     let on_victim: Vec<&(String, String, usize)> = boots
         .iter()
         .filter(|(_, o, _)| *o == format!("cloudlet-{victim}"))
