@@ -598,13 +598,13 @@ mod tests {
         assert!(neighbour_entries(Kind::Standard, 1000) <= 1024);
     }
 
-    #[test]
-    fn cyclon_agents_are_converged_with_half_a_view_full_membership_with_everyone() {
-        let mut spec = TestbedSpec {
+    /// A P2P spec of `members` cloudlets (devstack, time scale 0.5).
+    fn p2p_spec(members: u32) -> TestbedSpec {
+        TestbedSpec {
             kind: Kind::P2p,
-            members: 64,
+            members,
             cells: None,
-            sizing: crate::topology::for_profile(64, "devstack", crate::topology::M1_TINY)
+            sizing: crate::topology::for_profile(members, "devstack", crate::topology::M1_TINY)
                 .expect("builtin profile"),
             profile: "devstack".into(),
             time_scale: 0.5,
@@ -613,7 +613,12 @@ mod tests {
             cluster_secret: "s".into(),
             gossip_interval_ms: None,
             overlay: agent::config::Overlay::Full,
-        };
+        }
+    }
+
+    #[test]
+    fn cyclon_agents_are_converged_with_half_a_view_full_membership_with_everyone() {
+        let mut spec = p2p_spec(64);
         assert_eq!(converged_count(&spec, 64), 64);
         spec.overlay = agent::config::Overlay::Cyclon;
         // A view of c = 20 holds at most 20 of the 63 others: half of it.
@@ -624,20 +629,7 @@ mod tests {
 
     #[test]
     fn agent_flags_carry_the_embedded_timers() {
-        let spec = TestbedSpec {
-            kind: Kind::P2p,
-            members: 4,
-            cells: None,
-            sizing: crate::topology::for_profile(4, "devstack", crate::topology::M1_TINY)
-                .expect("builtin profile"),
-            profile: "devstack".into(),
-            time_scale: 0.5,
-            seed: 3,
-            retries: 1,
-            cluster_secret: "s".into(),
-            gossip_interval_ms: None,
-            overlay: Default::default(),
-        };
+        let spec = p2p_spec(4);
         let args = agent_args(&spec, "run", 0).join(" ");
         assert!(args.contains("--boot-poll-ms 1000"), "{args}");
         assert!(args.contains("--capacity-interval-ms 5000"), "{args}");
