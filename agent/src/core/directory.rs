@@ -303,13 +303,10 @@ impl Core {
         let g = gid.to_string();
         let known = self.gossip.known().await;
         // Every cloudlet at once (the search costs the slowest answer, not
-        // their sum); a member known lost with its cloudlet is not waited
-        // for ([`Core::silent`]).
+        // their sum; a member known lost with its cloudlet fails at once,
+        // see [`Core::nova_call`]).
         let lists = futures::future::join_all(known.iter().map(|(st, alive)| async move {
             let m = Member::of(st, *alive);
-            if self.silent(&m) {
-                return None;
-            }
             self.nova_json(&m, SERVER_LIST, claims, p, rid).await.ok()
         }))
         .await;

@@ -34,13 +34,9 @@ impl Core {
         };
         let futs = known.iter().map(|(st, alive)| async move {
             let m = Member::of(st, *alive);
-            // A member known lost with its cloudlet is not waited for: its
-            // rows come from memory.
-            let r = if self.silent(&m) {
-                None
-            } else {
-                self.nova_json(&m, path, claims, p, rid).await.ok()
-            };
+            // A member known lost with its cloudlet fails at once (its rows
+            // then come from memory).
+            let r = self.nova_json(&m, path, claims, p, rid).await.ok();
             (st, *alive, r)
         });
         let results = futures::future::join_all(futs).await;

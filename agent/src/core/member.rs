@@ -78,6 +78,15 @@ impl Core {
                 .call(p, Svc::Compute, method, &path, None, rid)
                 .await;
         }
+        // A member known lost with its cloudlet ([`Core::silent`]) is not
+        // waited for on every call; the background probe
+        // ([`Core::probe_silent`]) clears the mark when its cloudlet answers.
+        if self.silent(m) {
+            return Err(CallError::BadResponse(format!(
+                "member {} and its cloudlet are unreachable",
+                m.name
+            )));
+        }
         if !m.alive || self.is_suspect(&m.name) {
             match self.direct(&m.name).await {
                 Some(c) => {

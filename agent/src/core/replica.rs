@@ -339,15 +339,11 @@ impl Core {
         let rid = format!("req-takeover-{gid}");
         // Its agent is gone; its cloudlet may still answer (agent loss):
         // then the instance is found there, as for any dead coordinator.
-        // A cloudlet known lost is not waited for ([`Core::silent`]).
-        let fetched = if self.silent(&self.member(&r.rec.owner).await) {
-            Err(())
-        } else {
-            self.fetch_local(&r.rec.owner, &r.rec.local_id, &r.claims, &r.project, &rid)
-                .await
-                .map_err(|_| ())
-        };
-        match fetched {
+        // A cloudlet known lost fails at once ([`Core::nova_call`]).
+        match self
+            .fetch_local(&r.rec.owner, &r.rec.local_id, &r.claims, &r.project, &rid)
+            .await
+        {
             Ok(Some(_)) => {
                 self.with_replica(&gid, |r| r.unreachable_since = None);
                 return TakeOver::NotHeld;
