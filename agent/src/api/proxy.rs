@@ -104,25 +104,31 @@ async fn proxy(
         .call(&c.project, up.svc, method, &path, body, &c.rid)
         .await
         .map_err(|e| call_fault(service, e))?;
-    let filtered;
-    let body: &[u8] = match (&own_pid, resp.status().is_success()) {
-        (Some(own), true) => {
-            let mut v =
-                serde_json::from_slice::<Value>(resp.body()).map_err(|_| not_found(service))?;
-            if !policy::filter_owned(&mut v, own) {
-                return Err(not_found(service));
-            }
-            filtered = v.to_string();
-            filtered.as_bytes()
+    let mut text = String::from_utf8_lossy(resp.body()).into_owned();
+    if let (Some(own), true) = (&own_pid, resp.status().is_success()) {
+        let mut v = serde_json::from_str::<Value>(&text).map_err(|_| not_found(service))?;
+        if !policy::filter_owned(&mut v, own) {
+            return Err(not_found(service));
         }
-        _ => resp.body(),
-    };
-    // Not UTF-8 (never from OpenStack): replaced as before the rewrite.
-    let text = String::from_utf8_lossy(body);
-    let text = match core.cloudlet.endpoints().await {
-        Ok(eps) => Rewrite::new(&eps, &c.base).apply(&text),
-        Err(_) => text.into_owned(),
-    };
+        text = v.to_string();
+    }
+    if let Ok(eps) = core.cloudlet.endpoints().await {
+        let mut pairs = vec![
+            (eps.compute.clone(), format!("{}/compute/v2.1", c.base)),
+            (eps.image.clone(), format!("{}/image", c.base)),
+            (eps.network.clone(), format!("{}/network", c.base)),
+            (eps.identity.clone(), format!("{}/identity", c.base)),
+        ];
+        // Nova bookmark links (`.../compute/flavors/1`) use the unversioned root.
+        if let Some(root) = eps.compute.strip_suffix("/v2.1") {
+            pairs.push((format!("{root}/"), format!("{}/compute/", c.base)));
+        }
+        for (from, to) in pairs {
+            if !from.is_empty() {
+                text = text.replace(&from, &to);
+            }
+        }
+    }
     let mut r = (resp.status(), text).into_response();
     r.headers_mut()
         .insert("content-type", HeaderValue::from_static("application/json"));
@@ -132,74 +138,6 @@ async fn proxy(
         }
     }
     Ok(r)
-}
-
-/// The cloudlet's endpoint URLs in an answer, rewritten to this agent's
-/// in one pass over the body (the answer is copied once, with no string
-/// built per endpoint): `{compute}` → `{base}/compute/v2.1`, `{image}` →
-/// `{base}/image`, `{network}` → `{base}/network`, `{identity}` →
-/// `{base}/identity`, and nova's unversioned bookmark root
-/// (`{compute minus /v2.1}/`) → `{base}/compute/`. At each position the
-/// first of these that matches wins, in that order: what replacing each in
-/// turn over the whole text gave.
-struct Rewrite<'a> {
-    /// (cloudlet URL prefix, what follows `base` in its place).
-    pairs: [(&'a str, &'static str); 5],
-    base: &'a str,
-}
-
-impl<'a> Rewrite<'a> {
-    fn new(eps: &'a crate::cloudlet::Endpoints, base: &'a str) -> Self {
-        // The bookmark root keeps its trailing slash (`…/compute/`), so
-        // that `…/compute/v2.1` itself is left to the first pair.
-        let root = eps
-            .compute
-            .strip_suffix("/v2.1")
-            .and_then(|r| eps.compute.get(..r.len() + 1))
-            .unwrap_or("");
-        Self {
-            pairs: [
-                (eps.compute.as_str(), "/compute/v2.1"),
-                (eps.image.as_str(), "/image"),
-                (eps.network.as_str(), "/network"),
-                (eps.identity.as_str(), "/identity"),
-                (root, "/compute/"),
-            ],
-            base,
-        }
-    }
-
-    fn apply(&self, text: &str) -> String {
-        let mut out = String::with_capacity(text.len() + 256);
-        let bytes = text.as_bytes();
-        let (mut done, mut at) = (0, 0);
-        // Candidates are the bytes that start a prefix (a prefix is a
-        // `str`, so its first byte never continues a character: `at` is
-        // always a char boundary).
-        while let Some(off) = bytes[at..].iter().position(|b| {
-            self.pairs
-                .iter()
-                .any(|(f, _)| f.as_bytes().first() == Some(b))
-        }) {
-            let i = at + off;
-            let hit = self
-                .pairs
-                .iter()
-                .find(|(from, _)| !from.is_empty() && bytes[i..].starts_with(from.as_bytes()));
-            match hit {
-                Some((from, to)) => {
-                    out.push_str(&text[done..i]);
-                    out.push_str(self.base);
-                    out.push_str(to);
-                    done = i + from.len();
-                    at = done;
-                }
-                None => at = i + 1,
-            }
-        }
-        out.push_str(&text[done..]);
-        out
-    }
 }
 
 pub(super) async fn proxy_compute(
@@ -230,77 +168,4 @@ pub(super) async fn proxy_network(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     proxy(core, &NETWORK, method, headers, uri, body).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::cloudlet::Endpoints;
-
-    /// What the proxy did before the one-pass rewrite: each pair replaced
-    /// over the whole text in turn.
-    fn chained(eps: &Endpoints, base: &str, text: &str) -> String {
-        let mut text = text.to_string();
-        let mut pairs = vec![
-            (eps.compute.clone(), format!("{base}/compute/v2.1")),
-            (eps.image.clone(), format!("{base}/image")),
-            (eps.network.clone(), format!("{base}/network")),
-            (eps.identity.clone(), format!("{base}/identity")),
-        ];
-        if let Some(root) = eps.compute.strip_suffix("/v2.1") {
-            pairs.push((format!("{root}/"), format!("{base}/compute/")));
-        }
-        for (from, to) in pairs {
-            if !from.is_empty() {
-                text = text.replace(&from, &to);
-            }
-        }
-        text
-    }
-
-    fn eps(host: &str) -> Endpoints {
-        Endpoints {
-            identity: format!("{host}/identity"),
-            compute: format!("{host}/compute/v2.1"),
-            image: format!("{host}/image"),
-            network: format!("{host}/network"),
-            placement: Some(format!("{host}/placement")),
-        }
-    }
-
-    #[test]
-    fn one_pass_rewrite_gives_what_chained_replaces_gave() {
-        let base = "http://127.0.0.1:9000";
-        let body = r#"{"server":{"id":"x","links":[{"rel":"self","href":"http://10.0.0.5:8080/compute/v2.1/servers/x"},{"rel":"bookmark","href":"http://10.0.0.5:8080/compute/servers/x"}],"image":{"links":[{"href":"http://10.0.0.5:8080/compute/images/i"}]},"n":"http://10.0.0.5:8080/network/v2.0","g":"http://10.0.0.5:8080/image/v2","k":"http://10.0.0.5:8080/identity/v3","other":"http://10.0.0.5:8081/compute/v2.1","name":"héllo http http://10.0.0.5:8080"}}"#;
-        let cases = [
-            eps("http://10.0.0.5:8080"),
-            // Separate hosts per service, and a compute URL without /v2.1.
-            Endpoints {
-                identity: "http://keystone:5000/v3".into(),
-                compute: "http://10.0.0.5:8080/compute".into(),
-                image: "".into(),
-                network: "http://10.0.0.5:8080/network".into(),
-                placement: None,
-            },
-        ];
-        for e in &cases {
-            for text in [
-                body,
-                "",
-                "no urls here",
-                "http://10.0.0.5:8080/compute/v2.1",
-            ] {
-                let got = Rewrite::new(e, base).apply(text);
-                assert_eq!(got, chained(e, base, text), "{text}");
-            }
-        }
-        let got = Rewrite::new(&cases[0], base).apply(body);
-        assert!(got.contains("http://127.0.0.1:9000/compute/v2.1/servers/x"));
-        assert!(got.contains("http://127.0.0.1:9000/compute/servers/x"));
-        assert!(
-            got.contains("http://10.0.0.5:8081/compute/v2.1"),
-            "another port stays"
-        );
-        assert!(got.contains("héllo"));
-    }
 }
