@@ -225,8 +225,13 @@ pub enum PeerRequest<'a> {
     Boot(&'a BootPlan),
     /// `GET`/`DELETE` of a global ID at its coordinator (or adopter).
     Server { method: Method, gid: Uuid },
-    /// A raw read or delete on the callee's Nova (`nova_path` with query).
-    Local { method: Method, nova_path: &'a str },
+    /// A raw call on the callee's Nova (`nova_path` with query): a read,
+    /// a delete, or a server action (`POST /servers/{id}/action`, `body`).
+    Local {
+        method: Method,
+        nova_path: &'a str,
+        body: Option<Bytes>,
+    },
     /// A read for a peer whose own cloudlet is down.
     Read { kind: ReadKind, path: &'a str },
     /// Keystone password auth for a peer whose own cloudlet is down.
@@ -243,8 +248,6 @@ pub enum PeerRequest<'a> {
     Lost(&'a Lost),
     /// A server action at the global ID's coordinator (or adopter).
     ServerAction { gid: Uuid, body: Bytes },
-    /// A server action on the callee's Nova (the instance's owner).
-    LocalAction { local_id: &'a str, body: Bytes },
     /// Copy or remove a user's keypair on the callee's cloudlet.
     Keypair(&'a KeypairCopy),
     /// The state of instances on the callee's cloudlet (boot watching).
@@ -261,7 +264,6 @@ impl PeerRequest<'_> {
             | PeerRequest::Gone(_)
             | PeerRequest::Lost(_)
             | PeerRequest::ServerAction { .. }
-            | PeerRequest::LocalAction { .. }
             | PeerRequest::Keypair(_)
             | PeerRequest::Statuses(_) => Method::POST,
             PeerRequest::Server { method, .. } | PeerRequest::Local { method, .. } => {
@@ -285,9 +287,6 @@ impl PeerRequest<'_> {
             PeerRequest::Gone(_) => routes::GONE.to_string(),
             PeerRequest::Lost(_) => routes::LOST.to_string(),
             PeerRequest::ServerAction { gid, .. } => format!("/p2p/v1/servers/{gid}/action"),
-            PeerRequest::LocalAction { local_id, .. } => {
-                format!("{LOCAL_PREFIX}/servers/{local_id}/action")
-            }
             PeerRequest::Keypair(_) => routes::KEYPAIR.to_string(),
             PeerRequest::Statuses(_) => routes::STATUSES.to_string(),
         }
@@ -302,9 +301,8 @@ impl PeerRequest<'_> {
             PeerRequest::Lost(l) => serde_json::to_vec(l).ok().map(Bytes::from),
             PeerRequest::Keypair(k) => serde_json::to_vec(k).ok().map(Bytes::from),
             PeerRequest::Statuses(q) => serde_json::to_vec(q).ok().map(Bytes::from),
-            PeerRequest::ServerAction { body, .. } | PeerRequest::LocalAction { body, .. } => {
-                Some(body.clone())
-            }
+            PeerRequest::ServerAction { body, .. } => Some(body.clone()),
+            PeerRequest::Local { body, .. } => body.clone(),
             PeerRequest::Auth(b) => Some(b.clone()),
             _ => None,
         }
@@ -339,6 +337,7 @@ mod tests {
         let local = PeerRequest::Local {
             method: Method::GET,
             nova_path: nova,
+            body: None,
         };
         assert_eq!(local_nova_path(&local.path()), nova);
         let read = PeerRequest::Read {

@@ -174,6 +174,36 @@ async fn server_actions_reach_the_owning_cloudlet_through_any_agent() {
     assert_eq!(s, 404, "another project's server: {v}");
 }
 
+/// One call path (issue 15 item 6): an action on a server whose agent is
+/// dead while its cloudlet lives reaches that cloudlet directly, as show
+/// and delete do: stop through another agent → SHUTOFF, start → ACTIVE;
+/// another project's server is still not found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_reach_a_live_cloudlet_whose_agent_is_dead() {
+    let mut fed = federation(&[4, 4]).await;
+    let demo = fed.login(1, "demo").await;
+    let (id, owner) = fed.boot(2, &demo, "headless").await;
+    assert_eq!(owner, "cloudlet-2", "local first");
+    fed.wait_status(2, &demo, &id, "ACTIVE").await;
+    fed.kill_agent(2);
+    let t0 = Instant::now();
+    while fed.agent(1).members_alive() != 1 {
+        assert!(t0.elapsed() < Duration::from_secs(20), "death not detected");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (s, v) = action(&fed, 1, &demo, &id, json!({"os-stop": null})).await;
+    assert_eq!(s, 202, "{v}");
+    fed.wait_status(1, &demo, &id, "SHUTOFF").await;
+    let (s, v) = action(&fed, 1, &demo, &id, json!({"os-stop": null})).await;
+    assert_eq!(s, 409, "{v}");
+    let (s, v) = action(&fed, 1, &demo, &id, json!({"os-start": null})).await;
+    assert_eq!(s, 202, "{v}");
+    fed.wait_status(1, &demo, &id, "ACTIVE").await;
+    let admin = fed.login(1, "admin").await;
+    let (s, v) = action(&fed, 1, &admin, &id, json!({"os-stop": null})).await;
+    assert_eq!(s, 404, "another project's server: {v}");
+}
+
 /// `min_count`/`max_count` through an agent: three servers named
 /// `multi-1..3`, spread over cloudlets when one has no room, all ACTIVE and
 /// listed; `return_reservation_id` answers a reservation ID.

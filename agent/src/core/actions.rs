@@ -46,28 +46,12 @@ impl Core {
             _ => {}
         }
         let owner = Some(e.owner.clone());
+        // The one call path: the own cloudlet, the owner's agent, or the
+        // owner's cloudlet itself when its agent is gone.
         let path = format!("/servers/{}/action", e.local_id);
-        let r = if e.owner == self.name {
-            self.cloudlet
-                .call(p, Svc::Compute, Method::POST, &path, Some(body), rid)
-                .await
-        } else {
-            let m = self.member(&e.owner).await;
-            match (m.alive, m.url) {
-                (true, Some(url)) => {
-                    let tok = self.token_for_claims(claims);
-                    let req = PeerRequest::LocalAction {
-                        local_id: &e.local_id,
-                        body,
-                    };
-                    self.peer(&url, &req, &tok, rid).await
-                }
-                _ => Err(CallError::BadResponse(format!(
-                    "the agent of cloudlet {} is not alive",
-                    e.owner
-                ))),
-            }
-        };
+        let r = self
+            .owner_call(&e.owner, Method::POST, &path, Some(body), claims, p, rid)
+            .await;
         match r {
             Ok(resp) => {
                 let status = resp.status();

@@ -123,7 +123,7 @@ impl Core {
         } else {
             match self.direct(src).await {
                 Some(c) => self
-                    .direct_call(src, &c, &sp, Method::GET, LIST, "")
+                    .direct_call(src, &c, &sp, Method::GET, LIST, None, "")
                     .await
                     .and_then(|r| json_of(&r)),
                 None => return,

@@ -61,12 +61,14 @@ impl Core {
     /// (`/p2p/v1/local`); else, when that agent is gone (dead by gossip,
     /// suspected, or unreachable), the member's cloudlet itself (see
     /// [`Core::direct`]). [`PROJECT_PLACEHOLDER`] in `nova_path` stands
-    /// for the called cloudlet's ID of `p`.
+    /// for the called cloudlet's ID of `p`; `body` is a server action's.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn nova_call(
         &self,
         m: &Member,
         method: Method,
         nova_path: &str,
+        body: Option<Bytes>,
         claims: &Claims,
         p: &ProjectRef,
         rid: &str,
@@ -75,7 +77,7 @@ impl Core {
             let path = on_cloudlet(&self.cloudlet, p, nova_path).await?;
             return self
                 .cloudlet
-                .call(p, Svc::Compute, method, &path, None, rid)
+                .call(p, Svc::Compute, method, &path, body, rid)
                 .await;
         }
         // A member known lost with its cloudlet ([`Core::silent`]) is not
@@ -91,7 +93,7 @@ impl Core {
             match self.direct(&m.name).await {
                 Some(c) => {
                     return self
-                        .direct_call(&m.name, &c, p, method, nova_path, rid)
+                        .direct_call(&m.name, &c, p, method, nova_path, body, rid)
                         .await
                 }
                 // A dead agent is not called (it may swallow the call).
@@ -112,6 +114,7 @@ impl Core {
         let req = PeerRequest::Local {
             method: method.clone(),
             nova_path,
+            body: body.clone(),
         };
         match self.peer(url, &req, &tok, rid).await {
             // A timeout means a host that swallows calls (gone, partitioned):
@@ -126,7 +129,7 @@ impl Core {
                 self.suspect(&m.name);
                 match self.direct(&m.name).await {
                     Some(c) => {
-                        self.direct_call(&m.name, &c, p, method, nova_path, rid)
+                        self.direct_call(&m.name, &c, p, method, nova_path, body, rid)
                             .await
                     }
                     None => Err(e),
@@ -146,23 +149,26 @@ impl Core {
         rid: &str,
     ) -> Result<Value, CallError> {
         let r = self
-            .nova_call(m, Method::GET, nova_path, claims, p, rid)
+            .nova_call(m, Method::GET, nova_path, None, claims, p, rid)
             .await?;
         json_of(&r)
     }
 
     /// A Nova call about a server on `owner`'s cloudlet ([`Core::nova_call`]).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn owner_call(
         &self,
         owner: &str,
         method: Method,
         nova_path: &str,
+        body: Option<Bytes>,
         claims: &Claims,
         p: &ProjectRef,
         rid: &str,
     ) -> Result<HttpResponse, CallError> {
         let m = self.member(owner).await;
-        self.nova_call(&m, method, nova_path, claims, p, rid).await
+        self.nova_call(&m, method, nova_path, body, claims, p, rid)
+            .await
     }
 
     pub(crate) async fn direct_list(
@@ -173,7 +179,7 @@ impl Core {
         rid: &str,
     ) -> Result<Value, CallError> {
         let r = self
-            .direct_call(member, c, p, Method::GET, SERVER_LIST, rid)
+            .direct_call(member, c, p, Method::GET, SERVER_LIST, None, rid)
             .await?;
         json_of(&r)
     }
@@ -204,6 +210,7 @@ impl Core {
         Some(c)
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn direct_call(
         &self,
         member: &str,
@@ -211,10 +218,11 @@ impl Core {
         p: &ProjectRef,
         method: Method,
         nova_path: &str,
+        body: Option<Bytes>,
         rid: &str,
     ) -> Result<HttpResponse, CallError> {
         let r = match on_cloudlet(c, p, nova_path).await {
-            Ok(path) => c.call(p, Svc::Compute, method, &path, None, rid).await,
+            Ok(path) => c.call(p, Svc::Compute, method, &path, body, rid).await,
             Err(e) => Err(e),
         };
         if let Ok(mut d) = self.direct_clients.lock() {
@@ -261,7 +269,7 @@ impl Core {
     ) -> Result<Option<HttpResponse>, CallError> {
         let path = format!("/servers/{local_id}");
         let resp = self
-            .owner_call(owner, Method::GET, &path, claims, p, rid)
+            .owner_call(owner, Method::GET, &path, None, claims, p, rid)
             .await?;
         Ok((resp.status() != StatusCode::NOT_FOUND).then_some(resp))
     }
@@ -279,6 +287,7 @@ impl Core {
                 owner,
                 Method::DELETE,
                 &format!("/servers/{local_id}"),
+                None,
                 claims,
                 p,
                 rid,

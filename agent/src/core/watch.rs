@@ -479,7 +479,7 @@ impl Core {
                 Some(mk) => format!("/servers?status=BUILD&limit={PAGE}&marker={mk}"),
             };
             let r = self
-                .nova_call(m, Method::GET, &path, claims, p, rid)
+                .nova_call(m, Method::GET, &path, None, claims, p, rid)
                 .await?;
             let page: Page = answer(&r)?;
             let n = page.servers.len();
