@@ -14,7 +14,14 @@
 //! multi-thread runtime (the `mock-openstack` binary, the embedded and
 //! Docker backends) and nowhere else.
 
+use std::time::Duration;
+
 use tokio::time::Instant;
+
+/// Waits up to this long are spent yielding to the other tasks rather than
+/// on a timer: arming and taking a timer interrupt costs about 10 µs of CPU
+/// (measured in a VM, docs/benchmarks.md), more than such a wait.
+pub const SPIN: Duration = Duration::from_micros(20);
 
 /// How the driver waits for its next deadline.
 pub enum Alarm {
@@ -65,18 +72,13 @@ mod precise {
     use std::io;
     use std::time::Duration;
 
+    use super::SPIN;
     use rustix::time::{
         timerfd_create, timerfd_settime, Itimerspec, TimerfdClockId, TimerfdFlags,
         TimerfdTimerFlags, Timespec,
     };
     use tokio::net::unix::pipe;
     use tokio::time::Instant;
-
-    /// Waits up to this long are spent yielding to the other tasks rather
-    /// than on the timer: arming and taking a timer interrupt costs about
-    /// 10 µs of CPU (measured in a VM, docs/benchmarks.md), more than such
-    /// a wait.
-    const SPIN: Duration = Duration::from_micros(20);
 
     /// A one-shot `CLOCK_MONOTONIC` timerfd (the clock behind `Instant`),
     /// registered with tokio's reactor. tokio's safe way to register an

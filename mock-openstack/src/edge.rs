@@ -88,14 +88,19 @@ async fn handle(st: &State, routes: Router, req: Request) -> Response {
     // Every OpenStack API call (token issue/validation included) first
     // passes the control plane's API stage.
     let admitted = match service {
-        Service::Control => Ok(()),
+        // The mock's own endpoints skip the API stage; they still see the
+        // model as of now.
+        Service::Control => {
+            st.engine.sync(st);
+            Ok(())
+        }
         _ => {
             let kind = match *req.method() {
                 Method::GET | Method::HEAD | Method::OPTIONS => ApiKind::Get,
                 Method::DELETE => ApiKind::Delete,
                 _ => ApiKind::Post,
             };
-            st.engine.api_call(kind).await
+            st.engine.api_call(st, kind).await
         }
     };
     let mut resp = match admitted {

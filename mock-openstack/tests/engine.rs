@@ -622,3 +622,152 @@ async fn a_call_stuck_behind_a_controller_freeze_gets_504_compute_fault() {
         .body;
     assert_eq!(stats["api"]["rejected_timeout_504"], 1);
 }
+
+async fn api_done(app: &Router) -> u64 {
+    let stats = call(app, Method::GET, "/mock/v1/stats", None, None).await;
+    stats.body["api"]["done"].as_u64().expect("api.done")
+}
+
+/// On a multi-thread runtime each handler steps the engine for its own call
+/// (see `driver`): many at once must all be answered, each once, and the
+/// engine must have served every one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_stepped_by_their_handlers_are_all_answered() {
+    let app = router(MockConfig {
+        time_scale: 0.01,
+        ..MockConfig::default()
+    })
+    .expect("router");
+    let t = token(&app, "admin").await;
+    let before = api_done(&app).await;
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        let (app, t) = (app.clone(), t.clone());
+        set.spawn(async move {
+            for _ in 0..40 {
+                let r = call(&app, Method::GET, "/compute/v2.1/flavors", Some(&t), None).await;
+                assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.expect("caller");
+    }
+    assert_eq!(api_done(&app).await - before, 32 * 40);
+}
+
+/// Calls whose answer is further off than a few µs of yielding are left to
+/// the engine task, which must answer them on (model) time: a call behind a
+/// frozen controller gets its 504 after `api.timeout_s` (60 model s), the
+/// next one after the freeze a 200, and a GET at time scale 1 takes its
+/// 1 ms of service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_left_to_the_engine_task_are_answered_on_model_time() {
+    let scale = 0.002;
+    let app = router(MockConfig {
+        time_scale: scale,
+        ..MockConfig::default()
+    })
+    .expect("router");
+    let admin = token(&app, "admin").await;
+    let r = call(
+        &app,
+        Method::POST,
+        "/mock/v1/faults/freeze",
+        Some(&admin),
+        Some(json!({"duration_s": 90.0})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let t0 = std::time::Instant::now();
+    let r = call(
+        &app,
+        Method::GET,
+        "/compute/v2.1/servers",
+        Some(&admin),
+        None,
+    )
+    .await;
+    let waited = t0.elapsed();
+    assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT, "{}", r.text);
+    assert!(
+        waited >= Duration::from_secs_f64(60.0 * scale) && waited < Duration::from_secs(10),
+        "504 after {waited:?}"
+    );
+    tokio::time::sleep(Duration::from_secs_f64(31.0 * scale)).await;
+    let r = call(
+        &app,
+        Method::GET,
+        "/compute/v2.1/servers",
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "after the freeze: {}", r.text);
+
+    let app = router(MockConfig {
+        time_scale: 1.0,
+        ..MockConfig::default()
+    })
+    .expect("router");
+    let admin = token(&app, "admin").await;
+    for _ in 0..5 {
+        let t0 = std::time::Instant::now();
+        let r = call(
+            &app,
+            Method::GET,
+            "/compute/v2.1/flavors",
+            Some(&admin),
+            None,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert!(
+            t0.elapsed() >= Duration::from_millis(1),
+            "{:?}",
+            t0.elapsed()
+        );
+    }
+}
+
+/// A client that goes away mid-call (its request future dropped) leaves
+/// nothing stuck: the model still serves the call, and the calls after it
+/// are answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_abandoned_mid_wait_leave_nothing_stuck() {
+    // A GET is 10 ms of wall time: every call below is dropped mid-wait.
+    let app = router(MockConfig {
+        time_scale: 10.0,
+        ..MockConfig::default()
+    })
+    .expect("router");
+    let admin = token(&app, "admin").await;
+    let before = api_done(&app).await;
+    for _ in 0..10 {
+        let get = call(
+            &app,
+            Method::GET,
+            "/compute/v2.1/flavors",
+            Some(&admin),
+            None,
+        );
+        assert!(tokio::time::timeout(Duration::from_millis(1), get)
+            .await
+            .is_err());
+    }
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        call(
+            &app,
+            Method::GET,
+            "/compute/v2.1/flavors",
+            Some(&admin),
+            None,
+        ),
+    )
+    .await
+    .expect("answered");
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(api_done(&app).await - before, 11);
+}
