@@ -92,6 +92,19 @@ impl AgentHandle {
         self.core.gossip.partial_view()
     }
 
+    /// Whether this agent holds a peer's record of boot `gid`, as its
+    /// backup, in state ACTIVE (for tests that need the ERROR case of a
+    /// take-over exactly).
+    pub fn holds_active_record(&self, gid: &str) -> bool {
+        let Ok(gid) = uuid::Uuid::parse_str(gid) else {
+            return false;
+        };
+        self.core.replicas.lock().is_ok_and(|h| {
+            h.get(&gid)
+                .is_some_and(|r| r.rec.state == protocol::ReplicaState::Active)
+        })
+    }
+
     /// The CYCLON overlay's traffic counters (`None` with full membership).
     pub fn overlay_stats(&self) -> Option<cyclon_node::OverlayStats> {
         self.core.gossip.overlay_stats()

@@ -93,6 +93,12 @@ pub struct BootAccepted {
 pub struct KnownServers {
     #[serde(default)]
     pub servers: Vec<Value>,
+    /// Local IDs among `servers` whose boots a backup took over as lost
+    /// with their cloudlet, with the fault: the asker shows them ERROR as
+    /// the backup does (an agent that joined after the announcement, or
+    /// missed it, would otherwise show them UNKNOWN).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub lost: std::collections::BTreeMap<String, String>,
 }
 
 /// The body of `POST /p2p/v1/superseded`: instances on the callee's

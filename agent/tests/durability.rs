@@ -627,6 +627,98 @@ async fn the_owners_agent_hides_and_deletes_a_superseded_instance() {
     );
 }
 
+/// Issue 12: an agent that joins after a backup took over a lost pair's
+/// ACTIVE server (and announced it to the members of the time) lists and
+/// shows it ERROR with the loss as fault, as every other agent does, not
+/// UNKNOWN: the peers it asks about the lost cloudlet name the lost rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_joining_after_a_take_over_shows_the_lost_server_error() {
+    let tweak = |c: &mut agent::AgentConfig| c.owner_unreachable_ms = 1_500;
+    let mut fed = federation_with(&[8, 8, 8], tweak).await;
+    let entry = 2;
+    let demo = fed.login(1, "demo").await;
+    let (gid, owner) = fed.boot(entry, &demo, "home-0").await;
+    assert_eq!(owner, "cloudlet-2", "local first");
+    fed.wait_status(entry, &demo, &gid, "ACTIVE").await;
+    // Its record reached the backup (agent 1 or 3) in state ACTIVE: the
+    // loss then shows it ERROR, never re-placed.
+    let t0 = Instant::now();
+    while ![1, 3]
+        .iter()
+        .any(|&b| fed.agent(b).holds_active_record(&gid))
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no backup holds the ACTIVE record"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let urls = [
+        fed.agent(entry).base_url().to_string(),
+        fed.mock(entry).base_url().to_string(),
+    ];
+    fed.kill(entry);
+    let _hole = blackhole(&[&urls[0], &urls[1]]);
+    // Taken over: ERROR through the agents of the time.
+    let t0 = Instant::now();
+    loop {
+        let (s, _, v) = fed
+            .call(
+                "GET",
+                &format!("{}/servers/{gid}", fed.compute(1)),
+                Some(&demo),
+                None,
+            )
+            .await;
+        if s == 200 && v["server"]["status"] == "ERROR" {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "never taken over: {s} {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A new pair joins afterwards.
+    let joiner = fed.add_pair(8, 1, tweak).await;
+    let t0 = Instant::now();
+    while fed.agent(joiner).members_alive() < 3 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the joiner never joined"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let demo_j = fed.login(joiner, "demo").await;
+    let t0 = Instant::now();
+    loop {
+        let rows = fed.listed(joiner, &demo_j, "home-").await;
+        if rows == vec![(gid.clone(), "ERROR".to_string())] {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "the joiner lists {rows:?}; want {gid} ERROR"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (s, _, v) = fed
+        .call(
+            "GET",
+            &format!("{}/servers/{gid}", fed.compute(joiner)),
+            Some(&demo_j),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, v["server"]["status"].as_str()),
+        (200, Some("ERROR")),
+        "{v}"
+    );
+    let fault = v["server"]["fault"]["message"].as_str().unwrap_or("");
+    assert!(fault.contains("cloudlet-2 was lost"), "{v}");
+}
+
 /// Issue 12: the entry agent AND its cloudlet die in the middle of a burst
 /// (their addresses then answer nothing, as a killed container's). The
 /// boots it kept on its own cloudlet had no other record before: other

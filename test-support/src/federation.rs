@@ -431,6 +431,29 @@ impl Fed {
         }
     }
 
+    /// Starts one more pair, `cloudlet-{n+1}` (a mock of `vcpus` at time
+    /// scale 0.1 and its agent, seeded with agent `seed`'s gossip address)
+    /// joining the running overlay; returns its number. `tweak` adjusts
+    /// the agent's config.
+    pub async fn add_pair(
+        &mut self,
+        vcpus: u32,
+        seed: usize,
+        tweak: impl Fn(&mut AgentConfig),
+    ) -> usize {
+        let i = self.mocks.len() + 1;
+        let m = start_mock(i, vcpus, 0.1, "devstack").await;
+        let seed = self.agent(seed).gossip_addr().to_string();
+        let mut cfg = agent_config(i, m.auth_url(), Some(seed));
+        tweak(&mut cfg);
+        let a = agent::start(cfg, self.transport.clone())
+            .await
+            .expect("start agent");
+        self.mocks.push(Some(m));
+        self.agents.push(Some(a));
+        i
+    }
+
     /// Kills agent `i` and its mock.
     pub fn kill(&mut self, i: usize) {
         self.kill_agent(i);

@@ -35,8 +35,8 @@ use crate::listing::{self, ListQuery};
 use crate::metrics::Metrics;
 use crate::peer_sig;
 use crate::protocol::{
-    self, routes, BootAccepted, BootReplica, Gone, KeypairCopy, KnownServers, Lost, PeerRequest,
-    ReadKind, StatusQuery, StatusReport, Superseded,
+    self, routes, BootAccepted, BootReplica, Gone, KeypairCopy, Lost, PeerRequest, ReadKind,
+    StatusQuery, StatusReport, Superseded,
 };
 use crate::token::{self, Claims};
 use crate::{idroute, view};

@@ -550,8 +550,8 @@ pub(super) async fn p2p_known(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let c = peer_ctx(&core, &method, &uri, &headers, &body)?;
-    let servers = core.known_servers_of(&member, &c.project);
-    Ok(json_resp(StatusCode::OK, &json!(KnownServers { servers })))
+    let known = core.known_servers_of(&member, &c.project);
+    Ok(json_resp(StatusCode::OK, &json!(known)))
 }
 
 #[cfg(test)]

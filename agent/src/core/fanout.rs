@@ -168,7 +168,7 @@ impl Core {
 
     /// What this agent knows of `member`'s servers of project `p` without
     /// asking it: the last list seen, plus boots it coordinated there.
-    pub fn known_servers_of(&self, member: &str, p: &ProjectRef) -> Vec<Value> {
+    pub fn known_servers_of(&self, member: &str, p: &ProjectRef) -> KnownServers {
         let mut out = self
             .last_seen
             .lock()
@@ -194,7 +194,28 @@ impl Core {
                 }
             }
         }
-        out
+        let listed: HashSet<&str> = out
+            .iter()
+            .filter_map(|s| s.get("id").and_then(Value::as_str))
+            .collect();
+        let mut lost = BTreeMap::new();
+        if let Ok(l) = self.lost.lock() {
+            for ((c, id), fault) in l.iter() {
+                if c == member && listed.contains(id.as_str()) {
+                    lost.insert(id.clone(), fault.clone());
+                }
+            }
+        }
+        if let Ok(d) = self.directory.lock() {
+            for e in d.values() {
+                if let DirState::Failed(f) = &e.state {
+                    if e.owner == member && listed.contains(e.local_id.as_str()) {
+                        lost.insert(e.local_id.clone(), f.clone());
+                    }
+                }
+            }
+        }
+        KnownServers { servers: out, lost }
     }
 
     /// The last known state of `gid` on a member that is not alive (from
@@ -232,7 +253,7 @@ impl Core {
                     continue;
                 }
             }
-            let mut list = self.known_servers_of(&st.name, p);
+            let mut list = self.known_servers_of(&st.name, p).servers;
             if !list
                 .iter()
                 .any(|s| view::global_id_of(s).as_deref() == Some(g.as_str()))
@@ -282,6 +303,7 @@ impl Core {
                 .await
             {
                 if let Ok(k) = answer::<KnownServers>(&r) {
+                    self.remember_lost_rows(member, &k.lost);
                     out.extend(k.servers);
                 }
             }

@@ -510,6 +510,19 @@ impl Core {
         }
     }
 
+    /// A peer's answer about `cloudlet` named these of its instances lost
+    /// (local ID → fault): remembered as [`Core::remember_lost`] does.
+    pub fn remember_lost_rows(&self, cloudlet: &str, lost: &BTreeMap<String, String>) {
+        if cloudlet == self.name || lost.is_empty() {
+            return;
+        }
+        if let Ok(mut l) = self.lost.lock() {
+            for (id, fault) in lost {
+                l.insert((cloudlet.to_string(), id.clone()), fault.clone());
+            }
+        }
+    }
+
     /// A remembered server of unreachable `cloudlet` (local ID `local`,
     /// already globalized): ERROR when its boot was taken over as lost,
     /// else UNKNOWN.
