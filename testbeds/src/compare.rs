@@ -15,6 +15,7 @@ pub use crate::backend::Backend;
 use crate::backend::Testbed;
 use crate::embedded::TestbedSpec;
 use crate::hostmon::HostMonitor;
+use crate::level_pool::Next;
 use crate::levels::{Levels, LimitSearch, Step};
 use crate::scenario::Scenario;
 use crate::topology::{self, Kind};
@@ -131,6 +132,11 @@ pub struct CompareArgs {
     /// at least 2).
     #[arg(long, value_name = "K")]
     pub cells: Option<u32>,
+    /// `--backend sim`: levels of one system run at once, each on its own
+    /// thread and testbed (default: one per CPU). The results are those of
+    /// one at a time; only the wall time changes.
+    #[arg(long, value_name = "N")]
+    pub level_jobs: Option<usize>,
 }
 
 impl CompareArgs {
@@ -165,6 +171,18 @@ impl CompareArgs {
         } else {
             self.cloudlets
         }
+    }
+
+    /// Levels of one system run at once: `--level-jobs`, else one per CPU
+    /// on virtual time; always one on the real-time backends (their levels
+    /// share a testbed and the host's time).
+    pub fn resolved_level_jobs(&self) -> usize {
+        if !self.backend.is_virtual() {
+            return 1;
+        }
+        self.level_jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1)
     }
 
     /// Wall seconds per model second: 1 on the virtual clock of `sim`
@@ -288,9 +306,9 @@ pub async fn run(args: CompareArgs) -> Result<String> {
         .collect();
     let mut outcomes = Vec::new();
     if args.backend.is_virtual() {
-        // Two systems at a time (one per core), each on its own thread,
-        // runtime and virtual clock: the searches are independent, and
-        // each stays deterministic.
+        // Two systems at a time, each walking its own plan; every level runs
+        // on its own thread, runtime, virtual clock and testbed
+        // (`run_one_sim`), so each result stays deterministic.
         let (args, plan, spec_for) = (&args, &plan, &spec_for);
         for pair in systems.chunks(2) {
             std::thread::scope(|s| {
@@ -298,10 +316,7 @@ pub async fn run(args: CompareArgs) -> Result<String> {
                     .iter()
                     .map(|&kind| {
                         let spec = spec_for(kind, time_scale);
-                        s.spawn(move || -> Result<_> {
-                            let rt = crate::sim::runtime().context("cannot start a sim runtime")?;
-                            rt.block_on(run_one(args, spec, &plan(kind), time_scale))
-                        })
+                        s.spawn(move || run_one_sim(args, spec, &plan(kind)))
                     })
                     .collect();
                 for h in handles {
@@ -448,14 +463,11 @@ pub(crate) fn parse_search_from(text: &str) -> Result<(Kind, u32), String> {
     }
 }
 
-/// Which levels one system runs.
-pub enum Plan {
-    Fixed(Vec<u32>),
-    Search(LimitSearch),
-}
+pub use crate::level_pool::Plan;
 
-/// Runs one system's levels (a fixed list, or its limit search). Returns
-/// its results and, for a search, how the search ended.
+/// Runs one system's levels (a fixed list, or its limit search) on a
+/// real-time backend, one after another on one testbed. Returns its results
+/// and, for a search, how the search ended. (Virtual time: [`run_one_sim`].)
 async fn run_one(
     args: &CompareArgs,
     spec: TestbedSpec,
@@ -463,23 +475,12 @@ async fn run_one(
     time_scale: f64,
 ) -> Result<(results::RunResults, Option<Step>)> {
     let kind = spec.kind;
-    let members = spec.members;
     // Watches the host once the first testbed is up: its start-up (gossip
     // converging) belongs to no level. In cloudlet-loss the later start-ups
-    // fall inside the window. Not on virtual time: there the host cannot
-    // shape a result (the clock waits for the work), and timer lag is zero
-    // by construction.
-    let watch_host = !args.backend.is_virtual();
+    // fall inside the window.
     let mut monitor: Option<HostMonitor> = None;
     let host_t0 = cp_model::clock::host_now();
-    // On virtual time the two systems run on two threads at once: count
-    // this system's thread only.
-    let cpu_now = if watch_host {
-        crate::hostmon::process_cpu_seconds
-    } else {
-        crate::hostmon::thread_cpu_seconds
-    };
-    let cpu_t0 = cpu_now();
+    let cpu_t0 = crate::hostmon::process_cpu_seconds();
     // In cloudlet-loss every level starts whole: a fresh testbed per level,
     // so that a level measures losing its share of members, not the
     // accumulated losses of the levels before it.
@@ -489,23 +490,15 @@ async fn run_one(
     let mut reported: Option<results::ReportedCapacity> = None;
     let mut tb: Option<Testbed> = None;
     let mut end = None;
-    let mut index = 0usize;
     loop {
         let done: &[results::LevelResult] = merged.as_ref().map_or(&[], |m| &m.levels);
-        let level = match plan {
-            Plan::Fixed(levels) => match levels.get(index) {
-                Some(l) => *l,
-                None => break,
-            },
-            Plan::Search(search) => match search.next(done) {
-                Step::Run(l) => l,
-                other => {
-                    end = Some(other);
-                    break;
-                }
-            },
+        let level = match plan.next(done) {
+            Next::Run(l) => l,
+            Next::End(e) => {
+                end = e;
+                break;
+            }
         };
-        index += 1;
         if fresh_per_level {
             if let Some(old) = tb.take() {
                 old.shutdown().await;
@@ -523,37 +516,9 @@ async fn run_one(
         if reported.is_none() {
             reported = report_capacity(testbed).await;
         }
-        if watch_host {
-            monitor.get_or_insert_with(HostMonitor::start);
-        }
-        let mut outcome = crate::sweep::run_sweep(args, testbed, &[level], time_scale).await;
-        if args.scenario.checks_durability() {
-            if let Ok((part, end)) = &mut outcome {
-                let scale = cp_model::TimeScale::new(time_scale).map_err(anyhow::Error::msg)?;
-                let prefix = format!(
-                    "{}-",
-                    crate::sweep::burst_config(args, &[], time_scale).name_prefix
-                );
-                for l in &mut part.levels {
-                    let checked = crate::chaos::check_level(
-                        testbed,
-                        l,
-                        &prefix,
-                        *end,
-                        scale.wall(args.reconcile),
-                        args.reconcile,
-                    )
-                    .await;
-                    if let Err(e) = checked {
-                        let d = l.durability.get_or_insert_with(Default::default);
-                        d.unchecked
-                            .push(format!("orphan/resurrection checks: {e:#}"));
-                    }
-                }
-            }
-        }
-        let part = match outcome {
-            Ok((p, _)) => p,
+        monitor.get_or_insert_with(HostMonitor::start);
+        let part = match sweep_level(args, testbed, level, time_scale).await {
+            Ok(p) => p,
             Err(e) => {
                 if let Some(t) = tb.take() {
                     t.shutdown().await;
@@ -561,18 +526,7 @@ async fn run_one(
                 return Err(e.context(format!("the {} sweep failed", kind.label())));
             }
         };
-        if !args.quiet {
-            if let Some(l) = part.levels.first() {
-                eprintln!(
-                    "{} level {}: {}/{} ACTIVE, makespan {:.1} model s",
-                    kind.label(),
-                    l.level,
-                    l.succeeded,
-                    l.requested,
-                    l.makespan_s
-                );
-            }
-        }
+        print_level(args, kind, &part);
         let complete = part.complete;
         merged = Some(match merged {
             None => part,
@@ -589,7 +543,7 @@ async fn run_one(
         Some(m) => m.stop(),
         None => {
             let wall = host_t0.elapsed().as_secs_f64();
-            let cpu = match (cpu_t0, cpu_now()) {
+            let cpu = match (cpu_t0, crate::hostmon::process_cpu_seconds()) {
                 (Some(a), Some(b)) => (b - a).max(0.0),
                 _ => 0.0,
             };
@@ -602,6 +556,165 @@ async fn run_one(
             }
         }
     };
+    let host_bound = host.host_bound(time_scale, args.max_lag_model_s);
+    let run = finish_run(args, &spec, merged, &end, reported, &host, Some(host_bound))?;
+    Ok((run, end))
+}
+
+/// One level of a sweep on `testbed`, with the durability checks of the
+/// chaos scenarios.
+async fn sweep_level(
+    args: &CompareArgs,
+    testbed: &mut Testbed,
+    level: u32,
+    time_scale: f64,
+) -> Result<results::RunResults> {
+    let mut outcome = crate::sweep::run_sweep(args, testbed, &[level], time_scale).await;
+    if args.scenario.checks_durability() {
+        if let Ok((part, end)) = &mut outcome {
+            let scale = cp_model::TimeScale::new(time_scale).map_err(anyhow::Error::msg)?;
+            let prefix = format!(
+                "{}-",
+                crate::sweep::burst_config(args, &[], time_scale).name_prefix
+            );
+            for l in &mut part.levels {
+                let checked = crate::chaos::check_level(
+                    testbed,
+                    l,
+                    &prefix,
+                    *end,
+                    scale.wall(args.reconcile),
+                    args.reconcile,
+                )
+                .await;
+                if let Err(e) = checked {
+                    let d = l.durability.get_or_insert_with(Default::default);
+                    d.unchecked
+                        .push(format!("orphan/resurrection checks: {e:#}"));
+                }
+            }
+        }
+    }
+    outcome.map(|(p, _)| p)
+}
+
+fn print_level(args: &CompareArgs, kind: Kind, part: &results::RunResults) {
+    if !args.quiet {
+        if let Some(l) = part.levels.first() {
+            eprintln!(
+                "{} level {}: {}/{} ACTIVE, makespan {:.1} model s",
+                kind.label(),
+                l.level,
+                l.succeeded,
+                l.requested,
+                l.makespan_s
+            );
+        }
+    }
+}
+
+/// One level on virtual time, as [`crate::level_pool`] runs it.
+struct SimLevel {
+    part: results::RunResults,
+    reported: Option<results::ReportedCapacity>,
+}
+
+impl crate::level_pool::LevelRun for SimLevel {
+    fn level(&self) -> Option<&results::LevelResult> {
+        self.part.levels.first()
+    }
+    fn complete(&self) -> bool {
+        self.part.complete
+    }
+}
+
+/// One level on a testbed of its own (started, asked for its capacity,
+/// swept, stopped): on virtual time its result is then a function of the
+/// spec, the arguments and the level alone, whichever levels ran before
+/// it or beside it.
+async fn sim_level(args: &CompareArgs, spec: TestbedSpec, level: u32) -> Result<SimLevel> {
+    let kind = spec.kind;
+    let mut testbed = Testbed::start(args.backend, spec)
+        .await
+        .with_context(|| format!("cannot start the {} testbed", kind.label()))?;
+    let reported = report_capacity(&testbed).await;
+    let part = sweep_level(args, &mut testbed, level, 1.0).await;
+    testbed.shutdown().await;
+    let part = part?;
+    print_level(args, kind, &part);
+    Ok(SimLevel { part, reported })
+}
+
+/// Runs one system's levels on virtual time: each level on its own thread,
+/// runtime, clock and testbed, up to `--level-jobs` at once (the levels
+/// the plan will need next run beside the current one; see
+/// [`crate::level_pool`]). The results are those of a run one level at a
+/// time.
+fn run_one_sim(
+    args: &CompareArgs,
+    spec: TestbedSpec,
+    plan: &Plan,
+) -> Result<(results::RunResults, Option<Step>)> {
+    let kind = spec.kind;
+    let host_t0 = cp_model::clock::host_now();
+    let ran = crate::level_pool::run_plan(plan, args.resolved_level_jobs(), |level, cancel| {
+        let rt = crate::sim::runtime().context("cannot start a sim runtime")?;
+        rt.block_on(async {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => Ok(None),
+                r = sim_level(args, spec.clone(), level) => r.map(Some),
+            }
+        })
+    })
+    .map_err(|e| e.context(format!("the {} sweep failed", kind.label())))?;
+    if !ran.wasted.is_empty() {
+        tracing::info!(system = kind.label(), levels = ?ran.wasted, "levels run ahead and not needed");
+    }
+    let mut reported = None;
+    let mut merged: Option<results::RunResults> = None;
+    for (i, level) in ran.runs.into_iter().enumerate() {
+        if i == 0 {
+            reported = level.reported;
+        }
+        merged = Some(match merged {
+            None => level.part,
+            Some(run) => append_levels(run, level.part),
+        });
+    }
+    let wall = host_t0.elapsed().as_secs_f64();
+    let host = crate::hostmon::HostReport {
+        cpu_utilization: if wall > 0.0 {
+            ran.cpu_seconds / wall
+        } else {
+            0.0
+        },
+        cpu_seconds: ran.cpu_seconds,
+        wall_seconds: wall,
+        peak_rss_bytes: crate::hostmon::peak_rss_bytes().unwrap_or(0),
+        ..Default::default()
+    };
+    // Virtual time: the host cannot shape a result (the clock waits for
+    // the work) and timer lag is zero by construction.
+    let run = finish_run(args, &spec, merged, &ran.end, reported, &host, None)?;
+    Ok((run, ran.end))
+}
+
+/// The system's results from its levels: the search's record, the system's
+/// description, its capacity and the host. `host_bound` is `None` on
+/// virtual time (no host figures apply).
+fn finish_run(
+    args: &CompareArgs,
+    spec: &TestbedSpec,
+    merged: Option<results::RunResults>,
+    end: &Option<Step>,
+    reported: Option<results::ReportedCapacity>,
+    host: &crate::hostmon::HostReport,
+    host_bound: Option<bool>,
+) -> Result<results::RunResults> {
+    let kind = spec.kind;
+    let members = spec.members;
+    let watch_host = host_bound.is_some();
     let mut run = merged.context("no level to run")?;
     // The levels actually run, in the order they ran.
     let ran: Vec<u32> = run.levels.iter().map(|l| l.level).collect();
@@ -654,14 +767,14 @@ async fn run_one(
         cpus: std::thread::available_parallelism()
             .map(|n| n.get() as u32)
             .unwrap_or(1),
-        host_bound: Some(watch_host && host.host_bound(time_scale, args.max_lag_model_s)),
+        host_bound: Some(host_bound.unwrap_or(false)),
         scheduler_lag_p99_ms: watch_host.then_some(host.lag_p99_ms),
         scheduler_lag_max_ms: watch_host.then_some(host.lag_max_ms),
         cpu_utilization: Some(host.cpu_utilization),
         loadgen_cpu_seconds: None,
         peak_rss_bytes: Some(host.peak_rss_bytes),
     };
-    Ok((run, end))
+    Ok(run)
 }
 
 /// The testbed's compute capacity as its first entry point reports it;
@@ -722,6 +835,67 @@ fn git_revision() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        args: CompareArgs,
+    }
+
+    /// A results file without the fields that record the host and the date.
+    fn without_host_and_date(out: &Path, system: &str) -> serde_json::Value {
+        let path = out.join("results").join(format!("{system}.json"));
+        let text = std::fs::read_to_string(&path).expect("results file");
+        let mut v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        if let Some(o) = v.as_object_mut() {
+            for k in ["host", "started_at", "finished_at", "command_line"] {
+                o.remove(k);
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn levels_run_side_by_side_give_the_results_of_one_at_a_time() {
+        let compare = |jobs: &str, out: &Path| {
+            let out = out.to_str().expect("utf-8 path");
+            let cmd = Cmd::try_parse_from([
+                "compare",
+                "--backend",
+                "sim",
+                "--quick",
+                "--quiet",
+                "--seed",
+                "5",
+                "--levels",
+                "auto",
+                "--start-level",
+                "8",
+                "--max-level",
+                "32",
+                "--level-jobs",
+                jobs,
+                "--out",
+                out,
+            ])
+            .expect("arguments");
+            let rt = crate::sim::runtime().expect("runtime");
+            rt.block_on(run(cmd.args)).expect("compare");
+        };
+        let (one, three) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        compare("1", one.path());
+        compare("3", three.path());
+        for system in ["standard", "p2p"] {
+            let a = without_host_and_date(one.path(), system);
+            assert_eq!(
+                a["config"]["burst"]["levels"],
+                serde_json::json!([8, 16, 32]),
+                "{system}: the search ran 8, 16 and 32"
+            );
+            assert_eq!(a, without_host_and_date(three.path(), system), "{system}");
+        }
+    }
 
     #[test]
     fn search_from_names_one_system_and_a_positive_level() {

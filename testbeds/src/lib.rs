@@ -8,6 +8,8 @@
 //! - [`hostmon`]: timer lag and CPU use, to flag host-bound runs.
 //! - [`clouds_yaml`]: clouds.yaml for a testbed's entry points.
 //! - [`compare`]: the experiment itself.
+//! - [`level_pool`]: a system's levels on several threads at once (virtual
+//!   time), with the results of one level at a time.
 //! - [`profile_set`]: `--set section.key=value` applied to the profile.
 //! - [`sensitivity`]: the comparison under each assumed parameter's range.
 //! - [`scale`]: the same load per compute at growing N (`testbed scale`).
@@ -23,6 +25,7 @@ pub mod docker;
 pub mod embedded;
 pub mod export;
 pub mod hostmon;
+pub mod level_pool;
 pub mod levels;
 pub mod profile_set;
 pub mod scale;
