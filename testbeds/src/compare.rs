@@ -757,7 +757,7 @@ fn finish_run(
     let node_source = cp_model::Profile::load(&args.profile)
         .map(|p| p.hardware.source)
         .unwrap_or_default();
-    let mut capacity = crate::capacity::deployed(&spec, &node_source);
+    let mut capacity = crate::capacity::deployed(spec, &node_source);
     capacity.reported = reported;
     run.system.capacity = Some(capacity);
     run.command_line = std::env::args().collect();
