@@ -133,8 +133,10 @@ pub struct CompareArgs {
     #[arg(long, value_name = "K")]
     pub cells: Option<u32>,
     /// `--backend sim`: levels of one system run at once, each on its own
-    /// thread and testbed (default: one per CPU). The results are those of
-    /// one at a time; only the wall time changes.
+    /// thread and testbed (default 1: on a machine whose cores are busy,
+    /// 2 measured 1.4× the wall time for 1.26× the CPU; see
+    /// docs/benchmarks.md, session 10). The results are those of one at a
+    /// time; only the wall time and the CPU spent on wrong guesses change.
     #[arg(long, value_name = "N")]
     pub level_jobs: Option<usize>,
 }
@@ -173,16 +175,14 @@ impl CompareArgs {
         }
     }
 
-    /// Levels of one system run at once: `--level-jobs`, else one per CPU
-    /// on virtual time; always one on the real-time backends (their levels
+    /// Levels of one system run at once: `--level-jobs` (default 1) on
+    /// virtual time; always one on the real-time backends (their levels
     /// share a testbed and the host's time).
     pub fn resolved_level_jobs(&self) -> usize {
         if !self.backend.is_virtual() {
             return 1;
         }
-        self.level_jobs
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-            .max(1)
+        self.level_jobs.unwrap_or(1).max(1)
     }
 
     /// Wall seconds per model second: 1 on the virtual clock of `sim`
