@@ -205,7 +205,7 @@ impl EngineLink {
             let wake = {
                 let mut c = self.shared.lock();
                 if let Some(r) = reply.take() {
-                    req = c.submit_inline(self.time.model_now(), kind, r);
+                    req = c.submit(self.time.model_now(), kind, r, false);
                 }
                 c.step(st, reached.take());
                 match rx.try_recv() {
@@ -495,44 +495,23 @@ impl Core {
         }
     }
 
-    /// Submits an API call at `now`; its request number.
-    fn submit_api(
+    /// Submits an API call at `now`; its request number. `handed_over`:
+    /// the engine task answers it (the channel path, counted in
+    /// `waiting`); otherwise its handler steps the engine itself (inline)
+    /// until it is answered or handed over.
+    fn submit(
         &mut self,
         now: ModelTime,
         kind: ApiKind,
         reply: oneshot::Sender<ApiOutcome>,
+        handed_over: bool,
     ) -> u64 {
         self.next_req += 1;
         let req = self.next_req;
-        self.pending.insert(
-            req,
-            Pending {
-                reply,
-                // Through the channel the engine task answers every call.
-                handed_over: true,
-            },
-        );
-        self.waiting += 1;
-        self.engine.submit(now, Input::ApiCall { req, kind });
-        req
-    }
-
-    /// A handler stepping its own call (inline) until it is answered.
-    fn submit_inline(
-        &mut self,
-        now: ModelTime,
-        kind: ApiKind,
-        reply: oneshot::Sender<ApiOutcome>,
-    ) -> u64 {
-        self.next_req += 1;
-        let req = self.next_req;
-        self.pending.insert(
-            req,
-            Pending {
-                reply,
-                handed_over: false,
-            },
-        );
+        self.pending.insert(req, Pending { reply, handed_over });
+        if handed_over {
+            self.waiting += 1;
+        }
         self.engine.submit(now, Input::ApiCall { req, kind });
         req
     }
@@ -585,7 +564,7 @@ impl Core {
         let now = self.time.model_now();
         match cmd {
             Cmd::Api { kind, reply } => {
-                self.submit_api(now, kind, reply);
+                self.submit(now, kind, reply, true);
             }
             Cmd::Boot {
                 server,
