@@ -4,17 +4,8 @@
 use std::time::{Duration, Instant};
 
 use test_support::federation::*;
-use test_support::fixtures::CLI_BOOT;
+use test_support::fixtures::cli_boot;
 use test_support::openstack_cli::{json_of, tool, Cli};
-
-/// `server create` of the standard boot with `extra` options after it.
-fn create<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    CLI_BOOT
-        .iter()
-        .copied()
-        .chain(extra.iter().copied())
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openstack_cli_sees_one_cloud() {
@@ -26,7 +17,7 @@ async fn openstack_cli_sees_one_cloud() {
         |i: usize| Cli::with_password(bin.clone(), &fed.agent(i).auth_url(), "demo", "demo");
     let (c1, c2, c3, c4) = (demo_at(1), demo_at(2), demo_at(3), demo_at(4));
 
-    let out = c1.run(&create(&["--wait", "-f", "json", "vm1"])).await;
+    let out = c1.run(&cli_boot(&["--wait", "-f", "json", "vm1"])).await;
     let (ok, out) = (out.success, out.text());
     assert!(ok, "server create failed:\n{out}");
     let v = json_of(&out);
@@ -66,7 +57,7 @@ async fn openstack_cli_sees_one_cloud() {
 
     // A second VM booted through agent 4; list through agent 2 shows both.
     let out = c4
-        .run(&create(&["--wait", "-f", "value", "-c", "id", "vm2"]))
+        .run(&cli_boot(&["--wait", "-f", "value", "-c", "id", "vm2"]))
         .await;
     let (ok, out) = (out.success, out.text());
     assert!(ok, "second create:\n{out}");
@@ -103,7 +94,7 @@ async fn openstack_cli_sees_one_cloud() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let out = c1
-        .run(&create(&["--wait", "-f", "value", "-c", "id", "vm3"]))
+        .run(&cli_boot(&["--wait", "-f", "value", "-c", "id", "vm3"]))
         .await;
     let (ok, out) = (out.success, out.text());
     assert!(ok, "create after death:\n{out}");

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use test_support::federation::*;
-use test_support::fixtures::CLI_BOOT;
+use test_support::fixtures::cli_boot;
 use test_support::openstack_cli::{tool, Cli};
 
 const PUBLIC_KEY: &str =
@@ -45,15 +45,6 @@ fn names(v: &Value) -> BTreeSet<String> {
         .collect()
 }
 
-/// `server create` of the standard boot with `extra` after it.
-fn create<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    CLI_BOOT
-        .iter()
-        .copied()
-        .chain(extra.iter().copied())
-        .collect()
-}
-
 /// The commands, each through the next runner of `via` (a
 /// federation's agents in turn, or one mock); returns each step's form.
 /// `who` names the target in failure messages.
@@ -72,7 +63,7 @@ async fn session(who: &str, via: &[Cli], admin: &Cli, key: &Path) -> Vec<(&'stat
     forms.push(("keypair list", form(&v)));
 
     let v = at(2)
-        .json(&create(&[
+        .json(&cli_boot(&[
             "--key-name",
             "k1",
             "--wait",
@@ -88,7 +79,7 @@ async fn session(who: &str, via: &[Cli], admin: &Cli, key: &Path) -> Vec<(&'stat
     );
     forms.push(("server create --key-name --wait", form(&v)));
     let v = at(3)
-        .json(&create(&[
+        .json(&cli_boot(&[
             "--min", "3", "--max", "3", "--wait", "-f", "json", "multi",
         ]))
         .await;

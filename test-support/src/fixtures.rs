@@ -33,6 +33,15 @@ pub const CLI_BOOT: [&str; 8] = [
     "private",
 ];
 
+/// [`CLI_BOOT`] followed by `extra` (`--wait`, `--key-name k`, the name…).
+pub fn cli_boot<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    CLI_BOOT
+        .iter()
+        .copied()
+        .chain(extra.iter().copied())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
