@@ -153,6 +153,7 @@ impl Fed {
     }
 
     /// One HTTP call; the body parsed as JSON (`Null` when it is not).
+    /// Panics when no answer comes (see [`Fed::try_call`]).
     pub async fn call(
         &self,
         method: &str,
@@ -160,6 +161,20 @@ impl Fed {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (u16, http::HeaderMap, Value) {
+        self.try_call(method, url, token, body)
+            .await
+            .expect("call: no answer within the client's timeout")
+    }
+
+    /// Like [`Fed::call`], `None` when no answer came within the client's
+    /// timeout (right after a kill, agents may still wait on the dead pair).
+    pub async fn try_call(
+        &self,
+        method: &str,
+        url: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Option<(u16, http::HeaderMap, Value)> {
         let mut b = http::Request::builder()
             .method(method)
             .uri(url)
@@ -173,9 +188,9 @@ impl Fed {
         let req = b
             .body(body.map(|v| Bytes::from(v.to_string())).unwrap_or_default())
             .expect("request");
-        let r = self.transport.call(req).await.expect("call");
+        let r = self.transport.call(req).await.ok()?;
         let v = serde_json::from_slice(r.body()).unwrap_or(Value::Null);
-        (r.status().as_u16(), r.headers().clone(), v)
+        Some((r.status().as_u16(), r.headers().clone(), v))
     }
 
     /// A token for `user` (password `secret`, project of the same name)
