@@ -781,18 +781,10 @@ async fn a_lost_entry_pair_s_own_boots_stay_visible_and_deletable() {
         let fed = &fed;
         let demo = &demo;
         async move {
-            let req = http::Request::get(format!("{}/servers/{gid}", fed.compute(via)))
-                .header("x-auth-token", demo.as_str())
-                .body(Bytes::new())
-                .unwrap();
-            match fed.transport.call(req).await {
-                Ok(r) => (
-                    r.status().as_u16(),
-                    r.headers().clone(),
-                    serde_json::from_slice(r.body()).unwrap_or(Value::Null),
-                ),
-                Err(_) => (0, http::HeaderMap::new(), Value::Null),
-            }
+            let url = format!("{}/servers/{gid}", fed.compute(via));
+            fed.try_call("GET", &url, Some(demo), None)
+                .await
+                .unwrap_or((0, http::HeaderMap::new(), Value::Null))
         }
     };
     // Still building: re-placed, ACTIVE on a live cloudlet.
@@ -1062,18 +1054,12 @@ async fn boot_records_move_to_a_new_backup_when_the_backup_dies() {
     let t0 = Instant::now();
     for &via in &others {
         loop {
-            let req = http::Request::get(format!("{}/servers/{gid}", fed.compute(via)))
-                .header("x-auth-token", demo.as_str())
-                .body(Bytes::new())
-                .unwrap();
             // A call may outlast the client's timeout right after the loss.
-            let (s, v) = match fed.transport.call(req).await {
-                Ok(r) => (
-                    r.status().as_u16(),
-                    serde_json::from_slice::<Value>(r.body()).unwrap_or(Value::Null),
-                ),
-                Err(_) => (0, Value::Null),
-            };
+            let url = format!("{}/servers/{gid}", fed.compute(via));
+            let (s, v) = fed
+                .try_call("GET", &url, Some(&demo), None)
+                .await
+                .map_or((0, Value::Null), |(s, _, v)| (s, v));
             assert_ne!(s, 404, "record lost with the first backup (via {via}): {v}");
             if s == 200 && v["server"]["status"] == "ERROR" {
                 let fault = v["server"]["fault"]["message"].as_str().unwrap_or("");
