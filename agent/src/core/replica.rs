@@ -500,25 +500,22 @@ impl Core {
     /// Servers of lost cloudlet `l.cloudlet` that their backup shows ERROR:
     /// shown so from this agent's memory of that cloudlet too.
     pub fn remember_lost(&self, l: &Lost) {
-        if l.cloudlet == self.name {
+        self.remember_lost_rows(&l.cloudlet, l.local_ids.iter().map(|id| (id, &l.fault)));
+    }
+
+    /// Instances of `cloudlet` known lost (local ID, fault), from a backup's
+    /// announcement or a peer's answer about that cloudlet; never our own.
+    pub fn remember_lost_rows<'a>(
+        &self,
+        cloudlet: &str,
+        rows: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) {
+        if cloudlet == self.name {
             return;
         }
         if let Ok(mut lost) = self.lost.lock() {
-            for id in &l.local_ids {
-                lost.insert((l.cloudlet.clone(), id.clone()), l.fault.clone());
-            }
-        }
-    }
-
-    /// A peer's answer about `cloudlet` named these of its instances lost
-    /// (local ID → fault): remembered as [`Core::remember_lost`] does.
-    pub fn remember_lost_rows(&self, cloudlet: &str, lost: &BTreeMap<String, String>) {
-        if cloudlet == self.name || lost.is_empty() {
-            return;
-        }
-        if let Ok(mut l) = self.lost.lock() {
-            for (id, fault) in lost {
-                l.insert((cloudlet.to_string(), id.clone()), fault.clone());
+            for (id, fault) in rows {
+                lost.insert((cloudlet.to_string(), id.clone()), fault.clone());
             }
         }
     }
