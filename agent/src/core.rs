@@ -51,7 +51,7 @@ pub use boot::{PlanRecord, PLAN_KEY};
 pub use directory::{DirEntry, DirState};
 pub use member::{DirectClient, Member};
 pub use multi::NotPlaced;
-pub use replica::{Replica, TakeOver};
+pub use replica::{Pending, Replica, TakeOver};
 pub use watch::Watches;
 
 /// One page of a project's servers on one cloudlet, as every fan-out reads it.
@@ -109,6 +109,10 @@ pub struct Core {
     /// Instances (cloudlet, local ID) of lost pairs that their backup took
     /// over and shows ERROR, with the fault ([`Core::remember_lost`]).
     pub lost: Mutex<HashMap<(String, String), String>>,
+    /// Deletes for certain kept on a second agent (sent and held,
+    /// [`Core::replicate_delete`]) and members whose cloudlet is to be
+    /// probed at once ([`Core::peer_timed_out`]).
+    pub pending: Mutex<Pending>,
 }
 
 /// A peer's typed answer: its error status as an error, else the body.
@@ -208,19 +212,26 @@ impl Core {
     }
 
     /// Lists, in the background, the cloudlet of each member marked
-    /// [`Core::silent`] whose last failed call is `suspect_ms` old: at most
+    /// [`Core::silent`] whose last failed call is `suspect_ms` old (or
+    /// presumed silent after its agent timed out, [`Core::peer_timed_out`]): at most
     /// one probe per member and period (the mark is renewed before the
     /// call); the call clears the mark when the cloudlet answers. Run by
     /// the background loop, never on a client's request.
     pub(crate) fn probe_silent(self: &Arc<Self>) {
         let ttl = Duration::from_millis(self.cfg.suspect_ms);
         let now = clock::now();
+        // Presumed silent after a timeout: probed now, not after `suspect_ms`.
+        let soon = self
+            .pending
+            .lock()
+            .map(|mut p| std::mem::take(&mut p.probe_soon))
+            .unwrap_or_default();
         let mut due: Vec<(String, Arc<CloudletClient>)> = match self.direct_clients.lock() {
             Ok(mut d) => d
                 .iter_mut()
                 .filter_map(|(name, (c, failed))| {
                     let at = (*failed)?;
-                    if now.saturating_duration_since(at) < ttl {
+                    if now.saturating_duration_since(at) < ttl && !soon.contains(name) {
                         return None;
                     }
                     *failed = Some(now);
@@ -336,7 +347,46 @@ impl Core {
         let r = self.cloudlet.send(req).await;
         self.metrics
             .observe_forward(clock::now().saturating_duration_since(t0));
+        if let Err(CallError::Transport(os_client::TransportError::Timeout(_))) = &r {
+            self.peer_timed_out(url).await;
+        }
         r
+    }
+
+    /// The peer agent at `url` did not answer within the request timeout:
+    /// a host that swallows calls (killed, partitioned), whose cloudlet
+    /// most likely hangs too. Whatever the call was, its member is
+    /// suspected and its cloudlet presumed silent ([`Core::silent`]) until
+    /// a direct list on the next background round
+    /// ([`Core::probe_silent`]) says otherwise. So the first call that
+    /// waited out the timeout is the only one: the next client request
+    /// neither waits for the agent again nor for its cloudlet directly
+    /// (before, it waited a second timeout on the cloudlet). A cloudlet
+    /// that answers (only its agent died) is used directly again after
+    /// one `capacity_interval_ms` at most.
+    async fn peer_timed_out(&self, url: &str) {
+        let known = self.gossip.known().await;
+        let Some(name) = known
+            .iter()
+            .find(|(s, _)| s.url == url && s.name != self.name)
+            .map(|(s, _)| s.name.clone())
+        else {
+            return;
+        };
+        self.suspect(&name);
+        // Unknown cloudlet URL, or a direct call failed lately (already
+        // silent): nothing to presume.
+        if self.direct(&name).await.is_none() {
+            return;
+        }
+        if let Ok(mut d) = self.direct_clients.lock() {
+            if let Some((_, failed)) = d.get_mut(&name) {
+                failed.get_or_insert(clock::now());
+            }
+        }
+        if let Ok(mut p) = self.pending.lock() {
+            p.probe_soon.insert(name);
+        }
     }
 
     /// A federation token for background work on behalf of `claims`.

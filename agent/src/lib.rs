@@ -105,6 +105,12 @@ impl AgentHandle {
         })
     }
 
+    /// How many deletes for certain this agent holds for peers as their
+    /// backup (superseded or abandoned instances not yet confirmed gone).
+    pub fn delete_records_held(&self) -> usize {
+        self.core.pending.lock().map_or(0, |p| p.held.len())
+    }
+
     /// The CYCLON overlay's traffic counters (`None` with full membership).
     pub fn overlay_stats(&self) -> Option<cyclon_node::OverlayStats> {
         self.core.gossip.overlay_stats()
@@ -367,6 +373,7 @@ async fn launch(
         status_feed: Default::default(),
         sent_records: Mutex::new(std::collections::BTreeMap::new()),
         lost: Mutex::new(HashMap::new()),
+        pending: Default::default(),
         cfg: config,
     });
     core.start_background();

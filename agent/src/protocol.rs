@@ -119,6 +119,15 @@ pub enum ReplicaState {
     Active,
     /// Deleted by the client: the backup forgets the record.
     Deleted,
+    /// Not a boot's state: instance `local_id` on cloudlet `owner` is being
+    /// deleted for certain by the sender (superseded by a re-placement, or
+    /// abandoned) and its cloudlet has not confirmed yet. The backup keeps
+    /// it apart from boot records (keyed by cloudlet and local ID) and
+    /// carries the delete on should the sender die first.
+    Doomed,
+    /// The delete of a [`ReplicaState::Doomed`] instance landed (or the
+    /// record moved to another backup): forget it.
+    Purged,
 }
 
 /// The body of `POST /p2p/v1/replica`: a boot record a coordinator keeps

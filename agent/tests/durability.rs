@@ -1076,3 +1076,223 @@ async fn boot_records_move_to_a_new_backup_when_the_backup_dies() {
     fed.delete_server(others[0], &demo, &gid).await;
     never_listed(&fed, &others, &demo, &gid, Duration::from_secs(2)).await;
 }
+
+/// Issue 12, the double failure: a boot is re-placed because its cloudlet
+/// and that cloudlet's agent are cut off (the cloudlet's API answers 503,
+/// its agent cannot be reached over HTTP but stays alive in gossip), so
+/// neither can take the delete of the superseded first instance, which
+/// goes ACTIVE there unseen; then the coordinator dies. Its pending delete
+/// lived only in its memory before: after the cut the superseded instance
+/// stayed, an orphan under the server's ID. Now the coordinator's backup
+/// for that delete holds its record and carries it on: the instance is
+/// deleted, the client sees one server under its ID, and after the client
+/// deletes it nothing with that ID comes back; the audit finds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_coordinator_s_superseded_instance_is_deleted_by_its_backup() {
+    let mut fed = federation_full(&[1, 4, 4], 1.0, |c| {
+        c.owner_unreachable_ms = 1_000;
+        c.retries = 2;
+    })
+    .await;
+    let demo = fed.login(1, "demo").await;
+    // Cloudlet 1 is full after one boot: the next one goes to a peer.
+    let (first, owner) = fed.boot(1, &demo, "filler").await;
+    assert_eq!(owner, "cloudlet-1");
+    fed.wait_status(1, &demo, &first, "ACTIVE").await;
+    let mut placed = None;
+    for k in 0..10 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (gid, owner) = fed.boot(1, &demo, &format!("orphan-{k}")).await;
+        if owner != "cloudlet-1" {
+            placed = Some((gid, owner));
+            break;
+        }
+    }
+    let (gid, owner) = placed.expect("cloudlet 1 is full: a boot goes to a peer");
+    let x: usize = owner
+        .strip_prefix("cloudlet-")
+        .and_then(|n| n.parse().ok())
+        .expect("owner name");
+    let other = 5 - x; // the third member (2 ↔ 3)
+    let admin_x = fed.mock_admin_token(x).await;
+    // The pair x is cut off: its agent over HTTP, its cloudlet's API (503)
+    // for 12 s, while its instance keeps building there (3 s) to ACTIVE.
+    fed.cuts.cut(fed.agent(x).base_url());
+    let cut = fed.cut_cloudlet(x, 12.0).await;
+    let third = format!("cloudlet-{other}");
+    wait_active_on(&fed, 1, &demo, &gid, &third, Duration::from_secs(10)).await;
+    // The coordinator's delete of the superseded instance fails (503) and
+    // cannot be handed to x's agent: only the third agent can hold it.
+    let t0 = Instant::now();
+    while fed.agent(other).delete_records_held() == 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "agent {other} holds no delete record"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The coordinator dies (its cloudlet stays) before the cut ends.
+    if let Some(a) = fed.agents[0].take() {
+        a.abort();
+    }
+    assert!(
+        cut.elapsed() < Duration::from_secs(12),
+        "too slow: the cut ended"
+    );
+    while cut.elapsed() < Duration::from_secs(13) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    fed.cuts.heal();
+    // The superseded instance is deleted from cloudlet x.
+    let t0 = Instant::now();
+    loop {
+        let left: Vec<(String, String)> = fed
+            .instances_kept(x, &admin_x)
+            .await
+            .into_iter()
+            .filter(|(_, g)| *g == gid)
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "superseded instance left on cloudlet {x}: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // One server under its ID, wherever the client lists.
+    for via in [x, other] {
+        let (s, _, v) = fed
+            .call(
+                "GET",
+                &format!("{}/servers/detail", fed.compute(via)),
+                Some(&demo),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        let rows: Vec<&Value> = v["servers"]
+            .as_array()
+            .expect("servers")
+            .iter()
+            .filter(|s| s["id"] == gid.as_str())
+            .collect();
+        assert_eq!(rows.len(), 1, "agent {via} lists {rows:?}");
+        assert_eq!(rows[0]["status"], "ACTIVE", "{rows:?}");
+    }
+    fed.delete_server(other, &demo, &gid).await;
+    // Listed (task state `deleting`) until its cloudlet's delete completes,
+    // then never again.
+    let t0 = Instant::now();
+    loop {
+        let mut rows = vec![];
+        for via in [x, other] {
+            rows.extend(
+                fed.listed(via, &demo, "orphan-")
+                    .await
+                    .into_iter()
+                    .filter(|(id, _)| *id == gid),
+            );
+        }
+        if rows.is_empty() {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "still listed after its delete: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    never_listed(&fed, &[x, other], &demo, &gid, Duration::from_secs(4)).await;
+    for i in [x, other] {
+        let admin = fed.mock_admin_token(i).await;
+        let t0 = Instant::now();
+        loop {
+            let left: Vec<(String, String)> = fed
+                .instances_kept(i, &admin)
+                .await
+                .into_iter()
+                .filter(|(_, g)| *g == gid)
+                .collect();
+            if left.is_empty() {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "audit: {left:?} left on cloudlet {i}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+/// Issue 12: an agent and its cloudlet die, their addresses answering
+/// nothing (every call waits out `request_timeout_ms`, 5 s). The first
+/// client request that meets the dead pair waits one timeout, not two
+/// (its agent, then its cloudlet directly), and the next one does not wait
+/// at all: the first timeout presumes the cloudlet silent until a
+/// background probe says otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_pair_costs_the_first_request_one_timeout_and_the_next_none() {
+    let mut fed = federation(&[4, 4, 4]).await;
+    let demo = fed.login(1, "demo").await;
+    let (gid, owner) = fed.boot(2, &demo, "pair-0").await;
+    assert_eq!(owner, "cloudlet-2", "local first");
+    fed.wait_status(2, &demo, &gid, "ACTIVE").await;
+    // Agent 1 lists it once (remembered), then the pair dies.
+    assert_eq!(fed.listed(1, &demo, "pair-").await.len(), 1);
+    let urls = [
+        fed.agent(2).base_url().to_string(),
+        fed.mock(2).base_url().to_string(),
+    ];
+    fed.kill(2);
+    // Both ports held (a killed server may release its port a moment late).
+    let t0 = Instant::now();
+    let _hole = loop {
+        let hole = blackhole(&[&urls[0], &urls[1]]);
+        if hole._held.len() == 2 {
+            break hole;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(5), "ports not released");
+        drop(hole);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let list = format!("{}/servers/detail", fed.compute(1));
+    let show = format!("{}/servers/{gid}", fed.compute(3));
+    // A list through agent 1: its call to agent 2 times out once.
+    let t0 = Instant::now();
+    let first = fed.try_call("GET", &list, Some(&demo), None).await;
+    let took = t0.elapsed();
+    assert!(
+        first.is_some() && took < Duration::from_secs(8),
+        "first list: {:?} after {took:?}",
+        first.map(|(s, _, v)| (s, v))
+    );
+    // The next list does not wait again (before: a second 5 s, for the
+    // cloudlet directly).
+    let t0 = Instant::now();
+    let (s, _, v) = fed.call("GET", &list, Some(&demo), None).await;
+    let took = t0.elapsed();
+    assert_eq!(s, 200, "{v}");
+    assert!(took < Duration::from_secs(3), "second list took {took:?}");
+    // A show of its server through agent 3: the forward to the coordinator
+    // times out once and the search does not wait for its cloudlet (before:
+    // 10 s, past the client's timeout).
+    let t0 = Instant::now();
+    let first = fed.try_call("GET", &show, Some(&demo), None).await;
+    let took = t0.elapsed();
+    assert!(
+        first.is_some() && took < Duration::from_secs(8),
+        "first show: {:?} after {took:?}",
+        first.map(|(s, _, v)| (s, v))
+    );
+    let t0 = Instant::now();
+    let again = fed.try_call("GET", &show, Some(&demo), None).await;
+    let took = t0.elapsed();
+    assert!(
+        again.is_some() && took < Duration::from_secs(3),
+        "second show: {:?} after {took:?}",
+        again.map(|(s, _, v)| (s, v))
+    );
+}

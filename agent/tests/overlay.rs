@@ -31,6 +31,7 @@ async fn narrow_federation() -> Fed {
         mocks,
         agents,
         transport,
+        cuts: Default::default(),
     };
     fed.wait_until("views of 2 filled", |a| {
         a.partial_view().map(|(len, _)| len) == Some(2)

@@ -6,13 +6,15 @@
 //! Cloudlets and agents are numbered from 1, as their names are
 //! (`cloudlet-1` …).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use agent::{AgentConfig, AgentHandle};
 use bytes::Bytes;
 use mock_openstack::{MockConfig, MockHandle};
-use os_client::{ReqwestTransport, SharedTransport};
+use os_client::{
+    HttpRequest, HttpResponse, ReqwestTransport, SharedTransport, Transport, TransportError,
+};
 use serde_json::{json, Value};
 
 use crate::fixtures;
@@ -24,6 +26,67 @@ pub struct Fed {
     pub mocks: Vec<Option<MockHandle>>,
     pub agents: Vec<Option<AgentHandle>>,
     pub transport: SharedTransport,
+    /// Addresses the agents cannot reach (see [`Cuts`]).
+    pub cuts: Cuts,
+}
+
+/// Base URLs (`http://host:port`) that the agents' HTTP calls cannot
+/// reach, as across a network partition: a call to one fails at once as
+/// a refused connection. Gossip (UDP) and the test's own calls are not
+/// cut, so a cut agent stays alive to the overlay.
+#[derive(Clone, Default)]
+pub struct Cuts(Arc<Mutex<Vec<String>>>);
+
+impl Cuts {
+    /// Cuts `base` off from every agent.
+    pub fn cut(&self, base: &str) {
+        if let Ok(mut c) = self.0.lock() {
+            c.push(base.trim_end_matches('/').to_string());
+        }
+    }
+
+    /// Ends every cut.
+    pub fn heal(&self) {
+        if let Ok(mut c) = self.0.lock() {
+            c.clear();
+        }
+    }
+
+    fn is_cut(&self, uri: &str) -> bool {
+        self.0.lock().is_ok_and(|c| {
+            c.iter().any(|b| {
+                uri.strip_prefix(b.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            })
+        })
+    }
+
+    /// `inner`, with these cuts applied (the agents' transport).
+    pub fn transport(&self, inner: SharedTransport) -> SharedTransport {
+        Arc::new(CutTransport {
+            inner,
+            cuts: self.clone(),
+        })
+    }
+}
+
+struct CutTransport {
+    inner: SharedTransport,
+    cuts: Cuts,
+}
+
+type Answer = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<HttpResponse, TransportError>> + Send>,
+>;
+
+impl Transport for CutTransport {
+    fn call(&self, req: HttpRequest) -> Answer {
+        let uri = req.uri().to_string();
+        if self.cuts.is_cut(&uri) {
+            return Box::pin(async move { Err(TransportError::Connect(uri)) });
+        }
+        self.inner.call(req)
+    }
 }
 
 /// The cluster secret of every test federation.
@@ -113,13 +176,14 @@ pub async fn start_pairs(
     tweak: impl Fn(&mut AgentConfig),
 ) -> Fed {
     let transport = transport();
+    let cuts = Cuts::default();
     let (mut mocks, mut agents) = (vec![], vec![]);
     let mut seed: Option<String> = None;
     for (i, v) in vcpus.iter().enumerate() {
         let m = start_mock(i + 1, *v, time_scale, profile).await;
         let mut cfg = agent_config(i + 1, m.auth_url(), seed.clone());
         tweak(&mut cfg);
-        let a = agent::start(cfg, transport.clone())
+        let a = agent::start(cfg, cuts.transport(transport.clone()))
             .await
             .expect("start agent");
         seed.get_or_insert_with(|| a.gossip_addr().to_string());
@@ -130,6 +194,7 @@ pub async fn start_pairs(
         mocks,
         agents,
         transport,
+        cuts,
     }
 }
 
@@ -461,7 +526,7 @@ impl Fed {
         let seed = self.agent(seed).gossip_addr().to_string();
         let mut cfg = agent_config(i, m.auth_url(), Some(seed));
         tweak(&mut cfg);
-        let a = agent::start(cfg, self.transport.clone())
+        let a = agent::start(cfg, self.cuts.transport(self.transport.clone()))
             .await
             .expect("start agent");
         self.mocks.push(Some(m));

@@ -102,6 +102,7 @@ impl Core {
                 continue;
             }
             self.take_over_replicas(&dead).await;
+            self.take_over_deletes(&dead);
             let mut sources = vec![self.name.clone()];
             for d in &dead {
                 if self.adopter_of(d).await.as_deref() == Some(self.name.as_str()) {

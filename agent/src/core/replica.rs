@@ -9,6 +9,8 @@
 //! dead, every agent that shares the view names that same agent as the
 //! coordinator's adopter and sends it the requests for its IDs.
 
+use std::collections::BTreeSet;
+
 use super::adopt::rendezvous;
 use super::*;
 use crate::protocol::{BootReplica, Gone, Lost, ReplicaState};
@@ -22,6 +24,31 @@ pub struct Replica {
     /// The user the boot was made for (from the token of the call).
     pub claims: Claims,
     pub project: ProjectRef,
+}
+
+/// A delete for certain whose record this agent gave its backup
+/// ([`Core::replicate_delete`]).
+#[derive(Debug, Clone)]
+pub struct SentDelete {
+    rec: BootReplica,
+    claims: Claims,
+    /// The agent that acknowledged the record (none yet: sent again on the
+    /// next membership check).
+    holder: Option<String>,
+}
+
+/// Deletes for certain kept on two agents, and members to probe at once.
+#[derive(Debug, Default)]
+pub struct Pending {
+    /// Held for peers as their backup: (cloudlet, local ID) → record. Taken
+    /// over (the delete carried on here) once the sender is dead.
+    pub held: BTreeMap<(String, String), Replica>,
+    /// This agent's own deletes for certain not yet confirmed by their
+    /// cloudlet, with the backup holding each.
+    pub sent: BTreeMap<(String, String), SentDelete>,
+    /// Members whose agent just timed out: their cloudlet is listed
+    /// directly on the next background round ([`Core::peer_timed_out`]).
+    pub probe_soon: BTreeSet<String>,
 }
 
 /// What [`Core::take_over`] did.
@@ -152,32 +179,62 @@ impl Core {
         sent.insert(gid, rec);
     }
 
+    /// The agent keeping this agent's record of a delete for certain on
+    /// `owner`'s cloudlet: the live, unsuspected member ranked first for
+    /// this agent's name other than this one and `owner` (whose agent may
+    /// be cut off with its cloudlet, the reason the delete is pending);
+    /// `owner` only when it is the only peer.
+    async fn delete_backup(&self, owner: &str) -> Option<String> {
+        let peers: Vec<String> = self
+            .gossip
+            .live_view()
+            .await
+            .into_iter()
+            .map(|s| s.name)
+            .filter(|n| *n != self.name)
+            .collect();
+        let best = |ok: &dyn Fn(&String) -> bool| {
+            peers
+                .iter()
+                .filter(|n| ok(n))
+                .max_by_key(|n| rendezvous(&self.name, n))
+                .cloned()
+        };
+        best(&|n| *n != owner && !self.is_suspect(n)).or_else(|| best(&|_| true))
+    }
+
     /// Sends `rec` to backup `to` (retried [`UPDATE_TRIES`] times); on
     /// success the directory names `to` as the record's holder.
     async fn send_record(&self, gid: Uuid, to: &str, rec: &BootReplica, claims: &Claims) -> bool {
-        let state = rec.state;
+        let sent = self
+            .send_to(to, rec, claims, &format!("req-replica-{gid}"))
+            .await;
+        if sent {
+            let keep = (rec.state != ReplicaState::Deleted).then(|| to.to_string());
+            self.update(&gid, |x| x.backup = keep);
+        }
+        sent
+    }
+
+    /// Sends `rec` to agent `to` (retried [`UPDATE_TRIES`] times); true
+    /// once it acknowledged. Counted on `/metrics` either way.
+    async fn send_to(&self, to: &str, rec: &BootReplica, claims: &Claims, rid: &str) -> bool {
         let tok = self.token_for_claims(claims);
-        let rid = format!("req-replica-{gid}");
         for attempt in 1..=UPDATE_TRIES {
             let Some(url) = self.url_of(to).await else {
                 break;
             };
-            match self
-                .peer(&url, &PeerRequest::Replica(rec), &tok, &rid)
-                .await
-            {
+            match self.peer(&url, &PeerRequest::Replica(rec), &tok, rid).await {
                 Ok(r) if r.status().is_success() => {
                     Metrics::inc(&self.metrics.replicas_sent);
-                    let keep = (state != ReplicaState::Deleted).then(|| to.to_string());
-                    self.update(&gid, |x| x.backup = keep);
                     return true;
                 }
                 Ok(r) => {
-                    warn!(gid = %gid, backup = %to, status = %r.status(), "backup refused a boot record");
+                    warn!(gid = %rec.gid, local_id = %rec.local_id, backup = %to, status = %r.status(), "backup refused a record");
                     break;
                 }
                 Err(err) if attempt == UPDATE_TRIES => {
-                    warn!(gid = %gid, backup = %to, error = %err, "boot record not replicated");
+                    warn!(gid = %rec.gid, local_id = %rec.local_id, backup = %to, error = %err, "record not replicated");
                 }
                 Err(_) => {
                     tokio::time::sleep(Duration::from_millis(self.cfg.boot_poll_ms.max(10))).await
@@ -186,6 +243,193 @@ impl Core {
         }
         Metrics::inc(&self.metrics.replicas_failed);
         false
+    }
+
+    /// Gives the backup the record of a delete for certain this agent
+    /// starts (instance `local_id` of cloudlet `owner`: superseded by a
+    /// re-placement, or abandoned), sent while the first delete is tried:
+    /// should this agent die before the cloudlet confirms, the backup
+    /// carries the delete on ([`Core::take_over_deletes`]). Without it a
+    /// superseded instance that went ACTIVE unseen on a cut-off cloudlet
+    /// outlived a dead coordinator, an orphan that could be found again
+    /// under its server's ID once the client deleted the newest copy.
+    /// True once a backup acknowledged; otherwise sent again on the next
+    /// membership check ([`Core::rereplicate`]).
+    pub(crate) async fn replicate_delete(
+        &self,
+        owner: &str,
+        local_id: &str,
+        claims: &Claims,
+    ) -> bool {
+        let rec = BootReplica {
+            // Not a boot record: keyed by cloudlet and local ID.
+            gid: Uuid::nil().to_string(),
+            coordinator: self.name.clone(),
+            owner: owner.to_string(),
+            local_id: local_id.to_string(),
+            name: String::new(),
+            tenant: String::new(),
+            plan: None,
+            demand: [0; 3],
+            tried: vec![],
+            state: ReplicaState::Doomed,
+        };
+        let key = (owner.to_string(), local_id.to_string());
+        if let Ok(mut p) = self.pending.lock() {
+            p.sent.insert(
+                key.clone(),
+                SentDelete {
+                    rec: rec.clone(),
+                    claims: claims.clone(),
+                    holder: None,
+                },
+            );
+        }
+        let Some(to) = self.delete_backup(owner).await else {
+            return false;
+        };
+        if !self.send_to(&to, &rec, claims, "req-doomed").await {
+            return false;
+        }
+        let landed = match self.pending.lock() {
+            Ok(mut p) => match p.sent.get_mut(&key) {
+                Some(s) => {
+                    s.holder = Some(to.clone());
+                    false
+                }
+                None => true,
+            },
+            Err(_) => false,
+        };
+        if landed {
+            // Confirmed while the record travelled: forgotten at once.
+            self.purge_delete(&to, rec, claims).await;
+        }
+        true
+    }
+
+    /// The delete of instance `local_id` of `owner` landed (its cloudlet
+    /// said deleted or gone): the backup holding its record forgets it.
+    pub(crate) async fn delete_confirmed(&self, owner: &str, local_id: &str) {
+        let key = (owner.to_string(), local_id.to_string());
+        let Some(s) = self
+            .pending
+            .lock()
+            .ok()
+            .and_then(|mut p| p.sent.remove(&key))
+        else {
+            return;
+        };
+        if let Some(holder) = s.holder {
+            self.purge_delete(&holder, s.rec, &s.claims).await;
+        }
+    }
+
+    /// Tells `holder` to forget a delete record (best effort: a record
+    /// left behind costs one more delete, answered 404, if this agent dies).
+    async fn purge_delete(&self, holder: &str, rec: BootReplica, claims: &Claims) {
+        let rec = BootReplica {
+            state: ReplicaState::Purged,
+            ..rec
+        };
+        self.send_to(holder, &rec, claims, "req-doomed").await;
+    }
+
+    /// Keeps (or, [`ReplicaState::Purged`], forgets) a peer's delete
+    /// record.
+    fn hold_delete(&self, rec: BootReplica, claims: Claims, project: ProjectRef) {
+        let Ok(mut p) = self.pending.lock() else {
+            return;
+        };
+        let key = (rec.owner.clone(), rec.local_id.clone());
+        if rec.state == ReplicaState::Purged {
+            // Only the sender's own record (a record moved here from
+            // another sender stays).
+            if p.held
+                .get(&key)
+                .is_some_and(|r| r.rec.coordinator == rec.coordinator)
+            {
+                p.held.remove(&key);
+            }
+            return;
+        }
+        p.held.insert(
+            key,
+            Replica {
+                rec,
+                unreachable_since: None,
+                claims,
+                project,
+            },
+        );
+    }
+
+    /// Carries on the deletes held for members among `dead`: each is
+    /// deleted for certain from here (retried until its cloudlet confirms,
+    /// and replicated to this agent's own backup in turn), and every live
+    /// peer is told never to list it meanwhile (`/p2p/v1/gone`).
+    pub(crate) fn take_over_deletes(self: &Arc<Self>, dead: &HashSet<String>) {
+        let due: Vec<Replica> = match self.pending.lock() {
+            Ok(mut p) => {
+                let keys: Vec<(String, String)> = p
+                    .held
+                    .iter()
+                    .filter(|(_, r)| dead.contains(&r.rec.coordinator))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                keys.iter().filter_map(|k| p.held.remove(k)).collect()
+            }
+            Err(_) => return,
+        };
+        for r in due {
+            let (owner, local_id) = (&r.rec.owner, &r.rec.local_id);
+            info!(cloudlet = %owner, local_id = %local_id, coordinator = %r.rec.coordinator, "carrying on a dead agent's delete for certain");
+            let rid = format!("req-doomed-{local_id}");
+            self.delete_for_certain(owner, local_id, &r.claims, &r.project, &rid);
+            if *owner != self.name {
+                self.announce_gone(owner, local_id, &r.claims);
+            }
+        }
+    }
+
+    /// Sends each delete record whose holder died (or whose first send
+    /// failed) to the agent that would keep it now
+    /// ([`Core::delete_backup`]).
+    async fn rereplicate_deletes(&self, live: &HashSet<String>) {
+        let sent: Vec<((String, String), SentDelete)> = match self.pending.lock() {
+            Ok(p) => p.sent.iter().map(|(k, s)| (k.clone(), s.clone())).collect(),
+            Err(_) => return,
+        };
+        for (key, s) in sent {
+            let Some(to) = self.delete_backup(&key.0).await else {
+                return;
+            };
+            let backup = to.as_str();
+            // Kept while its holder lives (a member that merely ranks
+            // better now does not move it).
+            if s.holder
+                .as_ref()
+                .is_some_and(|h| h == backup || live.contains(h))
+            {
+                continue;
+            }
+            if !self.send_to(backup, &s.rec, &s.claims, "req-doomed").await {
+                continue;
+            }
+            Metrics::inc(&self.metrics.replicas_resent);
+            let still_pending = match self.pending.lock() {
+                Ok(mut p) => p
+                    .sent
+                    .get_mut(&key)
+                    .map(|x| x.holder = Some(backup.to_string()))
+                    .is_some(),
+                Err(_) => true,
+            };
+            if !still_pending {
+                // Confirmed meanwhile: the new holder forgets it too.
+                self.purge_delete(backup, s.rec, &s.claims).await;
+            }
+        }
     }
 
     /// Sends every record of a boot on the own cloudlet to the current
@@ -197,6 +441,14 @@ impl Core {
         let Some(backup) = self.backup().await else {
             return;
         };
+        let live: HashSet<String> = self
+            .gossip
+            .live_view()
+            .await
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        self.rereplicate_deletes(&live).await;
         let stale: Vec<(Uuid, BootReplica, DirEntry)> = {
             let Ok(sent) = self.sent_records.lock() else {
                 return;
@@ -213,13 +465,6 @@ impl Core {
         if stale.is_empty() {
             return;
         }
-        let live: HashSet<String> = self
-            .gossip
-            .live_view()
-            .await
-            .into_iter()
-            .map(|s| s.name)
-            .collect();
         info!(backup = %backup, records = stale.len(), "sending boot records to a new backup");
         for (gid, rec, e) in stale {
             if !self.send_record(gid, &backup, &rec, &e.claims).await {
@@ -268,6 +513,9 @@ impl Core {
     /// Keeps (or, for [`ReplicaState::Deleted`], forgets) a peer's boot
     /// record; a state change keeps the plan already held.
     pub fn hold_replica(&self, rec: BootReplica, claims: Claims, project: ProjectRef) {
+        if matches!(rec.state, ReplicaState::Doomed | ReplicaState::Purged) {
+            return self.hold_delete(rec, claims, project);
+        }
         let Ok(gid) = Uuid::parse_str(&rec.gid) else {
             return;
         };

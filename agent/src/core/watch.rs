@@ -110,27 +110,31 @@ impl Core {
         Metrics::inc(&self.metrics.deletes_pending);
         self.spawn_bg(async move {
             let every = Duration::from_millis(me.cfg.boot_poll_ms.max(10));
-            let mut attempts = 0u64;
+            let mut attempts = 1u64;
             let mut owner_told = owner == me.name;
-            loop {
-                attempts += 1;
-                match me.delete_local(&owner, &local_id, &claims, &p, &rid).await {
-                    Ok(_) => break,
-                    Err(e) => {
-                        if attempts == 1 {
-                            warn!(cloudlet = %owner, local_id = %local_id, error = %e, "delete failed; retrying until the cloudlet answers");
-                        }
-                        if !owner_told {
-                            owner_told = me.tell_superseded(&owner, &local_id, &claims, &rid).await;
-                        }
-                        tokio::time::sleep(every).await;
-                    }
+            // The backup keeps a record of the delete while the first try
+            // runs: should this agent die before the cloudlet confirms, the
+            // backup carries it on ([`Core::take_over_deletes`]).
+            let (mut result, _) = futures::join!(
+                me.delete_local(&owner, &local_id, &claims, &p, &rid),
+                me.replicate_delete(&owner, &local_id, &claims)
+            );
+            while let Err(e) = result {
+                if attempts == 1 {
+                    warn!(cloudlet = %owner, local_id = %local_id, error = %e, "delete failed; retrying until the cloudlet answers");
                 }
+                if !owner_told {
+                    owner_told = me.tell_superseded(&owner, &local_id, &claims, &rid).await;
+                }
+                tokio::time::sleep(every).await;
+                attempts += 1;
+                result = me.delete_local(&owner, &local_id, &claims, &p, &rid).await;
             }
             me.metrics
                 .deletes_pending
                 .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             info!(cloudlet = %owner, local_id = %local_id, attempts, "superseded instance deleted");
+            me.delete_confirmed(&owner, &local_id).await;
         });
     }
 
