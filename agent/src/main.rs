@@ -9,6 +9,12 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 
+/// mimalloc instead of glibc's malloc: malloc, free and `malloc_consolidate`
+/// were ~15 % of the agent's CPU on a proxied `GET /servers/{id}` under load
+/// (`perf`, docs/benchmarks.md, issue 17), as they were for the mock.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "p2p-agent",
@@ -159,8 +165,9 @@ async fn run() -> anyhow::Result<()> {
     if !cli.seeds.is_empty() {
         cfg.seed_peers = cli.seeds.clone();
     }
-    let transport = os_client::ReqwestTransport::new(Duration::from_millis(cfg.request_timeout_ms))
-        .context("building the HTTP client")?;
+    let transport =
+        agent::http_client::AgentTransport::new(Duration::from_millis(cfg.request_timeout_ms))
+            .context("building the HTTP client")?;
     let handle = agent::start(cfg, Arc::new(transport)).await?;
     println!(
         "p2p-agent listening on {} (gossip {})",

@@ -82,6 +82,17 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// [`hex`] of a SHA-256 digest, on the stack.
+fn hex_bytes(digest: &[u8]) -> [u8; 64] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 64];
+    for (i, b) in digest.iter().take(32).enumerate() {
+        out[2 * i] = DIGITS[usize::from(b >> 4)];
+        out[2 * i + 1] = DIGITS[usize::from(b & 0x0f)];
+    }
+    out
+}
+
 fn unhex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
@@ -92,9 +103,11 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// The key that signs peer requests, derived from the cluster secret.
+/// The key that signs peer requests, derived from the cluster secret;
+/// kept as the HMAC state after the key (cloned per request, so the key
+/// schedule is not computed again for every signature).
 #[derive(Clone)]
-pub struct PeerKey([u8; 32]);
+pub struct PeerKey(HmacSha256);
 
 impl std::fmt::Debug for PeerKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -106,18 +119,33 @@ impl PeerKey {
     pub fn derive(secret: &[u8]) -> Self {
         let mut m = hmac(secret);
         m.update(b"p2pstack peer-request key v2");
-        Self(m.finalize().into_bytes().into())
+        Self(hmac(&m.finalize().into_bytes()))
     }
 
+    /// The MAC of [`canonical`]`(ts, nonce, p)`, fed piece by piece.
     fn mac(&self, ts: i64, nonce: &str, p: &Parts<'_>) -> HmacSha256 {
-        let mut m = hmac(&self.0);
-        m.update(canonical(ts, nonce, p).as_bytes());
+        let mut m = self.0.clone();
+        m.update(b"p2p-request-v2\n");
+        m.update(ts.to_string().as_bytes());
+        for part in [nonce, p.method, p.path] {
+            m.update(b"\n");
+            m.update(part.as_bytes());
+        }
+        m.update(b"\n");
+        m.update(canonical_query(p.query).as_bytes());
+        m.update(b"\n");
+        m.update(&hex_bytes(&Sha256::digest(p.body)));
+        m.update(b"\n");
+        m.update(&hex_bytes(&Sha256::digest(p.user_token.as_bytes())));
         m
     }
 }
 
 /// The query in canonical form: pairs decoded, sorted, re-encoded.
 pub fn canonical_query(q: Option<&str>) -> String {
+    if q.is_none_or(str::is_empty) {
+        return String::new();
+    }
     let mut pairs: Vec<(String, String)> = url::form_urlencoded::parse(q.unwrap_or("").as_bytes())
         .into_owned()
         .collect();
@@ -150,6 +178,8 @@ pub fn sign(key: &PeerKey, now: i64, nonce: [u8; 16], p: &Parts<'_>) -> String {
 struct Header<'a> {
     ts: i64,
     nonce: &'a str,
+    /// `nonce`, decoded.
+    nonce_bytes: [u8; 16],
     sig: Vec<u8>,
 }
 
@@ -166,12 +196,11 @@ fn parse(header: &str) -> Option<Header<'_>> {
         }
     }
     let nonce = nonce?;
-    if nonce.len() != 32 || unhex(nonce).is_none() {
-        return None;
-    }
+    let nonce_bytes: [u8; 16] = unhex(nonce)?.try_into().ok()?;
     Some(Header {
         ts: ts?,
         nonce,
+        nonce_bytes,
         sig: sig?,
     })
 }
@@ -180,9 +209,9 @@ fn parse(header: &str) -> Option<Header<'_>> {
 pub struct Verifier {
     key: PeerKey,
     /// nonce → timestamp it came with.
-    seen: HashMap<String, i64>,
+    seen: HashMap<[u8; 16], i64>,
     /// (timestamp, nonce) in arrival order, to forget old ones.
-    order: VecDeque<(i64, String)>,
+    order: VecDeque<(i64, [u8; 16])>,
     capacity: usize,
 }
 
@@ -234,14 +263,14 @@ impl Verifier {
         // A nonce stays refused for as long as its timestamp is acceptable:
         // until ts + WINDOW; anything older than now - 2 × WINDOW can go.
         self.forget_older_than(now - 2 * WINDOW_SECS);
-        if self.seen.contains_key(h.nonce) {
+        if self.seen.contains_key(&h.nonce_bytes) {
             return Err(Refusal::Replay);
         }
         if self.seen.len() >= self.capacity {
             return Err(Refusal::Saturated);
         }
-        self.seen.insert(h.nonce.to_string(), h.ts);
-        self.order.push_back((h.ts, h.nonce.to_string()));
+        self.seen.insert(h.nonce_bytes, h.ts);
+        self.order.push_back((h.ts, h.nonce_bytes));
         Ok(())
     }
 }
@@ -276,6 +305,27 @@ mod tests {
         assert_eq!(&h[..8], "00010203");
         assert_eq!(&h[h.len() - 4..], "feff");
         assert_eq!(unhex(&h), Some(bytes));
+    }
+
+    #[test]
+    fn the_mac_covers_exactly_the_canonical_string() {
+        for p in [
+            parts("POST", "/p2p/v1/boot", Some("b=2&a=1"), b"{\"gid\":1}"),
+            parts("GET", "/p2p/v1/view", None, b""),
+            parts("GET", "/p2p/v1/local/servers/detail", Some(""), b""),
+        ] {
+            let nonce = hex(&[5; 16]);
+            let mut whole = hmac(&{
+                let mut m = hmac(b"0123456789abcdef-cluster");
+                m.update(b"p2pstack peer-request key v2");
+                m.finalize().into_bytes()
+            });
+            whole.update(canonical(-7, &nonce, &p).as_bytes());
+            assert_eq!(
+                key().mac(-7, &nonce, &p).finalize().into_bytes(),
+                whole.finalize().into_bytes()
+            );
+        }
     }
 
     #[test]

@@ -277,9 +277,14 @@ pub fn filter_owned(doc: &mut Value, own: &str) -> bool {
 /// Removes the server attributes Nova shows only to admins.
 pub fn strip_admin_server_fields(server: &mut Value) {
     if let Some(o) = server.as_object_mut() {
-        o.retain(|k, _| !k.starts_with("OS-EXT-SRV-ATTR:"));
-        o.remove("host_status");
+        o.retain(|k, _| !is_admin_server_field(k));
     }
+}
+
+/// Whether a top-level server attribute is for admins only
+/// (`OS-EXT-SRV-ATTR:*`, `host_status`).
+pub fn is_admin_server_field(key: &str) -> bool {
+    key.starts_with("OS-EXT-SRV-ATTR:") || key == "host_status"
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::core::keypairs as names;
+use crate::server_json::Shown;
 
 /// A signed `/p2p/v1` request as a handler received it: method, URI,
 /// headers and body.
@@ -99,6 +100,20 @@ pub(super) async fn p2p_server(
 ) -> Result<Response, ApiError> {
     let c = peer_ctx(&core, &method, &uri, &headers, &body)?;
     let gid = global_id(&id)?;
+    if method == Method::GET {
+        // Shaped for the caller by the entry agent that relays it.
+        return Ok(
+            match core
+                .show(gid, &c.claims, &c.project, &c.base, &c.rid, None)
+                .await
+            {
+                Shown::Server { body, owner } => {
+                    with_owner(raw_json(StatusCode::OK, body), &core, Some(&owner))
+                }
+                Shown::Other(o) => outcome(&core, o),
+            },
+        );
+    }
     let o = core
         .server_op(&method, gid, &c.claims, &c.project, &c.base, &c.rid)
         .await;
@@ -172,7 +187,7 @@ pub(super) async fn p2p_local(
 }
 
 /// A cloudlet's JSON answer passed on as it came.
-fn raw_json(status: StatusCode, body: Bytes) -> Response {
+pub(super) fn raw_json(status: StatusCode, body: Bytes) -> Response {
     let mut resp = (status, Body::from(body)).into_response();
     resp.headers_mut()
         .insert("content-type", HeaderValue::from_static("application/json"));

@@ -11,6 +11,7 @@ use os_wire::{ApiError, Service};
 use serde_json::{json, Value};
 
 use super::*;
+use crate::server_json::{ServerDoc, Shape, Shown};
 
 /// Nova's reading of a boolean body parameter (`parameter_types.boolean`).
 fn bool_param(v: Option<&Value>) -> bool {
@@ -265,6 +266,22 @@ pub(super) async fn route_server(
             core.server_action(gid, &c.claims, &c.project, body.clone(), &c.rid)
                 .await
         }
+        None if method == Method::GET => {
+            match core
+                .show(gid, &c.claims, &c.project, &c.base, &c.rid, Some(&c.claims))
+                .await
+            {
+                // Already shaped for the caller.
+                Shown::Server { body, owner } => {
+                    return Ok(with_owner(
+                        peer::raw_json(StatusCode::OK, body),
+                        &core,
+                        Some(&owner),
+                    ))
+                }
+                Shown::Other(o) => o,
+            }
+        }
         None => {
             core.server_op(&method, gid, &c.claims, &c.project, &c.base, &c.rid)
                 .await
@@ -381,8 +398,16 @@ fn relay(core: &Core, c: &Ctx, id: &str, r: &os_client::HttpResponse) -> Respons
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let status = r.status();
+    let shape = Shape {
+        gid: id,
+        base: &c.base,
+        caller: Some(&c.claims),
+    };
     let resp = if r.body().is_empty() {
         status.into_response()
+    } else if let Ok(Some(doc)) = ServerDoc::parse(r.body()) {
+        // The usual answer, `{"server": …}`: rewritten without a tree.
+        peer::raw_json(status, Bytes::from(doc.render(&shape)))
     } else {
         match serde_json::from_slice::<Value>(r.body()) {
             Ok(mut v) => {

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::protocol::ReplicaState;
+use crate::server_json::{ServerDoc, Shape, Shown};
 
 /// Where a coordinated server lives now.
 #[derive(Debug, Clone, PartialEq)]
@@ -135,21 +136,58 @@ impl Core {
                 }
             };
         }
+        self.show_entry_for(gid, e, claims, p, base, rid, None)
+            .await
+            .into_outcome()
+    }
+
+    /// `GET` of a global ID at its coordinator (as [`Core::server_op`]),
+    /// with the owner's answer rewritten for the user without a JSON tree
+    /// ([`ServerDoc`]) and, when `caller` is given, shaped as that caller
+    /// may see it (key name as given, admin-only fields for admins).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn show(
+        self: &Arc<Self>,
+        gid: Uuid,
+        claims: &Claims,
+        p: &ProjectRef,
+        base: &str,
+        rid: &str,
+        caller: Option<&Claims>,
+    ) -> Shown {
+        match self.lookup(gid, claims, p, rid).await {
+            Ok(e) => {
+                self.show_entry_for(gid, e, claims, p, base, rid, caller)
+                    .await
+            }
+            Err(o) => Shown::Other(o),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn show_entry_for(
+        &self,
+        gid: Uuid,
+        e: DirEntry,
+        claims: &Claims,
+        p: &ProjectRef,
+        base: &str,
+        rid: &str,
+        caller: Option<&Claims>,
+    ) -> Shown {
+        let not_found = || Shown::Other(super::actions::not_found(gid));
+        let g = gid.to_string();
+        let owner = Some(e.owner.clone());
+        let synthetic = |status: &str, fault: Option<&str>| {
+            Shown::Other(Outcome::json(
+                StatusCode::OK,
+                json!({"server": view::synthetic(&g, &e.name, status, &e.tenant, fault, base)}),
+                owner.clone(),
+            ))
+        };
         match &e.state {
-            DirState::Retrying => {
-                return Outcome::json(
-                    StatusCode::OK,
-                    json!({"server": view::synthetic(&g, &e.name, "BUILD", &e.tenant, None, base)}),
-                    owner,
-                )
-            }
-            DirState::Failed(f) => {
-                return Outcome::json(
-                    StatusCode::OK,
-                    json!({"server": view::synthetic(&g, &e.name, "ERROR", &e.tenant, Some(f), base)}),
-                    owner,
-                )
-            }
+            DirState::Retrying => return synthetic("BUILD", None),
+            DirState::Failed(f) => return synthetic("ERROR", Some(f)),
             _ => {}
         }
         if e.state == DirState::Deleted && e.owner != self.name {
@@ -160,45 +198,69 @@ impl Core {
                 return not_found();
             }
         }
-        match self
-            .fetch_local(&e.owner, &e.local_id, claims, p, rid)
+        let fetched = self
+            .get_local(&e.owner, &e.local_id, claims, p, rid)
             .await
-        {
-            Ok(Some(mut s)) => {
-                // An ERROR that the watcher is about to retry shows as BUILD.
-                let st = s.get("status").and_then(Value::as_str).unwrap_or("");
-                if st == "ERROR"
-                    && e.state == DirState::Building
-                    && (self.cfg.retries as usize + 1) > e.tried.len()
-                {
-                    return Outcome::json(
-                        StatusCode::OK,
-                        json!({"server": view::synthetic(&g, &e.name, "BUILD", &e.tenant, None, base)}),
-                        owner,
-                    );
-                }
-                view::globalize(&mut s, &g, base);
-                Outcome::json(StatusCode::OK, json!({"server": s}), owner)
+            .and_then(|r| match r {
+                Some(resp) if !resp.status().is_success() => Err(status_error(&resp)),
+                other => Ok(other),
+            });
+        let unreachable = |err: CallError| {
+            warn!(gid = %g, owner = %e.owner, error = %err, "owner unreachable");
+            if e.state == DirState::Deleted {
+                return not_found();
             }
-            Ok(None) => {
-                if e.state == DirState::Deleted {
-                    if let Ok(mut d) = self.directory.lock() {
-                        d.remove(&gid);
+            synthetic("UNKNOWN", None)
+        };
+        let gone = || {
+            if e.state == DirState::Deleted {
+                if let Ok(mut d) = self.directory.lock() {
+                    d.remove(&gid);
+                }
+            }
+            not_found()
+        };
+        let resp = match fetched {
+            Ok(Some(resp)) => resp,
+            Ok(None) => return gone(),
+            Err(err) => return unreachable(err),
+        };
+        // An ERROR that the watcher is about to retry shows as BUILD.
+        let retried = |status: Option<&str>| {
+            status == Some("ERROR")
+                && e.state == DirState::Building
+                && (self.cfg.retries as usize + 1) > e.tried.len()
+        };
+        match ServerDoc::parse(resp.body()) {
+            Ok(Some(doc)) => {
+                if retried(doc.str_field("status").as_deref()) {
+                    return synthetic("BUILD", None);
+                }
+                let shape = Shape {
+                    gid: &g,
+                    base,
+                    caller,
+                };
+                Shown::Server {
+                    body: Bytes::from(doc.render(&shape)),
+                    owner: e.owner.clone(),
+                }
+            }
+            Ok(None) => gone(),
+            // Not taken by the raw reading: the tree, as before.
+            Err(_) => match serde_json::from_slice::<Value>(resp.body()) {
+                Err(err) => unreachable(CallError::BadResponse(err.to_string())),
+                Ok(mut v) => match v.get_mut("server").map(Value::take) {
+                    None => gone(),
+                    Some(mut s) => {
+                        if retried(s.get("status").and_then(Value::as_str)) {
+                            return synthetic("BUILD", None);
+                        }
+                        view::globalize(&mut s, &g, base);
+                        Shown::Other(Outcome::json(StatusCode::OK, json!({"server": s}), owner))
                     }
-                }
-                not_found()
-            }
-            Err(err) => {
-                warn!(gid = %g, owner = %e.owner, error = %err, "owner unreachable");
-                if e.state == DirState::Deleted {
-                    return not_found();
-                }
-                Outcome::json(
-                    StatusCode::OK,
-                    json!({"server": view::synthetic(&g, &e.name, "UNKNOWN", &e.tenant, None, base)}),
-                    owner,
-                )
-            }
+                },
+            },
         }
     }
 
