@@ -2,7 +2,7 @@
 //! instances, and the rules that move a boot from one stage to the next.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -170,6 +170,16 @@ impl PartialOrd for Scheduled {
         Some(self.cmp(other))
     }
 }
+impl Scheduled {
+    /// Whether `self` comes before `other`: earlier, then first scheduled.
+    fn before(&self, other: &Scheduled) -> bool {
+        self.at
+            .total_cmp(&other.at)
+            .then_with(|| self.seq.cmp(&other.seq))
+            == Ordering::Less
+    }
+}
+
 impl Ord for Scheduled {
     // Reversed: BinaryHeap is a max-heap and we want the earliest (then the
     // first scheduled) on top, so ties resolve in submission order.
@@ -218,6 +228,13 @@ pub struct Engine {
     now: ModelTime,
     seq: u64,
     heap: BinaryHeap<Scheduled>,
+    /// Timeouts in the order they fall due (see [`Engine::push_timeout`]):
+    /// nearly every job has one, nearly all of them fire after the job is
+    /// done, and most are set a constant delay after they are scheduled, so
+    /// they arrive in time order and a FIFO keeps them in O(1) instead of
+    /// swelling the heap. Events are taken from the heap and this queue in
+    /// one (time, sequence) order, so the model's course is unchanged.
+    timeouts: VecDeque<Scheduled>,
     out: Vec<(ModelTime, Effect)>,
     layout: Layout,
     stations: Vec<Station>,
@@ -302,6 +319,7 @@ impl Engine {
             now: 0.0,
             seq: 0,
             heap: BinaryHeap::new(),
+            timeouts: VecDeque::new(),
             out: Vec::new(),
             layout,
             stations,
@@ -427,7 +445,30 @@ impl Engine {
     /// Earliest pending event. Background work never stops, so this is
     /// `Some` as long as there is at least one compute node.
     pub fn next_deadline(&self) -> Option<ModelTime> {
-        self.heap.peek().map(|s| s.at)
+        self.peek_next().map(|(s, _)| s.at)
+    }
+
+    /// Takes the next event if it falls due no later than `to`.
+    fn pop_due(&mut self, to: ModelTime) -> Option<Scheduled> {
+        let (top, from_timeouts) = self.peek_next()?;
+        if top.at > to {
+            return None;
+        }
+        if from_timeouts {
+            self.timeouts.pop_front()
+        } else {
+            self.heap.pop()
+        }
+    }
+
+    /// The next event, and whether it is the timeout queue's.
+    fn peek_next(&self) -> Option<(&Scheduled, bool)> {
+        match (self.heap.peek(), self.timeouts.front()) {
+            (Some(h), Some(t)) if t.before(h) => Some((t, true)),
+            (Some(h), _) => Some((h, false)),
+            (None, Some(t)) => Some((t, true)),
+            (None, None) => None,
+        }
     }
 
     /// Process every event with time <= `to`, in time order (ties in the
@@ -438,11 +479,7 @@ impl Engine {
             self.invalid_inputs += 1;
             return std::mem::take(&mut self.out);
         }
-        while let Some(top) = self.heap.peek() {
-            if top.at > to {
-                break;
-            }
-            let Some(s) = self.heap.pop() else { break };
+        while let Some(s) = self.pop_due(to) {
             self.now = s.at.max(self.now);
             self.handle(s.ev);
         }
@@ -548,6 +585,22 @@ impl Engine {
         });
     }
 
+    /// Like [`Engine::push`], for a timeout: onto the FIFO of timeouts when
+    /// it falls due no earlier than the last one there (the usual case: a
+    /// stage's timeouts are all the same delay from now), else onto the heap.
+    fn push_timeout(&mut self, at: ModelTime, ev: Ev) {
+        self.seq += 1;
+        let s = Scheduled {
+            at,
+            seq: self.seq,
+            ev,
+        };
+        match self.timeouts.back() {
+            Some(last) if s.before(last) => self.heap.push(s),
+            _ => self.timeouts.push_back(s),
+        }
+    }
+
     fn emit(&mut self, effect: Effect) {
         self.out.push((self.now, effect));
     }
@@ -629,7 +682,7 @@ impl Engine {
             },
         );
         if let Some(t) = timeout_s {
-            self.push(self.now + t, Ev::JobTimeout { job: id });
+            self.push_timeout(self.now + t, Ev::JobTimeout { job: id });
         }
         if kind_of == Kind::Bus {
             self.stations[stage.0].enqueue(self.now, id);
@@ -658,7 +711,7 @@ impl Engine {
                 j.waiting_conn = true;
             }
             let t = self.profile.db.pool_timeout_s;
-            self.push(self.now + t, Ev::PoolTimeout { job: id });
+            self.push_timeout(self.now + t, Ev::PoolTimeout { job: id });
         }
     }
 
@@ -1783,5 +1836,85 @@ impl Engine {
                 deadline: None,
             },
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine() -> Engine {
+        let nodes = vec![NodeSpec::with_default_ratios("n0", 8, 16_384, 100)];
+        let profile = match Profile::builtin("devstack") {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        };
+        match Engine::new(profile, nodes, 1) {
+            Ok(e) => e,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Events leave the heap and the timeout FIFO in one (time, sequence)
+    /// order, whichever queue holds them, so the FIFO changes no result.
+    #[test]
+    fn heap_and_timeout_fifo_merge_in_time_then_submission_order() {
+        let mut e = engine();
+        // Background events of the node already sit in the heap.
+        e.heap.clear();
+        let plan: [(f64, bool); 9] = [
+            (5.0, true),
+            (3.0, true), // earlier than the FIFO's last: goes to the heap
+            (5.0, true), // a tie with the first: after it (submitted later)
+            (4.0, false),
+            (5.0, false),
+            (7.0, true),
+            (6.0, true), // to the heap
+            (7.0, false),
+            (1.0, false),
+        ];
+        for (i, &(at, timeout)) in plan.iter().enumerate() {
+            let ev = Ev::JobTimeout {
+                job: 1000 + i as u64,
+            };
+            if timeout {
+                e.push_timeout(at, ev);
+            } else {
+                e.push(at, ev);
+            }
+        }
+        assert_eq!(
+            e.timeouts.len(),
+            3,
+            "the timeouts due at 5, 5 and 7 are in order"
+        );
+        assert_eq!(e.next_deadline(), Some(1.0));
+        let mut got = Vec::new();
+        while let Some(s) = e.pop_due(6.5) {
+            let Ev::JobTimeout { job } = s.ev else {
+                panic!("unexpected event")
+            };
+            got.push((s.at, job - 1000));
+        }
+        assert_eq!(
+            got,
+            vec![
+                (1.0, 8),
+                (3.0, 1),
+                (4.0, 3),
+                (5.0, 0),
+                (5.0, 2),
+                (5.0, 4),
+                (6.0, 6)
+            ]
+        );
+        assert_eq!(e.next_deadline(), Some(7.0));
+        let rest: Vec<u64> = std::iter::from_fn(|| e.pop_due(f64::MAX))
+            .filter_map(|s| match s.ev {
+                Ev::JobTimeout { job } => Some(job - 1000),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(rest, vec![5, 7]);
     }
 }
