@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use os_client::compute::{self, CreateServer};
 use os_client::{ClientError, Credentials, OpenStackSession, ReqwestTransport, SharedTransport};
-use testbeds::docker::{self, cleanup, DockerTestbed};
+use testbeds::docker::{self, cleanup, DockerTestbed, NetLayout};
 use testbeds::embedded::TestbedSpec;
 use testbeds::topology::{self, Kind};
 
@@ -180,6 +180,65 @@ async fn docker_backend_four_cloudlets_lose_one_and_lose_no_boot() {
     let run_id = tb.run_id.clone();
     let network = tb.network.clone();
     eprintln!("testbed {run_id} up in {:.1?}", t_up.elapsed());
+    // The default layout: one network namespace for the run. Only its
+    // holder has an address on the run's network (so the kernel neighbour
+    // table holds two entries for it, whatever N); every mock and agent
+    // runs in the holder's namespace. The bridge layout (an address per
+    // container, N² + 5N entries for P2P; P2PSTACK_DOCKER_NET=bridge runs
+    // this test on it) is checked for its own promise instead.
+    assert_eq!(NetLayout::default(), NetLayout::Shared);
+    assert_eq!(tb.layout, NetLayout::from_env().expect("layout"));
+    {
+        let d = cleanup::connect().await.expect("docker");
+        let net = d
+            .inspect_network(
+                &network,
+                None::<testcontainers::bollard::query_parameters::InspectNetworkOptions>,
+            )
+            .await
+            .expect("inspect the run's network");
+        let attached = net.containers.unwrap_or_default();
+        let want = match tb.layout {
+            NetLayout::Shared => 1,
+            NetLayout::Bridge => 2 * CLOUDLETS as usize,
+        };
+        assert_eq!(
+            attached.len(),
+            want,
+            "containers with an address on {network}: {:?}",
+            attached
+                .values()
+                .map(|c| c.name.clone())
+                .collect::<Vec<_>>()
+        );
+        let ids = cleanup::containers_of(&d, &run_id)
+            .await
+            .expect("list containers");
+        let holder = usize::from(tb.layout == NetLayout::Shared);
+        assert_eq!(ids.len(), 2 * CLOUDLETS as usize + holder);
+        let mut joined = 0;
+        for id in &ids {
+            let c = d
+                .inspect_container(
+                    id,
+                    None::<testcontainers::bollard::query_parameters::InspectContainerOptions>,
+                )
+                .await
+                .expect("inspect container");
+            let mode = c
+                .host_config
+                .and_then(|h| h.network_mode)
+                .unwrap_or_default();
+            if mode.starts_with("container:") {
+                joined += 1;
+            }
+        }
+        let want = match tb.layout {
+            NetLayout::Shared => 2 * CLOUDLETS as usize,
+            NetLayout::Bridge => 0,
+        };
+        assert_eq!(joined, want, "mocks and agents in the holder's namespace");
+    }
     let entries = tb.entries();
     assert_eq!(entries.len(), CLOUDLETS as usize);
     for e in &entries {
