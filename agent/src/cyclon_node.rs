@@ -142,11 +142,86 @@ pub struct NodeState {
     /// Address book: the last report of members met lately (in any
     /// message, or found by a lookup), so that an agent can still call the
     /// cloudlet it placed a boot on after it left the view. Bounded.
-    book: BTreeMap<String, (CloudletState, u64, Instant)>,
+    book: AddressBook,
     /// Rounds to wait before asking the seeds again while alone, and the
     /// current bound of that wait (see [`JOIN_BACKOFF_MAX`]).
     join_wait: u32,
     join_backoff: u32,
+}
+
+/// One member's entry in the [`AddressBook`].
+struct BookEntry {
+    state: CloudletState,
+    version: u64,
+    /// Last met (or used), and the entry's key in the book's order.
+    met: Instant,
+    order_key: Arc<str>,
+}
+
+/// The address book: the last report of up to `book_size` members met
+/// lately, the least recently met leaving first (ties by name). The order
+/// is kept in an index, so that noting a new member in a full book does
+/// not scan it (at 1,024 cloudlets the scan was ~11 % of a sim run's CPU:
+/// nearly every descriptor a shuffle brings is new to a book of 256).
+#[derive(Default)]
+struct AddressBook {
+    entries: BTreeMap<String, BookEntry>,
+    /// (last met, name) of every entry: the first is the next to go.
+    order: std::collections::BTreeSet<(Instant, Arc<str>)>,
+}
+
+impl AddressBook {
+    /// Moves `e` to `now` in the order.
+    fn met(
+        order: &mut std::collections::BTreeSet<(Instant, Arc<str>)>,
+        e: &mut BookEntry,
+        now: Instant,
+    ) {
+        if e.met != now {
+            order.remove(&(e.met, e.order_key.clone()));
+            e.met = now;
+            order.insert((now, e.order_key.clone()));
+        }
+    }
+
+    /// Notes `d`'s report (a newer version, or another report of the same
+    /// version, replaces the held one) as met at `now`.
+    fn note(&mut self, d: &Desc, now: Instant, book_size: usize) {
+        if let Some(e) = self.entries.get_mut(&d.id) {
+            if d.version > e.version || (d.version == e.version && e.state != d.payload) {
+                e.state = d.payload.clone();
+                e.version = d.version;
+            }
+            Self::met(&mut self.order, e, now);
+            return;
+        }
+        if book_size == 0 {
+            return;
+        }
+        if self.entries.len() >= book_size {
+            if let Some((_, oldest)) = self.order.pop_first() {
+                self.entries.remove(&*oldest);
+            }
+        }
+        let key: Arc<str> = Arc::from(d.id.as_str());
+        self.order.insert((now, key.clone()));
+        self.entries.insert(
+            d.id.clone(),
+            BookEntry {
+                state: d.payload.clone(),
+                version: d.version,
+                met: now,
+                order_key: key,
+            },
+        );
+    }
+
+    /// `name`'s report, marked as used at `now` (kept longer).
+    fn touch(&mut self, name: &str, now: Instant) -> Option<CloudletState> {
+        let e = self.entries.get_mut(name)?;
+        Self::met(&mut self.order, e, now);
+        Some(e.state.clone())
+    }
 }
 
 /// A member alone asks the seeds again after a random wait of up to this
@@ -184,7 +259,7 @@ impl NodeState {
             seen_floods: std::collections::VecDeque::new(),
             contacts: std::collections::VecDeque::new(),
             collecting: BTreeMap::new(),
-            book: BTreeMap::new(),
+            book: AddressBook::default(),
             join_wait: 0,
             join_backoff: 0,
         }
@@ -223,39 +298,23 @@ impl NodeState {
         if d.id == self.cyclon.id() || d.id != d.payload.name {
             return;
         }
-        if let Some((state, version, met)) = self.book.get_mut(&d.id) {
-            if d.version >= *version {
-                *state = d.payload.clone();
-                *version = d.version;
-            }
-            *met = now;
-            return;
-        }
-        if self.params.book_size == 0 {
-            return;
-        }
-        if self.book.len() >= self.params.book_size {
-            if let Some(oldest) = self
-                .book
-                .iter()
-                .min_by_key(|(_, (_, _, met))| *met)
-                .map(|(n, _)| n.clone())
-            {
-                self.book.remove(&oldest);
-            }
-        }
-        self.book
-            .insert(d.id.clone(), (d.payload.clone(), d.version, now));
+        self.book.note(d, now, self.params.book_size);
     }
 
     /// The live view, then the address book's other members.
     pub fn known(&self, now: Instant) -> Vec<CloudletState> {
         let mut out = self.live_view(now);
-        for (name, (state, _, _)) in &self.book {
-            if !out.iter().any(|s| s.name == *name) {
-                out.push(state.clone());
-            }
-        }
+        let others: Vec<CloudletState> = {
+            let mut names: Vec<&str> = out.iter().map(|s| s.name.as_str()).collect();
+            names.sort_unstable();
+            self.book
+                .entries
+                .iter()
+                .filter(|(name, _)| names.binary_search(&name.as_str()).is_err())
+                .map(|(_, e)| e.state.clone())
+                .collect()
+        };
+        out.extend(others);
         out
     }
 
@@ -333,12 +392,18 @@ impl NodeState {
         out
     }
 
+    /// Good candidates in [`NodeState::live_view`] (self aside), counted
+    /// without copying the view.
     fn good_known(&self, now: Instant) -> usize {
-        self.live_view(now)
+        let view = self.cyclon.view().iter().map(|d| &d.payload);
+        let cached = self
+            .cache
             .iter()
-            .skip(1)
-            .filter(|s| good_candidate(s))
-            .count()
+            .filter(|(name, c)| {
+                !self.cyclon.holds(name) && now.saturating_duration_since(c.heard) < self.cache_ttl
+            })
+            .map(|(_, c)| &c.desc.payload);
+        view.chain(cached).filter(|s| good_candidate(s)).count()
     }
 
     /// Notes a descriptor seen in any message: the candidate cache keeps
@@ -730,15 +795,19 @@ impl CyclonNode {
     pub fn find(&self, name: &str) -> Option<CloudletState> {
         let now = clock::now();
         let mut s = self.lock();
-        if let Some((state, _, met)) = s.book.get_mut(name) {
-            *met = now;
-            return Some(state.clone());
+        if let Some(state) = s.book.touch(name, now) {
+            return Some(state);
         }
         s.live_view(now).into_iter().find(|m| m.name == name)
     }
 
     async fn flood(&self, tag: Option<[u8; 6]>, enough: usize) -> Vec<Desc> {
         let (id, out) = self.lock().start_flood(tag);
+        tracing::debug!(
+            kind = if tag.is_some() { "lookup" } else { "census" },
+            targets = out.len(),
+            "overlay flood started"
+        );
         let _ = self.commands.send(Command::Send(out));
         let start = clock::now();
         let mut last_change = start;
@@ -1117,5 +1186,54 @@ mod tests {
         let _ = n.on_message(addr(9), Wire::Shuffle { entries: flood }, now);
         assert!(n.view_len() <= params.sizes.shuffle_len);
         assert!(n.live_view(now).len() <= 1 + params.sizes.view_size + params.cache_size);
+    }
+
+    /// The address book keeps the members met (or used) most recently:
+    /// when full, the least recently met goes first, ties by name; a newer
+    /// report replaces a held one, an older one does not.
+    #[test]
+    fn a_full_address_book_drops_the_least_recently_met_member() {
+        let desc = |i: usize, version: u64, free: i64| Descriptor {
+            id: state(i, free).name,
+            addr: addr(i).to_string(),
+            age: 0,
+            version,
+            payload: state(i, free),
+        };
+        let t0 = clock::now();
+        let t = |s: u64| t0 + Duration::from_secs(s);
+        let mut book = AddressBook::default();
+        // c0003, c0001 and c0002 met at the same instant, c0000 later.
+        for i in [3, 1, 2] {
+            book.note(&desc(i, 1, 4), t(0), 4);
+        }
+        book.note(&desc(0, 1, 4), t(1), 4);
+        // c0001 is used (a boot placed on it), c0003 met again with an
+        // older report: it is kept, the report is not.
+        assert!(book.touch("c0001", t(2)).is_some());
+        book.note(&desc(3, 0, 1), t(3), 4);
+        assert_eq!(book.entries["c0003"].state.free_vcpus, 4);
+        // Full: the next newcomer pushes out c0002 (met at t0, alone now).
+        book.note(&desc(7, 1, 4), t(4), 4);
+        let names = |b: &AddressBook| b.entries.keys().cloned().collect::<Vec<_>>();
+        assert_eq!(names(&book), ["c0000", "c0001", "c0003", "c0007"]);
+        // Then c0000 (t1), then c0001 (t2); a newer report replaces.
+        book.note(&desc(8, 1, 4), t(5), 4);
+        book.note(&desc(9, 1, 4), t(5), 4);
+        assert_eq!(names(&book), ["c0003", "c0007", "c0008", "c0009"]);
+        book.note(&desc(7, 2, 0), t(6), 4);
+        assert_eq!(book.entries["c0007"].state.free_vcpus, 0);
+        // c0003 (t3) goes; then of two met at the same instant (t5), the
+        // first by name.
+        book.note(&desc(10, 1, 4), t(7), 4);
+        assert_eq!(names(&book), ["c0007", "c0008", "c0009", "c0010"]);
+        book.note(&desc(11, 1, 4), t(7), 4);
+        assert_eq!(names(&book), ["c0007", "c0009", "c0010", "c0011"]);
+        assert_eq!(book.order.len(), book.entries.len());
+        assert!(book.touch("c0003", t(8)).is_none());
+        // A book of size 0 holds nobody.
+        let mut none = AddressBook::default();
+        none.note(&desc(1, 1, 4), t(0), 0);
+        assert!(none.entries.is_empty());
     }
 }
