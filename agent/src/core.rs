@@ -280,6 +280,27 @@ impl Core {
         v
     }
 
+    /// Whether `name` is in the placement view ([`Core::view`]): alive by
+    /// gossip and not suspected locally. Copies no state (a boot watcher
+    /// asks this on every poll).
+    pub async fn in_view(&self, name: &str) -> bool {
+        if !self.gossip.is_live(name).await {
+            return false;
+        }
+        let Ok(mut s) = self.suspects.lock() else {
+            return true;
+        };
+        let ttl = Duration::from_millis(self.cfg.suspect_ms);
+        match s.get(name) {
+            Some(since) if clock::now().saturating_duration_since(*since) < ttl => false,
+            Some(_) => {
+                s.remove(name);
+                true
+            }
+            None => true,
+        }
+    }
+
     fn note_placement(&self, target: &str, demand: &Demand) {
         let now_ms = clock::unix_millis();
         if let Ok(mut r) = self.recent.lock() {

@@ -363,6 +363,15 @@ impl Gossip {
         }
     }
 
+    /// Whether `name` is among the members believed alive (as in
+    /// [`Gossip::live_view`], without copying the view).
+    pub async fn is_live(&self, name: &str) -> bool {
+        match &self.inner {
+            Inner::Full(f) => f.is_live(name).await,
+            Inner::Cyclon(c) => c.live_view().iter().any(|s| s.name == name),
+        }
+    }
+
     /// Every member heard of, with its last state and whether it is alive.
     /// With a partial view: the view, the candidate cache and the bounded
     /// address book, all alive (a member is forgotten, never reported dead).
@@ -521,6 +530,11 @@ impl FullMembership {
     /// States of the nodes believed alive (self included).
     pub async fn live_view(&self) -> Vec<CloudletState> {
         self.with_views(|v| v.live_view.as_ref().clone()).await
+    }
+
+    pub async fn is_live(&self, name: &str) -> bool {
+        self.with_views(|v| v.live_view.iter().any(|s| s.name == name))
+            .await
     }
 
     /// Every node ever heard of, with its last state and whether it is alive.

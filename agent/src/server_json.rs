@@ -19,20 +19,18 @@
 //! reported as `None`, and the caller falls back to the `Value` path.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use bytes::Bytes;
-use http::StatusCode;
 
 use crate::core::Outcome;
 use crate::token::Claims;
 use crate::{policy, view};
 
-/// What a `GET` of a coordinated server answers (`Core::show`).
+/// What a `GET` of a coordinated server answers (`Core::server_op`).
 #[derive(Debug)]
 pub enum Shown {
     /// The owner's server object shaped for the user: `{"server": …}`, 200.
@@ -42,28 +40,26 @@ pub enum Shown {
     Other(Outcome),
 }
 
-impl Shown {
-    /// As an [`Outcome`] (a tree again; for callers that edit the body).
-    pub fn into_outcome(self) -> Outcome {
-        match self {
-            Shown::Server { body, owner } => Outcome::json(
-                StatusCode::OK,
-                serde_json::from_slice(&body).unwrap_or(Value::Null),
-                Some(owner),
-            ),
-            Shown::Other(o) => o,
-        }
-    }
-}
-
 /// An answer the raw reading does not take: the caller reads it as a tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("not a plain server answer")]
 pub struct NotTaken;
 
-/// The top-level fields of one server object, as raw JSON text.
+/// The top-level fields of one server object, as raw JSON text, sorted
+/// by key (the order a tree writes them in).
 pub struct ServerDoc<'a> {
-    fields: BTreeMap<&'a str, &'a RawValue>,
+    fields: Fields<'a>,
+}
+
+/// Top-level fields sorted by key, no key twice.
+type Fields<'a> = Vec<(&'a str, &'a RawValue)>;
+
+/// The raw value of `key` in sorted `fields`.
+fn get<'a>(fields: &Fields<'a>, key: &str) -> Option<&'a RawValue> {
+    fields
+        .binary_search_by(|(k, _)| (*k).cmp(key))
+        .ok()
+        .map(|i| fields[i].1)
 }
 
 /// How a server object is shown: with its global ID and this agent's
@@ -77,8 +73,8 @@ pub struct Shape<'a> {
 
 /// Reads the top-level fields of an object, refusing duplicates (a tree
 /// would keep the last one; the raw reading makes no such guess).
-fn fields_of(text: &[u8]) -> Option<BTreeMap<&str, &RawValue>> {
-    let pairs: Vec<(&str, &RawValue)> = {
+fn fields_of(text: &[u8]) -> Option<Fields<'_>> {
+    let mut pairs: Vec<(&str, &RawValue)> = {
         struct Pairs<'de>(Vec<(&'de str, &'de RawValue)>);
         impl<'de> Deserialize<'de> for Pairs<'de> {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -104,9 +100,8 @@ fn fields_of(text: &[u8]) -> Option<BTreeMap<&str, &RawValue>> {
         }
         serde_json::from_slice::<Pairs<'_>>(text).ok()?.0
     };
-    let n = pairs.len();
-    let fields: BTreeMap<&str, &RawValue> = pairs.into_iter().collect();
-    (fields.len() == n).then_some(fields)
+    pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    pairs.windows(2).all(|w| w[0].0 != w[1].0).then_some(pairs)
 }
 
 impl<'a> ServerDoc<'a> {
@@ -115,7 +110,7 @@ impl<'a> ServerDoc<'a> {
     /// it (the caller then reads it as a tree).
     pub fn parse(body: &'a [u8]) -> Result<Option<Self>, NotTaken> {
         let top = fields_of(body).ok_or(NotTaken)?;
-        match top.get("server") {
+        match get(&top, "server") {
             None => Ok(None),
             // Whatever else came with it is for the tree to keep.
             Some(_) if top.len() > 1 => Err(NotTaken),
@@ -125,68 +120,111 @@ impl<'a> ServerDoc<'a> {
         }
     }
 
-    /// A string field (`None` when absent or not a string).
-    pub fn str_field(&self, key: &str) -> Option<String> {
-        let raw = self.fields.get(key)?;
-        serde_json::from_str::<String>(raw.get()).ok()
+    /// A string field (`None` when absent or not a string); borrowed
+    /// from the answer unless it has escapes.
+    pub fn str_field(&self, key: &str) -> Option<Cow<'a, str>> {
+        let raw = get(&self.fields, key)?.get();
+        match serde_json::from_str::<&str>(raw) {
+            Ok(s) => Some(Cow::Borrowed(s)),
+            Err(_) => serde_json::from_str::<String>(raw).ok().map(Cow::Owned),
+        }
     }
 
     /// `{"server": {…}}` shaped for the user.
+    ///
+    /// The fields are written in key order, each as it came except the
+    /// rewritten ones: `id` and `links` (the global ID and this agent's
+    /// links, as [`view::globalize`] writes them), `image` and `flavor`
+    /// (through [`view::globalize`] on a small object of the two: their
+    /// bookmark links), and, for a caller, `key_name` as the user gave it.
     pub fn render(&self, shape: &Shape<'_>) -> Vec<u8> {
-        // The rewritten fields, by the one rule for them.
+        // Rewritten fields, sorted by key like the fields themselves.
+        let mut new: Vec<(&str, Cow<'_, str>)> = Vec::with_capacity(5);
         let mut small = Map::new();
-        for k in ["id", "image", "flavor"] {
-            if let Some(raw) = self.fields.get(k) {
+        for k in ["image", "flavor"] {
+            if let Some(raw) = get(&self.fields, k) {
+                // `""` (booted from a volume) has nothing to rewrite.
+                if raw.get() == "\"\"" {
+                    continue;
+                }
                 if let Ok(v) = serde_json::from_str::<Value>(raw.get()) {
                     small.insert(k.to_string(), v);
                 }
             }
         }
-        let mut small = Value::Object(small);
-        view::globalize(&mut small, shape.gid, shape.base);
-        let Value::Object(small) = small else {
-            return Vec::new();
-        };
-        let mut out: BTreeMap<Cow<'_, str>, Cow<'_, str>> = BTreeMap::new();
-        let admin = shape.caller.is_none_or(Claims::is_admin);
-        for (k, v) in &self.fields {
-            if !admin && policy::is_admin_server_field(k) {
-                continue;
+        if !small.is_empty() {
+            let mut small = Value::Object(small);
+            view::globalize(&mut small, shape.gid, shape.base);
+            if let Value::Object(small) = small {
+                for k in ["flavor", "image"] {
+                    if let Some(v) = small.get(k) {
+                        new.push((k, Cow::Owned(v.to_string())));
+                    }
+                }
             }
-            out.insert(Cow::Borrowed(*k), Cow::Borrowed(v.get()));
         }
-        for (k, v) in &small {
-            out.insert(Cow::Owned(k.clone()), Cow::Owned(v.to_string()));
-        }
+        let id = json_str(shape.gid);
+        let links = view::links_json(shape.base, "servers", shape.gid);
+        new.push(("id", Cow::Owned(id)));
         if shape.caller.is_some() {
             let user_key = self
                 .str_field("key_name")
-                .and_then(|s| crate::core::keypairs::user_name_of(&s).map(str::to_string));
+                .and_then(|s| crate::core::keypairs::user_name_of(&s).map(json_str));
             if let Some(k) = user_key {
-                out.insert(
-                    Cow::Borrowed("key_name"),
-                    Cow::Owned(Value::from(k).to_string()),
-                );
+                new.push(("key_name", Cow::Owned(k)));
             }
         }
-        let len: usize = out.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
+        new.push(("links", Cow::Owned(links)));
+        new.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let admin = shape.caller.is_none_or(Claims::is_admin);
+        let len: usize = self
+            .fields
+            .iter()
+            .map(|(k, v)| k.len() + v.get().len() + 4)
+            .chain(new.iter().map(|(k, v)| k.len() + v.len() + 4))
+            .sum();
         let mut buf = Vec::with_capacity(len + 16);
         buf.extend_from_slice(b"{\"server\":{");
-        for (i, (k, v)) in out.iter().enumerate() {
-            if i > 0 {
+        let mut first = true;
+        let mut put = |buf: &mut Vec<u8>, k: &str, v: &str| {
+            if !first {
                 buf.push(b',');
             }
-            // Keys were read unescaped (borrowed) or come from the
-            // rewrite: written through serde_json all the same.
-            if serde_json::to_writer(&mut buf, k.as_ref()).is_err() {
-                return Vec::new();
-            }
-            buf.push(b':');
+            first = false;
+            // Keys were read unescaped (borrowed) or are the rewrite's
+            // own: written as they are.
+            buf.push(b'"');
+            buf.extend_from_slice(k.as_bytes());
+            buf.extend_from_slice(b"\":");
             buf.extend_from_slice(v.as_bytes());
+        };
+        // Merge the two sorted lists; a rewritten field replaces the
+        // cloudlet's.
+        let mut rewritten = new.iter().peekable();
+        for (k, v) in &self.fields {
+            while let Some((nk, nv)) = rewritten.next_if(|(nk, _)| nk < k) {
+                put(&mut buf, nk, nv);
+            }
+            if let Some((_, nv)) = rewritten.next_if(|(nk, _)| nk == k) {
+                put(&mut buf, k, nv);
+                continue;
+            }
+            if !admin && policy::is_admin_server_field(k) {
+                continue;
+            }
+            put(&mut buf, k, v.get());
+        }
+        for (nk, nv) in rewritten {
+            put(&mut buf, nk, nv);
         }
         buf.extend_from_slice(b"}}");
         buf
     }
+}
+
+/// `s` as a JSON string.
+fn json_str(s: &str) -> String {
+    Value::from(s).to_string()
 }
 
 #[cfg(test)]
@@ -288,6 +326,41 @@ mod tests {
             got["server"]["image"]["links"][0]["href"],
             "http://agent:8080/compute/images/img-1"
         );
+    }
+
+    #[test]
+    fn same_answer_as_the_tree_for_other_shapes() {
+        // Booted from a volume (image ""), no links, no key, escaped text,
+        // fields sorting before and after the rewritten ones.
+        let bodies = [
+            json!({"server": {"id": "l", "image": "", "flavor": {"id": "2", "x": [1, {"b": 2, "a": 1}]},
+                "AAA": 1, "zzz": "\u{e9}\"", "status": "ACTIVE", "key_name": null}}),
+            json!({"server": {"name": "n", "OS-EXT-SRV-ATTR:host": "h"}}),
+            json!({"server": {"image": {"links": []}, "flavor": "odd", "key_name": "plain",
+                "links": "x", "id": 5}}),
+        ];
+        let member = claims(&["member"]);
+        let admin = claims(&["admin"]);
+        for body in &bodies {
+            for caller in [None, Some(&member), Some(&admin)] {
+                let shape = Shape {
+                    gid: "gid-\"1",
+                    base: "http://agent:8080",
+                    caller,
+                };
+                let text = body.to_string();
+                let doc = ServerDoc::parse(text.as_bytes()).unwrap().unwrap();
+                assert_eq!(
+                    String::from_utf8(doc.render(&shape)).unwrap(),
+                    by_tree(body, &shape).to_string(),
+                    "{body} for {caller:?}"
+                );
+            }
+        }
+        let doc = ServerDoc::parse(br#"{"server":{"status":"\u0045RROR"}}"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(doc.str_field("status").as_deref(), Some("ERROR"));
     }
 
     #[test]

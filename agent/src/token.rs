@@ -10,6 +10,8 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use std::sync::Arc;
+
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -102,7 +104,7 @@ pub fn verify(token: &str, secret: &[u8], now: i64) -> Result<Claims, TokenError
 /// the agent runs, so a token that verified once verifies again.
 #[derive(Default)]
 pub struct Cache {
-    verified: std::sync::Mutex<std::collections::HashMap<String, Claims>>,
+    verified: std::sync::Mutex<std::collections::HashMap<String, Arc<Claims>>>,
     /// Per caller (claims as given), the token minted for it and its expiry.
     minted: std::sync::Mutex<Vec<(Claims, String, i64)>>,
 }
@@ -112,8 +114,9 @@ const CACHE_MAX: usize = 4096;
 const MINTED_MAX: usize = 64;
 
 impl Cache {
-    /// [`verify`], remembering tokens that passed.
-    pub fn verify(&self, token: &str, secret: &[u8], now: i64) -> Result<Claims, TokenError> {
+    /// [`verify`], remembering tokens that passed. The claims are shared
+    /// with the cache (no copy of them per request).
+    pub fn verify(&self, token: &str, secret: &[u8], now: i64) -> Result<Arc<Claims>, TokenError> {
         if let Ok(v) = self.verified.lock() {
             if let Some(c) = v.get(token) {
                 if c.expires_at <= now {
@@ -122,7 +125,7 @@ impl Cache {
                 return Ok(c.clone());
             }
         }
-        let claims = verify(token, secret, now)?;
+        let claims = Arc::new(verify(token, secret, now)?);
         if let Ok(mut v) = self.verified.lock() {
             if v.len() >= CACHE_MAX {
                 v.clear();
@@ -233,7 +236,7 @@ mod tests {
     fn cache_verifies_once_but_checks_expiry_and_mints_reusable_tokens() {
         let cache = Cache::default();
         let tok = sign(&claims(1000), b"k");
-        assert_eq!(cache.verify(&tok, b"k", 10).unwrap(), claims(1000));
+        assert_eq!(*cache.verify(&tok, b"k", 10).unwrap(), claims(1000));
         // Cached: still checked for expiry.
         assert_eq!(cache.verify(&tok, b"k", 1000), Err(TokenError::Expired));
         // A token that failed is not remembered as good.

@@ -23,6 +23,17 @@ fn links(base: &str, kind: &str, id: &str) -> Value {
     ])
 }
 
+/// [`links`] as JSON text, written without a tree (the same bytes:
+/// `href` before `rel`, as a tree orders keys).
+pub fn links_json(base: &str, kind: &str, id: &str) -> String {
+    let esc = |s: String| Value::from(s).to_string();
+    format!(
+        "[{{\"href\":{},\"rel\":\"self\"}},{{\"href\":{},\"rel\":\"bookmark\"}}]",
+        esc(format!("{base}/compute/v2.1/{kind}/{id}")),
+        esc(format!("{base}/compute/{kind}/{id}")),
+    )
+}
+
 /// Rewrites a cloudlet's server object for the user: global `id`, links
 /// pointing at the agent the user talks to (`base`).
 pub fn globalize(server: &mut Value, gid: &str, base: &str) {
@@ -169,6 +180,16 @@ pub fn sum_objects<'a>(objs: impl IntoIterator<Item = &'a Value>, kind: SumKind)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_as_text_are_the_tree_s_bytes() {
+        for (base, id) in [("http://agent:8080", "g-1"), ("http://a\"b\\c", "x\u{1}y")] {
+            assert_eq!(
+                links_json(base, "servers", id),
+                links(base, "servers", id).to_string()
+            );
+        }
+    }
 
     #[test]
     fn globalize_rewrites_id_and_links() {

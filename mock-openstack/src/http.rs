@@ -89,6 +89,18 @@ pub fn json_response<T: serde::Serialize>(status: StatusCode, body: &T) -> Respo
     }
 }
 
+/// A JSON response from bytes already serialized.
+pub fn json_bytes_response(status: StatusCode, body: bytes::Bytes) -> Response {
+    let mut r = Response::new(axum::body::Body::from(body));
+    *r.status_mut() = status;
+    *r.headers_mut() = http::HeaderMap::with_capacity(RESPONSE_HEADERS);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
 /// `200 application/json` from a value.
 pub fn ok(v: Value) -> Response {
     (StatusCode::OK, axum::Json(v)).into_response()

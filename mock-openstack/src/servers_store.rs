@@ -13,12 +13,18 @@
 //! - tombstones: the `seq` of deleted servers, so a deleted marker still
 //!   paginates.
 //!
+//! - the last rendering of each record shown (`GET /servers/{id}`, the
+//!   mock's hottest call: a client polls a server that seldom changes),
+//!   dropped whenever the record may change.
+//!
 //! A record's `seq`, `project_id` and `flavor` are fixed once inserted
 //! (the indexes are keyed on them); everything else may change through
 //! [`Servers::get_mut`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Index;
+
+use bytes::Bytes;
 
 use crate::state::Server;
 
@@ -47,12 +53,27 @@ pub struct Servers {
     seq_by_id: HashMap<String, u64>,
     tombstones: HashMap<String, u64>,
     usage: HashMap<&'static str, Usage>,
+    /// seq → the last rendering of that record (see [`Rendered`]).
+    rendered: HashMap<u64, Rendered>,
 }
+
+/// A record's JSON as last shown, and what it depended on besides the
+/// record: the base URL of its links and whether admin-only fields are in.
+#[derive(Debug)]
+struct Rendered {
+    base: String,
+    admin: bool,
+    body: Bytes,
+}
+
+/// Renderings kept at most; beyond, the cache starts afresh.
+const RENDERED_MAX: usize = 4096;
 
 impl Servers {
     /// Adds (or replaces) a record.
     pub fn insert(&mut self, s: Server) {
         self.remove_live(&s.id);
+        self.rendered.remove(&s.seq);
         self.usage.entry(s.project_id).or_default().add(&s, 1);
         self.seq_by_id.insert(s.id.clone(), s.seq);
         self.by_seq.insert(s.seq, s);
@@ -61,6 +82,7 @@ impl Servers {
     fn remove_live(&mut self, id: &str) -> Option<Server> {
         let seq = self.seq_by_id.remove(id)?;
         let s = self.by_seq.remove(&seq)?;
+        self.rendered.remove(&seq);
         if let Some(u) = self.usage.get_mut(s.project_id) {
             u.add(&s, -1);
         }
@@ -80,7 +102,39 @@ impl Servers {
 
     /// A record to update (never its `seq`, `project_id` or `flavor`).
     pub fn get_mut(&mut self, id: &str) -> Option<&mut Server> {
-        self.by_seq.get_mut(self.seq_by_id.get(id)?)
+        let seq = self.seq_by_id.get(id)?;
+        // It may change: its rendering is no longer known good.
+        self.rendered.remove(seq);
+        self.by_seq.get_mut(seq)
+    }
+
+    /// The rendering of record `seq` kept by [`Servers::keep_rendered`]
+    /// for this `base` and `admin`, if the record has not been handed out
+    /// for change since.
+    pub fn rendered(&self, seq: u64, base: &str, admin: bool) -> Option<Bytes> {
+        self.rendered
+            .get(&seq)
+            .filter(|r| r.admin == admin && r.base == base)
+            .map(|r| r.body.clone())
+    }
+
+    /// Keeps `body` as the rendering of live record `seq` (replacing any
+    /// other of it).
+    pub fn keep_rendered(&mut self, seq: u64, base: &str, admin: bool, body: Bytes) {
+        if !self.by_seq.contains_key(&seq) {
+            return;
+        }
+        if self.rendered.len() >= RENDERED_MAX {
+            self.rendered.clear();
+        }
+        self.rendered.insert(
+            seq,
+            Rendered {
+                base: base.to_string(),
+                admin,
+                body,
+            },
+        );
     }
 
     pub fn len(&self) -> usize {
@@ -185,6 +239,42 @@ mod tests {
         assert_eq!(s.len(), live.len());
         assert!(s.remove("id-unknown").is_none());
         assert_eq!(s.usage("no-such-project"), Usage::default());
+    }
+
+    #[test]
+    fn a_kept_rendering_is_dropped_whenever_its_record_may_change() {
+        let mut s = Servers::default();
+        for seq in 1..=3 {
+            s.insert(server(seq, defaults::DEMO_PROJECT_ID, 0));
+        }
+        let keep = |s: &mut Servers, seq: u64| {
+            s.keep_rendered(seq, "http://b", false, Bytes::from(format!("r{seq}")));
+        };
+        keep(&mut s, 1);
+        assert_eq!(s.rendered(1, "http://b", false), Some(Bytes::from("r1")));
+        // Kept for one base and one audience only.
+        assert_eq!(s.rendered(1, "http://other", false), None);
+        assert_eq!(s.rendered(1, "http://b", true), None);
+        // Reading does not drop it; handing the record out for change does.
+        assert!(s.get("id-1").is_some());
+        assert!(s.rendered(1, "http://b", false).is_some());
+        assert!(s.get_mut("id-1").is_some());
+        assert_eq!(s.rendered(1, "http://b", false), None);
+        // Replacing the record drops it.
+        keep(&mut s, 2);
+        s.insert(server(2, defaults::DEMO_PROJECT_ID, 1));
+        assert_eq!(s.rendered(2, "http://b", false), None);
+        // Removing it drops it, and a rendering of a record that is gone
+        // (a show racing a delete) is not kept.
+        keep(&mut s, 3);
+        assert!(s.remove("id-3").is_some());
+        assert_eq!(s.rendered(3, "http://b", false), None);
+        keep(&mut s, 3);
+        assert_eq!(s.rendered(3, "http://b", false), None);
+        // Another record's change leaves a rendering alone.
+        keep(&mut s, 1);
+        assert!(s.get_mut("id-2").is_some());
+        assert_eq!(s.rendered(1, "http://b", false), Some(Bytes::from("r1")));
     }
 
     #[test]

@@ -1596,3 +1596,61 @@ async fn aggregates_and_hypervisor_show() {
         StatusCode::FORBIDDEN
     );
 }
+
+/// `GET /servers/{id}` answers a kept rendering of an unchanged record
+/// (servers_store): never one made for another audience (admin-only
+/// fields) or another base URL (links), never one older than a change.
+#[tokio::test(start_paused = true)]
+async fn a_shown_server_is_never_stale_nor_shown_to_the_wrong_audience() {
+    let app = router(cfg()).expect("router");
+    let admin = token(&app, "admin", "admin").await;
+    let demo = token(&app, "demo", "demo").await;
+    let id = create(&app, &demo, boot("seen")).await;
+    let uri = format!("/compute/v2.1/servers/{id}");
+    sleep(4.0).await;
+    let first = get(&app, &uri, &demo).await;
+    assert_eq!(first.body["server"]["status"], "ACTIVE", "{}", first.text);
+    assert!(first.body["server"].get("OS-EXT-SRV-ATTR:host").is_none());
+    // Shown again unchanged: the same bytes.
+    assert_eq!(get(&app, &uri, &demo).await.text, first.text);
+    // An admin sees the admin-only fields, then the member again does not.
+    let a = get(&app, &uri, &admin).await;
+    assert_eq!(
+        a.body["server"]["OS-EXT-SRV-ATTR:host"],
+        "devstack-compute-1"
+    );
+    assert_eq!(get(&app, &uri, &demo).await.text, first.text);
+    // Links follow the Host the request came to.
+    let req = Request::builder()
+        .uri(&uri)
+        .header("host", "elsewhere.test:9999")
+        .header("x-auth-token", &demo)
+        .body(Body::empty())
+        .expect("request");
+    let resp = app.clone().oneshot(req).await.expect("infallible");
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    let other: Value = serde_json::from_slice(&bytes).expect("json");
+    assert_eq!(
+        other["server"]["links"][0]["href"],
+        format!("http://elsewhere.test:9999{uri}")
+    );
+    assert_eq!(get(&app, &uri, &demo).await.text, first.text);
+    // A state change shows at once (the action's task_state), then its end.
+    let act = format!("{uri}/action");
+    let r = post(&app, &act, &demo, json!({"os-stop": null})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let s = get(&app, &uri, &demo).await.body["server"].clone();
+    assert_eq!(s["OS-EXT-STS:task_state"], "powering-off");
+    sleep(10.0).await;
+    let s = get(&app, &uri, &demo).await.body["server"].clone();
+    assert_eq!(s["status"], "SHUTOFF");
+    // Deleted: the rendering goes with the record.
+    let r = call(&app, Method::DELETE, &uri, Some(&demo), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        get(&app, &uri, &demo).await.body["server"]["OS-EXT-STS:task_state"],
+        "deleting"
+    );
+    sleep(2.0).await;
+    assert_eq!(get(&app, &uri, &demo).await.status, StatusCode::NOT_FOUND);
+}

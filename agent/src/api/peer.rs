@@ -100,24 +100,18 @@ pub(super) async fn p2p_server(
 ) -> Result<Response, ApiError> {
     let c = peer_ctx(&core, &method, &uri, &headers, &body)?;
     let gid = global_id(&id)?;
-    if method == Method::GET {
-        // Shaped for the caller by the entry agent that relays it.
-        return Ok(
-            match core
-                .show(gid, &c.claims, &c.project, &c.base, &c.rid, None)
-                .await
-            {
-                Shown::Server { body, owner } => {
-                    with_owner(raw_json(StatusCode::OK, body), &core, Some(&owner))
-                }
-                Shown::Other(o) => outcome(&core, o),
-            },
-        );
-    }
-    let o = core
-        .server_op(&method, gid, &c.claims, &c.project, &c.base, &c.rid)
-        .await;
-    Ok(outcome(&core, o))
+    // A GET is shaped for the caller by the entry agent that relays it.
+    Ok(
+        match core
+            .server_op(&method, gid, &c.claims, &c.project, &c.base, &c.rid, None)
+            .await
+        {
+            Shown::Server { body, owner } => {
+                with_owner(raw_json(StatusCode::OK, body), &core, Some(&owner))
+            }
+            Shown::Other(o) => outcome(&core, o),
+        },
+    )
 }
 
 /// Raw access to the own cloudlet's Nova for a peer (reads and deletes).
@@ -290,7 +284,7 @@ pub(super) async fn p2p_replica(
                 "Invalid global id in boot record",
             ));
         }
-        core.hold_replica(rec, c.claims, c.project);
+        core.hold_replica(rec, Arc::unwrap_or_clone(c.claims), c.project);
         Ok(())
     })
 }

@@ -266,9 +266,17 @@ pub(super) async fn route_server(
             core.server_action(gid, &c.claims, &c.project, body.clone(), &c.rid)
                 .await
         }
-        None if method == Method::GET => {
+        None => {
             match core
-                .show(gid, &c.claims, &c.project, &c.base, &c.rid, Some(&c.claims))
+                .server_op(
+                    &method,
+                    gid,
+                    &c.claims,
+                    &c.project,
+                    &c.base,
+                    &c.rid,
+                    Some(&*c.claims),
+                )
                 .await
             {
                 // Already shaped for the caller.
@@ -281,10 +289,6 @@ pub(super) async fn route_server(
                 }
                 Shown::Other(o) => o,
             }
-        }
-        None => {
-            core.server_op(&method, gid, &c.claims, &c.project, &c.base, &c.rid)
-                .await
         }
     };
     if o.status == StatusCode::NOT_FOUND && o.owner.is_none() && !asked_backup {

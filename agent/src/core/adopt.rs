@@ -288,7 +288,7 @@ impl Core {
             name: str_of("name"),
             tenant: str_of("tenant_id"),
             project,
-            claims,
+            claims: Arc::new(claims),
             state: DirState::Building,
             tried,
             backup: None,

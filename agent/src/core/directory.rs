@@ -34,7 +34,8 @@ pub struct DirEntry {
     pub name: String,
     pub tenant: String,
     pub project: ProjectRef,
-    pub claims: Claims,
+    /// Shared: an entry is cloned on every lookup.
+    pub claims: Arc<Claims>,
     pub state: DirState,
     pub tried: Vec<String>,
     /// The agent holding a copy of this record ([`Core::replicate`]).
@@ -80,7 +81,12 @@ impl Core {
     }
 
     /// `GET`/`DELETE` of a global ID at its coordinator (or anywhere when
-    /// the directory has to be rebuilt from instance metadata).
+    /// the directory has to be rebuilt from instance metadata). A `GET`
+    /// answers the owner's server object rewritten for the user without a
+    /// JSON tree ([`ServerDoc`], carried as raw bytes in [`Shown::Server`])
+    /// and, when `caller` is given, shaped as that caller may see it (key
+    /// name as given, admin-only fields for admins).
+    #[allow(clippy::too_many_arguments)]
     pub async fn server_op(
         self: &Arc<Self>,
         method: &Method,
@@ -89,78 +95,67 @@ impl Core {
         p: &ProjectRef,
         base: &str,
         rid: &str,
-    ) -> Outcome {
-        let not_found = || super::actions::not_found(gid);
-        let e = match self.lookup(gid, claims, p, rid).await {
-            Ok(e) => e,
-            Err(o) => return o,
-        };
-        let g = gid.to_string();
-        let owner = Some(e.owner.clone());
-        if *method == Method::DELETE {
-            self.update(&gid, |x| x.state = DirState::Deleted);
-            self.drop_replica(&gid);
-            self.replicate_later(gid, e.clone(), ReplicaState::Deleted);
-            if matches!(e.state, DirState::Retrying | DirState::Failed(_)) {
-                // An instance may remain where the boot last failed (e.g. a
-                // cloudlet that stopped answering): delete it for certain.
-                if !e.local_id.is_empty() {
-                    self.delete_for_certain(&e.owner, &e.local_id, claims, p, rid);
-                    if !self.member(&e.owner).await.alive {
-                        self.announce_gone(&e.owner, &e.local_id, claims);
-                    }
-                }
-                return Outcome {
-                    status: StatusCode::NO_CONTENT,
-                    body: None,
-                    owner,
-                };
-            }
-            return match self
-                .delete_local(&e.owner, &e.local_id, claims, p, rid)
-                .await
-            {
-                Ok(s) if s == StatusCode::NOT_FOUND => not_found(),
-                Ok(_) => Outcome {
-                    status: StatusCode::NO_CONTENT,
-                    body: None,
-                    owner,
-                },
-                Err(err) => {
-                    self.update(&gid, |x| x.state = e.state.clone());
-                    Outcome::json(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        json!({"serviceUnavailable": {"code": 503, "message": format!("Cloudlet {} holding instance {g} cannot be reached: {err}", e.owner)}}),
-                        owner,
-                    )
-                }
-            };
-        }
-        self.show_entry_for(gid, e, claims, p, base, rid, None)
-            .await
-            .into_outcome()
-    }
-
-    /// `GET` of a global ID at its coordinator (as [`Core::server_op`]),
-    /// with the owner's answer rewritten for the user without a JSON tree
-    /// ([`ServerDoc`]) and, when `caller` is given, shaped as that caller
-    /// may see it (key name as given, admin-only fields for admins).
-    #[allow(clippy::too_many_arguments)]
-    pub async fn show(
-        self: &Arc<Self>,
-        gid: Uuid,
-        claims: &Claims,
-        p: &ProjectRef,
-        base: &str,
-        rid: &str,
         caller: Option<&Claims>,
     ) -> Shown {
-        match self.lookup(gid, claims, p, rid).await {
-            Ok(e) => {
-                self.show_entry_for(gid, e, claims, p, base, rid, caller)
-                    .await
+        let e = match self.lookup(gid, claims, p, rid).await {
+            Ok(e) => e,
+            Err(o) => return Shown::Other(o),
+        };
+        if *method == Method::DELETE {
+            return Shown::Other(self.delete_entry(gid, e, claims, p, rid).await);
+        }
+        self.show_entry_for(gid, e, claims, p, base, rid, caller)
+            .await
+    }
+
+    /// `DELETE` of a global ID whose entry `e` this agent answers for.
+    async fn delete_entry(
+        self: &Arc<Self>,
+        gid: Uuid,
+        e: DirEntry,
+        claims: &Claims,
+        p: &ProjectRef,
+        rid: &str,
+    ) -> Outcome {
+        let not_found = || super::actions::not_found(gid);
+        let g = gid.to_string();
+        let owner = Some(e.owner.clone());
+        self.update(&gid, |x| x.state = DirState::Deleted);
+        self.drop_replica(&gid);
+        self.replicate_later(gid, e.clone(), ReplicaState::Deleted);
+        if matches!(e.state, DirState::Retrying | DirState::Failed(_)) {
+            // An instance may remain where the boot last failed (e.g. a
+            // cloudlet that stopped answering): delete it for certain.
+            if !e.local_id.is_empty() {
+                self.delete_for_certain(&e.owner, &e.local_id, claims, p, rid);
+                if !self.member(&e.owner).await.alive {
+                    self.announce_gone(&e.owner, &e.local_id, claims);
+                }
             }
-            Err(o) => Shown::Other(o),
+            return Outcome {
+                status: StatusCode::NO_CONTENT,
+                body: None,
+                owner,
+            };
+        }
+        match self
+            .delete_local(&e.owner, &e.local_id, claims, p, rid)
+            .await
+        {
+            Ok(s) if s == StatusCode::NOT_FOUND => not_found(),
+            Ok(_) => Outcome {
+                status: StatusCode::NO_CONTENT,
+                body: None,
+                owner,
+            },
+            Err(err) => {
+                self.update(&gid, |x| x.state = e.state.clone());
+                Outcome::json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({"serviceUnavailable": {"code": 503, "message": format!("Cloudlet {} holding instance {g} cannot be reached: {err}", e.owner)}}),
+                    owner,
+                )
+            }
         }
     }
 
@@ -409,7 +404,7 @@ impl Core {
                     name: str_of("name"),
                     tenant: str_of("tenant_id"),
                     project: p.clone(),
-                    claims: claims.clone(),
+                    claims: Arc::new(claims.clone()),
                     state: DirState::Active,
                     tried: vec![st.name.clone()],
                     backup: None,

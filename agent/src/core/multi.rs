@@ -79,7 +79,7 @@ impl Core {
                         name,
                         tenant: claims.project_id.clone().unwrap_or_default(),
                         project: p.clone(),
-                        claims: claims.clone(),
+                        claims: Arc::new(claims.clone()),
                         state: DirState::Building,
                         tried,
                         backup: None,

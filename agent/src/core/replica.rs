@@ -628,7 +628,7 @@ impl Core {
             name: r.rec.name.clone(),
             tenant: r.rec.tenant.clone(),
             project: r.project.clone(),
-            claims: r.claims.clone(),
+            claims: Arc::new(r.claims.clone()),
             state: DirState::Failed(fault.clone()),
             tried: r.rec.tried.clone(),
             backup: None,

@@ -308,7 +308,7 @@ impl Core {
                 .collect(),
             None => self.poll_by_list(&m, &claims, &p, boots, &rid).await,
         };
-        let alive = self.view().await.iter().any(|s| s.name == owner);
+        let alive = self.in_view(&owner).await;
         let patience = Duration::from_millis(self.cfg.owner_unreachable_ms);
         for (gid, e, seen) in seen {
             let fault = match seen {

@@ -21,7 +21,7 @@ use sha2::Digest;
 use super::S;
 use crate::defaults::{self, Network, IMAGE_ID, NETWORKS, PRIVATE_NET_ID};
 use crate::error::ApiResult;
-use crate::http::{json_body, json_response, ok, with_status};
+use crate::http::{json_body, json_bytes_response, json_response, ok, with_status};
 use crate::pagination::parse_limit;
 use crate::state::{parse_query, q, truthy, AuthCtx, Server, State};
 use os_wire::ApiError;
@@ -591,21 +591,29 @@ async fn show(
     let headers = req.headers();
     let ctx = st.authenticate(headers, S)?;
     let base = st.base_url(headers);
-    let g = st.lock();
+    let mut g = st.lock();
     let s = g
         .servers
         .get(&id)
         .filter(|s| visible(s, &ctx))
         .ok_or_else(|| not_found(&id))?;
+    let seq = s.seq;
+    // A record unchanged since it was last shown is not rendered again.
+    if let Some(body) = g.servers.rendered(seq, &base, ctx.is_admin) {
+        drop(g);
+        return Ok(json_bytes_response(StatusCode::OK, body));
+    }
     // Serialized under the lock straight from the record: no clone.
-    let resp = json_response(
-        StatusCode::OK,
-        &Single {
-            server: server_view(&base, s, ctx.is_admin),
-        },
-    );
+    let body = match serde_json::to_vec(&Single {
+        server: server_view(&base, s, ctx.is_admin),
+    }) {
+        Ok(b) => Bytes::from(b),
+        Err(e) => return Err(ApiError::internal(S, e.to_string())),
+    };
+    g.servers
+        .keep_rendered(seq, &base, ctx.is_admin, body.clone());
     drop(g);
-    Ok(resp)
+    Ok(json_bytes_response(StatusCode::OK, body))
 }
 
 async fn metadata(
