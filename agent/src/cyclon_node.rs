@@ -135,8 +135,11 @@ pub struct NodeState {
     /// ways along view edges (a member nobody's view holds right now is
     /// still reached).
     contacts: std::collections::VecDeque<String>,
-    /// Floods seen lately (census and lookup ids): each is forwarded once.
-    seen_floods: std::collections::VecDeque<u64>,
+    /// Floods seen lately (census and lookup ids, with when): each is
+    /// forwarded once. See [`FLOOD_MEMORY`].
+    seen_floods: std::collections::VecDeque<(u64, Instant)>,
+    /// The same ids, for lookups.
+    seen_flood_ids: std::collections::BTreeSet<u64>,
     /// Answers to this agent's floods in progress, by id.
     collecting: BTreeMap<u64, Vec<Desc>>,
     /// Address book: the last report of members met lately (in any
@@ -156,50 +159,71 @@ struct BookEntry {
     /// Last met (or used), and the entry's key in the book's order.
     met: Instant,
     order_key: Arc<str>,
+    /// Used (a boot placed on it, a lookup's answer): in the book's
+    /// protected part.
+    used: bool,
 }
 
+type Order = std::collections::BTreeSet<(Instant, Arc<str>)>;
+
 /// The address book: the last report of up to `book_size` members met
-/// lately, the least recently met leaving first (ties by name). The order
-/// is kept in an index, so that noting a new member in a full book does
-/// not scan it (at 1,024 cloudlets the scan was ~11 % of a sim run's CPU:
-/// nearly every descriptor a shuffle brings is new to a book of 256).
+/// lately, in two parts. Members used (found for a call: a boot placed on
+/// them, a lookup's answer) sit in a protected part of up to half the
+/// book; the others leave first, the least recently met first (ties by
+/// name); a used member leaves the protected part (back to the others)
+/// when more recently used ones need its room. Without that, at N well
+/// above the book's size every shuffle's new descriptors pushed out the
+/// owners of this agent's boots within seconds, and each poll of such a
+/// boot flooded a lookup over the whole overlay (N·c messages).
+/// The order is kept in an index, so that noting a new member in a full
+/// book does not scan it (at 1,024 cloudlets the scan was ~11 % of a sim
+/// run's CPU: nearly every descriptor a shuffle brings is new to a book
+/// of 256). While N − 1 ≤ `book_size` nobody ever leaves.
 #[derive(Default)]
 struct AddressBook {
     entries: BTreeMap<String, BookEntry>,
-    /// (last met, name) of every entry: the first is the next to go.
-    order: std::collections::BTreeSet<(Instant, Arc<str>)>,
+    /// (last met, name) of every entry not used: the first is the next to go.
+    order: Order,
+    /// (last used or met, name) of the used entries.
+    used: Order,
 }
 
 impl AddressBook {
-    /// Moves `e` to `now` in the order.
-    fn met(
-        order: &mut std::collections::BTreeSet<(Instant, Arc<str>)>,
-        e: &mut BookEntry,
-        now: Instant,
-    ) {
+    /// Moves `e` to `now` in its part's order.
+    fn met(&mut self, name: &str, now: Instant) -> Option<&mut BookEntry> {
+        let e = self.entries.get_mut(name)?;
         if e.met != now {
+            let order = if e.used {
+                &mut self.used
+            } else {
+                &mut self.order
+            };
             order.remove(&(e.met, e.order_key.clone()));
             e.met = now;
             order.insert((now, e.order_key.clone()));
         }
+        Some(e)
     }
 
     /// Notes `d`'s report (a newer version, or another report of the same
     /// version, replaces the held one) as met at `now`.
     fn note(&mut self, d: &Desc, now: Instant, book_size: usize) {
-        if let Some(e) = self.entries.get_mut(&d.id) {
+        if let Some(e) = self.met(&d.id, now) {
             if d.version > e.version || (d.version == e.version && e.state != d.payload) {
                 e.state = d.payload.clone();
                 e.version = d.version;
             }
-            Self::met(&mut self.order, e, now);
             return;
         }
         if book_size == 0 {
             return;
         }
         if self.entries.len() >= book_size {
-            if let Some((_, oldest)) = self.order.pop_first() {
+            let oldest = match self.order.pop_first() {
+                Some(o) => Some(o),
+                None => self.used.pop_first(),
+            };
+            if let Some((_, oldest)) = oldest {
                 self.entries.remove(&*oldest);
             }
         }
@@ -212,15 +236,34 @@ impl AddressBook {
                 version: d.version,
                 met: now,
                 order_key: key,
+                used: false,
             },
         );
     }
 
-    /// `name`'s report, marked as used at `now` (kept longer).
-    fn touch(&mut self, name: &str, now: Instant) -> Option<CloudletState> {
+    /// `name`'s report, marked as used at `now`: it moves to the protected
+    /// part (of at most `book_size / 2`; the least recently used there goes
+    /// back to the others when it is full).
+    fn touch(&mut self, name: &str, now: Instant, book_size: usize) -> Option<CloudletState> {
         let e = self.entries.get_mut(name)?;
-        Self::met(&mut self.order, e, now);
-        Some(e.state.clone())
+        if !e.used {
+            self.order.remove(&(e.met, e.order_key.clone()));
+            e.used = true;
+            e.met = now;
+            self.used.insert((now, e.order_key.clone()));
+            let state = e.state.clone();
+            while self.used.len() > book_size / 2 {
+                let Some((met, key)) = self.used.pop_first() else {
+                    break;
+                };
+                if let Some(d) = self.entries.get_mut(&*key) {
+                    d.used = false;
+                }
+                self.order.insert((met, key));
+            }
+            return Some(state);
+        }
+        self.met(name, now).map(|e| e.state.clone())
     }
 }
 
@@ -232,9 +275,17 @@ impl AddressBook {
 /// again (1,000 real-time members did not settle within 36 s). Assumed.
 const JOIN_BACKOFF_MAX: u32 = 32;
 
-/// Flood ids remembered (a flood crosses the overlay in a few hops, so a
-/// short memory suffices; assumed).
+/// Flood ids remembered: at least the last this many, and every id seen
+/// within [`FLOOD_MEMORY`]. A count alone did not suffice: when more than
+/// 256 floods were under way at once (1,090 lookups in the first seconds of
+/// a burst of 8,192 boots at 512 cloudlets on sim), members forgot ids
+/// of floods still crossing the overlay and forwarded them again, and the
+/// floods never ended (the process grew past 10 GiB).
 const SEEN_FLOODS: usize = 256;
+
+/// A flood crosses the overlay in a few hops; an id seen this long ago is
+/// no longer under way (assumed, with a wide margin for loaded hosts).
+const FLOOD_MEMORY: Duration = Duration::from_secs(60);
 
 type Outbox = Vec<(String, Wire)>;
 
@@ -257,6 +308,7 @@ impl NodeState {
             rng: StdRng::seed_from_u64(seed),
             stats: OverlayStats::default(),
             seen_floods: std::collections::VecDeque::new(),
+            seen_flood_ids: std::collections::BTreeSet::new(),
             contacts: std::collections::VecDeque::new(),
             collecting: BTreeMap::new(),
             book: AddressBook::default(),
@@ -320,9 +372,9 @@ impl NodeState {
 
     /// Starts a flood from this agent: a census (`tag` = `None`) or a
     /// lookup. Answers gather under the returned id.
-    fn start_flood(&mut self, tag: Option<[u8; 6]>) -> (u64, Outbox) {
+    fn start_flood(&mut self, tag: Option<[u8; 6]>, now: Instant) -> (u64, Outbox) {
         let id: u64 = self.rng.gen();
-        self.remember_flood(id);
+        self.remember_flood(id, now);
         self.collecting.insert(id, Vec::new());
         let origin = self.cyclon.own_descriptor().addr;
         let msg = |origin: String| match tag {
@@ -338,14 +390,21 @@ impl NodeState {
     }
 
     /// `true` the first time `id` is seen.
-    fn remember_flood(&mut self, id: u64) -> bool {
-        if self.seen_floods.contains(&id) {
+    fn remember_flood(&mut self, id: u64, now: Instant) -> bool {
+        if self.seen_flood_ids.contains(&id) {
             return false;
         }
-        if self.seen_floods.len() >= SEEN_FLOODS {
-            self.seen_floods.pop_front();
+        while self.seen_floods.len() >= SEEN_FLOODS {
+            match self.seen_floods.front() {
+                Some(&(old, at)) if now.saturating_duration_since(at) >= FLOOD_MEMORY => {
+                    self.seen_floods.pop_front();
+                    self.seen_flood_ids.remove(&old);
+                }
+                _ => break,
+            }
         }
-        self.seen_floods.push_back(id);
+        self.seen_floods.push_back((id, now));
+        self.seen_flood_ids.insert(id);
         true
     }
 
@@ -621,7 +680,7 @@ impl NodeState {
                 out.push((origin.addr, Wire::Found { entries: found }));
             }
             Wire::Census { id, origin } => {
-                if !self.remember_flood(id) {
+                if !self.remember_flood(id, now) {
                     return out;
                 }
                 out = self.forward_flood(from, || Wire::Census {
@@ -631,7 +690,7 @@ impl NodeState {
                 out.push((origin, Wire::Present { id, member: me }));
             }
             Wire::Lookup { id, tag, origin } => {
-                if !self.remember_flood(id) {
+                if !self.remember_flood(id, now) {
                     return out;
                 }
                 if crate::idroute::tag_of(&me.id) == tag {
@@ -781,7 +840,13 @@ impl CyclonNode {
             }
         }
         let found = self.flood(Some(tag), 1).await.into_iter().next()?;
-        self.lock().note(&found, clock::now());
+        {
+            let now = clock::now();
+            let mut s = self.lock();
+            s.note(&found, now);
+            let size = s.params.book_size;
+            s.book.touch(&found.id, now, size);
+        }
         Some(found.payload)
     }
 
@@ -795,14 +860,15 @@ impl CyclonNode {
     pub fn find(&self, name: &str) -> Option<CloudletState> {
         let now = clock::now();
         let mut s = self.lock();
-        if let Some(state) = s.book.touch(name, now) {
+        let size = s.params.book_size;
+        if let Some(state) = s.book.touch(name, now, size) {
             return Some(state);
         }
         s.live_view(now).into_iter().find(|m| m.name == name)
     }
 
     async fn flood(&self, tag: Option<[u8; 6]>, enough: usize) -> Vec<Desc> {
-        let (id, out) = self.lock().start_flood(tag);
+        let (id, out) = self.lock().start_flood(tag, clock::now());
         tracing::debug!(
             kind = if tag.is_some() { "lookup" } else { "census" },
             targets = out.len(),
@@ -1188,11 +1254,37 @@ mod tests {
         assert!(n.live_view(now).len() <= 1 + params.sizes.view_size + params.cache_size);
     }
 
-    /// The address book keeps the members met (or used) most recently:
-    /// when full, the least recently met goes first, ties by name; a newer
-    /// report replaces a held one, an older one does not.
+    /// A flood id is forwarded once while its flood can still be under
+    /// way, however many other floods pass meanwhile; ids older than
+    /// FLOOD_MEMORY go once more than SEEN_FLOODS are held.
     #[test]
-    fn a_full_address_book_drops_the_least_recently_met_member() {
+    fn a_flood_is_forwarded_once_even_among_hundreds_of_others() {
+        let params = CyclonParams::DEFAULT;
+        let mut n = NodeState::new(params, &state(0, 4), addr(0), Duration::from_millis(100), 1);
+        let t0 = clock::now();
+        let ids = 1000..(1000 + 3 * SEEN_FLOODS as u64);
+        for id in ids.clone() {
+            assert!(n.remember_flood(id, t0));
+        }
+        // Three times SEEN_FLOODS under way: the first is still known.
+        assert!(!n.remember_flood(1000, t0 + Duration::from_secs(1)));
+        // Past FLOOD_MEMORY, new floods push the old ones out, down to
+        // SEEN_FLOODS.
+        let later = t0 + FLOOD_MEMORY;
+        assert!(n.remember_flood(1, later));
+        assert_eq!(n.seen_floods.len(), SEEN_FLOODS);
+        assert_eq!(n.seen_flood_ids.len(), SEEN_FLOODS);
+        assert!(n.remember_flood(1000, later));
+        assert!(!n.remember_flood(1, later));
+    }
+
+    /// The address book keeps the members used (up to half of it) and
+    /// those met most recently: when full, the least recently met of the
+    /// members not in use goes first, ties by name; a newer report
+    /// replaces a held one, an older one does not; the least recently used
+    /// member goes back to the others when more recent ones need its room.
+    #[test]
+    fn a_full_address_book_drops_the_least_recently_met_member_not_in_use() {
         let desc = |i: usize, version: u64, free: i64| Descriptor {
             id: state(i, free).name,
             addr: addr(i).to_string(),
@@ -1210,27 +1302,32 @@ mod tests {
         book.note(&desc(0, 1, 4), t(1), 4);
         // c0001 is used (a boot placed on it), c0003 met again with an
         // older report: it is kept, the report is not.
-        assert!(book.touch("c0001", t(2)).is_some());
+        assert!(book.touch("c0001", t(2), 4).is_some());
         book.note(&desc(3, 0, 1), t(3), 4);
         assert_eq!(book.entries["c0003"].state.free_vcpus, 4);
         // Full: the next newcomer pushes out c0002 (met at t0, alone now).
         book.note(&desc(7, 1, 4), t(4), 4);
         let names = |b: &AddressBook| b.entries.keys().cloned().collect::<Vec<_>>();
         assert_eq!(names(&book), ["c0000", "c0001", "c0003", "c0007"]);
-        // Then c0000 (t1), then c0001 (t2); a newer report replaces.
+        // Then c0000 (t1) and c0003 (t3), not c0001 (used at t2).
         book.note(&desc(8, 1, 4), t(5), 4);
         book.note(&desc(9, 1, 4), t(5), 4);
-        assert_eq!(names(&book), ["c0003", "c0007", "c0008", "c0009"]);
+        assert_eq!(names(&book), ["c0001", "c0007", "c0008", "c0009"]);
+        // A newer report replaces.
         book.note(&desc(7, 2, 0), t(6), 4);
         assert_eq!(book.entries["c0007"].state.free_vcpus, 0);
-        // c0003 (t3) goes; then of two met at the same instant (t5), the
-        // first by name.
+        // Of two met at the same instant (t5), the first by name goes.
         book.note(&desc(10, 1, 4), t(7), 4);
-        assert_eq!(names(&book), ["c0007", "c0008", "c0009", "c0010"]);
-        book.note(&desc(11, 1, 4), t(7), 4);
+        assert_eq!(names(&book), ["c0001", "c0007", "c0009", "c0010"]);
+        // Two more in use: the protected half (2) is full, so c0001, the
+        // least recently used, goes back to the others, and is the oldest.
+        assert!(book.touch("c0009", t(8), 4).is_some());
+        assert!(book.touch("c0010", t(9), 4).is_some());
+        book.note(&desc(11, 1, 4), t(10), 4);
         assert_eq!(names(&book), ["c0007", "c0009", "c0010", "c0011"]);
-        assert_eq!(book.order.len(), book.entries.len());
-        assert!(book.touch("c0003", t(8)).is_none());
+        assert_eq!(book.order.len() + book.used.len(), book.entries.len());
+        assert_eq!(book.used.len(), 2);
+        assert!(book.touch("c0003", t(11), 4).is_none());
         // A book of size 0 holds nobody.
         let mut none = AddressBook::default();
         none.note(&desc(1, 1, 4), t(0), 0);
