@@ -187,14 +187,6 @@ impl Core {
         }
     }
 
-    fn is_suspect(&self, name: &str) -> bool {
-        let ttl = Duration::from_millis(self.cfg.suspect_ms);
-        self.suspects.lock().is_ok_and(|s| {
-            s.get(name)
-                .is_some_and(|since| clock::now().saturating_duration_since(*since) < ttl)
-        })
-    }
-
     /// Whether `m` is known lost with its cloudlet: its agent is dead by
     /// gossip (or suspected here) and the last direct call to its cloudlet
     /// could not connect or timed out. Searches, lookups and lists skip
@@ -203,7 +195,7 @@ impl Core {
     /// lost); [`Core::probe_silent`] calls its cloudlet again in the
     /// background, which clears the mark once it answers.
     pub(crate) fn silent(&self, m: &Member) -> bool {
-        if m.name == self.name || (m.alive && !self.is_suspect(&m.name)) {
+        if m.name == self.name || (m.alive && !self.suspected(&m.name)) {
             return false;
         }
         self.direct_clients
@@ -254,15 +246,17 @@ impl Core {
         }
     }
 
-    fn suspected(&self, st: &CloudletState) -> bool {
+    /// Whether this agent suspects `name` (a call to it timed out less
+    /// than `suspect_ms` ago); an expired suspicion is dropped.
+    fn suspected(&self, name: &str) -> bool {
         let Ok(mut s) = self.suspects.lock() else {
             return false;
         };
         let ttl = Duration::from_millis(self.cfg.suspect_ms);
-        match s.get(&st.name) {
+        match s.get(name) {
             Some(since) if clock::now().saturating_duration_since(*since) < ttl => true,
             Some(_) => {
-                s.remove(&st.name);
+                s.remove(name);
                 false
             }
             None => false,
@@ -273,7 +267,8 @@ impl Core {
     /// corrected with this agent's own placements since each report.
     pub async fn view(&self) -> Vec<CloudletState> {
         let v = self.gossip.live_view().await;
-        let mut v: Vec<CloudletState> = v.into_iter().filter(|s| !self.suspected(s)).collect();
+        let mut v: Vec<CloudletState> =
+            v.into_iter().filter(|s| !self.suspected(&s.name)).collect();
         if let Ok(mut recent) = self.recent.lock() {
             placement::account_recent(&mut v, &mut recent);
         }
@@ -284,21 +279,7 @@ impl Core {
     /// gossip and not suspected locally. Copies no state (a boot watcher
     /// asks this on every poll).
     pub async fn in_view(&self, name: &str) -> bool {
-        if !self.gossip.is_live(name).await {
-            return false;
-        }
-        let Ok(mut s) = self.suspects.lock() else {
-            return true;
-        };
-        let ttl = Duration::from_millis(self.cfg.suspect_ms);
-        match s.get(name) {
-            Some(since) if clock::now().saturating_duration_since(*since) < ttl => false,
-            Some(_) => {
-                s.remove(name);
-                true
-            }
-            None => true,
-        }
+        self.gossip.is_live(name).await && !self.suspected(name)
     }
 
     fn note_placement(&self, target: &str, demand: &Demand) {

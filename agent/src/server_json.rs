@@ -163,13 +163,13 @@ impl<'a> ServerDoc<'a> {
                 }
             }
         }
-        let id = json_str(shape.gid);
+        let id = view::json_str(shape.gid);
         let links = view::links_json(shape.base, "servers", shape.gid);
         new.push(("id", Cow::Owned(id)));
         if shape.caller.is_some() {
             let user_key = self
                 .str_field("key_name")
-                .and_then(|s| crate::core::keypairs::user_name_of(&s).map(json_str));
+                .and_then(|s| crate::core::keypairs::user_name_of(&s).map(view::json_str));
             if let Some(k) = user_key {
                 new.push(("key_name", Cow::Owned(k)));
             }
@@ -220,11 +220,6 @@ impl<'a> ServerDoc<'a> {
         buf.extend_from_slice(b"}}");
         buf
     }
-}
-
-/// `s` as a JSON string.
-fn json_str(s: &str) -> String {
-    Value::from(s).to_string()
 }
 
 #[cfg(test)]

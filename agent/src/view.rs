@@ -26,12 +26,16 @@ fn links(base: &str, kind: &str, id: &str) -> Value {
 /// [`links`] as JSON text, written without a tree (the same bytes:
 /// `href` before `rel`, as a tree orders keys).
 pub fn links_json(base: &str, kind: &str, id: &str) -> String {
-    let esc = |s: String| Value::from(s).to_string();
     format!(
         "[{{\"href\":{},\"rel\":\"self\"}},{{\"href\":{},\"rel\":\"bookmark\"}}]",
-        esc(format!("{base}/compute/v2.1/{kind}/{id}")),
-        esc(format!("{base}/compute/{kind}/{id}")),
+        json_str(&format!("{base}/compute/v2.1/{kind}/{id}")),
+        json_str(&format!("{base}/compute/{kind}/{id}")),
     )
+}
+
+/// `s` as JSON string text (quoted and escaped).
+pub fn json_str(s: &str) -> String {
+    Value::from(s).to_string()
 }
 
 /// Rewrites a cloudlet's server object for the user: global `id`, links

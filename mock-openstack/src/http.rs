@@ -73,18 +73,7 @@ pub fn json_response<T: serde::Serialize>(status: StatusCode, body: &T) -> Respo
     // One allocation for a typical body (a server view is ~1.5 KiB).
     let mut bytes = Vec::with_capacity(2048);
     match serde_json::to_writer(&mut bytes, body) {
-        Ok(()) => {
-            let mut r = Response::new(axum::body::Body::from(bytes));
-            *r.status_mut() = status;
-            // Room for what the edge adds (request ids, microversion
-            // headers) without growing the map twice per response.
-            *r.headers_mut() = http::HeaderMap::with_capacity(RESPONSE_HEADERS);
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            r
-        }
+        Ok(()) => json_bytes_response(status, bytes::Bytes::from(bytes)),
         Err(e) => ApiError::internal(Service::Compute, e.to_string()).into_response(),
     }
 }
@@ -93,6 +82,8 @@ pub fn json_response<T: serde::Serialize>(status: StatusCode, body: &T) -> Respo
 pub fn json_bytes_response(status: StatusCode, body: bytes::Bytes) -> Response {
     let mut r = Response::new(axum::body::Body::from(body));
     *r.status_mut() = status;
+    // Room for what the edge adds (request ids, microversion headers)
+    // without growing the map twice per response.
     *r.headers_mut() = http::HeaderMap::with_capacity(RESPONSE_HEADERS);
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -72,7 +72,7 @@ impl Core {
                         .ok()
                         .and_then(|c| c.get(&key).cloned())
                         .unwrap_or_default();
-                    if alive && name != self.name && !all_tenants && !self.is_suspect(&name) {
+                    if alive && name != self.name && !all_tenants && !self.suspected(&name) {
                         // Its agent lives while its cloudlet does not
                         // answer: it knows what it created there since
                         // anyone listed it (a boot whose coordinator died
@@ -231,7 +231,7 @@ impl Core {
         let known = self.gossip.known().await;
         let tok = self.token_for_claims(claims);
         for (st, alive) in &known {
-            if *alive && !self.suspected(st) {
+            if *alive && !self.suspected(&st.name) {
                 continue;
             }
             // Its agent is gone but its cloudlet answers: the cloudlet's own
@@ -294,7 +294,7 @@ impl Core {
         let peers = known
             .iter()
             .filter(|(s, alive)| {
-                *alive && s.name != self.name && s.name != member && !self.suspected(s)
+                *alive && s.name != self.name && s.name != member && !self.suspected(&s.name)
             })
             .take(2);
         for (st, _) in peers {

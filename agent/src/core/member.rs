@@ -89,7 +89,7 @@ impl Core {
                 m.name
             )));
         }
-        if !m.alive || self.is_suspect(&m.name) {
+        if !m.alive || self.suspected(&m.name) {
             match self.direct(&m.name).await {
                 Some(c) => {
                     return self

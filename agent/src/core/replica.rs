@@ -200,7 +200,7 @@ impl Core {
                 .max_by_key(|n| rendezvous(&self.name, n))
                 .cloned()
         };
-        best(&|n| *n != owner && !self.is_suspect(n)).or_else(|| best(&|_| true))
+        best(&|n| *n != owner && !self.suspected(n)).or_else(|| best(&|_| true))
     }
 
     /// Sends `rec` to backup `to` (retried [`UPDATE_TRIES`] times); on

@@ -389,7 +389,7 @@ impl Core {
         if m.name == self.name {
             return Some(self.statuses_here(claims, p, ids, rid).await.map(by_id));
         }
-        if !m.alive || self.is_suspect(&m.name) {
+        if !m.alive || self.suspected(&m.name) {
             return None;
         }
         let url = m.url.as_deref()?;
