@@ -246,6 +246,12 @@ impl Core {
         }
     }
 
+    /// Whether any member may be suspected (expired suspicions count
+    /// until [`Core::suspected`] drops them).
+    pub(crate) fn suspects_any(&self) -> bool {
+        self.suspects.lock().map(|s| !s.is_empty()).unwrap_or(true)
+    }
+
     /// Whether this agent suspects `name` (a call to it timed out less
     /// than `suspect_ms` ago); an expired suspicion is dropped.
     fn suspected(&self, name: &str) -> bool {
@@ -302,7 +308,7 @@ impl Core {
         if name == self.name {
             return Some(self.self_url.clone());
         }
-        self.gossip.known().await.member(name).map(|(url, _)| url)
+        self.gossip.url_of(name).await
     }
 
     /// A signed `/p2p/v1` call to the peer agent at `url`.

@@ -131,6 +131,11 @@ impl<P: Clone> Cyclon<P> {
         self.me.clone()
     }
 
+    /// This node's own descriptor, borrowed.
+    pub fn own(&self) -> &Descriptor<P> {
+        &self.me
+    }
+
     /// Adds a contact (a seed, or the introducer's view on joining) when
     /// there is room; a known node's payload is refreshed if newer.
     pub fn add_contact(&mut self, contact: Descriptor<P>) {

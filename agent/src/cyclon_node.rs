@@ -353,6 +353,47 @@ impl NodeState {
         self.book.note(d, now, self.params.book_size);
     }
 
+    /// The first member of [`NodeState::live_view`] that `pred` accepts,
+    /// found without copying the view (per-request lookups call this).
+    fn live_find(
+        &self,
+        now: Instant,
+        pred: impl Fn(&CloudletState) -> bool,
+    ) -> Option<&CloudletState> {
+        let me = &self.cyclon.own().payload;
+        if pred(me) {
+            return Some(me);
+        }
+        if let Some(d) = self.cyclon.view().iter().find(|d| pred(&d.payload)) {
+            return Some(&d.payload);
+        }
+        self.cache
+            .iter()
+            .filter(|(name, c)| {
+                !self.cyclon.holds(name) && now.saturating_duration_since(c.heard) < self.cache_ttl
+            })
+            .map(|(_, c)| &c.desc.payload)
+            .find(|s| pred(s))
+    }
+
+    /// The first member of [`NodeState::known`] that `pred` accepts, found
+    /// without copying the view and the book.
+    fn known_find(
+        &self,
+        now: Instant,
+        pred: impl Fn(&CloudletState) -> bool,
+    ) -> Option<&CloudletState> {
+        // A member in the live view is found there first, so the book's
+        // copies of live members (which `known` leaves out) never win.
+        self.live_find(now, &pred).or_else(|| {
+            self.book
+                .entries
+                .values()
+                .map(|e| &e.state)
+                .find(|s| pred(s))
+        })
+    }
+
     /// The live view, then the address book's other members.
     pub fn known(&self, now: Instant) -> Vec<CloudletState> {
         let mut out = self.live_view(now);
@@ -376,7 +417,7 @@ impl NodeState {
         let id: u64 = self.rng.gen();
         self.remember_flood(id, now);
         self.collecting.insert(id, Vec::new());
-        let origin = self.cyclon.own_descriptor().addr;
+        let origin = self.cyclon.own().addr.clone();
         let msg = |origin: String| match tag {
             None => Wire::Census { id, origin },
             Some(tag) => Wire::Lookup { id, tag, origin },
@@ -827,16 +868,14 @@ impl CyclonNode {
     pub async fn lookup(&self, tag: [u8; 6]) -> Option<CloudletState> {
         {
             let s = self.lock();
-            let me = s.cyclon.own_descriptor();
+            let me = s.cyclon.own();
             if crate::idroute::tag_of(&me.id) == tag {
-                return Some(me.payload);
+                return Some(me.payload.clone());
             }
-            if let Some(hit) = s
-                .known(clock::now())
-                .into_iter()
-                .find(|m| crate::idroute::tag_of(&m.name) == tag)
+            if let Some(hit) =
+                s.known_find(clock::now(), |m| crate::idroute::tag_of(&m.name) == tag)
             {
-                return Some(hit);
+                return Some(hit.clone());
             }
         }
         let found = self.flood(Some(tag), 1).await.into_iter().next()?;
@@ -855,6 +894,21 @@ impl CyclonNode {
         self.lock().known(clock::now())
     }
 
+    /// The URL of `name` if it is among [`CyclonNode::known`] (no lookup,
+    /// nothing else copied).
+    pub fn url_of(&self, name: &str) -> Option<String> {
+        self.lock()
+            .known_find(clock::now(), |m| m.name == name)
+            .map(|m| m.url.clone())
+    }
+
+    /// Whether `name` is in [`CyclonNode::live_view`].
+    pub fn is_live(&self, name: &str) -> bool {
+        self.lock()
+            .live_find(clock::now(), |m| m.name == name)
+            .is_some()
+    }
+
     /// The member `name` if known; an address-book entry in use is kept
     /// (least recently *used* members leave the book first).
     pub fn find(&self, name: &str) -> Option<CloudletState> {
@@ -864,7 +918,7 @@ impl CyclonNode {
         if let Some(state) = s.book.touch(name, now, size) {
             return Some(state);
         }
-        s.live_view(now).into_iter().find(|m| m.name == name)
+        s.live_find(now, |m| m.name == name).cloned()
     }
 
     async fn flood(&self, tag: Option<[u8; 6]>, enough: usize) -> Vec<Desc> {

@@ -368,7 +368,16 @@ impl Gossip {
     pub async fn is_live(&self, name: &str) -> bool {
         match &self.inner {
             Inner::Full(f) => f.is_live(name).await,
-            Inner::Cyclon(c) => c.live_view().iter().any(|s| s.name == name),
+            Inner::Cyclon(c) => c.is_live(name),
+        }
+    }
+
+    /// URL of a member heard of, by name, alive or not (what
+    /// [`Gossip::known`] holds for it, without copying the rest).
+    pub async fn url_of(&self, name: &str) -> Option<String> {
+        match &self.inner {
+            Inner::Full(f) => f.known().await.member(name).map(|(url, _)| url),
+            Inner::Cyclon(c) => c.url_of(name),
         }
     }
 

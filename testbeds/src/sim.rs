@@ -157,24 +157,41 @@ impl SimTestbed {
 
     async fn start_p2p(&mut self) -> Result<(), TestbedError> {
         let n = self.spec.members;
-        // Every mock first (they only spawn their engine), then the agents
-        // one after another: on one thread, starting them "side by side"
-        // gains nothing and the order stays obvious.
+        // Every mock first (they only spawn their engine), then the seed
+        // agent, then all the others side by side, as the embedded backend
+        // does: each agent's first capacity poll costs its mock model time,
+        // so one after another the start lasted N polls of model time while
+        // the agents already up gossiped: overlay work grew as N².
         for i in 0..n {
             let seed = member_seed(self.spec.seed, i);
             let a = self.start_mock(i, 1, seed)?;
             self.mocks.push(Some(a));
         }
-        for i in 0..n {
-            let seed = member_seed(self.spec.seed, i);
-            let h = self.start_agent(i, seed).await;
-            match h {
+        if n > 0 {
+            match self.start_agent(0, member_seed(self.spec.seed, 0)).await {
                 Ok(h) => self.agents.push(Some(h)),
                 Err(e) => {
                     self.shutdown_members();
                     return Err(e);
                 }
             }
+        }
+        // join_all keeps the members' order and polls them in a fixed
+        // order, so the start stays deterministic.
+        let rest = futures::future::join_all(
+            (1..n).map(|i| self.start_agent(i, member_seed(self.spec.seed, i))),
+        )
+        .await;
+        let mut failure = None;
+        for h in rest {
+            match h {
+                Ok(h) => self.agents.push(Some(h)),
+                Err(e) => failure = failure.or(Some(e)),
+            }
+        }
+        if let Some(e) = failure {
+            self.shutdown_members();
+            return Err(e);
         }
         // O(log N) gossip rounds spread a member; allow generously more.
         let interval = self.spec.gossip_interval_ms.unwrap_or_else(|| {

@@ -411,9 +411,12 @@ impl Core {
         let budget = self.cfg.retries as usize + 1;
         let mut attempts = 0;
         while attempts < budget {
-            let view = self.view().await;
-            let tried_set: HashSet<String> = tried.iter().cloned().collect();
+            // Only the target's name and URL outlive this block: the view
+            // (every candidate's state) must not stay in the future while
+            // the boot call waits (a burst holds thousands of them).
             let target = {
+                let view = self.view().await;
+                let tried_set: HashSet<String> = tried.iter().cloned().collect();
                 let Ok(mut rng) = self.rng.lock() else { break };
                 placement::choose(
                     &self.name,
@@ -423,9 +426,14 @@ impl Core {
                     &self.policy(),
                     &mut *rng,
                 )
-                .map(str::to_string)
+                .map(|t| {
+                    let url = view.iter().find(|s| s.name == t).map(|s| s.url.clone());
+                    (t.to_string(), url)
+                })
             };
-            let Some(target) = target else { break };
+            let Some((target, target_url)) = target else {
+                break;
+            };
             if !tried.is_empty() {
                 Metrics::inc(&self.metrics.boot_retries);
             }
@@ -439,14 +447,11 @@ impl Core {
             let result = if target == self.name {
                 self.boot_local(p, plan, rid).await
             } else {
-                match view.iter().find(|s| s.name == target) {
+                match target_url {
                     None => Err(CallError::BadResponse("target vanished".into())),
-                    Some(st) => {
+                    Some(url) => {
                         let tok = self.token_for_claims(claims);
-                        match self
-                            .peer(&st.url, &PeerRequest::Boot(plan), &tok, rid)
-                            .await
-                        {
+                        match self.peer(&url, &PeerRequest::Boot(plan), &tok, rid).await {
                             Ok(r) => answer::<BootAccepted>(&r).map(|a| (a.local_id, a.create)),
                             Err(e) => Err(e),
                         }

@@ -227,6 +227,13 @@ impl Core {
         p: &ProjectRef,
         rid: &str,
     ) -> Option<(String, Value)> {
+        // With a partial view every member heard of counts alive, so only a
+        // suspected one can be searched below: with none suspected, the
+        // copy of the view and address book is not worth making (every
+        // 404 of a deleted server's last poll comes here).
+        if self.gossip.partial_view().is_some() && !self.suspects_any() {
+            return None;
+        }
         let g = gid.to_string();
         let known = self.gossip.known().await;
         let tok = self.token_for_claims(claims);
