@@ -1272,6 +1272,36 @@ mod tests {
         }
     }
 
+    /// The per-request searches (`live_find`, `known_find`) answer what
+    /// searching the copies (`live_view`, `known`) answers, for members in
+    /// the view, in the cache, only in the address book, and unknown.
+    #[test]
+    fn searches_without_copies_agree_with_the_copies() {
+        let params = CyclonParams::DEFAULT;
+        let mut net = Net::new(300, params, |i| if i % 3 == 0 { 0 } else { 4 });
+        net.join_all();
+        net.rounds(30);
+        let mut in_book_only = 0;
+        for n in net.nodes.iter().take(20) {
+            let live = n.live_view(net.now);
+            let known = n.known(net.now);
+            for i in 0..300 {
+                let name = state(i, 0).name;
+                let by_name = |m: &CloudletState| m.name == name;
+                assert_eq!(
+                    n.live_find(net.now, by_name).map(|m| &m.url),
+                    live.iter().find(|m| by_name(m)).map(|m| &m.url)
+                );
+                let want = known.iter().find(|m| by_name(m));
+                assert_eq!(n.known_find(net.now, by_name), want);
+                if want.is_some() && !live.iter().any(by_name) {
+                    in_book_only += 1;
+                }
+            }
+        }
+        assert!(in_book_only > 0, "no member was known from the book alone");
+    }
+
     #[test]
     fn garbage_and_impostor_descriptors_change_nothing() {
         let params = CyclonParams::DEFAULT;
