@@ -356,6 +356,7 @@ mod tests {
         let plan = Plan::Search(LimitSearch::new(64, DEFAULT_CAP, LimitRule::MostSuccessful));
         let sys = system(100);
         let cancelled = AtomicU32::new(0);
+        let started = std::time::Instant::now();
         let out = run_plan(&plan, 3, |l, c: &CancellationToken| {
             if l >= 512 {
                 // A slow level: runs until cancelled (at most 10 s).
@@ -377,7 +378,14 @@ mod tests {
                 above: 144
             })
         );
-        assert_eq!(cancelled.load(Ordering::SeqCst), 1);
+        // The guess is stopped, whether it had started (then it saw the
+        // cancellation) or not (a loaded host may cancel it first): the
+        // search never waits out its 10 s.
+        assert!(cancelled.load(Ordering::SeqCst) <= 1);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(9),
+            "the wrong guess was not cancelled"
+        );
         assert!(out.wasted.contains(&512), "{:?}", out.wasted);
         let err = run_plan(&plan, 2, |l, _c: &CancellationToken| {
             if l == 128 {
