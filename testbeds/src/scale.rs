@@ -22,7 +22,8 @@ use crate::compare::{self, CompareArgs};
 #[derive(Args, Debug, Clone)]
 pub struct ScaleArgs {
     /// Cloudlets (P2P) = computes (standard) per step, comma-separated.
-    /// 4096 and 10000 can be added on `--backend sim`.
+    /// 10000 can be added on `--backend sim` (with 4 boots per compute
+    /// the sweep to 10,000 took 406 s and 7.2 GiB; docs/benchmarks.md).
     #[arg(long, value_delimiter = ',', default_value = "16,64,256,1024")]
     pub ns: Vec<u32>,
     /// Concurrent boots per compute (the burst is this × N). 8 keeps the
