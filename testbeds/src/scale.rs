@@ -26,12 +26,12 @@ pub struct ScaleArgs {
     /// the sweep to 10,000 took 406 s and 7.2 GiB; docs/benchmarks.md).
     #[arg(long, value_delimiter = ',', default_value = "16,64,256,1024")]
     pub ns: Vec<u32>,
-    /// Concurrent boots per compute (the burst is this × N). 8 keeps the
-    /// default sweep to N = 1024 within about 5 minutes on sim (measured
-    /// 236 s for the 1024 step); 32 (the example) stresses P2P
-    /// placement (8 fit on the entry's own cloudlet) but took 366 s at
-    /// N = 256 alone (docs/benchmarks.md).
-    #[arg(long, default_value_t = 8)]
+    /// Concurrent boots per compute (the burst is this × N). At 32 a
+    /// cloudlet cannot take all of its entry agent's boots, so P2P
+    /// placement is exercised (about 69 % placed remotely); the default
+    /// sweep to N = 1024 took 198 s on sim (docs/benchmarks.md). At 8 or
+    /// fewer every boot fits on the entry's own cloudlet.
+    #[arg(long, default_value_t = 32)]
     pub boots_per_compute: u32,
     #[arg(long, value_enum, default_value_t = Backend::Sim)]
     pub backend: Backend,
