@@ -360,20 +360,7 @@ impl NodeState {
         now: Instant,
         pred: impl Fn(&CloudletState) -> bool,
     ) -> Option<&CloudletState> {
-        let me = &self.cyclon.own().payload;
-        if pred(me) {
-            return Some(me);
-        }
-        if let Some(d) = self.cyclon.view().iter().find(|d| pred(&d.payload)) {
-            return Some(&d.payload);
-        }
-        self.cache
-            .iter()
-            .filter(|(name, c)| {
-                !self.cyclon.holds(name) && now.saturating_duration_since(c.heard) < self.cache_ttl
-            })
-            .map(|(_, c)| &c.desc.payload)
-            .find(|s| pred(s))
+        self.live(now).find(|s| pred(s))
     }
 
     /// The first member of [`NodeState::known`] that `pred` accepts, found
@@ -479,31 +466,30 @@ impl NodeState {
     }
 
     /// Self first, then the view, then cached candidates not in the view
-    /// (and not expired at `now`).
+    /// (and not expired at `now`), borrowed: what every reading of the live
+    /// view walks.
+    fn live(&self, now: Instant) -> impl Iterator<Item = &CloudletState> {
+        let cached = self
+            .cache
+            .iter()
+            .filter(move |(name, c)| {
+                !self.cyclon.holds(name) && now.saturating_duration_since(c.heard) < self.cache_ttl
+            })
+            .map(|(_, c)| &c.desc.payload);
+        std::iter::once(&self.cyclon.own().payload)
+            .chain(self.cyclon.view().iter().map(|d| &d.payload))
+            .chain(cached)
+    }
+
+    /// [`NodeState::live`], copied.
     pub fn live_view(&self, now: Instant) -> Vec<CloudletState> {
-        let me = self.cyclon.own_descriptor().payload;
-        let mut out = vec![me];
-        out.extend(self.cyclon.view().iter().map(|d| d.payload.clone()));
-        for (name, c) in &self.cache {
-            if !self.cyclon.holds(name) && now.saturating_duration_since(c.heard) < self.cache_ttl {
-                out.push(c.desc.payload.clone());
-            }
-        }
-        out
+        self.live(now).cloned().collect()
     }
 
     /// Good candidates in [`NodeState::live_view`] (self aside), counted
     /// without copying the view.
     fn good_known(&self, now: Instant) -> usize {
-        let view = self.cyclon.view().iter().map(|d| &d.payload);
-        let cached = self
-            .cache
-            .iter()
-            .filter(|(name, c)| {
-                !self.cyclon.holds(name) && now.saturating_duration_since(c.heard) < self.cache_ttl
-            })
-            .map(|(_, c)| &c.desc.payload);
-        view.chain(cached).filter(|s| good_candidate(s)).count()
+        self.live(now).skip(1).filter(|s| good_candidate(s)).count()
     }
 
     /// Notes a descriptor seen in any message: the candidate cache keeps
@@ -867,11 +853,8 @@ impl CyclonNode {
     /// found by a flood that only it answers.
     pub async fn lookup(&self, tag: [u8; 6]) -> Option<CloudletState> {
         {
+            // Self included: the live view starts with this agent.
             let s = self.lock();
-            let me = s.cyclon.own();
-            if crate::idroute::tag_of(&me.id) == tag {
-                return Some(me.payload.clone());
-            }
             if let Some(hit) =
                 s.known_find(clock::now(), |m| crate::idroute::tag_of(&m.name) == tag)
             {

@@ -167,23 +167,16 @@ impl SimTestbed {
             let a = self.start_mock(i, 1, seed)?;
             self.mocks.push(Some(a));
         }
+        let mut started = Vec::with_capacity(n as usize);
         if n > 0 {
-            match self.start_agent(0, member_seed(self.spec.seed, 0)).await {
-                Ok(h) => self.agents.push(Some(h)),
-                Err(e) => {
-                    self.shutdown_members();
-                    return Err(e);
-                }
-            }
+            started.push(self.start_agent(0, member_seed(self.spec.seed, 0)).await);
+            // join_all keeps the members' order and polls them in a fixed
+            // order, so the start stays deterministic.
+            let rest = (1..n).map(|i| self.start_agent(i, member_seed(self.spec.seed, i)));
+            started.extend(futures::future::join_all(rest).await);
         }
-        // join_all keeps the members' order and polls them in a fixed
-        // order, so the start stays deterministic.
-        let rest = futures::future::join_all(
-            (1..n).map(|i| self.start_agent(i, member_seed(self.spec.seed, i))),
-        )
-        .await;
         let mut failure = None;
-        for h in rest {
+        for h in started {
             match h {
                 Ok(h) => self.agents.push(Some(h)),
                 Err(e) => failure = failure.or(Some(e)),
